@@ -1,0 +1,64 @@
+/* fastscore C kernels: shared macros, status codes and portability glue.
+ *
+ * Kernels are plain C99: no Python.h, no I/O, no allocation of outputs, no randomness.
+ * Each returns an int status: FS_OK or a negative FS_E_* code that the binding turns
+ * into a Python exception naming the kernel.
+ */
+#ifndef FS_COMMON_H
+#define FS_COMMON_H
+
+#include <stddef.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Status codes. */
+#define FS_OK            0
+#define FS_E_NOMEM      -1   /* scratch allocation failed */
+#define FS_E_ARG        -2   /* inconsistent sizes reached a kernel (a validation bug) */
+#define FS_E_NONFINITE  -3   /* a non-finite value appeared where the kernel cannot continue */
+
+/* Name stamping for float/double instantiation of one template body:
+ *   #define REAL float / #define FS_SFX f32 / #include "x.tmpl.c"  ->  fs_name_f32 */
+#define FS_CAT_(a, b) a##_##b
+#define FS_CAT(a, b)  FS_CAT_(a, b)
+#define FS_FN(name)   FS_CAT(name, FS_SFX)
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FS_RESTRICT __restrict__
+#define FS_INLINE static inline __attribute__((always_inline))
+#else
+#define FS_RESTRICT
+#define FS_INLINE static inline
+#endif
+
+/* Runtime SIMD dispatch: GCC compiles the marked function once per target and an ifunc
+ * resolver picks the best one the CPU supports when the library loads. Mark the inner,
+ * vectorisable functions (not the ones holding an OpenMP region: GCC outlines the region
+ * body into a function that would not inherit the clones). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FS_NO_CLONES)
+#define FS_HAVE_CLONES 1
+#define FS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FS_CLONES_NAMES "avx512f, avx2, default"
+#else
+#define FS_HAVE_CLONES 0
+#define FS_CLONES
+#define FS_CLONES_NAMES "none"
+#endif
+
+/* OpenMP: `parallel for` over outputs with a static schedule and an explicit thread count,
+ * so each output is computed by the same arithmetic whatever the thread count. */
+#ifdef _OPENMP
+#define FS_PRAGMA(x) _Pragma(#x)
+#define FS_OMP_FOR(n_threads) FS_PRAGMA(omp parallel for num_threads(n_threads) schedule(static))
+#else
+#define FS_OMP_FOR(n_threads)
+#endif
+
+int fs_openmp_enabled(void);
+const char *fs_simd_target(void);
+const char *fs_simd_clones(void);
+
+#endif /* FS_COMMON_H */

@@ -1,0 +1,254 @@
+/* Patch gather / scatter-add, written once for REAL = float or double (see patches.c).
+ *
+ * Both kernels work on "patch rows": the grid[2] patches that share (b, k, i). Inside a
+ * row, patches whose columns lie fully in the image are copied with no index lookups
+ * (the interior fast path, specialised for the common widths 3, 5 and 8); only the few
+ * patches that touch the padding go through the column map.
+ *
+ * Threads: gather splits the patch rows of [start, stop) among threads (each patch is
+ * written by one thread); scatter splits the *output* image rows among threads and each
+ * output row sums every patch entry that lands on it, so there are no write races and the
+ * summation order of every pixel does not depend on the thread count.
+ */
+#ifndef REAL
+#error "define REAL and FS_SFX before including patches.tmpl.c"
+#endif
+
+#ifdef _OPENMP
+#define FS_THREAD_ID() omp_get_thread_num()
+#else
+#define FS_THREAD_ID() 0
+#endif
+
+/* out[j*ps + p*pw + t] = rows[p][offset + j*sw + t] for j < n, p < n_pairs, t < pw.
+ * Inlined into gather_interior with constant pw so the copy is unrolled and vectorised. */
+FS_INLINE void FS_FN(copy_patches)(const REAL *const *rows, ptrdiff_t n_pairs,
+                                   REAL *FS_RESTRICT out, ptrdiff_t n, ptrdiff_t pw,
+                                   ptrdiff_t sw, ptrdiff_t ps, ptrdiff_t offset)
+{
+    for (ptrdiff_t j = 0; j < n; ++j) {
+        REAL *FS_RESTRICT o = out + j * ps;
+        for (ptrdiff_t p = 0; p < n_pairs; ++p) {
+            const REAL *s = rows[p] + offset + j * sw;
+            for (ptrdiff_t t = 0; t < pw; ++t)
+                o[p * pw + t] = s[t];
+        }
+    }
+}
+
+FS_CLONES static void FS_FN(gather_interior)(const REAL *const *rows, ptrdiff_t n_pairs,
+                                             REAL *out, ptrdiff_t n, ptrdiff_t pw,
+                                             ptrdiff_t sw, ptrdiff_t ps, ptrdiff_t offset)
+{
+    switch (pw) {
+    case 3: FS_FN(copy_patches)(rows, n_pairs, out, n, 3, sw, ps, offset); break;
+    case 5: FS_FN(copy_patches)(rows, n_pairs, out, n, 5, sw, ps, offset); break;
+    case 8: FS_FN(copy_patches)(rows, n_pairs, out, n, 8, sw, ps, offset); break;
+    default: FS_FN(copy_patches)(rows, n_pairs, out, n, pw, sw, ps, offset); break;
+    }
+}
+
+/* Patches of one row that touch the padding: columns go through the map. */
+static void FS_FN(gather_edge)(const REAL *const *rows, ptrdiff_t n_pairs, REAL *out,
+                               ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t pw, ptrdiff_t sw,
+                               ptrdiff_t ps, const ptrdiff_t *colmap)
+{
+    for (ptrdiff_t j = j0; j < j1; ++j) {
+        REAL *o = out + (j - j0) * ps;
+        for (ptrdiff_t p = 0; p < n_pairs; ++p)
+            for (ptrdiff_t t = 0; t < pw; ++t) {
+                const ptrdiff_t m = colmap[j * sw + t];
+                o[p * pw + t] = m >= 0 ? rows[p][m] : (REAL)0;
+            }
+    }
+}
+
+/* Source row pointers of patch row (b, k, i) for every (c, r) of the patch; rows of the
+ * zero padding point at `zeros` (a zero row of the image width). */
+static void FS_FN(patch_row_sources)(const fs_patch_geometry *g, const REAL *x,
+                                     const REAL *zeros, ptrdiff_t b, ptrdiff_t k,
+                                     ptrdiff_t i, const REAL **rows)
+{
+    const ptrdiff_t D = g->shape[0], H = g->shape[1], W = g->shape[2];
+    for (ptrdiff_t c = 0; c < g->patch[0]; ++c) {
+        const ptrdiff_t z = g->map[0][k * g->stride[0] + c];
+        for (ptrdiff_t r = 0; r < g->patch[1]; ++r) {
+            const ptrdiff_t y = g->map[1][i * g->stride[1] + r];
+            rows[c * g->patch[1] + r] =
+                (z < 0 || y < 0) ? zeros : x + ((b * D + z) * H + y) * W;
+        }
+    }
+}
+
+/* Patch columns [lo, hi) whose window lies inside the image:
+ * j*sw >= pad_before and j*sw + pw <= pad_before + W. */
+static void FS_FN(interior_columns)(const fs_patch_geometry *g, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    const ptrdiff_t sw = g->stride[2], pw = g->patch[2], before = g->pad_before[2];
+    const ptrdiff_t last = before + g->shape[2] - pw;  /* largest allowed j*sw */
+    *lo = (before + sw - 1) / sw;
+    *hi = last < 0 ? 0 : last / sw + 1;
+    if (*hi > g->grid[2]) *hi = g->grid[2];
+    if (*lo > *hi) *lo = *hi;
+}
+
+int FS_FN(fs_gather_patches)(const fs_patch_geometry *g, const REAL *x, REAL *out,
+                             ptrdiff_t start, ptrdiff_t stop, int n_threads)
+{
+    if (n_threads < 1 || start < 0 || stop < start) return FS_E_ARG;
+    if (stop == start) return FS_OK;
+    const ptrdiff_t nw = g->grid[2], nh = g->grid[1], nd = g->grid[0];
+    const ptrdiff_t n_pairs = g->patch[0] * g->patch[1];
+    const ptrdiff_t pw = g->patch[2], sw = g->stride[2];
+    const ptrdiff_t ps = n_pairs * pw;
+    const ptrdiff_t row0 = start / nw, row1 = (stop - 1) / nw + 1;
+    ptrdiff_t lo, hi;
+    FS_FN(interior_columns)(g, &lo, &hi);
+
+    int status = FS_OK;
+    const REAL **rows_all = malloc(sizeof(*rows_all) * (size_t)(n_pairs * n_threads));
+    REAL *zeros = calloc((size_t)g->shape[2], sizeof(REAL));
+    if (!rows_all || !zeros) { status = FS_E_NOMEM; goto cleanup; }
+
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+#endif
+    for (ptrdiff_t row = row0; row < row1; ++row) {
+        const REAL **rows = rows_all + (ptrdiff_t)FS_THREAD_ID() * n_pairs;
+        const ptrdiff_t i = row % nh, k = (row / nh) % nd, b = row / (nh * nd);
+        const ptrdiff_t q0 = row * nw;
+        const ptrdiff_t j0 = start > q0 ? start - q0 : 0;
+        const ptrdiff_t j1 = stop < q0 + nw ? stop - q0 : nw;
+        REAL *o = out + (q0 + j0 - start) * ps;
+        FS_FN(patch_row_sources)(g, x, zeros, b, k, i, rows);
+        /* [j0, j1) = edge part [j0, a) + interior [a, c) + edge part [c, j1) */
+        const ptrdiff_t a = j0 > lo ? j0 : (lo < j1 ? lo : j1);
+        const ptrdiff_t c = j1 < hi ? j1 : (hi > a ? hi : a);
+        if (a > j0)
+            FS_FN(gather_edge)(rows, n_pairs, o, j0, a, pw, sw, ps, g->map[2]);
+        if (c > a)  /* patch column j reads source columns j*sw - pad_before + t */
+            FS_FN(gather_interior)(rows, n_pairs, o + (a - j0) * ps, c - a, pw, sw, ps,
+                                   a * sw - g->pad_before[2]);
+        if (j1 > c)
+            FS_FN(gather_edge)(rows, n_pairs, o + (c - j0) * ps, c, j1, pw, sw, ps,
+                               g->map[2]);
+    }
+
+cleanup:
+    free(rows_all);
+    free(zeros);
+    return status;
+}
+
+/* acc[j*sw + t] += P[j*ps + t] for j in [0, n), t < pw; stride-1 case sums in registers:
+ * acc[u] += sum_t P[(u - t)*ps + t]. */
+FS_INLINE void FS_FN(add_patch_row)(const REAL *FS_RESTRICT P, REAL *FS_RESTRICT acc,
+                                    ptrdiff_t n, ptrdiff_t pw, ptrdiff_t sw, ptrdiff_t ps)
+{
+    if (sw == 1 && n >= pw) {
+        /* head u < pw - 1 and tail u >= n: partial sums */
+        for (ptrdiff_t u = 0; u < pw - 1; ++u) {
+            REAL s = 0;
+            for (ptrdiff_t t = 0; t <= u; ++t) s += P[(u - t) * ps + t];
+            acc[u] += s;
+        }
+        for (ptrdiff_t u = pw - 1; u < n; ++u) {
+            REAL s = 0;
+            for (ptrdiff_t t = 0; t < pw; ++t) s += P[(u - t) * ps + t];
+            acc[u] += s;
+        }
+        for (ptrdiff_t u = n; u < n + pw - 1; ++u) {
+            REAL s = 0;
+            for (ptrdiff_t t = u - n + 1; t < pw; ++t) s += P[(u - t) * ps + t];
+            acc[u] += s;
+        }
+        return;
+    }
+    for (ptrdiff_t j = 0; j < n; ++j)
+        for (ptrdiff_t t = 0; t < pw; ++t)
+            acc[j * sw + t] += P[j * ps + t];
+}
+
+FS_CLONES static void FS_FN(scatter_patch_row)(const REAL *P, REAL *acc, ptrdiff_t n,
+                                               ptrdiff_t pw, ptrdiff_t sw, ptrdiff_t ps)
+{
+    switch (pw) {
+    case 3: FS_FN(add_patch_row)(P, acc, n, 3, sw, ps); break;
+    case 5: FS_FN(add_patch_row)(P, acc, n, 5, sw, ps); break;
+    case 8: FS_FN(add_patch_row)(P, acc, n, 8, sw, ps); break;
+    default: FS_FN(add_patch_row)(P, acc, n, pw, sw, ps); break;
+    }
+}
+
+int FS_FN(fs_scatter_add_patches)(const fs_patch_geometry *g, const REAL *patches, REAL *out,
+                                  ptrdiff_t start, ptrdiff_t stop, int n_threads)
+{
+    if (n_threads < 1 || start < 0 || stop < start) return FS_E_ARG;
+    if (stop == start) return FS_OK;
+    const ptrdiff_t D = g->shape[0], H = g->shape[1], W = g->shape[2];
+    const ptrdiff_t nw = g->grid[2], nh = g->grid[1], nd = g->grid[0];
+    const ptrdiff_t pd = g->patch[0], ph = g->patch[1], pw = g->patch[2];
+    const ptrdiff_t sd = g->stride[0], sh = g->stride[1], sw = g->stride[2];
+    const ptrdiff_t ps = pd * ph * pw, Wp = g->padded[2];
+    /* Only output rows that some patch in [start, stop) touches need visiting: all rows of
+     * the batch items from start's to stop's (cheap to skip the rest by the j-range test). */
+    const ptrdiff_t per_item = nd * nh * nw;
+    const ptrdiff_t b0 = start / per_item, b1 = (stop - 1) / per_item + 1;
+    const ptrdiff_t row0 = b0 * D * H, row1 = b1 * D * H;
+
+    int status = FS_OK;
+    REAL *acc_all = malloc(sizeof(REAL) * (size_t)(Wp * n_threads));
+    if (!acc_all) { status = FS_E_NOMEM; goto cleanup; }
+
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+#endif
+    for (ptrdiff_t row = row0; row < row1; ++row) {
+        REAL *acc = acc_all + (ptrdiff_t)FS_THREAD_ID() * Wp;
+        const ptrdiff_t y = row % H, z = (row / H) % D, b = row / (H * D);
+        int touched = 0;
+        for (ptrdiff_t iz = g->inv_ptr[0][z]; iz < g->inv_ptr[0][z + 1]; ++iz) {
+            const ptrdiff_t zz = g->inv_idx[0][iz];
+            for (ptrdiff_t c = 0; c < pd; ++c) {
+                const ptrdiff_t kk = zz - c;
+                if (kk < 0 || kk % sd) continue;
+                const ptrdiff_t k = kk / sd;
+                if (k >= nd) continue;
+                for (ptrdiff_t iy = g->inv_ptr[1][y]; iy < g->inv_ptr[1][y + 1]; ++iy) {
+                    const ptrdiff_t yy = g->inv_idx[1][iy];
+                    for (ptrdiff_t r = 0; r < ph; ++r) {
+                        const ptrdiff_t ii = yy - r;
+                        if (ii < 0 || ii % sh) continue;
+                        const ptrdiff_t i = ii / sh;
+                        if (i >= nh) continue;
+                        const ptrdiff_t q0 = ((b * nd + k) * nh + i) * nw;
+                        const ptrdiff_t j0 = start > q0 ? start - q0 : 0;
+                        const ptrdiff_t j1 = stop < q0 + nw ? stop - q0 : nw;
+                        if (j1 <= j0) continue;
+                        if (!touched) {
+                            memset(acc, 0, sizeof(REAL) * (size_t)Wp);
+                            touched = 1;
+                        }
+                        FS_FN(scatter_patch_row)(
+                            patches + (q0 + j0 - start) * ps + (c * ph + r) * pw,
+                            acc + j0 * sw, j1 - j0, pw, sw, ps);
+                    }
+                }
+            }
+        }
+        if (!touched) continue;
+        /* fold the padded row back onto the image row (adjoint of the column padding) */
+        REAL *o = out + row * W;
+        const ptrdiff_t *colmap = g->map[2];
+        for (ptrdiff_t u = 0; u < Wp; ++u) {
+            const ptrdiff_t m = colmap[u];
+            if (m >= 0) o[m] += acc[u];
+        }
+    }
+
+cleanup:
+    free(acc_all);
+    return status;
+}
+
+#undef FS_THREAD_ID

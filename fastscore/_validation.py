@@ -1,0 +1,203 @@
+"""Input validation: user input -> checked arrays and scalars, or a clear exception.
+
+Every public function calls these helpers before any kernel runs; nothing else in the
+package validates. Messages name the argument, what was received and what was expected.
+
+Dtype table (one rule for the whole package):
+
+=====================  ===========
+input dtype            working dtype
+=====================  ===========
+float32, float64       kept
+float16                float32
+bool, int*, uint*      float64
+complex*               TypeError (unless the caller allows complex)
+anything else          TypeError
+=====================  ===========
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_same_dtype",
+    "check_scalar",
+    "check_int",
+    "check_int_tuple",
+    "check_choice",
+    "check_rng",
+    "check_finite",
+    "check_out",
+]
+
+
+def _working_dtype(dtype, name, allow_complex=False):
+    dtype = np.dtype(dtype)
+    if dtype in (np.float32, np.float64):
+        return dtype
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    if dtype.kind == "c":
+        if allow_complex:
+            return np.dtype(np.complex64) if dtype == np.complex64 else np.dtype(np.complex128)
+        raise TypeError(f"`{name}` must be real; got complex dtype {dtype}.")
+    raise TypeError(f"`{name}` must be a numeric array; got dtype {dtype}.")
+
+
+def as_float_array(x, name, *, ndim=None, dtype=None, finite=False, allow_complex=False,
+                   allow_empty=False):
+    """Return `x` as a C-contiguous, native-endian float32/float64 array.
+
+    Parameters
+    ----------
+    x : array_like
+    name : str
+        Argument name used in error messages.
+    ndim : int or tuple of int, optional
+        Accepted numbers of dimensions.
+    dtype : {None, float32, float64}
+        Force this dtype (the caller has already decided, e.g. to follow another array);
+        a float64 input is never narrowed silently: a mismatch raises ``TypeError``.
+    finite : bool
+        Reject NaN and Inf.
+    allow_complex : bool
+        Accept complex input (kept complex64/complex128).
+    allow_empty : bool
+        Accept arrays with zero elements.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # ragged lists etc.
+            raise TypeError(f"`{name}` must be array-like; got {type(x).__name__}.") from exc
+    if arr.dtype == object:
+        raise TypeError(f"`{name}` must be a numeric array; got dtype object.")
+    work = _working_dtype(arr.dtype, name, allow_complex)
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if work != dtype:
+            if work.kind == "f" and arr.dtype.kind == "f" and work.itemsize > dtype.itemsize:
+                raise TypeError(
+                    f"`{name}` has dtype {arr.dtype} but {dtype} is required here; "
+                    "float64 is never narrowed silently: cast it explicitly.")
+            if arr.dtype.kind == "f" and arr.dtype != np.float16:
+                raise TypeError(f"`{name}` has dtype {arr.dtype}; expected {dtype}.")
+            work = dtype
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(str(n) for n in allowed)
+            raise ValueError(
+                f"`{name}` must have {want} dimensions; got {arr.ndim} (shape {arr.shape}).")
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"`{name}` must not be empty; got shape {arr.shape}.")
+    arr = np.ascontiguousarray(arr, dtype=work.newbyteorder("="))
+    if finite:
+        check_finite(arr, name)
+    return arr
+
+
+def check_finite(arr, name):
+    """Raise ``ValueError`` if `arr` holds NaN or Inf (says how many and where the first is)."""
+    if not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"`{name}` must be finite; found {int(bad.sum())} NaN/Inf value(s), "
+            f"the first at index {first}.")
+    return arr
+
+
+def check_same_dtype(**arrays):
+    """Raise ``TypeError`` if the given float arrays do not share one dtype."""
+    items = [(k, v) for k, v in arrays.items() if v is not None]
+    dtypes = {np.dtype(v.dtype) for _, v in items}
+    if len(dtypes) > 1:
+        desc = ", ".join(f"`{k}` is {v.dtype}" for k, v in items)
+        raise TypeError(f"arrays must share one float dtype; {desc}. Cast one explicitly.")
+    return items[0][1].dtype if items else None
+
+
+def check_out(out, name, shape, dtype):
+    """Check a caller-provided output buffer: exact shape, dtype, C-contiguous, writable."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy.ndarray; got {type(out).__name__}.")
+    if out.dtype != dtype:
+        raise TypeError(f"`{name}` must have dtype {np.dtype(dtype)}; got {out.dtype}.")
+    if out.shape != tuple(shape):
+        raise ValueError(f"`{name}` must have shape {tuple(shape)}; got {out.shape}.")
+    if not out.flags.c_contiguous or not out.flags.writeable or not out.dtype.isnative:
+        raise ValueError(f"`{name}` must be a writeable, C-contiguous, native-endian array.")
+    return out
+
+
+def check_scalar(x, name, *, kind=numbers.Real, low=None, high=None,
+                 low_inclusive=True, high_inclusive=True):
+    """Check a real scalar against an interval; return it as float (or int for Integral)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, kind):
+        what = "an integer" if kind is numbers.Integral else "a real number"
+        raise TypeError(f"`{name}` must be {what}; got {x!r} ({type(x).__name__}).")
+    value = int(x) if kind is numbers.Integral else float(x)
+    if not np.isfinite(value):
+        raise ValueError(f"`{name}` must be finite; got {x!r}.")
+    bad_low = low is not None and (value < low if low_inclusive else value <= low)
+    bad_high = high is not None and (value > high if high_inclusive else value >= high)
+    if bad_low or bad_high:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = ("[" if low_inclusive and low is not None else "(") + f"{lo}, {hi}" + (
+            "]" if high_inclusive and high is not None else ")")
+        raise ValueError(f"`{name}` must be in {interval}; got {x!r}.")
+    return value
+
+
+def check_int(x, name, *, low=None, high=None):
+    """Check an integer scalar (bool rejected) and return it as ``int``."""
+    return check_scalar(x, name, kind=numbers.Integral, low=low, high=high)
+
+
+def check_int_tuple(x, name, n, *, low=None):
+    """Expand an int or a length-`n` sequence of ints into a tuple of `n` ints >= `low`."""
+    if isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_)):
+        values = (int(x),) * n
+    else:
+        try:
+            values = tuple(x)
+        except TypeError:
+            raise TypeError(
+                f"`{name}` must be an int or a sequence of {n} ints; got {x!r}.") from None
+        if len(values) != n or not all(
+                isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+                for v in values):
+            raise ValueError(f"`{name}` must be an int or a sequence of {n} ints; got {x!r}.")
+        values = tuple(int(v) for v in values)
+    if low is not None and any(v < low for v in values):
+        raise ValueError(f"`{name}` must be >= {low} along every axis; got {x!r}.")
+    return values
+
+
+def check_choice(x, name, choices):
+    """Check that `x` is one of `choices` (strings compared exactly)."""
+    if x not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {options}; got {x!r}.")
+    return x
+
+
+def check_rng(rng):
+    """``None``, an int seed, a ``SeedSequence`` or a ``Generator`` -> ``numpy.random.Generator``."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)) and not \
+            isinstance(rng, (bool, np.bool_)):
+        if isinstance(rng, numbers.Integral) and rng < 0:
+            raise ValueError(f"`rng` seed must be non-negative; got {rng}.")
+        return np.random.default_rng(rng)
+    raise TypeError(
+        f"`rng` must be None, an int seed or a numpy.random.Generator; got {type(rng).__name__}.")
