@@ -35,6 +35,8 @@ __all__ = [
 
 def _working_dtype(dtype, name, allow_complex=False):
     dtype = np.dtype(dtype)
+    if dtype.kind in "fc" and not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
     if dtype in (np.float32, np.float64):
         return dtype
     if dtype == np.float16:
@@ -97,7 +99,7 @@ def as_float_array(x, name, *, ndim=None, dtype=None, finite=False, allow_comple
                 f"`{name}` must have {want} dimensions; got {arr.ndim} (shape {arr.shape}).")
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"`{name}` must not be empty; got shape {arr.shape}.")
-    arr = np.ascontiguousarray(arr, dtype=work.newbyteorder("="))
+    arr = np.ascontiguousarray(arr, dtype=work)
     if finite:
         check_finite(arr, name)
     return arr
@@ -149,11 +151,14 @@ def check_scalar(x, name, *, kind=numbers.Real, low=None, high=None,
     bad_low = low is not None and (value < low if low_inclusive else value <= low)
     bad_high = high is not None and (value > high if high_inclusive else value >= high)
     if bad_low or bad_high:
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        interval = ("[" if low_inclusive and low is not None else "(") + f"{lo}, {hi}" + (
-            "]" if high_inclusive and high is not None else ")")
-        raise ValueError(f"`{name}` must be in {interval}; got {x!r}.")
+        if high is None:
+            want = f"{'>=' if low_inclusive else '>'} {low}"
+        elif low is None:
+            want = f"{'<=' if high_inclusive else '<'} {high}"
+        else:
+            want = ("in " + ("[" if low_inclusive else "(") + f"{low}, {high}"
+                    + ("]" if high_inclusive else ")"))
+        raise ValueError(f"`{name}` must be {want}; got {x!r}.")
     return value
 
 
