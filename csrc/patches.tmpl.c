@@ -180,74 +180,110 @@ FS_CLONES static void FS_FN(scatter_patch_row)(const REAL *P, REAL *acc, ptrdiff
     }
 }
 
+/* out_row[m] += acc[u] for every padded column u with m = colmap[u] >= 0; the interior
+ * columns [before, before + W) map to m = u - before and are added as one contiguous run. */
+FS_CLONES static void FS_FN(fold_row)(const REAL *FS_RESTRICT acc, REAL *FS_RESTRICT o,
+                                      const ptrdiff_t *colmap, ptrdiff_t Wp,
+                                      ptrdiff_t before, ptrdiff_t W)
+{
+    for (ptrdiff_t u = 0; u < before; ++u)
+        if (colmap[u] >= 0) o[colmap[u]] += acc[u];
+    const REAL *a = acc + before;
+    for (ptrdiff_t m = 0; m < W; ++m) o[m] += a[m];
+    for (ptrdiff_t u = before + W; u < Wp; ++u)
+        if (colmap[u] >= 0) o[colmap[u]] += acc[u];
+}
+
+/* Scatter in two race-free passes.
+ * 1. Accumulate the patches into a padded buffer Y holding only the padded rows that the
+ *    patch rows of [start, stop) reach. Padded rows are numbered
+ *    rho = (b*Dp + zz)*Hp + yy; each thread owns a contiguous slab of rho and streams the
+ *    patch rows in order, adding each (c, r) slice of a patch row to its target row when
+ *    that row is in its slab: every patch row is read from memory about once and reused
+ *    from cache by all its target rows, and each Y entry is summed by one thread in patch
+ *    order (the same order for any thread count).
+ * 2. Fold Y onto the image rows (adjoint of the padding), threads over output rows. */
 int FS_FN(fs_scatter_add_patches)(const fs_patch_geometry *g, const REAL *patches, REAL *out,
                                   ptrdiff_t start, ptrdiff_t stop, int n_threads)
 {
     if (n_threads < 1 || start < 0 || stop < start) return FS_E_ARG;
     if (stop == start) return FS_OK;
     const ptrdiff_t D = g->shape[0], H = g->shape[1], W = g->shape[2];
+    const ptrdiff_t Dp = g->padded[0], Hp = g->padded[1], Wp = g->padded[2];
     const ptrdiff_t nw = g->grid[2], nh = g->grid[1], nd = g->grid[0];
     const ptrdiff_t pd = g->patch[0], ph = g->patch[1], pw = g->patch[2];
     const ptrdiff_t sd = g->stride[0], sh = g->stride[1], sw = g->stride[2];
-    const ptrdiff_t ps = pd * ph * pw, Wp = g->padded[2];
-    /* Only output rows that some patch in [start, stop) touches need visiting: all rows of
-     * the batch items from start's to stop's (cheap to skip the rest by the j-range test). */
-    const ptrdiff_t per_item = nd * nh * nw;
-    const ptrdiff_t b0 = start / per_item, b1 = (stop - 1) / per_item + 1;
-    const ptrdiff_t row0 = b0 * D * H, row1 = b1 * D * H;
+    const ptrdiff_t ps = pd * ph * pw;
+    const ptrdiff_t prow0 = start / nw, prow1 = (stop - 1) / nw + 1;   /* patch rows */
+
+    /* padded rows reached: from the first row of the first patch row to the last row of
+     * the last patch row (targets grow with the patch row index) */
+#define FS_TARGET(prow, c, r) \
+    ((((prow) / (nh * nd)) * Dp + ((prow) / nh % nd) * sd + (c)) * Hp + \
+     ((prow) % nh) * sh + (r))
+    const ptrdiff_t rho0 = FS_TARGET(prow0, 0, 0);
+    const ptrdiff_t rho1 = FS_TARGET(prow1 - 1, pd - 1, ph - 1) + 1;
+    const ptrdiff_t n_rho = rho1 - rho0;
+    const ptrdiff_t b0 = prow0 / (nh * nd), b1 = (prow1 - 1) / (nh * nd) + 1;
 
     int status = FS_OK;
-    REAL *acc_all = malloc(sizeof(REAL) * (size_t)(Wp * n_threads));
-    if (!acc_all) { status = FS_E_NOMEM; goto cleanup; }
+    REAL *Y = malloc(sizeof(REAL) * (size_t)(n_rho * Wp));
+    if (!Y) { status = FS_E_NOMEM; goto cleanup; }
 
+#ifdef _OPENMP
+#pragma omp parallel num_threads(n_threads)
+#endif
+    {
+        const ptrdiff_t tid = FS_THREAD_ID();
+#ifdef _OPENMP
+        const ptrdiff_t nt = omp_get_num_threads();
+#else
+        const ptrdiff_t nt = 1;
+#endif
+        const ptrdiff_t lo = rho0 + n_rho * tid / nt, hi = rho0 + n_rho * (tid + 1) / nt;
+        if (hi > lo) memset(Y + (lo - rho0) * Wp, 0, sizeof(REAL) * (size_t)((hi - lo) * Wp));
+        for (ptrdiff_t prow = prow0; prow < prow1; ++prow) {
+            if (FS_TARGET(prow, pd - 1, ph - 1) < lo) continue;
+            if (FS_TARGET(prow, 0, 0) >= hi) break;
+            const ptrdiff_t q0 = prow * nw;
+            const ptrdiff_t j0 = start > q0 ? start - q0 : 0;
+            const ptrdiff_t j1 = stop < q0 + nw ? stop - q0 : nw;
+            const REAL *P = patches + (q0 + j0 - start) * ps;
+            for (ptrdiff_t c = 0; c < pd; ++c)
+                for (ptrdiff_t r = 0; r < ph; ++r) {
+                    const ptrdiff_t rho = FS_TARGET(prow, c, r);
+                    if (rho < lo || rho >= hi) continue;
+                    FS_FN(scatter_patch_row)(P + (c * ph + r) * pw,
+                                             Y + (rho - rho0) * Wp + j0 * sw,
+                                             j1 - j0, pw, sw, ps);
+                }
+        }
+    }
+#undef FS_TARGET
+
+    /* fold: output row (b, z, y) collects the padded rows (b, zz, yy) that map to it */
+    {
+        const ptrdiff_t row0 = b0 * D * H, row1 = b1 * D * H;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads) schedule(static)
 #endif
-    for (ptrdiff_t row = row0; row < row1; ++row) {
-        REAL *acc = acc_all + (ptrdiff_t)FS_THREAD_ID() * Wp;
-        const ptrdiff_t y = row % H, z = (row / H) % D, b = row / (H * D);
-        int touched = 0;
-        for (ptrdiff_t iz = g->inv_ptr[0][z]; iz < g->inv_ptr[0][z + 1]; ++iz) {
-            const ptrdiff_t zz = g->inv_idx[0][iz];
-            for (ptrdiff_t c = 0; c < pd; ++c) {
-                const ptrdiff_t kk = zz - c;
-                if (kk < 0 || kk % sd) continue;
-                const ptrdiff_t k = kk / sd;
-                if (k >= nd) continue;
+        for (ptrdiff_t row = row0; row < row1; ++row) {
+            const ptrdiff_t y = row % H, z = (row / H) % D, b = row / (H * D);
+            REAL *o = out + row * W;
+            for (ptrdiff_t iz = g->inv_ptr[0][z]; iz < g->inv_ptr[0][z + 1]; ++iz) {
+                const ptrdiff_t zz = g->inv_idx[0][iz];
                 for (ptrdiff_t iy = g->inv_ptr[1][y]; iy < g->inv_ptr[1][y + 1]; ++iy) {
-                    const ptrdiff_t yy = g->inv_idx[1][iy];
-                    for (ptrdiff_t r = 0; r < ph; ++r) {
-                        const ptrdiff_t ii = yy - r;
-                        if (ii < 0 || ii % sh) continue;
-                        const ptrdiff_t i = ii / sh;
-                        if (i >= nh) continue;
-                        const ptrdiff_t q0 = ((b * nd + k) * nh + i) * nw;
-                        const ptrdiff_t j0 = start > q0 ? start - q0 : 0;
-                        const ptrdiff_t j1 = stop < q0 + nw ? stop - q0 : nw;
-                        if (j1 <= j0) continue;
-                        if (!touched) {
-                            memset(acc, 0, sizeof(REAL) * (size_t)Wp);
-                            touched = 1;
-                        }
-                        FS_FN(scatter_patch_row)(
-                            patches + (q0 + j0 - start) * ps + (c * ph + r) * pw,
-                            acc + j0 * sw, j1 - j0, pw, sw, ps);
-                    }
+                    const ptrdiff_t rho = (b * Dp + zz) * Hp + g->inv_idx[1][iy];
+                    if (rho < rho0 || rho >= rho1) continue;
+                    FS_FN(fold_row)(Y + (rho - rho0) * Wp, o, g->map[2], Wp,
+                                    g->pad_before[2], W);
                 }
             }
-        }
-        if (!touched) continue;
-        /* fold the padded row back onto the image row (adjoint of the column padding) */
-        REAL *o = out + row * W;
-        const ptrdiff_t *colmap = g->map[2];
-        for (ptrdiff_t u = 0; u < Wp; ++u) {
-            const ptrdiff_t m = colmap[u];
-            if (m >= 0) o[m] += acc[u];
         }
     }
 
 cleanup:
-    free(acc_all);
+    free(Y);
     return status;
 }
 
