@@ -44,11 +44,12 @@ def _inverse_map(axis_map, n):
     return ptr, idx
 
 
-def _axis_layout(n, p, s, mode):
+def _axis_layout(n, p, s, mode, origin=None):
     """(pad_before, padded length, number of patch positions) along one axis."""
     if mode == "valid":
         return 0, n, (n - p) // s + 1
-    before, padded = (p - 1) // 2, n + p - 1   # patches centred on every pixel (stride 1)
+    before = (p - 1) // 2 if origin is None else origin   # default: centred patches
+    padded = n + before + p // 2
     grid = (padded - p) // s + 1
     end = before + n                            # extend so the last pixels are covered
     if (grid - 1) * s + p < end:
@@ -82,6 +83,11 @@ class PatchOperator:
         "valid": patches inside the image only. The others pad ``(p-1)//2`` before and at
         least ``p//2`` after each axis, so with stride 1 there is one patch centred on every
         pixel (for odd ``p``) and every pixel is covered by ``prod(patch_size)`` patches.
+    origin : int or tuple of int, optional
+        Padded modes only: number of padding pixels before the image along each axis
+        (``0 <= origin < patch_size``), i.e. where the patch grid starts. Default
+        ``(p-1)//2`` (centred patches). With ``stride = patch_size`` and a random origin per
+        call this gives the random-shift tiling of PaDIS: every pixel in exactly one patch.
     n_threads : int, optional
         Threads of the compiled kernels; ``None`` uses :func:`fastscore.get_num_threads`.
 
@@ -118,7 +124,8 @@ class PatchOperator:
     True
     """
 
-    def __init__(self, image_shape, patch_size, stride=1, padding="valid", *, n_threads=None):
+    def __init__(self, image_shape, patch_size, stride=1, padding="valid", *, origin=None,
+                 n_threads=None):
         if isinstance(image_shape, (int, np.integer)) or not hasattr(image_shape, "__len__"):
             raise TypeError(f"`image_shape` must be a tuple of 2 or 3 ints; got {image_shape!r}.")
         if len(image_shape) not in (2, 3):
@@ -138,9 +145,18 @@ class PatchOperator:
                 f"`stride` must be at most `patch_size` {self.patch_shape} with padding "
                 f"{padding!r} (every pixel must be covered); got {self.stride}.")
         self.n_threads = None if n_threads is None else resolve_n_threads(n_threads)
-
-        layout = [_axis_layout(n, p, s, padding)
-                  for n, p, s in zip(self.image_shape, self.patch_shape, self.stride)]
+        if origin is not None:
+            if padding == "valid":
+                raise ValueError("`origin` needs a padded mode ('zero', 'reflect' or "
+                                 "'circular'); got padding='valid'.")
+            origin = check_int_tuple(origin, "origin", ndim, low=0)
+            if any(o >= p for o, p in zip(origin, self.patch_shape)):
+                raise ValueError(f"`origin` must be smaller than `patch_size` "
+                                 f"{self.patch_shape} along every axis; got {origin}.")
+        self.origin = origin
+        layout = [_axis_layout(n, p, s, padding, None if origin is None else origin[a])
+                  for a, (n, p, s) in enumerate(zip(self.image_shape, self.patch_shape,
+                                                    self.stride))]
         self.pad_before = tuple(l[0] for l in layout)
         self.padded_shape = tuple(l[1] for l in layout)
         self.grid_shape = tuple(l[2] for l in layout)
@@ -333,5 +349,6 @@ class PatchOperator:
             yield start, min(start + chunk_size, total)
 
     def __repr__(self):
+        extra = "" if self.origin is None else f", origin={self.origin}"
         return (f"PatchOperator(image_shape={self.image_shape}, patch_size={self.patch_shape}, "
-                f"stride={self.stride}, padding={self.padding!r})")
+                f"stride={self.stride}, padding={self.padding!r}{extra})")

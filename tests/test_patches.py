@@ -199,6 +199,27 @@ def test_call_errors():
         list(G.chunks(0))
 
 
+@pytest.mark.parametrize("mode", ["zero", "reflect", "circular"])
+@pytest.mark.parametrize("origin", [(0, 0), (2, 1), (1, 3)])
+def test_origin_tiling_covers_each_pixel_once(mode, origin):
+    shape, p = (11, 13), (3, 4)
+    G = PatchOperator(shape, p, stride=p, padding=mode, origin=origin)
+    x = random_image(shape, np.float64, 9)
+    np.testing.assert_array_equal(G.gather(x), ref_gather(x, p, p, mode, origin))
+    Q = random_image((G.n_patches, G.patch_dim), np.float64, 10)
+    np.testing.assert_allclose(G.scatter(Q), ref_scatter(Q, shape, p, p, mode, origin),
+                               rtol=1e-12, atol=1e-12)
+    if mode == "zero":   # non-overlapping tiles: every pixel read exactly once
+        np.testing.assert_array_equal(G.counts(), np.ones(shape, dtype=np.int64))
+
+
+def test_origin_errors():
+    with pytest.raises(ValueError, match=r"`origin` needs a padded mode"):
+        PatchOperator((8, 8), 3, origin=1)
+    with pytest.raises(ValueError, match=r"`origin` must be smaller than `patch_size` \(3, 3\)"):
+        PatchOperator((8, 8), 3, padding="zero", origin=(0, 3))
+
+
 def test_repr_and_empty_chunk():
     G = PatchOperator((8, 8), 3, padding="circular")
     assert "padding='circular'" in repr(G)

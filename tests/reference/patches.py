@@ -12,14 +12,16 @@ import numpy as np
 NUMPY_MODE = {"zero": "constant", "reflect": "reflect", "circular": "wrap"}
 
 
-def padding_widths(image_shape, patch_shape, stride, padding):
-    """(before, after) per axis, same rule as fastscore: centred, extended to cover."""
+def padding_widths(image_shape, patch_shape, stride, padding, origin=None):
+    """(before, after) per axis, same rule as fastscore: centred (or `origin` before),
+    p//2 after, extended until the grid covers the image."""
     widths = []
-    for n, p, s in zip(image_shape, patch_shape, stride):
+    for a, (n, p, s) in enumerate(zip(image_shape, patch_shape, stride)):
         if padding == "valid":
             widths.append((0, 0))
             continue
-        before, after = (p - 1) // 2, p // 2
+        before = (p - 1) // 2 if origin is None else origin[a]
+        after = p // 2
         while True:
             padded = n + before + after
             grid = (padded - p) // s + 1
@@ -30,9 +32,9 @@ def padding_widths(image_shape, patch_shape, stride, padding):
     return widths
 
 
-def gather(x, patch_shape, stride, padding):
+def gather(x, patch_shape, stride, padding, origin=None):
     """Rows of patches of one image, in C order of the patch corners."""
-    widths = padding_widths(x.shape, patch_shape, stride, padding)
+    widths = padding_widths(x.shape, patch_shape, stride, padding, origin)
     xp = x if padding == "valid" else np.pad(x, widths, mode=NUMPY_MODE[padding])
     grid = [(n - p) // s + 1 for n, p, s in zip(xp.shape, patch_shape, stride)]
     rows = []
@@ -42,18 +44,19 @@ def gather(x, patch_shape, stride, padding):
     return np.array(rows, dtype=x.dtype).reshape(len(rows), int(np.prod(patch_shape)))
 
 
-def gather_matrix(image_shape, patch_shape, stride, padding):
+def gather_matrix(image_shape, patch_shape, stride, padding, origin=None):
     """Dense matrix M with gather(x).ravel() == M @ x.ravel() (float64)."""
     n = int(np.prod(image_shape))
     columns = []
     for k in range(n):
         e = np.zeros(n)
         e[k] = 1.0
-        columns.append(gather(e.reshape(image_shape), patch_shape, stride, padding).ravel())
+        columns.append(gather(e.reshape(image_shape), patch_shape, stride, padding,
+                              origin).ravel())
     return np.stack(columns, axis=1)
 
 
-def scatter(patches, image_shape, patch_shape, stride, padding):
+def scatter(patches, image_shape, patch_shape, stride, padding, origin=None):
     """Adjoint of gather: Mᵀ P."""
-    M = gather_matrix(image_shape, patch_shape, stride, padding)
+    M = gather_matrix(image_shape, patch_shape, stride, padding, origin)
     return (M.T @ patches.astype(np.float64).ravel()).reshape(image_shape).astype(patches.dtype)
