@@ -1,0 +1,397 @@
+"""Image priors built from patch scores (Markov-random-field patch priors).
+
+A patch score ``s_V(v; σ)`` (the score of small patches ``v`` smoothed by Gaussian noise of
+level σ) becomes an image score by gathering the patches of the image, scoring them and
+scatter-adding the results back:
+
+.. math::  s(x; σ) = w \\odot \\sum_q G_q^\\top s_V(G_q x; σ)
+
+``PatchPrior`` streams this in chunks of patches (gather → patch score → scatter-add), so
+its memory is a few image-sized buffers plus one chunk, whatever the image size.
+
+Patch scores are small objects with ``score(patches, sigma) -> array`` on
+``(n_patches, patch_dim)`` arrays; here: :class:`GaussianPatchScore` (closed form),
+:class:`KDEPatchScore` (nonparametric), :class:`DistributionPatchScore` (any analytic
+distribution, e.g. the TV pair prior); the learned one is
+:class:`fastscore.nn.PatchScoreModel`.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
+                          check_scalar)
+from .patches import PatchOperator
+
+__all__ = ["PatchPrior", "SumPrior", "GaussianPatchScore", "KDEPatchScore",
+           "DistributionPatchScore", "tv_prior"]
+
+
+class _Prior:
+    """Shared behaviour of image priors: addition, Tweedie denoising."""
+
+    def __add__(self, other):
+        return SumPrior([self, other])
+
+    def denoise(self, x, sigma, *, rng=None):
+        """One pass of Tweedie averaging: ``x + σ² s(x; σ)`` with the mean weighting.
+
+        For a patch prior this is the average over covering patches of the patch MMSE
+        denoiser ``D_σ(v) = v + σ² s_V(v; σ)``.
+        """
+        sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
+        arr = self._check_x(x)
+        return arr + sigma ** 2 * self.score(arr, sigma, rng=rng, weight="mean")
+
+
+class PatchPrior(_Prior):
+    """Image prior from a patch score: ``s(x; σ) = w ⊙ Σ_q G_qᵀ s_V(G_q x; σ)``.
+
+    Parameters
+    ----------
+    patch_score : object
+        Has ``score(patches, sigma) -> scores`` on arrays of shape (n, patch_dim); e.g. a
+        :class:`fastscore.nn.PatchScoreModel`, :class:`KDEPatchScore`,
+        :class:`GaussianPatchScore` or :class:`DistributionPatchScore`.
+    patch_size : int or tuple of int
+        Patch shape the patch score was made for: an int ``p`` means 2-D ``(p, p)``
+        patches; a 3-tuple means volumes. Images of one more axis are a batch.
+    stride : int or tuple of int, default 1
+        Step between overlapping patches (``tiling="overlap"`` only).
+    padding : {"reflect", "zero", "circular", "valid"}, default "reflect"
+    weight : "mean", "sum" or float > 0, default "mean"
+        ``w``: "mean" divides by the number of patches covering each pixel (the patch
+        scores are averaged, which undoes the n-fold over-counting of overlapping
+        marginal patch scores); "sum" is ``w = 1`` (the plain MRF sum); a float β gives
+        ``w = β``.
+    tiling : {"overlap", "random_shift"}, default "overlap"
+        "overlap": all patches at the given stride. "random_shift": non-overlapping
+        patches on a grid whose origin is drawn afresh at each call from `rng` (PaDIS), so
+        each pixel is scored by exactly one patch per call and block edges move around;
+        padded pixels are read (reflected, wrapped or zero) but their scores dropped.
+    chunk_size : int, default 32768
+        Patches per chunk (memory ≈ 2 · chunk_size · patch_dim values).
+    rng : None, int or Generator
+        Source of the random shifts (used when ``score`` is called without `rng`).
+    n_threads : int, optional
+
+    Notes
+    -----
+    ``PatchPrior(...).score`` is the exact gradient of ``w Σ_q log p_V(G_q x)`` when `w`
+    is a scalar and the patch score is a gradient; the "mean" weighting and the random
+    shifts make it an estimate of the image score instead.
+    """
+
+    def __init__(self, patch_score, patch_size, *, stride=1, padding="reflect",
+                 weight="mean", tiling="overlap", chunk_size=32768, rng=None, n_threads=None):
+        if not callable(getattr(patch_score, "score", None)):
+            raise TypeError("`patch_score` must have a method score(patches, sigma); got "
+                            f"{type(patch_score).__name__}.")
+        self.patch_score = patch_score
+        self.patch_size = patch_size
+        n_axes = 2 if isinstance(patch_size, numbers.Integral) else len(tuple(patch_size))
+        if n_axes not in (2, 3):
+            raise ValueError(f"`patch_size` must be an int or a tuple of 2 or 3 ints; got "
+                             f"{patch_size!r}.")
+        self._patch_shape = check_int_tuple(patch_size, "patch_size", n_axes, low=1)
+        self.stride = stride
+        self.padding = check_choice(padding, "padding", ("reflect", "zero", "circular", "valid"))
+        self.tiling = check_choice(tiling, "tiling", ("overlap", "random_shift"))
+        if self.tiling == "random_shift" and self.padding == "valid":
+            raise ValueError("`tiling='random_shift'` needs a padded mode; got padding='valid'.")
+        if isinstance(weight, str):
+            self.weight = check_choice(weight, "weight", ("mean", "sum"))
+        else:
+            self.weight = check_scalar(weight, "weight", low=0, low_inclusive=False)
+        self.chunk_size = check_int(chunk_size, "chunk_size", low=1)
+        self._rng = check_rng(rng)
+        self.n_threads = n_threads
+        self._operators = {}
+        self._counts = {}
+
+    # -- operators -----------------------------------------------------------------------
+    def _operator(self, image_shape, mode, origin=None):
+        key = (image_shape, mode, origin)
+        if key not in self._operators:
+            if self.tiling == "overlap":
+                op = PatchOperator(image_shape, self.patch_size, self.stride, mode,
+                                   n_threads=self.n_threads)
+            else:
+                op = PatchOperator(image_shape, self.patch_size, self.patch_size, mode,
+                                   origin=origin, n_threads=self.n_threads)
+            self._operators[key] = op
+        return self._operators[key]
+
+    def _check_x(self, x):
+        return as_float_array(x, "x", ndim=(2, 3, 4), finite=True)
+
+    def _image_shape(self, arr):
+        k = len(self._patch_shape)
+        if arr.ndim not in (k, k + 1):
+            raise ValueError(f"`x` must have {k} dimensions (or {k + 1} with a batch axis) "
+                             f"for patch size {self._patch_shape}; got shape {arr.shape}.")
+        return arr.shape[arr.ndim - k:]
+
+    def _operators_for(self, image_shape, rng):
+        """(gather operator, scatter operator) for one call."""
+        if self.tiling == "overlap":
+            G = self._operator(image_shape, self.padding)
+            return G, G
+        origin = tuple(int(o) for o in rng.integers(0, self._patch_shape))
+        # same grid, two modes: read the padding as asked, drop the scores landing on it
+        return (self._operator(image_shape, self.padding, origin),
+                self._operator(image_shape, "zero", origin))
+
+    def counts(self, image_shape):
+        """Number of overlapping patches covering each pixel (overlap tiling)."""
+        image_shape = tuple(image_shape)
+        if image_shape not in self._counts:
+            G = self._operator(image_shape, self.padding)
+            self._counts[image_shape] = G.counts()
+        return self._counts[image_shape]
+
+    # -- the prior -----------------------------------------------------------------------
+    def _patch_sum(self, arr, image_shape, sigma, rng):
+        """Σ_q G_qᵀ s_V(G_q x; σ), streamed in chunks; returns (sum, gather operator)."""
+        gather, scatter = self._operators_for(image_shape, rng)
+        batched = arr.ndim > len(image_shape)
+        n_images = arr.shape[0] if batched else 1
+        out = np.zeros(arr.shape, dtype=arr.dtype)
+        buffer = np.empty((min(self.chunk_size, n_images * gather.n_patches),
+                           gather.patch_dim), dtype=arr.dtype)
+        for start, stop in gather.chunks(self.chunk_size, n_images):
+            patches = gather.gather(arr, start, stop, out=buffer[:stop - start])
+            scores = np.asarray(self.patch_score.score(patches, sigma), dtype=arr.dtype)
+            if scores.shape != patches.shape:
+                raise ValueError(f"patch_score.score returned shape {scores.shape} for "
+                                 f"patches of shape {patches.shape}.")
+            scatter.scatter_add(scores, start, out=out)
+        return out, gather
+
+    def score(self, x, sigma=None, *, rng=None, weight=None):
+        """Image score ``s(x; σ)``.
+
+        Parameters
+        ----------
+        x : ndarray of shape (H, W), (D, H, W) or with a leading batch axis
+        sigma : float > 0 or None
+            Noise level of the prior (σ of the smoothed patch density); None for
+            analytic patch scores that do not use it.
+        rng : None, int or Generator
+            Random shifts (``tiling="random_shift"``); default the prior's own stream.
+        weight : optional
+            Override the prior's `weight` for this call.
+
+        Returns
+        -------
+        ndarray, same shape and dtype as `x`.
+        """
+        arr = self._check_x(x)
+        if sigma is not None:
+            sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
+        weight = self.weight if weight is None else weight
+        rng = self._rng if rng is None else check_rng(rng)
+        image_shape = self._image_shape(arr)
+        total, _ = self._patch_sum(arr, image_shape, sigma, rng)
+        if weight == "mean":
+            if self.tiling == "overlap":
+                total /= self.counts(image_shape).astype(arr.dtype)
+        elif weight != "sum":
+            total *= arr.dtype.type(weight)
+        return total
+
+    def log_density(self, x, sigma=None):
+        """``w Σ_q log p_V(G_q x)`` (unnormalised) for a scalar weight and overlap tiling."""
+        if self.weight == "mean" or self.tiling != "overlap":
+            raise NotImplementedError(
+                "log_density is defined for a scalar `weight` ('sum' or a float) with "
+                "tiling='overlap'; the 'mean' weighting is a score estimate, not a gradient.")
+        logpdf = getattr(self.patch_score, "log_density", None)
+        if logpdf is None:
+            raise NotImplementedError(
+                f"{type(self.patch_score).__name__} has no log_density(patches, sigma).")
+        arr = self._check_x(x)
+        G = self._operator(self._image_shape(arr), self.padding)
+        value = float(np.sum(logpdf(G.gather(arr), sigma)))
+        return value * (1.0 if self.weight == "sum" else self.weight)
+
+    def lipschitz(self, image_shape, sigma):
+        """Bound on the Lipschitz constant of ``x ↦ s(x; σ)`` used for step sizes.
+
+        The Hessian of a log-density smoothed at level σ has eigenvalues ≥ -1/σ² along
+        patch directions (Tweedie), and each pixel is in ``counts`` patches, so
+        ``L ≤ max(w · counts) / σ²`` (the patch score's own constant when it has one).
+        """
+        per_patch = getattr(self.patch_score, "lipschitz", None)
+        L_patch = per_patch(sigma) if callable(per_patch) else 1.0 / sigma ** 2
+        if self.weight == "mean" or self.tiling == "random_shift":
+            return L_patch
+        w = 1.0 if self.weight == "sum" else self.weight
+        return w * float(self.counts(tuple(image_shape)).max()) * L_patch
+
+    def __repr__(self):
+        return (f"PatchPrior({type(self.patch_score).__name__}, patch_size={self.patch_size}, "
+                f"padding={self.padding!r}, weight={self.weight!r}, tiling={self.tiling!r})")
+
+
+class SumPrior(_Prior):
+    """Sum of image priors: ``s(x) = Σ_k s_k(x)`` (e.g. TV along each axis)."""
+
+    def __init__(self, priors):
+        flat = []
+        for p in priors:
+            flat.extend(p.priors if isinstance(p, SumPrior) else [p])
+        self.priors = flat
+
+    def _check_x(self, x):
+        return self.priors[0]._check_x(x)
+
+    def score(self, x, sigma=None, *, rng=None, weight=None):
+        arr = self._check_x(x)
+        rng = None if rng is None else check_rng(rng)
+        total = self.priors[0].score(arr, sigma, rng=rng, weight=weight)
+        for p in self.priors[1:]:
+            total += p.score(arr, sigma, rng=rng, weight=weight)
+        return total
+
+    def log_density(self, x, sigma=None):
+        return sum(p.log_density(x, sigma) for p in self.priors)
+
+    def lipschitz(self, image_shape, sigma):
+        return sum(p.lipschitz(image_shape, sigma) for p in self.priors)
+
+    def __repr__(self):
+        return " + ".join(repr(p) for p in self.priors)
+
+
+class GaussianPatchScore:
+    """Closed-form Gaussian patch prior ``v ~ N(μ, C)``, smoothed: ``N(μ, C + σ² I)``.
+
+    .. math::  s_V(v; σ) = -(C + σ^2 I)^{-1} (v - μ)
+
+    computed through the eigendecomposition ``C = U Λ Uᵀ`` stored at :meth:`fit`.
+    """
+
+    def fit(self, patches):
+        """Mean and covariance of training patches, shape (n_patches, patch_dim)."""
+        arr = as_float_array(patches, "patches", ndim=2, finite=True)
+        if arr.shape[0] < 2:
+            raise ValueError(f"`patches` needs at least 2 rows; got {arr.shape[0]}.")
+        X = arr.astype(np.float64)
+        self.mean_ = X.mean(axis=0)
+        cov = np.cov(X, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
+        eigval, eigvec = np.linalg.eigh(cov)
+        self.eigenvalues_ = np.clip(eigval, 0.0, None)
+        self.eigenvectors_ = eigvec
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "mean_"):
+            raise RuntimeError("GaussianPatchScore is not fitted; call fit(patches) first.")
+
+    def score(self, patches, sigma):
+        self._check_fitted()
+        s2 = 0.0 if sigma is None else float(sigma) ** 2
+        if s2 == 0.0 and self.eigenvalues_.min() <= 0:
+            raise ValueError("`sigma` must be > 0 for a singular patch covariance.")
+        U = self.eigenvectors_.astype(patches.dtype)
+        coef = (1.0 / (self.eigenvalues_ + s2)).astype(patches.dtype)
+        return -(((patches - self.mean_.astype(patches.dtype)) @ U) * coef) @ U.T
+
+    def log_density(self, patches, sigma):
+        self._check_fitted()
+        s2 = 0.0 if sigma is None else float(sigma) ** 2
+        lam = self.eigenvalues_ + s2
+        z = (np.asarray(patches, np.float64) - self.mean_) @ self.eigenvectors_
+        return -0.5 * (np.sum(z ** 2 / lam, axis=1) + np.sum(np.log(2 * np.pi * lam)))
+
+    def lipschitz(self, sigma):
+        self._check_fitted()
+        return 1.0 / (self.eigenvalues_.min() + (0.0 if sigma is None else sigma ** 2))
+
+
+class KDEPatchScore:
+    """Nonparametric patch prior: the Gaussian-KDE score of training patches.
+
+    At noise level σ the KDE with bandwidth ``h`` convolved with ``N(0, σ² I)`` is the KDE
+    with bandwidth ``sqrt(h² + σ²)``, so
+
+    .. math::  s_V(v; σ) = ∇ \\log \\frac{1}{T} \\sum_t g_{\\sqrt{h^2+σ^2}}(v - v_t)
+
+    Parameters
+    ----------
+    patches : ndarray of shape (n_train, patch_dim)
+        Training patches (the exact sum over all of them is evaluated, streamed).
+    bandwidth : float >= 0, default 0
+        Extra smoothing ``h`` beyond the noise level.
+    n_threads : int, optional
+    """
+
+    def __init__(self, patches, bandwidth=0.0, *, n_threads=None):
+        from .kde import GaussianKDE
+
+        self.bandwidth = check_scalar(bandwidth, "bandwidth", low=0)
+        self._train = as_float_array(patches, "patches", ndim=2, finite=True)
+        self._kde_class = GaussianKDE
+        self.n_threads = n_threads
+        self._cache = {}
+
+    def _kde(self, sigma, dtype):
+        h = math.sqrt(self.bandwidth ** 2 + (0.0 if sigma is None else sigma ** 2))
+        if h <= 0:
+            raise ValueError("`sigma` must be > 0 when the KDE bandwidth is 0.")
+        key = (h, np.dtype(dtype))
+        if key not in self._cache:
+            if len(self._cache) >= 4:
+                self._cache.pop(next(iter(self._cache)))
+            kde = self._kde_class(h, n_threads=self.n_threads)
+            self._cache[key] = kde.fit(self._train.astype(dtype, copy=False))
+        return self._cache[key]
+
+    def score(self, patches, sigma):
+        return self._kde(sigma, patches.dtype).score(patches)
+
+    def log_density(self, patches, sigma):
+        return self._kde(sigma, patches.dtype).log_density(patches)
+
+
+class DistributionPatchScore:
+    """Patch score of an analytic distribution (``fastscore.distributions``); σ is ignored.
+
+    Example: ``DistributionPatchScore(GeneralizedGaussianPair(beta, alpha))`` on 2-pixel
+    patches is the generalised-Gaussian (α = 1: TV) neighbour prior.
+    """
+
+    def __init__(self, distribution):
+        for name in ("score", "logpdf"):
+            if not callable(getattr(distribution, name, None)):
+                raise TypeError(f"`distribution` must have a {name}() method.")
+        self.distribution = distribution
+
+    def score(self, patches, sigma=None):
+        return np.asarray(self.distribution.score(patches), dtype=patches.dtype)
+
+    def log_density(self, patches, sigma=None):
+        return self.distribution.logpdf(patches)
+
+
+def tv_prior(beta=1.0, alpha=1.0, *, ndim=2, n_threads=None):
+    """Generalised-Gaussian neighbour prior ``log p(x) = -β Σ |x_{i+e_a} - x_i|^α + const``.
+
+    The sum runs over neighbour pairs along each of the `ndim` image axes (α = 1 is
+    anisotropic total variation); built as a sum of :class:`PatchPrior` on two-pixel
+    patches with the pair prior :class:`fastscore.distributions.GeneralizedGaussianPair`.
+    """
+    from .distributions import GeneralizedGaussianPair
+
+    ndim = check_int(ndim, "ndim", low=2, high=3)
+    pair = DistributionPatchScore(GeneralizedGaussianPair(beta, alpha))
+    priors = []
+    for axis in range(ndim):
+        size = [1] * ndim
+        size[axis] = 2
+        priors.append(PatchPrior(pair, tuple(size), padding="valid", weight="sum",
+                                 n_threads=n_threads))
+    return SumPrior(priors)

@@ -1,0 +1,171 @@
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from fastscore.prior import (DistributionPatchScore, GaussianPatchScore, PatchPrior, SumPrior,
+                             tv_prior)
+from fastscore.patches import PatchOperator
+
+
+class Linear:
+    """Patch score s(v) = A v + b: makes image-level expectations easy to write down."""
+
+    def __init__(self, A, b):
+        self.A, self.b = A, b
+
+    def score(self, patches, sigma):
+        return patches @ self.A.T.astype(patches.dtype) + self.b.astype(patches.dtype)
+
+
+def identity_score(n):
+    return Linear(np.eye(n), np.zeros(n))
+
+
+def image(shape, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def test_tv_prior_score_is_gradient_of_log_density():
+    x = image((7, 9))
+    prior = tv_prior(beta=2.0, alpha=1.0)
+    s = prior.score(x)
+    h = 1e-6
+    fd = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[idx] = h
+        fd[idx] = (prior.log_density(x + e) - prior.log_density(x - e)) / (2 * h)
+    np.testing.assert_allclose(s, fd, rtol=1e-6, atol=1e-6)
+    # anisotropic TV by hand: -beta * sum |differences|
+    tv = np.abs(np.diff(x, axis=0)).sum() + np.abs(np.diff(x, axis=1)).sum()
+    assert prior.log_density(x) - prior.log_density(np.zeros_like(x)) == pytest.approx(-2 * tv)
+
+
+def test_tv_prior_3d_gradient():
+    x = image((3, 4, 5), 1)
+    prior = tv_prior(beta=1.0, alpha=1.5, ndim=3)
+    s = prior.score(x)
+    h = 1e-6
+    for idx in [(0, 0, 0), (1, 2, 3), (2, 3, 4)]:
+        e = np.zeros_like(x)
+        e[idx] = h
+        fd = (prior.log_density(x + e) - prior.log_density(x - e)) / (2 * h)
+        assert s[idx] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zero", "circular", "valid"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chunked_equals_unchunked(padding, dtype):
+    rng = np.random.default_rng(2)
+    score = Linear(rng.standard_normal((9, 9)), rng.standard_normal(9))
+    x = image((2, 21, 17), 3, dtype)
+    small = PatchPrior(score, 3, padding=padding, chunk_size=7).score(x, 0.1)
+    large = PatchPrior(score, 3, padding=padding, chunk_size=10**6).score(x, 0.1)
+    assert small.dtype == dtype
+    np.testing.assert_allclose(small, large, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+    for b in range(2):  # batch axis = images one at a time
+        np.testing.assert_allclose(large[b], PatchPrior(score, 3, padding=padding).score(
+            x[b], 0.1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zero", "circular"])
+def test_mean_weight_averages_covering_patches(padding):
+    x = image((12, 10), 4)
+    prior = PatchPrior(identity_score(9), 3, padding=padding, weight="mean")
+    np.testing.assert_allclose(prior.score(x, 0.1), x, rtol=1e-12, atol=1e-12)
+    assert prior.denoise(x, 0.5) == pytest.approx(x + 0.25 * x)
+
+
+def test_sum_and_beta_weights():
+    x = image((12, 10), 5)
+    G = PatchOperator(x.shape, 3, padding="reflect")
+    total = PatchPrior(identity_score(9), 3, weight="sum").score(x, 0.1)
+    np.testing.assert_allclose(total, G.counts() * x, rtol=1e-12)
+    beta = PatchPrior(identity_score(9), 3, weight=1 / 9).score(x, 0.1)
+    np.testing.assert_allclose(beta, G.counts() * x / 9, rtol=1e-12)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zero", "circular"])
+def test_random_shift_scores_each_pixel_once(padding):
+    x = image((13, 11), 6)
+    prior = PatchPrior(identity_score(16), 4, tiling="random_shift", padding=padding, rng=0)
+    for _ in range(3):  # a fresh shift each call, always one score per pixel
+        np.testing.assert_allclose(prior.score(x, 0.1), x, rtol=1e-12, atol=1e-12)
+
+
+def test_random_shift_moves_block_edges_and_is_seeded():
+    rng = np.random.default_rng(7)
+    score = Linear(rng.standard_normal((9, 9)), np.zeros(9))
+    x = image((12, 12), 8)
+    a = PatchPrior(score, 3, tiling="random_shift", rng=1)
+    b = PatchPrior(score, 3, tiling="random_shift", rng=1)
+    first = [a.score(x, 0.1) for _ in range(4)]
+    second = [b.score(x, 0.1) for _ in range(4)]
+    for f, s in zip(first, second):
+        np.testing.assert_array_equal(f, s)
+    assert any(not np.allclose(first[0], f) for f in first[1:])
+
+
+def test_gaussian_patch_prior_matches_dense_quadratic():
+    rng = np.random.default_rng(9)
+    train = rng.standard_normal((5000, 4)) @ rng.standard_normal((4, 4)) + 0.3
+    g = GaussianPatchScore().fit(train)
+    np.testing.assert_allclose(g.mean_, train.mean(0), rtol=1e-12)
+    shape, sigma = (5, 6), 0.3
+    prior = PatchPrior(g, 2, padding="valid", weight="sum")
+    G = PatchOperator(shape, 2)
+    M = np.array([G.gather(e.reshape(shape)).ravel() for e in np.eye(30)]).T  # (n*4, 30)
+    Cinv = np.linalg.inv(np.cov(train, rowvar=False, bias=True) + sigma ** 2 * np.eye(4))
+    K = np.kron(np.eye(G.n_patches), Cinv)
+    x = image(shape, 10)
+    mu = np.tile(train.mean(0), G.n_patches)
+    expected = -(M.T @ K @ (M @ x.ravel() - mu)).reshape(shape)
+    np.testing.assert_allclose(prior.score(x, sigma), expected, rtol=1e-9, atol=1e-9)
+    # score is the gradient of the log density
+    e = np.zeros(shape)
+    e[2, 3] = 1e-6
+    fd = (prior.log_density(x + e, sigma) - prior.log_density(x - e, sigma)) / 2e-6
+    assert prior.score(x, sigma)[2, 3] == pytest.approx(fd, rel=1e-6)
+
+
+def test_bounded_memory_on_large_image():
+    x = image((1024, 1024), 11, np.float32)
+    prior = PatchPrior(identity_score(9), 3, chunk_size=16384)
+    prior.score(x[:64, :64], 0.1)              # warm caches of small objects
+    tracemalloc.start()
+    prior.score(x, 0.1)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    image_bytes = x.nbytes
+    patches_bytes = 1024 * 1024 * 9 * 4
+    # a few image-sized buffers (output, counts) plus chunks, never the patch matrix
+    assert peak < 5 * image_bytes + 4 * 16384 * 9 * 8
+    assert peak < patches_bytes / 2
+
+
+def test_sum_prior_and_errors():
+    x = image((6, 6), 12)
+    p = PatchPrior(identity_score(9), 3, weight="sum")
+    both = p + p
+    assert isinstance(both, SumPrior)
+    np.testing.assert_allclose(both.score(x, 0.1), 2 * p.score(x, 0.1))
+    with pytest.raises(TypeError, match=r"`patch_score` must have a method score"):
+        PatchPrior(object(), 3)
+    with pytest.raises(ValueError, match=r"`weight` must be one of 'mean', 'sum'"):
+        PatchPrior(identity_score(9), 3, weight="max")
+    with pytest.raises(ValueError, match=r"`weight` must be > 0"):
+        PatchPrior(identity_score(9), 3, weight=-1.0)
+    with pytest.raises(ValueError, match=r"`tiling='random_shift'` needs a padded mode"):
+        PatchPrior(identity_score(9), 3, tiling="random_shift", padding="valid")
+    with pytest.raises(ValueError, match=r"`x` must be finite"):
+        p.score(np.full((6, 6), np.nan), 0.1)
+    with pytest.raises(ValueError, match=r"`sigma` must be > 0"):
+        p.score(x, 0.0)
+    with pytest.raises(ValueError, match=r"`x` must have 2 dimensions \(or 3 with a batch axis\)"):
+        p.score(np.zeros((2, 2, 6, 6)), 0.1)
+    with pytest.raises(NotImplementedError, match=r"scalar `weight`"):
+        PatchPrior(identity_score(9), 3).log_density(x)
+    with pytest.raises(RuntimeError, match=r"not fitted"):
+        GaussianPatchScore().score(np.zeros((2, 4)), 0.1)
