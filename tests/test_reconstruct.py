@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+
+from fastscore import operators as ops
+from fastscore.patches import PatchOperator
+from fastscore.prior import GaussianPatchScore, PatchPrior
+from fastscore.reconstruct import (map_estimate, noise_realizations, posterior_sample,
+                                   posterior_summary, sigma_ladder)
+
+
+def gaussian_prior(patch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    n = patch * patch
+    mix = np.eye(n) + 0.3 * rng.standard_normal((n, n))
+    train = rng.standard_normal((20000, n)) @ mix.T + 1.0
+    score = GaussianPatchScore().fit(train)
+    return PatchPrior(score, patch, padding="valid", weight="sum"), score
+
+
+def dense_prior(shape, score, sigma):
+    """(H, b) with prior score s(x) = -H x + b, for the valid 'sum' Gaussian patch prior."""
+    G = PatchOperator(shape, int(np.sqrt(score.mean_.size)))
+    n = int(np.prod(shape))
+    M = np.array([G.gather(e.reshape(shape)).ravel() for e in np.eye(n)]).T
+    C = (score.eigenvectors_ * score.eigenvalues_) @ score.eigenvectors_.T
+    K = np.kron(np.eye(G.n_patches), np.linalg.inv(C + sigma ** 2 * np.eye(C.shape[0])))
+    mu = np.tile(score.mean_, G.n_patches)
+    return M.T @ K @ M, M.T @ K @ mu
+
+
+def test_map_matches_wiener_solution():
+    shape, noise, sigma = (6, 5), 0.3, 0.05
+    prior, score = gaussian_prior()
+    H, b = dense_prior(shape, score, sigma)
+    rng = np.random.default_rng(1)
+    y = 1.0 + noise * rng.standard_normal(shape)
+    precision = np.eye(H.shape[0]) / noise ** 2 + H
+    wiener = np.linalg.solve(precision, y.ravel() / noise ** 2 + b).reshape(shape)
+    result = map_estimate(y, ops.Identity(shape), noise, prior, sigma_schedule=sigma,
+                          n_steps=3000, momentum=True, tol=1e-12)
+    np.testing.assert_allclose(result.x, wiener, rtol=1e-6, atol=1e-6)
+    assert result.history["rel_change"][-1] < 1e-8
+
+
+def test_posterior_samples_match_gaussian_posterior():
+    shape, noise, sigma = (3, 3), 0.5, 1e-3
+    prior, score = gaussian_prior(seed=2)
+    H, b = dense_prior(shape, score, sigma)
+    rng = np.random.default_rng(3)
+    y = 1.0 + noise * rng.standard_normal(shape)
+    precision = np.eye(9) / noise ** 2 + H
+    cov = np.linalg.inv(precision)
+    mean = cov @ (y.ravel() / noise ** 2 + b)
+    out = posterior_sample(y, ops.Identity(shape), noise, prior, n_samples=4000,
+                           sigmas=[sigma], steps_per_sigma=600, eps=0.1, rng=4,
+                           x0=mean.reshape(shape))
+    samples = out.samples.reshape(4000, 9)
+    se = np.sqrt(np.diag(cov) / 4000)
+    assert np.all(np.abs(samples.mean(0) - mean) < 5 * se + 0.02 * np.sqrt(np.diag(cov)))
+    # unadjusted Langevin inflates variances by at most ~eps/2; chains give ~2% noise
+    np.testing.assert_allclose(samples.var(0, ddof=1), np.diag(cov), rtol=0.12)
+    np.testing.assert_allclose(out.mean, samples.mean(0).reshape(shape))
+    summary = posterior_summary(out.samples, credible=0.9)
+    inside = ((mean.reshape(shape) > summary["lower"]) & (mean.reshape(shape) < summary["upper"]))
+    assert inside.all()
+
+
+def blocky_prior():
+    """Gaussian 3x3 patch prior fitted on random piecewise-constant block images."""
+    rng = np.random.default_rng(11)
+    images = np.ones((100, 16, 16))
+    for img in images:
+        r, c = rng.integers(0, 10, size=2)
+        img[r:r + rng.integers(3, 8), c:c + rng.integers(3, 8)] = 2.0
+    G = PatchOperator((16, 16), 3, padding="reflect")
+    score = GaussianPatchScore().fit(G.gather(images).reshape(-1, 9))
+    return PatchPrior(score, 3)
+
+
+def make_operators(shape, rng):
+    return {
+        "identity": ops.Identity(shape),
+        "mask": ops.Mask(rng.random(shape) > 0.4),
+        "blur": ops.Blur(ops.gaussian_kernel(1.0), shape),
+        "downsample": ops.Downsample(shape, 2),
+        "mri": ops.MRI(ops.cartesian_mask(shape, 2, rng=0)),
+        "ct": ops.ParallelBeamCT(shape, np.linspace(0, np.pi, 12, endpoint=False)),
+    }
+
+
+@pytest.mark.parametrize("name", ["identity", "mask", "blur", "downsample", "mri", "ct"])
+def test_map_on_every_operator(name):
+    """Both methods improve on the start and reach the same stationary point: the HQS fixed
+    point x = argmin ||y - Ax||²/2σn² + ||x - D(x)||²/2σ² solves A*(y - Ax)/σn² + s(x) = 0."""
+    rng = np.random.default_rng(5)
+    shape = (16, 16)
+    x = np.ones(shape)
+    x[4:11, 5:13] = 2.0
+    A = make_operators(shape, rng)[name]
+    noise = 0.05
+    y = A.simulate(x, noise, rng=6)
+    prior = blocky_prior()
+    start = map_estimate(y, A, noise, prior, n_steps=1, sigma_schedule=0.1).x
+    grad = map_estimate(y, A, noise, prior, n_steps=150, sigma_schedule=0.1, momentum=True)
+    hqs = map_estimate(y, A, noise, prior, method="hqs", n_steps=60, sigma_schedule=0.1)
+    for result in (grad, hqs):
+        assert result.x.shape == shape and result.x.dtype == np.float64
+        assert np.linalg.norm(result.x - x) < np.linalg.norm(start - x)
+    assert np.linalg.norm(grad.x - hqs.x) < 0.02 * np.linalg.norm(x)
+    assert grad.history["score_norm"][-1] < 0.01 * grad.history["score_norm"][0]
+
+
+def test_float32_and_callback_and_reproducibility():
+    shape = (8, 8)
+    prior, _ = gaussian_prior()
+    y = np.ones(shape, np.float32)
+    seen = []
+    res = map_estimate(y, ops.Identity(shape), 0.1, prior, n_steps=50,
+                       callback=lambda k, x, info: seen.append(info["sigma"]) or k == 4)
+    assert res.x.dtype == np.float32 and res.n_iter == 5 and len(seen) == 5
+    assert seen[0] > seen[-1]   # annealed from 2 sigma_n downwards
+    a = posterior_sample(y, ops.Identity(shape), 0.1, prior, n_samples=3, rng=7)
+    b = posterior_sample(y, ops.Identity(shape), 0.1, prior, n_samples=3, rng=7)
+    np.testing.assert_array_equal(a.samples, b.samples)
+
+
+def test_noise_realizations():
+    shape = (8, 8)
+    prior, _ = gaussian_prior()
+    out = noise_realizations(np.ones(shape), ops.Identity(shape), 0.2, prior, n=6, rng=0,
+                             map_options={"n_steps": 20})
+    assert out["estimates"].shape == (6, 8, 8)
+    assert np.all(out["std"] > 0) and out["std"].shape == shape
+
+
+def test_errors():
+    shape = (8, 8)
+    prior, _ = gaussian_prior()
+    A = ops.Identity(shape)
+    y = np.ones(shape)
+    with pytest.raises(ValueError, match=r"`y` must be finite"):
+        map_estimate(np.full(shape, np.nan), A, 0.1, prior)
+    with pytest.raises(ValueError, match=r"`noise_sigma` must be > 0"):
+        map_estimate(y, A, 0.0, prior)
+    with pytest.raises(ValueError, match=r"`y`"):
+        map_estimate(np.ones((7, 8)), A, 0.1, prior)
+    with pytest.raises(TypeError, match=r"`y`"):
+        map_estimate(y + 1j, A, 0.1, prior)
+    with pytest.raises(TypeError, match=r"`operator` must be a fastscore.operators"):
+        map_estimate(y, object(), 0.1, prior)
+    with pytest.raises(ValueError, match=r"`method` must be one of 'gradient', 'hqs'"):
+        map_estimate(y, A, 0.1, prior, method="admm")
+    with pytest.raises(ValueError, match=r"`sigma_schedule` must be a float, \(start, end\)"):
+        map_estimate(y, A, 0.1, prior, n_steps=5, sigma_schedule=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"`x0` must have shape \(8, 8\)"):
+        map_estimate(y, A, 0.1, prior, x0=np.ones((4, 4)))
+    with pytest.raises(ValueError, match=r"`sigmas` must be positive and non-increasing"):
+        posterior_sample(y, A, 0.1, prior, sigmas=[0.1, 0.2])
+    with pytest.raises(ValueError, match=r"`samples` must have shape \(n_samples >= 2"):
+        posterior_summary(np.ones((1, 4, 4)))
+    assert sigma_ladder(1.0, 0.01, 3) == pytest.approx([1.0, 0.1, 0.01])
