@@ -1,0 +1,305 @@
+"""The base class of fastscore's forward models (:mod:`fastscore.operators`): validation,
+batch axis, ‖A‖², composition and scaling. Public names are re-exported there."""
+
+import math
+import numbers
+
+import numpy as np
+
+from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
+                          check_rng, check_scalar)
+
+__all__ = ["LinearOperator"]
+
+
+def _complex_of(dtype):
+    return np.dtype(np.complex64) if np.dtype(dtype) in (np.float32, np.complex64) \
+        else np.dtype(np.complex128)
+
+
+def _real_of(dtype):
+    return np.dtype(np.float32) if np.dtype(dtype) in (np.float32, np.complex64) \
+        else np.dtype(np.float64)
+
+
+def _check_shape(shape, name, ndims):
+    if isinstance(shape, numbers.Integral) or not hasattr(shape, "__len__"):
+        raise TypeError(f"`{name}` must be a tuple of ints; got {shape!r}.")
+    if len(shape) not in ndims:
+        want = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"`{name}` must have {want} entries; got {tuple(shape)!r}.")
+    return check_int_tuple(shape, name, len(shape), low=1)
+
+
+class LinearOperator:
+    """Base class of the linear forward models: ``forward``, ``adjoint``, ``‖A‖²``, ``A @ B``.
+
+    Subclasses implement ``_forward(x)`` and ``_adjoint(y)`` on arrays that always carry a
+    leading batch axis and are already checked; the public methods validate, add and
+    remove the batch axis.
+
+    Attributes
+    ----------
+    shape_in : tuple of int
+        Image shape (without the batch axis).
+    shape_out : tuple of int
+        Measurement shape (without the batch axis).
+    complex_domain : bool
+        The image is complex (only ``MRI(..., complex_image=True)``).
+    complex_range : bool
+        The measurements are complex (:class:`MRI`).
+    n_measurements : int
+        Number of measured entries (entries of ``shape_out`` that carry data; a
+        :class:`Mask` or an MRI sampling mask leaves the others at zero).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastscore.operators import Blur, Downsample, gaussian_kernel
+    >>> A = Downsample((32, 32), 2) @ Blur(gaussian_kernel(1.0), (32, 32), "zero")
+    >>> x = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    >>> A.forward(x).shape, A.forward(x).dtype, A.adjoint(A.forward(x)).shape
+    ((16, 16), dtype('float32'), (32, 32))
+    >>> round(A.norm_squared(), 3)
+    0.245
+    """
+
+    complex_domain = False
+    complex_range = False
+
+    def __init__(self, shape_in, shape_out):
+        self.shape_in = tuple(int(n) for n in shape_in)
+        self.shape_out = tuple(int(n) for n in shape_out)
+        self._norm_squared = None
+
+    # -- what subclasses provide -----------------------------------------------------------
+    def _forward(self, x):
+        raise NotImplementedError
+
+    def _adjoint(self, y):
+        raise NotImplementedError
+
+    def _closed_form_norm_squared(self):
+        """Exact ‖A‖² when it is known in closed form, else None (estimated iteratively)."""
+        return None
+
+    @property
+    def measured(self):
+        """Boolean array of shape ``shape_out`` marking measured entries, or None (all)."""
+        return None
+
+    @property
+    def n_measurements(self):
+        m = self.measured
+        return math.prod(self.shape_out) if m is None else int(np.count_nonzero(m))
+
+    # -- validation ------------------------------------------------------------------------
+    def _check(self, x, name, shape, complex_ok, finite=False):
+        """Checked array with a leading batch axis, and whether the caller passed a batch."""
+        k = len(shape)
+        arr = as_float_array(x, name, ndim=(k, k + 1), allow_complex=True, finite=finite)
+        if arr.shape[-k:] != shape:
+            raise ValueError(
+                f"`{name}` must have shape {shape} or (n, {', '.join(map(str, shape))}) "
+                f"for {self!r}; got {arr.shape}.")
+        if arr.dtype.kind == "c" and not complex_ok:
+            raise TypeError(
+                f"`{name}` is complex ({arr.dtype}) but {type(self).__name__} expects real "
+                f"values here; pass the real array (or use a complex-valued model).")
+        if complex_ok and arr.dtype.kind == "f":
+            arr = arr.astype(_complex_of(arr.dtype))
+        batched = arr.ndim == k + 1
+        return (arr if batched else arr[np.newaxis]), batched
+
+    def check_measurement(self, y, name="y"):
+        """Validate measurements for this operator: shape ``shape_out`` or ``(n, *shape_out)``,
+        finite, complex only when the range is complex (real data are promoted to complex
+        for a complex range). Returns the checked array (batch axis as given)."""
+        arr, batched = self._check(y, name, self.shape_out, self.complex_range, finite=True)
+        return arr if batched else arr[0]
+
+    # -- the operator ----------------------------------------------------------------------
+    def forward(self, x):
+        """``A x``; `x` of shape ``shape_in`` or ``(n, *shape_in)``."""
+        arr, batched = self._check(x, "x", self.shape_in, self.complex_domain)
+        out = self._forward(arr)
+        return out if batched else out[0]
+
+    def adjoint(self, y):
+        """``A* y`` (the exact adjoint; the real part of Aᴴy when the image is real)."""
+        arr, batched = self._check(y, "y", self.shape_out, self.complex_range)
+        out = self._adjoint(arr)
+        return out if batched else out[0]
+
+    def simulate(self, x, noise_sigma=0.0, *, rng=None):
+        """Measurements ``A x + n``: n ~ N(0, noise_sigma²) on every measured real component
+        (real and imaginary parts each for complex data); unmeasured entries stay zero."""
+        sigma = check_scalar(noise_sigma, "noise_sigma", low=0.0)
+        y = self.forward(x)
+        if sigma > 0:
+            rng = check_rng(rng)
+            real = _real_of(y.dtype)
+            noise = rng.standard_normal(y.shape, dtype=real)
+            if y.dtype.kind == "c":
+                noise = noise + 1j * rng.standard_normal(y.shape, dtype=real)
+            if self.measured is not None:
+                noise *= self.measured
+            y += (sigma * noise).astype(y.dtype, copy=False)
+        return y
+
+    # -- norm ------------------------------------------------------------------------------
+    def norm_squared(self):
+        """‖A‖², the largest eigenvalue of A*A: closed form where known, else
+        :meth:`estimate_norm_squared` (fixed seed, deterministic); computed once and cached."""
+        if self._norm_squared is None:
+            value = self._closed_form_norm_squared()
+            self._norm_squared = float(self.estimate_norm_squared() if value is None
+                                       else value)
+        return self._norm_squared
+
+    def norm(self):
+        """Operator norm ‖A‖ = sqrt(:meth:`norm_squared`)."""
+        return math.sqrt(self.norm_squared())
+
+    def _normal(self, v):
+        """A*A v for one float64/complex128 image."""
+        return self._adjoint(self._forward(v[np.newaxis]))[0]
+
+    def estimate_norm_squared(self, *, method="lanczos", tol=1e-8, max_iter=1000, rng=0):
+        """Largest eigenvalue of A*A by an iterative method in float64 (not cached).
+
+        Parameters
+        ----------
+        method : {"lanczos", "power"}
+            "lanczos": power iteration accelerated in a Krylov subspace (ARPACK ``eigsh``),
+            converged to relative accuracy `tol` — also when the top of the spectrum is
+            clustered (zero-boundary blur), where plain power iteration stalls (measured on
+            a 128² Gaussian blur: 5e-5 relative error after 1 s, against 1e-9 in 0.15 s).
+            "power": plain power iteration, stopped when the Rayleigh quotient ‖A v‖²
+            (‖v‖ = 1) changes by less than `tol` relative; it approaches ‖A‖² from below.
+            Images of at most 64 pixels use a dense eigensolver (exact).
+        tol : float > 0
+        max_iter : int >= 1
+        rng : int or Generator, default 0
+            Start vector (a fixed seed by default, so the estimate is reproducible).
+        """
+        check_choice(method, "method", ("lanczos", "power"))
+        tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
+        max_iter = check_int(max_iter, "max_iter", low=1)
+        rng = check_rng(rng)
+        size = math.prod(self.shape_in)
+        dtype = np.complex128 if self.complex_domain else np.float64
+        if size <= 64:
+            basis = np.eye(size, dtype=dtype).reshape((size,) + self.shape_in)
+            gram = self._adjoint(self._forward(basis)).reshape(size, size)
+            return float(max(0.0, np.linalg.eigvalsh(gram)[-1]))
+        v = rng.standard_normal(self.shape_in)
+        if self.complex_domain:
+            v = v + 1j * rng.standard_normal(self.shape_in)
+        v /= np.linalg.norm(v)
+        if method == "lanczos":
+            import scipy.sparse.linalg as sla
+
+            normal = sla.LinearOperator(
+                (size, size), dtype=dtype,
+                matvec=lambda u: self._normal(u.reshape(self.shape_in)).ravel())
+            try:
+                value = sla.eigsh(normal, k=1, which="LA", v0=v.ravel(), tol=tol,
+                                  maxiter=max_iter, return_eigenvectors=False)[0]
+                return float(max(0.0, value))
+            except sla.ArpackNoConvergence:
+                pass  # fall back to power iteration from the same start
+        value = 0.0
+        for _ in range(max_iter):
+            w = self._normal(v)
+            new = float(np.real(np.vdot(v, w)))
+            length = np.linalg.norm(w)
+            if length == 0:
+                return 0.0
+            v = w / length
+            if abs(new - value) <= tol * abs(new):
+                return new
+            value = new
+        return value
+
+    # -- algebra ---------------------------------------------------------------------------
+    def __matmul__(self, other):
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return _Composed(self, other)
+
+    def __mul__(self, scale):
+        if isinstance(scale, numbers.Real) and not isinstance(scale, (bool, np.bool_)):
+            return _Scaled(self, float(scale))
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def _describe(self):
+        return f"shape_in={self.shape_in}, shape_out={self.shape_out}"
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._describe()})"
+
+
+class _Composed(LinearOperator):
+    """``(A @ B) x = A (B x)``, adjoint ``B* A* y``."""
+
+    def __init__(self, outer, inner):
+        if inner.shape_out != outer.shape_in:
+            raise ValueError(
+                f"cannot compose {outer!r} @ {inner!r}: the inner operator's shape_out "
+                f"{inner.shape_out} differs from the outer operator's shape_in {outer.shape_in}.")
+        if inner.complex_range != outer.complex_domain:
+            kind = lambda c: "complex" if c else "real"
+            raise TypeError(
+                f"cannot compose {outer!r} @ {inner!r}: the inner operator's range is "
+                f"{kind(inner.complex_range)} but the outer operator expects "
+                f"{kind(outer.complex_domain)} input.")
+        super().__init__(inner.shape_in, outer.shape_out)
+        self.outer, self.inner = outer, inner
+        self.complex_domain = inner.complex_domain
+        self.complex_range = outer.complex_range
+
+    @property
+    def measured(self):
+        return self.outer.measured
+
+    def _forward(self, x):
+        return self.outer._forward(self.inner._forward(x))
+
+    def _adjoint(self, y):
+        return self.inner._adjoint(self.outer._adjoint(y))
+
+    def __repr__(self):
+        return f"({self.outer!r} @ {self.inner!r})"
+
+
+class _Scaled(LinearOperator):
+    """``(c A) x = c (A x)`` for a real scalar c."""
+
+    def __init__(self, operator, scale):
+        super().__init__(operator.shape_in, operator.shape_out)
+        self.operator, self.scale = operator, scale
+        self.complex_domain = operator.complex_domain
+        self.complex_range = operator.complex_range
+
+    @property
+    def measured(self):
+        return self.operator.measured
+
+    def _forward(self, x):
+        out = self.operator._forward(x)
+        out *= self.scale
+        return out
+
+    def _adjoint(self, y):
+        out = self.operator._adjoint(y)
+        out *= self.scale
+        return out
+
+    def _closed_form_norm_squared(self):
+        return self.scale ** 2 * self.operator.norm_squared()
+
+    def __repr__(self):
+        return f"{self.scale!r} * {self.operator!r}"
