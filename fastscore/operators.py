@@ -87,7 +87,7 @@ class Mask(LinearOperator):
         if mask.ndim not in (1, 2, 3) or mask.size == 0:
             raise ValueError(f"`mask` must be a non-empty 1-D to 3-D array; got shape {mask.shape}.")
         super().__init__(mask.shape, mask.shape)
-        self.mask = np.ascontiguousarray(mask)
+        self.mask = mask.copy()   # private, read-only copy
         self.mask.flags.writeable = False
 
     @property
@@ -296,7 +296,7 @@ class MRI(LinearOperator):
         if mask.ndim != 2 or mask.size == 0:
             raise ValueError(f"`mask` must be a non-empty 2-D array (H, W); got shape {mask.shape}.")
         super().__init__(mask.shape, mask.shape)
-        self.mask = np.ascontiguousarray(mask)
+        self.mask = mask.copy()   # private, read-only copy
         self.mask.flags.writeable = False
         self.complex_domain = bool(complex_image)
         self._mask_unshifted = np.fft.ifftshift(self.mask)

@@ -437,3 +437,15 @@ def test_operator_errors():
     with pytest.raises(ValueError, match="`sinogram` must have shape"):
         ParallelBeamCT((4, 4), 3).fbp(np.zeros((3, 5)))
     assert issubclass(Identity, LinearOperator)
+
+
+def test_operators_do_not_touch_caller_arrays():
+    mask = np.ones((4, 4), bool)
+    A, M = Mask(mask), MRI(mask)
+    assert mask.flags.writeable                          # the caller's array is untouched
+    mask[0, 0] = False                                   # and not shared
+    assert A.mask[0, 0] and M.mask[0, 0]
+    x = np.ones((4, 4))
+    A.forward(x)[0, 0] = 5
+    Identity((4, 4)).forward(x)[1, 1] = 5
+    assert np.all(x == 1)
