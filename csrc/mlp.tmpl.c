@@ -1,0 +1,508 @@
+/* MLP kernels, written once for REAL = float or double (see mlp.c, mlp.h).
+ *
+ * Per tile (<= `tile` rows, one thread): layer l computes z = a W_l by one BLAS gemm,
+ * then ONE elementwise pass adds the bias, applies the activation and, for SiLU/GELU,
+ * stores f'(z) (bias_activate). Backward walks the layers down: one elementwise pass
+ * multiplies the incoming gradient by f' and accumulates the bias column sums
+ * (scale_by_derivative), then two gemms give dW (accumulated over the slot's tiles) and
+ * the gradient of the layer input.
+ *
+ * Elementwise functions carry FS_CLONES (AVX-512 / AVX2 / baseline by runtime dispatch);
+ * in single precision tanh and exp are the vectorisable approximations of mlp.c, in
+ * double precision libm's.
+ */
+#ifndef REAL
+#error "define REAL and FS_SFX before including mlp.tmpl.c"
+#endif
+
+#ifdef _OPENMP
+#define FS_MLP_THREAD_ID() omp_get_thread_num()
+#else
+#define FS_MLP_THREAD_ID() 0
+#endif
+
+#if FS_MLP_SINGLE
+#define FS_MLP_TANH(x) fs_tanhf_approx(x)
+#define FS_MLP_EXP(x)  fs_expf_approx(x)
+#else
+#define FS_MLP_TANH(x) tanh(x)
+#define FS_MLP_EXP(x)  exp(x)
+#endif
+
+/* GELU, tanh approximation: 0.5 v (1 + tanh(c (v + k v^3))), c = sqrt(2/pi). */
+#define FS_GELU_C ((REAL)0.7978845608028654)
+#define FS_GELU_K ((REAL)0.044715)
+
+/* C (col-major m x n, ldc) = alpha op(A) op(B) + beta C through the caller's BLAS. */
+static void FS_FN(gemm)(const fs_mlp_net *net, char ta, char tb, ptrdiff_t m, ptrdiff_t n,
+                        ptrdiff_t k, REAL alpha, const REAL *a, ptrdiff_t lda, const REAL *b,
+                        ptrdiff_t ldb, REAL beta, REAL *c, ptrdiff_t ldc)
+{
+    int im = (int)m, in = (int)n, ik = (int)k, ilda = (int)lda, ildb = (int)ldb,
+        ildc = (int)ldc;
+    net->FS_MLP_GEMM(&ta, &tb, &im, &in, &ik, &alpha, (REAL *)a, &ilda, (REAL *)b, &ildb,
+                     &beta, c, &ildc);
+}
+
+/* z[r, j] <- f(z[r, j] + b[j]) in place for a (rows, w) row-major block;
+ * d[r, j] <- f'(z + b) when d != NULL (used for SiLU and GELU only). */
+FS_CLONES static void FS_FN(bias_activate)(REAL *FS_RESTRICT z, ptrdiff_t rows, ptrdiff_t w,
+                                           const REAL *FS_RESTRICT b, int act, REAL slope,
+                                           REAL *FS_RESTRICT d)
+{
+    switch (act) {
+    case FS_ACT_IDENTITY:
+        for (ptrdiff_t r = 0; r < rows; ++r) {
+            REAL *FS_RESTRICT zr = z + r * w;
+            for (ptrdiff_t j = 0; j < w; ++j) zr[j] += b[j];
+        }
+        break;
+    case FS_ACT_RELU:
+        for (ptrdiff_t r = 0; r < rows; ++r) {
+            REAL *FS_RESTRICT zr = z + r * w;
+            for (ptrdiff_t j = 0; j < w; ++j) {
+                const REAL v = zr[j] + b[j];
+                zr[j] = v > 0 ? v : (REAL)0;
+            }
+        }
+        break;
+    case FS_ACT_LEAKY_RELU:
+        for (ptrdiff_t r = 0; r < rows; ++r) {
+            REAL *FS_RESTRICT zr = z + r * w;
+            for (ptrdiff_t j = 0; j < w; ++j) {
+                const REAL v = zr[j] + b[j];
+                zr[j] = v > 0 ? v : slope * v;
+            }
+        }
+        break;
+    case FS_ACT_TANH:
+        for (ptrdiff_t r = 0; r < rows; ++r) {
+            REAL *FS_RESTRICT zr = z + r * w;
+            for (ptrdiff_t j = 0; j < w; ++j) zr[j] = FS_MLP_TANH(zr[j] + b[j]);
+        }
+        break;
+    case FS_ACT_SILU:  /* v s(v), s = 1 / (1 + exp(-v)); f' = s (1 + v (1 - s)) */
+        for (ptrdiff_t r = 0; r < rows; ++r) {
+            REAL *FS_RESTRICT zr = z + r * w;
+            if (d) {
+                REAL *FS_RESTRICT dr = d + r * w;
+                for (ptrdiff_t j = 0; j < w; ++j) {
+                    const REAL v = zr[j] + b[j];
+                    const REAL s = (REAL)1 / ((REAL)1 + FS_MLP_EXP(-v));
+                    zr[j] = v * s;
+                    dr[j] = s * ((REAL)1 + v * ((REAL)1 - s));
+                }
+            } else {
+                for (ptrdiff_t j = 0; j < w; ++j) {
+                    const REAL v = zr[j] + b[j];
+                    zr[j] = v / ((REAL)1 + FS_MLP_EXP(-v));
+                }
+            }
+        }
+        break;
+    case FS_ACT_GELU:  /* f' = 0.5 (1 + t) + 0.5 v (1 - t^2) c (1 + 3 k v^2) */
+        for (ptrdiff_t r = 0; r < rows; ++r) {
+            REAL *FS_RESTRICT zr = z + r * w;
+            if (d) {
+                REAL *FS_RESTRICT dr = d + r * w;
+                for (ptrdiff_t j = 0; j < w; ++j) {
+                    const REAL v = zr[j] + b[j], v2 = v * v;
+                    const REAL t = FS_MLP_TANH(FS_GELU_C * (v + FS_GELU_K * v2 * v));
+                    zr[j] = (REAL)0.5 * v * ((REAL)1 + t);
+                    dr[j] = (REAL)0.5 * ((REAL)1 + t) +
+                            (REAL)0.5 * v * ((REAL)1 - t * t) * FS_GELU_C *
+                                ((REAL)1 + (REAL)3 * FS_GELU_K * v2);
+                }
+            } else {
+                for (ptrdiff_t j = 0; j < w; ++j) {
+                    const REAL v = zr[j] + b[j];
+                    const REAL t = FS_MLP_TANH(FS_GELU_C * (v + FS_GELU_K * v * v * v));
+                    zr[j] = (REAL)0.5 * v * ((REAL)1 + t);
+                }
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* g[r, j] <- g[r, j] f'[r, j] * row_scale[r] (row_scale may be NULL) in place, and
+ * bsum[j] += sum_r g[r, j] (double accumulation, rows in order). */
+FS_CLONES static void FS_FN(scale_by_derivative)(REAL *FS_RESTRICT g, ptrdiff_t rows,
+                                                 ptrdiff_t w, const REAL *FS_RESTRICT a,
+                                                 const REAL *FS_RESTRICT d, int act,
+                                                 REAL slope,
+                                                 const REAL *FS_RESTRICT row_scale,
+                                                 double *FS_RESTRICT bsum)
+{
+    for (ptrdiff_t r = 0; r < rows; ++r) {
+        REAL *FS_RESTRICT gr = g + r * w;
+        const REAL *FS_RESTRICT ar = a + r * w;
+        const REAL sr = row_scale ? row_scale[r] : (REAL)1;
+        switch (act) {
+        case FS_ACT_IDENTITY:
+            for (ptrdiff_t j = 0; j < w; ++j) {
+                const REAL v = gr[j] * sr;
+                gr[j] = v;
+                bsum[j] += (double)v;
+            }
+            break;
+        case FS_ACT_RELU:
+            for (ptrdiff_t j = 0; j < w; ++j) {
+                const REAL v = ar[j] > 0 ? gr[j] * sr : (REAL)0;
+                gr[j] = v;
+                bsum[j] += (double)v;
+            }
+            break;
+        case FS_ACT_LEAKY_RELU:
+            for (ptrdiff_t j = 0; j < w; ++j) {
+                const REAL v = (ar[j] > 0 ? gr[j] : slope * gr[j]) * sr;
+                gr[j] = v;
+                bsum[j] += (double)v;
+            }
+            break;
+        case FS_ACT_TANH:
+            for (ptrdiff_t j = 0; j < w; ++j) {
+                const REAL v = gr[j] * ((REAL)1 - ar[j] * ar[j]) * sr;
+                gr[j] = v;
+                bsum[j] += (double)v;
+            }
+            break;
+        default: {  /* SiLU, GELU: stored derivative */
+            const REAL *FS_RESTRICT dr = d + r * w;
+            for (ptrdiff_t j = 0; j < w; ++j) {
+                const REAL v = gr[j] * dr[j] * sr;
+                gr[j] = v;
+                bsum[j] += (double)v;
+            }
+        } break;
+        }
+    }
+}
+
+/* out[r, j] = f'(z[r, j]) for a (rows, w) block, from the activation's output a = f(z)
+ * (identity 1, ReLU a > 0, leaky ReLU a > 0 ? 1 : slope, tanh 1 - a^2) or from the stored
+ * derivative d (SiLU, GELU). */
+FS_CLONES static void FS_FN(derivative_block)(REAL *FS_RESTRICT out, ptrdiff_t rows,
+                                              ptrdiff_t w, const REAL *FS_RESTRICT a,
+                                              const REAL *FS_RESTRICT d, int act,
+                                              REAL slope)
+{
+    const ptrdiff_t m = rows * w;
+    if (FS_ACT_STORES_DERIVATIVE(act)) {
+        for (ptrdiff_t i = 0; i < m; ++i) out[i] = d[i];
+        return;
+    }
+    switch (act) {
+    case FS_ACT_TANH:
+        for (ptrdiff_t i = 0; i < m; ++i) out[i] = (REAL)1 - a[i] * a[i];
+        break;
+    case FS_ACT_RELU:
+        for (ptrdiff_t i = 0; i < m; ++i) out[i] = a[i] > 0 ? (REAL)1 : (REAL)0;
+        break;
+    case FS_ACT_LEAKY_RELU:
+        for (ptrdiff_t i = 0; i < m; ++i) out[i] = a[i] > 0 ? (REAL)1 : slope;
+        break;
+    default:
+        for (ptrdiff_t i = 0; i < m; ++i) out[i] = (REAL)1;
+        break;
+    }
+}
+
+/* t[(r*p + i), j] *= dm[r, j] for i < p: tangents of row r share the row's f'. */
+FS_CLONES static void FS_FN(scale_tangents)(REAL *FS_RESTRICT t, const REAL *FS_RESTRICT dm,
+                                            ptrdiff_t rows, ptrdiff_t p, ptrdiff_t w)
+{
+    for (ptrdiff_t r = 0; r < rows; ++r)
+        for (ptrdiff_t i = 0; i < p; ++i) {
+            REAL *FS_RESTRICT tr = t + (r * p + i) * w;
+            const REAL *FS_RESTRICT dr = dm + r * w;
+            for (ptrdiff_t j = 0; j < w; ++j) tr[j] *= dr[j];
+        }
+}
+
+/* grad[lo:hi] += sum_s part[s][lo:hi], s = 0 .. n_parts-1 in order. */
+FS_CLONES static void FS_FN(add_partials)(REAL *FS_RESTRICT grad, const REAL *FS_RESTRICT part,
+                                          ptrdiff_t stride, int n_parts, ptrdiff_t lo,
+                                          ptrdiff_t hi)
+{
+    for (int s = 0; s < n_parts; ++s) {
+        const REAL *FS_RESTRICT ps = part + (ptrdiff_t)s * stride;
+        for (ptrdiff_t i = lo; i < hi; ++i) grad[i] += ps[i];
+    }
+}
+
+/* One tile through all layers: A[0] = x rows (rows, w_0); A[l] (rows, w_l) receives a_l;
+ * D[l] (rows, w_l) receives f_{l-1}'(z_l) for SiLU/GELU layers when not NULL. */
+static void FS_FN(tile_forward)(const fs_mlp_net *net, const REAL *params, ptrdiff_t rows,
+                                REAL *const *A, REAL *const *D)
+{
+    const REAL slope = (REAL)net->negative_slope;
+    for (int l = 0; l < net->n_layers; ++l) {
+        const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+        /* a_{l+1}^T (m x rows) = W^T (m x k) a_l^T (k x rows); W row-major (k, m) */
+        FS_FN(gemm)(net, 'N', 'N', m, rows, k, (REAL)1, params + net->w_offset[l], m, A[l],
+                    k, (REAL)0, A[l + 1], m);
+        FS_FN(bias_activate)(A[l + 1], rows, m, params + net->b_offset[l],
+                             net->activation[l], slope, D ? D[l + 1] : NULL);
+    }
+}
+
+int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL *x,
+                          ptrdiff_t n, REAL *out, REAL *acts, REAL *derivs, REAL *scratch,
+                          ptrdiff_t tile, int n_threads)
+{
+    const int L = net->n_layers;
+    if (n_threads < 1 || tile < 1 || n < 0) return FS_E_ARG;
+    if (!acts && (!out || !scratch)) return FS_E_ARG;
+    if (acts && net->deriv_total > 0 && !derivs) return FS_E_ARG;
+    if (n == 0) return FS_OK;
+    const ptrdiff_t n_tiles = (n + tile - 1) / tile;
+    const ptrdiff_t wmax = net->max_width, w0 = net->width[0], wL = net->width[L];
+
+#ifdef _OPENMP
+#pragma omp parallel num_threads(n_threads)
+#endif
+    {
+        REAL *A[FS_MLP_MAX_LAYERS + 1];
+        REAL *D[FS_MLP_MAX_LAYERS + 1];
+        REAL *buf = scratch ? scratch + (ptrdiff_t)FS_MLP_THREAD_ID() * 2 * tile * wmax
+                            : NULL;
+        /* tiles are independent and each is computed the same way by any thread, so a
+         * dynamic schedule (load balance) keeps the results thread-count invariant */
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (ptrdiff_t t = 0; t < n_tiles; ++t) {
+            const ptrdiff_t r0 = t * tile;
+            const ptrdiff_t rows = r0 + tile <= n ? tile : n - r0;
+            if (acts) {
+                /* stored layout: layer l's block is (n, w_l) at n * act_offset[l] */
+                for (int l = 0; l <= L; ++l)
+                    A[l] = acts + n * net->act_offset[l] + r0 * net->width[l];
+                memcpy(A[0], x + r0 * w0, sizeof(REAL) * (size_t)(rows * w0));
+                D[0] = NULL;
+                for (int l = 0; l < L; ++l)
+                    D[l + 1] = net->deriv_offset[l] < 0 ? NULL
+                               : derivs + n * net->deriv_offset[l] + r0 * net->width[l + 1];
+                FS_FN(tile_forward)(net, params, rows, A, D);
+                if (out)
+                    memcpy(out + r0 * wL, A[L], sizeof(REAL) * (size_t)(rows * wL));
+            } else {
+                A[0] = (REAL *)(x + r0 * w0);
+                for (int l = 1; l < L; ++l) A[l] = buf + (l % 2) * tile * wmax;
+                A[L] = out + r0 * wL;
+                FS_FN(tile_forward)(net, params, rows, A, NULL);
+            }
+        }
+    }
+    return FS_OK;
+}
+
+/* Backward through one tile (see fs_mlp_backward): A, D as stored by the forward pass
+ * (A[0] = x .. A[L] = y), g_out (rows, w_L); gp: this slot's gradient buffer; dW is
+ * overwritten when `first` (beta = 0), else accumulated; bsum: the slot's bias sums. */
+static void FS_FN(tile_backward)(const fs_mlp_net *net, const REAL *params, ptrdiff_t rows,
+                                 const REAL *const *A, const REAL *const *D,
+                                 const REAL *g_out, const REAL *row_scale, REAL *gp,
+                                 int first, double *bsum, REAL *buf0, REAL *buf1,
+                                 REAL *g_in)
+{
+    const int L = net->n_layers;
+    const REAL slope = (REAL)net->negative_slope;
+    const REAL beta = first ? (REAL)0 : (REAL)1;
+    ptrdiff_t boff = net->bias_total;
+    REAL *g = buf0, *h = buf1;
+    memcpy(g, g_out, sizeof(REAL) * (size_t)(rows * net->width[L]));
+    boff -= net->width[L];
+    FS_FN(scale_by_derivative)(g, rows, net->width[L], A[L], D[L], net->activation[L - 1],
+                               slope, row_scale, bsum + boff);
+    for (int l = L - 1; l >= 0; --l) {
+        const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+        /* dW (k, m) row-major = col-major (m x k) += g^T (m x rows) a_l (rows x k) */
+        FS_FN(gemm)(net, 'N', 'T', m, k, rows, (REAL)1, g, m, A[l], k, beta,
+                    gp + net->w_offset[l], m);
+        if (l == 0 && !g_in) break;
+        /* dA (rows, k): dA^T (k x rows) = W (k x m, col-major view: op T) g^T */
+        REAL *dst = l > 0 ? h : g_in;
+        FS_FN(gemm)(net, 'T', 'N', k, rows, m, (REAL)1, params + net->w_offset[l], m, g, m,
+                    (REAL)0, dst, k);
+        if (l > 0) {
+            boff -= k;
+            FS_FN(scale_by_derivative)(dst, rows, k, A[l], D[l], net->activation[l - 1],
+                                       slope, NULL, bsum + boff);
+            h = g;
+            g = dst;
+        }
+    }
+}
+
+int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL *acts,
+                           const REAL *derivs, ptrdiff_t n, const REAL *grad_out,
+                           const REAL *row_scale, REAL *grad, REAL *partials, int n_slots,
+                           int accumulate, REAL *input_grad, REAL *scratch,
+                           double *dscratch, ptrdiff_t tile, int n_threads)
+{
+    const int L = net->n_layers;
+    if (n_threads < 1 || tile < 1 || n < 1 || !scratch || !dscratch) return FS_E_ARG;
+    const ptrdiff_t n_tiles = (n + tile - 1) / tile;
+    if (n_slots < 1 || n_slots > n_tiles || (n_slots > 1 && !partials)) return FS_E_ARG;
+    if (net->deriv_total > 0 && !derivs) return FS_E_ARG;
+    const ptrdiff_t wmax = net->max_width, np = net->n_params, nb = net->bias_total;
+    const ptrdiff_t w0 = net->width[0], wL = net->width[L];
+
+#ifdef _OPENMP
+#pragma omp parallel num_threads(n_threads)
+#endif
+    {
+        const REAL *A[FS_MLP_MAX_LAYERS + 1];
+        const REAL *D[FS_MLP_MAX_LAYERS + 1];
+        REAL *buf0 = scratch + (ptrdiff_t)FS_MLP_THREAD_ID() * 2 * tile * wmax;
+        REAL *buf1 = buf0 + tile * wmax;
+        /* a slot is summed by one thread in tile order: thread-count invariant */
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (int s = 0; s < n_slots; ++s) {
+            REAL *gp = s == 0 ? grad : partials + (ptrdiff_t)(s - 1) * np;
+            const int add_to_existing = s == 0 && accumulate;
+            double *bsum = dscratch + (ptrdiff_t)s * nb;
+            for (ptrdiff_t j = 0; j < nb; ++j) bsum[j] = 0.0;
+            const ptrdiff_t t0 = (ptrdiff_t)s * n_tiles / n_slots;
+            const ptrdiff_t t1 = (ptrdiff_t)(s + 1) * n_tiles / n_slots;
+            for (ptrdiff_t t = t0; t < t1; ++t) {
+                const ptrdiff_t r0 = t * tile;
+                const ptrdiff_t rows = r0 + tile <= n ? tile : n - r0;
+                for (int l = 0; l <= L; ++l)
+                    A[l] = acts + n * net->act_offset[l] + r0 * net->width[l];
+                D[0] = NULL;
+                for (int l = 0; l < L; ++l)
+                    D[l + 1] = net->deriv_offset[l] < 0 ? NULL
+                               : derivs + n * net->deriv_offset[l] + r0 * net->width[l + 1];
+                FS_FN(tile_backward)(net, params, rows, A, D, grad_out + r0 * wL,
+                                     row_scale ? row_scale + r0 : NULL, gp,
+                                     t == t0 && !add_to_existing, bsum, buf0, buf1,
+                                     input_grad ? input_grad + r0 * w0 : NULL);
+            }
+            /* bias gradients of the slot: bsum (double) -> gp's bias entries */
+            ptrdiff_t boff = 0;
+            for (int l = 0; l < L; ++l) {
+                REAL *gb = gp + net->b_offset[l];
+                const ptrdiff_t m = net->width[l + 1];
+                for (ptrdiff_t j = 0; j < m; ++j)
+                    gb[j] = add_to_existing ? gb[j] + (REAL)bsum[boff + j]
+                                            : (REAL)bsum[boff + j];
+                boff += m;
+            }
+        }
+        /* implicit barrier; then grad += partials slot by slot, split over parameters */
+        if (n_slots > 1) {
+            const ptrdiff_t block = 4096;
+            const ptrdiff_t n_blocks = (np + block - 1) / block;
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+            for (ptrdiff_t q = 0; q < n_blocks; ++q) {
+                const ptrdiff_t lo = q * block, hi = lo + block < np ? lo + block : np;
+                FS_FN(add_partials)(grad, partials, np, n_slots - 1, lo, hi);
+            }
+        }
+    }
+    return FS_OK;
+}
+
+int FS_FN(fs_mlp_jacobian_diagonal)(const fs_mlp_net *net, const REAL *params,
+                                    const REAL *x, ptrdiff_t n, int n_dirs, REAL *out,
+                                    REAL *diag, REAL *scratch, ptrdiff_t tile,
+                                    int n_threads)
+{
+    const int L = net->n_layers;
+    const ptrdiff_t p = n_dirs;
+    if (n_threads < 1 || tile < 1 || n < 0 || !scratch) return FS_E_ARG;
+    if (p < 1 || p > net->width[0] || p > net->width[L]) return FS_E_ARG;
+    if (n == 0) return FS_OK;
+    const ptrdiff_t n_tiles = (n + tile - 1) / tile;
+    const ptrdiff_t wmax = net->max_width, w0 = net->width[0], wL = net->width[L];
+    const ptrdiff_t per_thread = fs_mlp_jacobian_scratch(net, tile, n_dirs, 1);
+    const REAL slope = (REAL)net->negative_slope;
+
+#ifdef _OPENMP
+#pragma omp parallel num_threads(n_threads)
+#endif
+    {
+        REAL *A[FS_MLP_MAX_LAYERS + 1];
+        REAL *D[FS_MLP_MAX_LAYERS + 1];
+        REAL *base = scratch + (ptrdiff_t)FS_MLP_THREAD_ID() * per_thread;
+        REAL *acts = base;                                        /* tile * act total */
+        REAL *derivs = acts + tile * net->act_offset[L + 1];      /* tile * deriv_total */
+        REAL *dm = derivs + tile * net->deriv_total;              /* tile * wmax */
+        REAL *t0buf = dm + tile * wmax;                           /* tile * p * wmax */
+        REAL *t1buf = t0buf + tile * p * wmax;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (ptrdiff_t t = 0; t < n_tiles; ++t) {
+            const ptrdiff_t r0 = t * tile;
+            const ptrdiff_t rows = r0 + tile <= n ? tile : n - r0;
+            A[0] = acts;
+            memcpy(A[0], x + r0 * w0, sizeof(REAL) * (size_t)(rows * w0));
+            D[0] = NULL;
+            for (int l = 0; l < L; ++l) {
+                A[l + 1] = acts + rows * net->act_offset[l + 1];
+                D[l + 1] = net->deriv_offset[l] < 0 ? NULL
+                                                    : derivs + rows * net->deriv_offset[l];
+            }
+            FS_FN(tile_forward)(net, params, rows, A, D);
+            if (out) memcpy(out + r0 * wL, A[L], sizeof(REAL) * (size_t)(rows * wL));
+
+            /* layer 0: tangent of direction i is row i of W_0, times f_0'(z_1) */
+            ptrdiff_t w = net->width[1];
+            FS_FN(derivative_block)(dm, rows, w, A[1], D[1], net->activation[0], slope);
+            const REAL *W0 = params + net->w_offset[0];
+            for (ptrdiff_t r = 0; r < rows; ++r)
+                for (ptrdiff_t i = 0; i < p; ++i) {
+                    REAL *tr = t0buf + (r * p + i) * w;
+                    for (ptrdiff_t j = 0; j < w; ++j) tr[j] = W0[i * w + j];
+                }
+            FS_FN(scale_tangents)(t0buf, dm, rows, p, w);
+            REAL *tc = t0buf, *tn = t1buf;
+            for (int l = 1; l < L; ++l) {
+                const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+                FS_FN(gemm)(net, 'N', 'N', m, rows * p, k, (REAL)1, params + net->w_offset[l],
+                            m, tc, k, (REAL)0, tn, m);
+                FS_FN(derivative_block)(dm, rows, m, A[l + 1], D[l + 1], net->activation[l],
+                                        slope);
+                FS_FN(scale_tangents)(tn, dm, rows, p, m);
+                REAL *tmp = tc;
+                tc = tn;
+                tn = tmp;
+            }
+            for (ptrdiff_t r = 0; r < rows; ++r)
+                for (ptrdiff_t i = 0; i < p; ++i)
+                    diag[(r0 + r) * p + i] = tc[(r * p + i) * wL + i];
+        }
+    }
+    return FS_OK;
+}
+
+int FS_FN(fs_mlp_activation)(int code, double negative_slope, const REAL *z, ptrdiff_t n,
+                             REAL *a, REAL *d)
+{
+    if (code < 0 || code >= FS_ACT_COUNT || n < 0) return FS_E_ARG;
+    const REAL zero = 0;
+    const REAL slope = (REAL)negative_slope;
+    for (ptrdiff_t i = 0; i < n; ++i) a[i] = z[i];
+    /* one element per row: the bias is the single zero */
+    FS_FN(bias_activate)(a, n, 1, &zero, code, slope,
+                         FS_ACT_STORES_DERIVATIVE(code) ? d : NULL);
+    if (d && !FS_ACT_STORES_DERIVATIVE(code))
+        FS_FN(derivative_block)(d, n, 1, a, NULL, code, slope);
+    return FS_OK;
+}
+
+#undef FS_MLP_THREAD_ID
+#undef FS_MLP_TANH
+#undef FS_MLP_EXP
+#undef FS_GELU_C
+#undef FS_GELU_K
