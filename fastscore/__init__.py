@@ -39,7 +39,8 @@ _LAZY = {
 
 _SUBMODULES = {
     "patches", "kde", "distributions", "losses", "sampling", "nn", "optim", "train",
-    "prior", "operators", "reconstruct", "data", "metrics", "io", "cli",
+    "prior", "operators", "reconstruct", "data", "metrics", "io", "cli", "tv", "invariance",
+    "plot", "mixture",
 }
 
 
