@@ -1,0 +1,564 @@
+"""Optimiser for flat parameter buffers: Adam/AdamW, learning-rate schedules, gradient
+clipping and an exponential moving average of the weights.
+
+The network keeps every parameter in **one flat contiguous buffer** and its gradient in a
+second one, so an optimiser step is a single fused compiled pass over the buffer (moments
+and parameter updated together, OpenMP over entries, SIMD inside each thread's range).
+Every kernel here gives the same bits for any thread count.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from ._config import resolve_n_threads
+from ._ext import adam as _kernels
+from ._validation import as_float_array, check_int, check_scalar
+
+__all__ = [
+    "Adam",
+    "EMA",
+    "clip_grad_norm",
+    "grad_norm",
+    "ConstantLR",
+    "CosineLR",
+    "StepLR",
+    "WarmupLR",
+]
+
+
+def _check_buffer(x, name):
+    """An array the optimiser may update in place: float32/float64, C-contiguous, writeable."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy.ndarray (updated in place); got "
+                        f"{type(x).__name__}.")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"`{name}` must have dtype float32 or float64 (updated in place); "
+                        f"got {x.dtype}.")
+    if not (x.flags.c_contiguous and x.flags.writeable and x.dtype.isnative):
+        raise ValueError(f"`{name}` must be a writeable, C-contiguous, native-endian array "
+                         "(it is updated in place); got a view that is not.")
+    if x.size == 0:
+        raise ValueError(f"`{name}` must not be empty; got shape {x.shape}.")
+    return x.reshape(-1)
+
+
+def _check_like(x, name, like, like_name):
+    """`x` read as a flat array with the dtype and size of `like` (copied only if needed)."""
+    arr = as_float_array(x, name, dtype=like.dtype)
+    if arr.size != like.size:
+        raise ValueError(f"`{name}` must have {like.size} entries like `{like_name}`; got "
+                         f"shape {arr.shape} ({arr.size} entries).")
+    return arr.reshape(-1)
+
+
+def _threads(n_threads):
+    return resolve_n_threads(n_threads)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+class _Schedule:
+    """Base of the learning-rate schedules: a callable ``step -> lr`` (step counts from 0)."""
+
+    def __call__(self, step):
+        step = check_int(step, "step", low=0)
+        return float(self._value(step))
+
+    def _value(self, step):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _params(self):
+        return dict(vars(self))
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._params() == other._params()
+
+    def __hash__(self):
+        return hash((type(self).__name__, repr(self)))
+
+
+def _as_schedule(lr, name="lr"):
+    """A float or a schedule -> a schedule (floats become :class:`ConstantLR`)."""
+    if isinstance(lr, _Schedule):
+        return lr
+    if callable(lr):
+        return _Callable(lr)
+    return ConstantLR(check_scalar(lr, name, low=0.0))
+
+
+class _Callable(_Schedule):
+    """Any user callable ``step -> lr``, checked at each call."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def _value(self, step):
+        return check_scalar(self.fn(step), "lr (returned by the schedule)", low=0.0)
+
+
+class ConstantLR(_Schedule):
+    """Constant learning rate, :math:`\\eta_t = \\eta`.
+
+    Parameters
+    ----------
+    lr : float >= 0
+    """
+
+    def __init__(self, lr):
+        self.lr = check_scalar(lr, "lr", low=0.0)
+
+    def _value(self, step):
+        return self.lr
+
+
+class CosineLR(_Schedule):
+    """Cosine decay from `lr` to `final_lr` over `n_steps` steps, then constant.
+
+    .. math::
+
+        \\eta_t = \\eta_{\\mathrm{final}} + \\tfrac12(\\eta - \\eta_{\\mathrm{final}})
+        \\bigl(1 + \\cos(\\pi \\min(t, T)/T)\\bigr)
+
+    Parameters
+    ----------
+    lr : float >= 0
+        :math:`\\eta`, the rate at step 0.
+    n_steps : int >= 1
+        :math:`T`, the length of the decay.
+    final_lr : float >= 0, default 0
+        :math:`\\eta_{\\mathrm{final}}`, reached at step `n_steps` and kept after it.
+    """
+
+    def __init__(self, lr, n_steps, final_lr=0.0):
+        self.lr = check_scalar(lr, "lr", low=0.0)
+        self.n_steps = check_int(n_steps, "n_steps", low=1)
+        self.final_lr = check_scalar(final_lr, "final_lr", low=0.0)
+
+    def _value(self, step):
+        t = min(step, self.n_steps) / self.n_steps
+        return self.final_lr + 0.5 * (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * t))
+
+
+class StepLR(_Schedule):
+    """Step decay: multiply the rate by `gamma` every `step_size` steps.
+
+    .. math:: \\eta_t = \\eta\\, \\gamma^{\\lfloor t / s \\rfloor}
+
+    Parameters
+    ----------
+    lr : float >= 0
+        :math:`\\eta`.
+    step_size : int >= 1
+        :math:`s`, steps between decays.
+    gamma : float in (0, 1], default 0.1
+        :math:`\\gamma`, the factor applied at each decay.
+    """
+
+    def __init__(self, lr, step_size, gamma=0.1):
+        self.lr = check_scalar(lr, "lr", low=0.0)
+        self.step_size = check_int(step_size, "step_size", low=1)
+        self.gamma = check_scalar(gamma, "gamma", low=0.0, low_inclusive=False, high=1.0)
+
+    def _value(self, step):
+        return self.lr * self.gamma ** (step // self.step_size)
+
+
+class WarmupLR(_Schedule):
+    """Linear warm-up in front of another schedule (or a constant rate).
+
+    For the first `n_warmup` steps the rate ramps linearly from
+    ``start_factor * base(0)`` towards ``base(0)``; from step `n_warmup` on, the base schedule
+    runs from its own step 0:
+
+    .. math::
+
+        \\eta_t = \\begin{cases}
+            \\eta^{\\mathrm{base}}_0 \\bigl(f_0 + (1 - f_0)\\, t / W\\bigr) & t < W \\\\
+            \\eta^{\\mathrm{base}}_{t - W} & t \\ge W
+        \\end{cases}
+
+    so ``WarmupLR(CosineLR(1e-3, 9000), 1000)`` warms up for 1000 steps and then decays over
+    the next 9000.
+
+    Parameters
+    ----------
+    base : float or schedule
+        The rate or schedule that follows the warm-up.
+    n_warmup : int >= 0
+        :math:`W`, number of warm-up steps (0: no warm-up).
+    start_factor : float in [0, 1], default 0
+        :math:`f_0`, the fraction of the base rate at step 0.
+    """
+
+    def __init__(self, base, n_warmup, start_factor=0.0):
+        self.base = _as_schedule(base, "base")
+        self.n_warmup = check_int(n_warmup, "n_warmup", low=0)
+        self.start_factor = check_scalar(start_factor, "start_factor", low=0.0, high=1.0)
+
+    def _value(self, step):
+        if step < self.n_warmup:
+            f = self.start_factor + (1.0 - self.start_factor) * step / self.n_warmup
+            return self.base(0) * f
+        return self.base(step - self.n_warmup)
+
+
+# --------------------------------------------------------------------------- clipping
+
+
+def grad_norm(grad, *, n_threads=None):
+    """Global Euclidean norm of a flat buffer, :math:`\\|g\\|_2 = (\\sum_i g_i^2)^{1/2}`.
+
+    Accumulated in double for float32 and float64 input, in blocks whose layout depends on
+    the size only, so the value is identical for any thread count.
+
+    Parameters
+    ----------
+    grad : ndarray of float32 or float64
+        Any shape; all entries count.
+    n_threads : int, optional
+
+    Returns
+    -------
+    norm : float
+        ``inf`` or ``nan`` when `grad` holds non-finite values.
+    """
+    g = as_float_array(grad, "grad").reshape(-1)
+    return math.sqrt(_kernels.sum_squares(g, _threads(n_threads)))
+
+
+def clip_grad_norm(grad, max_norm, *, n_threads=None):
+    """Rescale `grad` in place so its global norm is at most `max_norm`; return the norm.
+
+    .. math::
+
+        g \\leftarrow g \\cdot \\min\\Bigl(1, \\frac{c}{\\|g\\|_2 + 10^{-6}}\\Bigr)
+
+    (the 10⁻⁶ guard as in PyTorch's ``clip_grad_norm_``). The norm is the one before
+    clipping, accumulated in double and identical for any thread count.
+
+    Parameters
+    ----------
+    grad : ndarray of float32 or float64
+        The flat gradient buffer, rescaled in place (must be C-contiguous and writeable).
+    max_norm : float > 0
+        :math:`c`; ``inf`` only measures.
+    n_threads : int, optional
+
+    Returns
+    -------
+    norm : float
+        :math:`\\|g\\|_2` before clipping. When it is not finite (NaN/Inf in `grad`), `grad` is
+        left untouched and the non-finite norm is returned, so the caller can stop.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastscore.optim import clip_grad_norm
+    >>> g = np.array([3.0, 4.0])
+    >>> clip_grad_norm(g, 1.0)
+    5.0
+    >>> bool(np.allclose(g, [0.6, 0.8], atol=1e-6))
+    True
+    """
+    g = _check_buffer(grad, "grad")
+    if isinstance(max_norm, numbers.Real) and not isinstance(max_norm, (bool, np.bool_)) \
+            and max_norm == math.inf:
+        max_norm = math.inf
+    else:
+        max_norm = check_scalar(max_norm, "max_norm", low=0.0, low_inclusive=False)
+    nt = _threads(n_threads)
+    norm = math.sqrt(_kernels.sum_squares(g, nt))
+    if math.isfinite(norm) and norm > max_norm:
+        _kernels.scale(g, max_norm / (norm + 1e-6), nt)
+    return norm
+
+
+# --------------------------------------------------------------------------- Adam
+
+
+class Adam:
+    """Adam with bias correction and decoupled (AdamW) or L2 weight decay, in place on a
+    flat parameter buffer.
+
+    Each :meth:`step` is one fused compiled pass over the buffer:
+
+    .. math::
+
+        m_t &= \\beta_1 m_{t-1} + (1 - \\beta_1) g_t \\\\
+        v_t &= \\beta_2 v_{t-1} + (1 - \\beta_2) g_t^2 \\\\
+        \\theta_t &= (1 - \\eta_t \\lambda)\\,\\theta_{t-1}
+            - \\frac{\\eta_t}{1 - \\beta_1^t}\\,
+              \\frac{m_t}{\\sqrt{v_t} / \\sqrt{1 - \\beta_2^t} + \\epsilon}
+
+    with the decoupled weight decay :math:`\\lambda` of AdamW (Loshchilov & Hutter 2019) by
+    default; with ``decoupled_weight_decay=False`` the decay is a classic L2 term added to
+    the gradient instead, :math:`g_t \\leftarrow g_t + \\lambda\\theta_{t-1}`, and the
+    :math:`(1 - \\eta_t\\lambda)` factor is dropped. The order of operations is PyTorch's
+    (``torch.optim.Adam`` / ``AdamW``), so both give the same iterates up to rounding.
+
+    Parameters
+    ----------
+    params : ndarray of float32 or float64
+        The parameter buffer, updated **in place**; must be C-contiguous and writeable (any
+        shape; it is treated as flat). The optimiser keeps a reference to it.
+    lr : float >= 0 or callable, default 1e-3
+        :math:`\\eta_t`: a constant, or a schedule ``step -> lr`` (:class:`CosineLR`,
+        :class:`StepLR`, :class:`WarmupLR` or any callable), evaluated at the number of
+        steps already taken (0 for the first step).
+    betas : (float, float), default (0.9, 0.999)
+        :math:`(\\beta_1, \\beta_2)`, each in [0, 1).
+    eps : float > 0, default 1e-8
+        :math:`\\epsilon`.
+    weight_decay : float >= 0, default 0
+        :math:`\\lambda`.
+    decoupled_weight_decay : bool, default True
+        AdamW-style decoupled decay (True) or L2 decay folded into the gradient (False).
+    n_threads : int, optional
+        Threads of the compiled pass; ``None`` follows :func:`fastscore.get_num_threads`.
+
+    Attributes
+    ----------
+    step_count : int
+        Steps taken, :math:`t` after the last step.
+    m, v : ndarray
+        First and second moments, flat, dtype of `params`.
+
+    Notes
+    -----
+    Hyper-parameters and bias corrections are computed in double and rounded once to the
+    buffer's dtype; the update runs in that dtype (no fused multiply-add, so the vector and
+    scalar code paths round identically). The result is the same bits for any thread count;
+    :meth:`state_dict` / :meth:`load_state_dict` resume bit for bit. Memory: two buffers the
+    size of `params`. The gradient is not checked for NaN/Inf (that would cost a second
+    pass); :func:`clip_grad_norm` or :func:`grad_norm` return a non-finite norm for it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastscore.optim import Adam
+    >>> theta = np.zeros(4, dtype=np.float32)
+    >>> opt = Adam(theta, lr=0.1)
+    >>> for _ in range(3):
+    ...     lr = opt.step(2 * (theta - 1))    # gradient of ||theta - 1||^2
+    >>> theta.round(2)                        # each step moves about lr towards 1
+    array([0.3, 0.3, 0.3, 0.3], dtype=float32)
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
+                 decoupled_weight_decay=True, n_threads=None):
+        self.params = params
+        self._flat = _check_buffer(params, "params")
+        self.lr = _as_schedule(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise ValueError(f"`betas` must be a pair of floats in [0, 1); got {betas!r}.") \
+                from None
+        self.betas = (check_scalar(beta1, "betas[0]", low=0.0, high=1.0, high_inclusive=False),
+                      check_scalar(beta2, "betas[1]", low=0.0, high=1.0, high_inclusive=False))
+        self.eps = check_scalar(eps, "eps", low=0.0, low_inclusive=False)
+        self.weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
+        self.decoupled_weight_decay = bool(decoupled_weight_decay)
+        self.n_threads = None if n_threads is None else resolve_n_threads(n_threads)
+        self.m = np.zeros_like(self._flat)
+        self.v = np.zeros_like(self._flat)
+        self.step_count = 0
+
+    @property
+    def dtype(self):
+        return self._flat.dtype
+
+    def current_lr(self):
+        """The learning rate the next :meth:`step` uses (the schedule at `step_count`)."""
+        return self.lr(self.step_count)
+
+    def step(self, grad, lr=None):
+        """Take one Adam step in place on the parameter buffer.
+
+        Parameters
+        ----------
+        grad : ndarray
+            Gradient, same number of entries and dtype as `params` (float64 is never
+            narrowed: a float64 gradient for float32 parameters is a ``TypeError``).
+        lr : float >= 0, optional
+            Rate for this step only, overriding the schedule.
+
+        Returns
+        -------
+        lr : float
+            The learning rate used.
+        """
+        g = _check_like(grad, "grad", self._flat, "params")
+        lr = self.lr(self.step_count) if lr is None else check_scalar(lr, "lr", low=0.0)
+        t = self.step_count + 1
+        beta1, beta2 = self.betas
+        bc1 = 1.0 - beta1 ** t
+        bc2 = 1.0 - beta2 ** t
+        wd = self.weight_decay
+        _kernels.adam_step(
+            self._flat, g, self.m, self.v, beta1, beta2, 1.0 - beta1, 1.0 - beta2,
+            lr / bc1, 1.0 / math.sqrt(bc2), self.eps,
+            1.0 - lr * wd if self.decoupled_weight_decay else 1.0,
+            0.0 if self.decoupled_weight_decay else wd,
+            self.decoupled_weight_decay, _threads(self.n_threads))
+        self.step_count = t
+        return lr
+
+    def state_dict(self):
+        """Optimiser state for a checkpoint: copies of the moments, the step count and the
+        hyper-parameters.
+
+        Everything is an array or a plain Python number, ready for
+        :func:`fastscore.io.write_model_file` (arrays) and JSON (the rest). The learning-rate
+        schedule is configuration, not state: it is not included; give the same one to the
+        optimiser that resumes.
+
+        Returns
+        -------
+        dict
+            ``{"step_count": int, "m": ndarray, "v": ndarray, "betas": [float, float],
+            "eps": float, "weight_decay": float, "decoupled_weight_decay": bool}``.
+        """
+        return {
+            "step_count": int(self.step_count),
+            "m": self.m.copy(),
+            "v": self.v.copy(),
+            "betas": [self.betas[0], self.betas[1]],
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "decoupled_weight_decay": self.decoupled_weight_decay,
+        }
+
+    def load_state_dict(self, state):
+        """Restore the moments and step count saved by :meth:`state_dict`.
+
+        The moments are copied into this optimiser's buffers (size and dtype must match the
+        parameters); hyper-parameters present in `state` replace the current ones; the
+        learning-rate schedule stays the one given to the constructor. Continuing after a
+        load gives the same bits as never stopping.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"`state` must be a dict from Adam.state_dict(); got "
+                            f"{type(state).__name__}.")
+        missing = [k for k in ("step_count", "m", "v") if k not in state]
+        if missing:
+            raise ValueError(f"`state` lacks {missing}; expected a dict from Adam.state_dict().")
+        m, v = (np.asarray(state[k]) for k in ("m", "v"))
+        for name, arr in (("m", m), ("v", v)):
+            if arr.dtype != self.dtype or arr.size != self._flat.size:
+                raise ValueError(
+                    f"`state['{name}']` must have {self._flat.size} entries of dtype "
+                    f"{self.dtype}; got shape {arr.shape}, dtype {arr.dtype}.")
+        step_count = check_int(state["step_count"], "state['step_count']", low=0)
+        if "betas" in state:
+            b1, b2 = state["betas"]
+            self.betas = (check_scalar(float(b1), "betas[0]", low=0.0, high=1.0,
+                                       high_inclusive=False),
+                          check_scalar(float(b2), "betas[1]", low=0.0, high=1.0,
+                                       high_inclusive=False))
+        if "eps" in state:
+            self.eps = check_scalar(state["eps"], "eps", low=0.0, low_inclusive=False)
+        if "weight_decay" in state:
+            self.weight_decay = check_scalar(state["weight_decay"], "weight_decay", low=0.0)
+        if "decoupled_weight_decay" in state:
+            self.decoupled_weight_decay = bool(state["decoupled_weight_decay"])
+        self.m[...] = m.reshape(-1)
+        self.v[...] = v.reshape(-1)
+        self.step_count = step_count
+
+    def __repr__(self):
+        return (f"Adam(n_params={self._flat.size}, dtype={self.dtype}, lr={self.lr!r}, "
+                f"betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}, "
+                f"decoupled_weight_decay={self.decoupled_weight_decay}, "
+                f"step_count={self.step_count})")
+
+
+# --------------------------------------------------------------------------- EMA
+
+
+class EMA:
+    """Exponential moving average of the weights (Polyak averaging), used for evaluation.
+
+    .. math:: \\bar\\theta \\leftarrow \\bar\\theta + (1 - d)(\\theta - \\bar\\theta)
+        = d\\,\\bar\\theta + (1 - d)\\,\\theta
+
+    The first :meth:`update` copies the parameters (:math:`\\bar\\theta_1 = \\theta_1`); each
+    later one is a fused compiled pass.
+
+    Parameters
+    ----------
+    decay : float in [0, 1), default 0.999
+        :math:`d`; the average forgets with a time constant of about ``1 / (1 - d)`` updates.
+    n_threads : int, optional
+
+    Attributes
+    ----------
+    average : ndarray or None
+        The averaged flat buffer (``None`` before the first update).
+    n_updates : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastscore.optim import EMA
+    >>> ema = EMA(0.5)
+    >>> ema.update(np.zeros(2))
+    >>> ema.update(np.ones(2))
+    >>> ema.average
+    array([0.5, 0.5])
+    """
+
+    def __init__(self, decay=0.999, *, n_threads=None):
+        self.decay = check_scalar(decay, "decay", low=0.0, high=1.0, high_inclusive=False)
+        self.n_threads = None if n_threads is None else resolve_n_threads(n_threads)
+        self.average = None
+        self.n_updates = 0
+
+    def update(self, params):
+        """Fold the current parameters into the average."""
+        if self.average is None:
+            p = as_float_array(params, "params").reshape(-1)
+            self.average = p.copy()
+        else:
+            p = _check_like(params, "params", self.average, "the average")
+            _kernels.ema_update(self.average, p, self.decay, _threads(self.n_threads))
+        self.n_updates += 1
+
+    def copy_to(self, out):
+        """Write the average into `out` (e.g. the network's parameter buffer) and return it."""
+        if self.average is None:
+            raise RuntimeError("EMA.copy_to: no update yet, so there is no average.")
+        flat = _check_buffer(out, "out")
+        if flat.dtype != self.average.dtype or flat.size != self.average.size:
+            raise ValueError(f"`out` must have {self.average.size} entries of dtype "
+                             f"{self.average.dtype}; got shape {out.shape}, dtype {out.dtype}.")
+        flat[...] = self.average
+        return out
+
+    def state_dict(self):
+        """``{"decay", "n_updates", "average"}`` (a copy of the average, or None)."""
+        return {"decay": self.decay, "n_updates": int(self.n_updates),
+                "average": None if self.average is None else self.average.copy()}
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` saved."""
+        if not isinstance(state, dict) or not {"decay", "n_updates", "average"} <= set(state):
+            raise ValueError("`state` must be a dict from EMA.state_dict() with keys "
+                             "'decay', 'n_updates', 'average'.")
+        self.decay = check_scalar(state["decay"], "decay", low=0.0, high=1.0,
+                                  high_inclusive=False)
+        self.n_updates = check_int(state["n_updates"], "state['n_updates']", low=0)
+        avg = state["average"]
+        self.average = None if avg is None else as_float_array(avg, "state['average']") \
+            .reshape(-1).copy()
+
+    def __repr__(self):
+        size = None if self.average is None else self.average.size
+        return f"EMA(decay={self.decay}, n_updates={self.n_updates}, size={size})"
