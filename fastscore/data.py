@@ -179,6 +179,55 @@ def _disk_coverage(cx, cy, radius, size, s):
     return cover
 
 
+def disks(n_images, size=16, rng=None, dtype=np.float64, *, return_params=False,
+          supersampling=DEFAULT_SUPERSAMPLING):
+    """Images of one disk fully inside the image, at the rectangles' levels (a
+    distribution-shift set).
+
+    .. math:: x = b + f\\,R, \\qquad R_{ij} = |\\,\\text{pixel}_{ij} \\cap \\text{disk}\\,|
+
+    Per image: radius :math:`r` uniform in :math:`[6, 24] \\cdot n/64` pixels, then the centre
+    uniform in :math:`[r, n - r]^2` (so the disk lies fully inside), background
+    :math:`b \\sim N(1, 0.1^2)` and amplitude :math:`f \\sim N(1, 0.03^2)`; coverage by
+    ``supersampling`` x ``supersampling`` point supersampling as in :func:`rectangles`.
+
+    Parameters
+    ----------
+    n_images : int >= 1
+    size : int >= 1, default 16
+    rng : None, int or numpy.random.Generator
+        Draw order, each a vector over the images: :math:`r`, then the centre offsets
+        :math:`c_x, c_y` (``rng.uniform`` on [0, 1), scaled to :math:`[r, n - r]`), then
+        :math:`b, f`.
+    dtype : {float64, float32}, default float64
+    return_params : bool, default False
+    supersampling : int >= 1, default 8
+
+    Returns
+    -------
+    images : ndarray of shape (n_images, size, size)
+    params : ndarray of shape (n_images, 5), float64
+        Only with ``return_params``: columns :data:`DISK_PARAMETERS` =
+        ``(x, y, radius, background, amplitude)``.
+    """
+    n_images = check_int(n_images, "n_images", low=1)
+    size = check_int(size, "size", low=1)
+    s = check_int(supersampling, "supersampling", low=1)
+    dtype = _check_dtype(dtype)
+    rng = check_rng(rng)
+    n = float(size)
+    radius = rng.uniform(6.0 * n / 64, 24.0 * n / 64, n_images)
+    cx = radius + rng.uniform(0.0, 1.0, n_images) * (n - 2 * radius)
+    cy = radius + rng.uniform(0.0, 1.0, n_images) * (n - 2 * radius)
+    background, amplitude = _levels(rng, n_images)
+
+    cover = _disk_coverage(cx, cy, radius, size, s)
+    images = (background[:, None, None] + amplitude[:, None, None] * cover).astype(dtype)
+    if return_params:
+        return images, np.stack([cx, cy, radius, background, amplitude], axis=1)
+    return images
+
+
 def _check_params(params, n_columns, names):
     p = as_float_array(params, "params", ndim=(1, 2), finite=True)
     p = np.atleast_2d(p).astype(np.float64)
@@ -239,55 +288,6 @@ def render_disks(params, size=16, *, supersampling=DEFAULT_SUPERSAMPLING, dtype=
     dtype = _check_dtype(dtype)
     cover = _disk_coverage(p[:, 0], p[:, 1], p[:, 2], size, s)
     return (p[:, 3, None, None] + p[:, 4, None, None] * cover).astype(dtype)
-
-
-def disks(n_images, size=16, rng=None, dtype=np.float64, *, return_params=False,
-          supersampling=DEFAULT_SUPERSAMPLING):
-    """Images of one disk fully inside the image, at the rectangles' levels (a
-    distribution-shift set).
-
-    .. math:: x = b + f\\,R, \\qquad R_{ij} = |\\,\\text{pixel}_{ij} \\cap \\text{disk}\\,|
-
-    Per image: radius :math:`r` uniform in :math:`[6, 24] \\cdot n/64` pixels, then the centre
-    uniform in :math:`[r, n - r]^2` (so the disk lies fully inside), background
-    :math:`b \\sim N(1, 0.1^2)` and amplitude :math:`f \\sim N(1, 0.03^2)`; coverage by
-    ``supersampling`` x ``supersampling`` point supersampling as in :func:`rectangles`.
-
-    Parameters
-    ----------
-    n_images : int >= 1
-    size : int >= 1, default 16
-    rng : None, int or numpy.random.Generator
-        Draw order, each a vector over the images: :math:`r`, then the centre offsets
-        :math:`c_x, c_y` (``rng.uniform`` on [0, 1), scaled to :math:`[r, n - r]`), then
-        :math:`b, f`.
-    dtype : {float64, float32}, default float64
-    return_params : bool, default False
-    supersampling : int >= 1, default 8
-
-    Returns
-    -------
-    images : ndarray of shape (n_images, size, size)
-    params : ndarray of shape (n_images, 5), float64
-        Only with ``return_params``: columns :data:`DISK_PARAMETERS` =
-        ``(x, y, radius, background, amplitude)``.
-    """
-    n_images = check_int(n_images, "n_images", low=1)
-    size = check_int(size, "size", low=1)
-    s = check_int(supersampling, "supersampling", low=1)
-    dtype = _check_dtype(dtype)
-    rng = check_rng(rng)
-    n = float(size)
-    radius = rng.uniform(6.0 * n / 64, 24.0 * n / 64, n_images)
-    cx = radius + rng.uniform(0.0, 1.0, n_images) * (n - 2 * radius)
-    cy = radius + rng.uniform(0.0, 1.0, n_images) * (n - 2 * radius)
-    background, amplitude = _levels(rng, n_images)
-
-    cover = _disk_coverage(cx, cy, radius, size, s)
-    images = (background[:, None, None] + amplitude[:, None, None] * cover).astype(dtype)
-    if return_params:
-        return images, np.stack([cx, cy, radius, background, amplitude], axis=1)
-    return images
 
 
 # ------------------------------------------------------------------------ Shepp-Logan
@@ -447,8 +447,8 @@ def shepp_logan(shape, *, variant="modified", supersampling=1, dtype=np.float64)
                     q = q + (comp / axes[k]) ** 2
                 acc += A * (q <= 1.0)
             out[lo:hi] = acc.reshape(hi - lo, s, H, s, W, s).mean(axis=(1, 3, 5))
-    # the sums of +-intensities are exact in binary only up to rounding: snap tiny
-    # negative/overshoot noise (e.g. 1 - 0.8 - 0.2) to the exact level range
+    # every level of the table is >= 0, but 1 - 0.8 - 0.2 rounds to -5.6e-17: snap such
+    # rounding residue to an exact 0
     np.clip(out, 0.0, None, out=out)
     out[np.abs(out) < 1e-12] = 0.0
     return out.astype(dtype)

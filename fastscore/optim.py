@@ -238,10 +238,11 @@ def clip_grad_norm(grad, max_norm, *, n_threads=None):
 
     .. math::
 
-        g \\leftarrow g \\cdot \\min\\Bigl(1, \\frac{c}{\\|g\\|_2 + 10^{-6}}\\Bigr)
+        g \\leftarrow g \\cdot \\frac{c}{\\|g\\|_2 + 10^{-6}} \\quad \\text{if } \\|g\\|_2 > c
 
-    (the 10⁻⁶ guard as in PyTorch's ``clip_grad_norm_``). The norm is the one before
-    clipping, accumulated in double and identical for any thread count.
+    (the 10⁻⁶ guard as in PyTorch's ``clip_grad_norm_``); a gradient within the bound is left
+    bit for bit as it is. The norm is the one before clipping, accumulated in double and
+    identical for any thread count.
 
     Parameters
     ----------
