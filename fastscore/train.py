@@ -1,0 +1,383 @@
+"""Training patch score models by noise-conditional denoising score matching.
+
+For clean patches ``v``, noise levels ``σ`` and unit noise ``z ~ N(0, I)``, the σ²-weighted
+denoising score-matching loss (NCSM, Song & Ermon 2019) of a model ``s(v; σ)`` is
+
+.. math::
+
+    \\mathcal L = \\mathbb E_{v, σ, z}\\; \\tfrac12 \\lVert σ\\, s(v + σ z; σ) + z \\rVert^2
+
+(DSM at level σ, ``½‖s(ṽ) + (ṽ − v)/σ²‖²``, times σ²). With the noise-conditional
+parametrisation ``s(v; σ) = s̃(v̂)/σ`` of :class:`fastscore.nn.NoiseConditionalScore` the
+summand is ``½‖s̃ + z‖²`` — the network learns to predict ``−z``.
+
+:func:`fit_patch_score` draws patches from images on the fly (random positions, optional
+dihedral flips/rotations), draws σ log-uniformly in ``[σ_min, σ_max]`` (or uniformly from a
+ladder), and runs Adam with a learning-rate schedule, global-norm clipping and an
+exponential moving average of the weights (used by the returned model). It reports a
+validation loss on held-out patches at fixed noise levels, writes atomic checkpoints and
+resumes from them bit for bit.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+
+from ._progress import progress_range
+from ._validation import (as_float_array, check_choice, check_int, check_rng, check_scalar)
+from .data import extract_patches
+
+__all__ = ["fit_patch_score", "TrainingDiverged", "ncsm_loss"]
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or gradient; the last good checkpoint (if any) is kept."""
+
+    def __init__(self, step, what, checkpoint=None):
+        self.step = step
+        self.checkpoint = checkpoint
+        where = (f"; the last good checkpoint is {checkpoint}" if checkpoint
+                 else "; no checkpoint was written")
+        super().__init__(f"training diverged at step {step}: {what}{where}. Lower `lr` or "
+                         "`max_grad_norm`, or raise `sigma_min`.")
+
+
+@dataclasses.dataclass
+class _Config:
+    patch_size: tuple
+    n_steps: int
+    batch_size: int
+    lr: float
+    sigma_min: float
+    sigma_max: float
+    ladder: list
+    weight_decay: float
+    max_grad_norm: float
+    ema_decay: float
+    warmup: int
+    augment: bool
+    validation_fraction: float
+    validate_every: int
+
+
+def _sample_sigmas(cfg, n, rng, dtype):
+    """σ per sample: log-uniform in [σ_min, σ_max], or uniform over the ladder."""
+    if cfg.ladder:
+        return np.asarray(cfg.ladder, dtype=dtype)[rng.integers(0, len(cfg.ladder), n)]
+    u = rng.random(n)
+    return np.exp(math.log(cfg.sigma_min) + u * (math.log(cfg.sigma_max)
+                                                 - math.log(cfg.sigma_min))).astype(dtype)
+
+
+def ncsm_loss(model, patches, sigma, noise, *, grad=True):
+    """σ²-weighted DSM loss of a noise-conditional model on one batch.
+
+    .. math::  \\mathcal L = \\frac{1}{N}\\sum_n \\tfrac12
+               \\lVert σ_n s(v_n + σ_n z_n; σ_n) + z_n \\rVert^2
+
+    Parameters
+    ----------
+    model : fastscore.nn.NoiseConditionalScore
+    patches : ndarray of shape (N, patch_dim), clean patches v
+    sigma : ndarray of shape (N,), noise levels σ_n
+    noise : ndarray of shape (N, patch_dim), unit noise z
+    grad : bool
+        Also write ∂L/∂θ into the network's gradient buffer (skipped when the loss is not
+        finite: the caller stops).
+
+    Returns
+    -------
+    loss : float
+    """
+    noisy = patches + sigma[:, None] * noise
+    scaled = model.scaled_score(noisy, sigma, keep=grad)      # σ s(ṽ; σ)
+    residual = scaled + noise
+    loss = 0.5 * float(np.mean(np.einsum("ij,ij->i", residual, residual, dtype=np.float64)))
+    if grad and math.isfinite(loss):
+        residual *= residual.dtype.type(1.0 / len(patches))
+        model.scaled_score_backward(residual)
+    return loss
+
+
+def _validation_set(patches, cfg, rng, dtype):
+    """Fixed patches, noise levels (4 geometric levels) and noise for validation."""
+    levels = (np.asarray(cfg.ladder, dtype=float)[np.linspace(0, len(cfg.ladder) - 1, 4)
+                                                  .round().astype(int)]
+              if cfg.ladder else np.geomspace(cfg.sigma_min, cfg.sigma_max, 4))
+    n = len(patches)
+    sigma = np.repeat(levels, -(-n // 4))[:n].astype(dtype)
+    noise = rng.standard_normal(patches.shape).astype(dtype)
+    return {"patches": patches, "sigma": sigma, "noise": noise, "levels": levels}
+
+
+def _validate(model, val):
+    """Validation loss per noise level (with the weights currently in the network)."""
+    out = {}
+    for level in val["levels"]:
+        sel = np.isclose(val["sigma"], level)
+        if sel.any():
+            out[float(level)] = ncsm_loss(model, val["patches"][sel], val["sigma"][sel],
+                                          val["noise"][sel], grad=False)
+    return out
+
+
+def _split_images(images, fraction, rng):
+    """(training images, validation images) by image, so validation patches are unseen."""
+    n = len(images)
+    n_val = int(round(fraction * n)) if fraction > 0 else 0
+    if fraction > 0 and n_val == 0 and n > 1:
+        n_val = 1
+    order = rng.permutation(n)
+    if n_val >= n:
+        raise ValueError(f"`validation_fraction`={fraction} leaves no training image out of {n}.")
+    return [images[i] for i in order[n_val:]], [images[i] for i in order[:n_val]]
+
+
+def _as_image_list(images):
+    arr = images
+    if isinstance(images, np.ndarray) or not isinstance(images, (list, tuple)):
+        arr = as_float_array(images, "images", ndim=(2, 3, 4), finite=True)
+        return list(arr[np.newaxis] if arr.ndim == 2 else arr)
+    if not images:
+        raise ValueError("`images` must hold at least one image; got an empty sequence.")
+    return [as_float_array(im, f"images[{k}]", ndim=(2, 3), finite=True)
+            for k, im in enumerate(images)]
+
+
+def _checkpoint_state(model, optimizer, ema, rng, step, history):
+    arrays = {"params": model.net.params, "adam_m": optimizer.m, "adam_v": optimizer.v}
+    if ema.average is not None:
+        arrays["ema"] = ema.average
+    meta = {"step": step, "adam_step": optimizer.step_count, "ema_updates": ema.n_updates,
+            "rng_state": rng.bit_generator.state, "history": history,
+            "model": model.get_config()}
+    return arrays, meta
+
+
+def _write_checkpoint(path, model, optimizer, ema, rng, step, history):
+    from .io import write_model_file
+
+    arrays, meta = _checkpoint_state(model, optimizer, ema, rng, step, history)
+    write_model_file(path, "checkpoint", arrays, meta)
+
+
+def _restore_checkpoint(path, model, optimizer, ema, rng):
+    from .io import read_model_file
+
+    arrays, meta = read_model_file(path, "checkpoint")
+    if arrays["params"].shape != model.net.params.shape or \
+            arrays["params"].dtype != model.net.params.dtype:
+        raise ValueError(f"checkpoint {path} holds {arrays['params'].size} parameters of "
+                         f"{arrays['params'].dtype}; this model has {model.net.params.size} "
+                         f"of {model.net.params.dtype} (different architecture or dtype).")
+    model.net.params[...] = arrays["params"]
+    optimizer.load_state_dict({"m": arrays["adam_m"], "v": arrays["adam_v"],
+                               "step_count": meta["adam_step"]})
+    ema.load_state_dict({"decay": ema.decay, "n_updates": meta["ema_updates"],
+                         "average": arrays.get("ema")})
+    rng.bit_generator.state = meta["rng_state"]
+    return meta["step"], meta["history"]
+
+
+def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
+                    sigmas=(0.02, 1.0), n_steps=2000, batch_size=512, lr=2e-3,
+                    warmup=100, weight_decay=0.0, max_grad_norm=1.0, ema_decay=0.999,
+                    augment=True, validation_fraction=0.1, validate_every=200,
+                    checkpoint=None, checkpoint_every=500, resume=False, rng=None,
+                    dtype=np.float32, n_threads=None, progress=False, callback=None):
+    """Train a noise-conditional patch score model by σ²-weighted denoising score matching.
+
+    Parameters
+    ----------
+    images : ndarray (n, H, W) / (n, D, H, W) or sequence of 2-D/3-D arrays
+        Training images; patches are drawn from them on the fly.
+    patches : ndarray of shape (N, patch_dim), optional
+        Training patches instead of images (exactly one of `images`, `patches`).
+    patch_size : int or tuple of int
+    model : fastscore.nn.NoiseConditionalScore, optional
+        Network to train (its weights are updated in place); default the tutorial's
+        architecture for the patch size, standardised by the training patches.
+    sigmas : (σ_min, σ_max) or array of > 2 levels
+        Log-uniform noise range, or a ladder sampled uniformly.
+    n_steps, batch_size : int
+    lr : float
+        Peak learning rate: linear warm-up over `warmup` steps, then cosine decay to 0.
+    weight_decay, max_grad_norm, ema_decay : float
+        AdamW decay; global gradient-norm clipping (0 disables); exponential moving average
+        of the weights with warm-up, decay ``min(ema_decay, (1 + t)/(10 + t))`` at update t.
+    augment : bool
+        Random dihedral flips/rotations of the training patches.
+    validation_fraction : float in [0, 0.5]
+        Images (or patches) held out; the validation loss at 4 fixed noise levels is
+        recorded every `validate_every` steps.
+    checkpoint : path, optional
+        Checkpoint file, written atomically every `checkpoint_every` steps, at the end, and
+        on Ctrl-C; ``resume=True`` continues from it bit for bit (same arguments).
+    rng : None, int or Generator
+        All randomness: data split, validation noise, patches, σ and noise draws.
+    dtype : float32 or float64
+    callback : callable(step, info) -> bool, optional
+        Called every step with ``{"loss", "lr", "grad_norm"}`` (+ validation losses when
+        computed); returning True stops training.
+
+    Returns
+    -------
+    fastscore.nn.PatchScoreModel
+        With the EMA weights, the patch size, σ range and a training summary
+        (``model.history``: ``step``, ``loss``, ``val_step``, ``val_loss``, ``time``).
+
+    Raises
+    ------
+    TrainingDiverged
+        Non-finite loss or gradient (the last good checkpoint is kept).
+    """
+    from .nn import NoiseConditionalScore, PatchScoreModel
+    from .optim import Adam, CosineLR, EMA, WarmupLR, clip_grad_norm, grad_norm
+
+    if (images is None) == (patches is None):
+        raise ValueError("give exactly one of `images` and `patches`.")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"`dtype` must be float32 or float64; got {dtype}.")
+    n_steps = check_int(n_steps, "n_steps", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    lr = check_scalar(lr, "lr", low=0, low_inclusive=False)
+    warmup = check_int(warmup, "warmup", low=0)
+    validation_fraction = check_scalar(validation_fraction, "validation_fraction", low=0,
+                                       high=0.5)
+    validate_every = check_int(validate_every, "validate_every", low=1)
+    checkpoint_every = check_int(checkpoint_every, "checkpoint_every", low=1)
+    max_grad_norm = check_scalar(max_grad_norm, "max_grad_norm", low=0)
+    sig = np.asarray(sigmas, dtype=float)
+    if sig.ndim != 1 or sig.size < 2 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
+        raise ValueError(f"`sigmas` must be (sigma_min, sigma_max) or a ladder of positive "
+                         f"levels; got {sigmas!r}.")
+    ladder = sorted(sig.tolist(), reverse=True) if sig.size > 2 else []
+    sigma_min, sigma_max = float(sig.min()), float(sig.max())
+    if sigma_min >= sigma_max:
+        raise ValueError(f"`sigmas` needs sigma_min < sigma_max; got {sigmas!r}.")
+    if resume and checkpoint is None:
+        raise ValueError("`resume=True` needs a `checkpoint` path.")
+
+    # independent streams, so that e.g. validation never shifts the training draws
+    root = check_rng(rng)
+    split_rng, val_rng, train_rng = root.spawn(3)
+
+    if images is not None:
+        collection = _as_image_list(images)
+        ndim = collection[0].ndim
+        from ._validation import check_int_tuple
+        patch = check_int_tuple(patch_size, "patch_size", ndim, low=1)
+        train_images, val_images = _split_images(collection, validation_fraction, split_rng)
+        draw = lambda n, r: extract_patches(train_images, patch, n, r, augment=augment) \
+            .astype(dtype, copy=False)
+        val_patches = (extract_patches(val_images, patch, 4096, val_rng).astype(dtype)
+                       if val_images else None)
+        stats_patches = extract_patches(train_images, patch, 20000, split_rng).astype(dtype)
+    else:
+        arr = as_float_array(patches, "patches", ndim=2, finite=True).astype(dtype, copy=False)
+        from ._validation import check_int_tuple
+        patch = check_int_tuple(patch_size, "patch_size", 2 if np.ndim(patch_size) == 0
+                                else len(patch_size), low=1)
+        if arr.shape[1] != math.prod(patch):
+            raise ValueError(f"`patches` must have {math.prod(patch)} columns for patch size "
+                             f"{patch}; got shape {arr.shape}.")
+        order = split_rng.permutation(len(arr))
+        n_val = int(round(validation_fraction * len(arr)))
+        val_patches = arr[order[:n_val]] if n_val else None
+        train_patches = arr[order[n_val:]]
+        draw = lambda n, r: train_patches[r.integers(0, len(train_patches), n)]
+        stats_patches = train_patches[:20000]
+
+    if model is None:
+        model = NoiseConditionalScore.for_patches(patch, stats_patches, dtype=dtype,
+                                                  rng=split_rng, n_threads=n_threads)
+    elif model.net.params.dtype != dtype:
+        raise TypeError(f"`model` has dtype {model.net.params.dtype} but `dtype` is {dtype}.")
+    cfg = _Config(patch, n_steps, batch_size, lr, sigma_min, sigma_max, ladder,
+                  float(weight_decay), max_grad_norm, float(ema_decay), warmup, bool(augment),
+                  validation_fraction, validate_every)
+    schedule = WarmupLR(CosineLR(lr, n_steps), min(warmup, n_steps)) if warmup else \
+        CosineLR(lr, n_steps)
+    optimizer = Adam(model.net.params, lr=schedule, weight_decay=weight_decay,
+                     n_threads=n_threads)
+    ema = EMA(ema_decay, n_threads=n_threads)
+    val = (_validation_set(val_patches, cfg, val_rng, dtype) if val_patches is not None
+           else None)
+    history = {"step": [], "loss": [], "val_step": [], "val_loss": [], "time": []}
+    start = 0
+    if resume and os.path.exists(checkpoint):
+        start, history = _restore_checkpoint(checkpoint, model, optimizer, ema, train_rng)
+    elif val is not None:   # the untrained model's validation loss, for reference
+        history["val_step"].append(0)
+        history["val_loss"].append(float(np.mean(list(_validate(model, val).values()))))
+
+    t0 = time.perf_counter() - (history["time"][-1] if history["time"] else 0.0)
+    step = start
+    try:
+        for step in progress_range(n_steps, "training", progress):
+            if step < start:
+                continue
+            x = draw(batch_size, train_rng)
+            sigma = _sample_sigmas(cfg, batch_size, train_rng, dtype)
+            z = train_rng.standard_normal(x.shape).astype(dtype)
+            loss = ncsm_loss(model, x, sigma, z)
+            norm = (clip_grad_norm(model.net.grad, max_grad_norm) if max_grad_norm > 0
+                    else grad_norm(model.net.grad))
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                raise TrainingDiverged(step, f"loss {loss}, gradient norm {norm}",
+                                       checkpoint if checkpoint and os.path.exists(checkpoint)
+                                       else None)
+            current_lr = optimizer.step(model.net.grad)
+            # EMA warm-up: early averages must not remember the random initial weights
+            ema.decay = min(ema_decay, (1.0 + ema.n_updates) / (10.0 + ema.n_updates))
+            ema.update(model.net.params)
+            history["step"].append(step + 1)
+            history["loss"].append(loss)
+            history["time"].append(time.perf_counter() - t0)
+            info = {"loss": loss, "lr": float(current_lr), "grad_norm": float(norm)}
+            if val is not None and ((step + 1) % validate_every == 0 or step + 1 == n_steps):
+                losses = _with_ema(model, ema, lambda: _validate(model, val))
+                history["val_step"].append(step + 1)
+                history["val_loss"].append(float(np.mean(list(losses.values()))))
+                info["val_loss"] = losses
+            if checkpoint and ((step + 1) % checkpoint_every == 0):
+                _write_checkpoint(checkpoint, model, optimizer, ema, train_rng, step + 1,
+                                  history)
+            if callback is not None and callback(step + 1, info):
+                step += 1
+                break
+        else:
+            step = n_steps
+    except KeyboardInterrupt:
+        if checkpoint:
+            done = len(history["step"])
+            _write_checkpoint(checkpoint, model, optimizer, ema, train_rng, done, history)
+        raise
+    if checkpoint:
+        _write_checkpoint(checkpoint, model, optimizer, ema, train_rng, len(history["step"]),
+                          history)
+    if ema.average is not None:
+        ema.copy_to(model.net.params)
+    summary = {"n_steps": len(history["step"]), "batch_size": batch_size, "lr": lr,
+               "sigma_min": sigma_min, "sigma_max": sigma_max, "ladder": ladder,
+               "augment": bool(augment), "final_loss": history["loss"][-1] if history["loss"]
+               else None, "final_val_loss": history["val_loss"][-1] if history["val_loss"]
+               else None, "seconds": history["time"][-1] if history["time"] else 0.0}
+    return PatchScoreModel(model, patch, sigma_min=sigma_min, sigma_max=sigma_max,
+                           history=history, training=summary)
+
+
+def _with_ema(model, ema, fn):
+    """Run fn() with the EMA weights in the network, then restore the raw weights."""
+    if ema.average is None:
+        return fn()
+    raw = model.net.params.copy()
+    ema.copy_to(model.net.params)
+    try:
+        return fn()
+    finally:
+        model.net.params[...] = raw
