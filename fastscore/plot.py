@@ -10,8 +10,8 @@ import numpy as np
 from ._optional import import_optional
 from ._validation import as_float_array
 
-__all__ = ["image_panels", "uncertainty_map", "training_curves", "score_field",
-           "patch_statistics", "save"]
+__all__ = ["image_panels", "uncertainty_map", "reconstruction_figure", "training_curves",
+           "score_field", "patch_statistics", "save"]
 
 
 def _pyplot():
@@ -86,6 +86,39 @@ def uncertainty_map(std, *, title="posterior std", ax=None, path=None):
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return _finish(fig, path)
+
+
+def reconstruction_figure(clean, estimates, std=None, *, std_title="posterior std",
+                          path=None):
+    """Clean image, estimates (PSNR in the titles) on one colour scale, and an uncertainty map.
+
+    Parameters
+    ----------
+    clean : 2-D array (the reference; 3-D volumes show their middle slice)
+    estimates : dict name -> array of the same shape (e.g. noisy, MAP, posterior mean)
+    std : array, optional
+        Pixelwise standard deviation, drawn with its own colour scale (magma).
+    """
+    from .metrics import psnr
+
+    plt = _pyplot()
+    ref = _middle_slice(as_float_array(clean, "clean", ndim=(2, 3)))
+    items = [("clean", ref)] + [(name, _middle_slice(as_float_array(im, name, ndim=(2, 3))))
+                                for name, im in estimates.items()]
+    n = len(items) + (std is not None)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.0), squeeze=False)
+    axes = axes[0]
+    lo, hi = float(ref.min()), float(ref.max())
+    for ax, (name, im) in zip(axes, items):
+        handle = ax.imshow(im, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        title = name if im is ref else f"{name}\n{psnr(ref, im):.2f} dB"
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+        fig.colorbar(handle, ax=ax, fraction=0.046, pad=0.04)
+    if std is not None:
+        uncertainty_map(std, title=std_title, ax=axes[-1])
+    fig.tight_layout()
     return _finish(fig, path)
 
 

@@ -17,6 +17,8 @@ def test_figures_are_written(tmp_path):
     paths = [
         plot.image_panels([img, img + 1, img * 2], ["a", "b", "c"], path=tmp_path / "p.png"),
         plot.uncertainty_map(np.abs(img), path=tmp_path / "u.png"),
+        plot.reconstruction_figure(img, {"noisy": img + 0.1, "MAP": img}, np.abs(img),
+                                   path=tmp_path / "r.png"),
         plot.training_curves({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.0],
                               "val_step": [3], "val_loss": [1.5]}, path=tmp_path / "t.png"),
         plot.score_field(lambda x: -x, logpdf=lambda x: -0.5 * (x ** 2).sum(1),
