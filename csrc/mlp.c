@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mlp.h"
 
@@ -62,6 +63,16 @@ FS_INLINE float fs_tanhf_approx(float x)
     q = q * x2 + 2.26843463243900e-03f;
     q = q * x2 + 4.89352518554385e-03f;
     return p / q;
+}
+
+/* wall-clock seconds for the optional profile */
+double fs_mlp_now(void)
+{
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return (double)clock() / CLOCKS_PER_SEC;
+#endif
 }
 
 int fs_mlp_init(fs_mlp_net *net, int n_layers, const ptrdiff_t *widths,

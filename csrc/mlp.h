@@ -71,13 +71,22 @@ typedef struct {
     ptrdiff_t max_width;
     fs_sgemm_fn sgemm;
     fs_dgemm_fn dgemm;
+    /* Optional profile (NULL normally): seconds accumulated per thread t, phase q and
+     * layer l at profile[(t * FS_MLP_PROFILE_PHASES + q) * n_layers + l]; phases: forward
+     * gemm, forward elementwise, backward gemm, backward elementwise, and (at l = 0) the
+     * thread's whole time inside the tile loop. Used by benchmarks/bench_mlp.py. */
+    double *profile;
 } fs_mlp_net;
+
+#define FS_MLP_PROFILE_PHASES 5
 
 /* Fill the layout of `net` from widths (n_layers + 1) and activation codes (n_layers).
  * Returns FS_E_ARG for an invalid architecture. */
 int fs_mlp_init(fs_mlp_net *net, int n_layers, const ptrdiff_t *widths,
                 const int *activations, double negative_slope, fs_sgemm_fn sgemm,
                 fs_dgemm_fn dgemm);
+
+double fs_mlp_now(void);
 
 /* Scratch lengths (in elements of the working float type unless said otherwise) that the
  * caller allocates once and passes to the kernels below. */

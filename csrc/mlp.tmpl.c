@@ -236,17 +236,32 @@ FS_CLONES static void FS_FN(add_partials)(REAL *FS_RESTRICT grad, const REAL *FS
 /* One tile through all layers: A[0] = x rows (rows, w_0); A[l] (rows, w_l) receives a_l;
  * D[l] (rows, w_l) receives f_{l-1}'(z_l) for SiLU/GELU layers when not NULL. */
 static void FS_FN(tile_forward)(const fs_mlp_net *net, const REAL *params, ptrdiff_t rows,
-                                REAL *const *A, REAL *const *D)
+                                REAL *const *A, REAL *const *D, double *prof)
 {
     const REAL slope = (REAL)net->negative_slope;
-    for (int l = 0; l < net->n_layers; ++l) {
+    const int L = net->n_layers;
+    for (int l = 0; l < L; ++l) {
         const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+        const double t0 = prof ? fs_mlp_now() : 0.0;
         /* a_{l+1}^T (m x rows) = W^T (m x k) a_l^T (k x rows); W row-major (k, m) */
         FS_FN(gemm)(net, 'N', 'N', m, rows, k, (REAL)1, params + net->w_offset[l], m, A[l],
                     k, (REAL)0, A[l + 1], m);
+        const double t1 = prof ? fs_mlp_now() : 0.0;
         FS_FN(bias_activate)(A[l + 1], rows, m, params + net->b_offset[l],
                              net->activation[l], slope, D ? D[l + 1] : NULL);
+        if (prof) {
+            prof[l] += t1 - t0;
+            prof[L + l] += fs_mlp_now() - t1;
+        }
     }
+}
+
+/* This thread's row of the optional profile (see fs_mlp_net), or NULL. */
+static double *FS_FN(thread_profile)(const fs_mlp_net *net)
+{
+    if (!net->profile) return NULL;
+    return net->profile +
+           (ptrdiff_t)FS_MLP_THREAD_ID() * FS_MLP_PROFILE_PHASES * net->n_layers;
 }
 
 int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL *x,
@@ -269,6 +284,8 @@ int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL 
         REAL *D[FS_MLP_MAX_LAYERS + 1];
         REAL *buf = scratch ? scratch + (ptrdiff_t)FS_MLP_THREAD_ID() * 2 * tile * wmax
                             : NULL;
+        double *prof = FS_FN(thread_profile)(net);
+        const double start = prof ? fs_mlp_now() : 0.0;
         /* tiles are independent and each is computed the same way by any thread, so a
          * dynamic schedule (load balance) keeps the results thread-count invariant */
 #ifdef _OPENMP
@@ -286,16 +303,17 @@ int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL 
                 for (int l = 0; l < L; ++l)
                     D[l + 1] = net->deriv_offset[l] < 0 ? NULL
                                : derivs + n * net->deriv_offset[l] + r0 * net->width[l + 1];
-                FS_FN(tile_forward)(net, params, rows, A, D);
+                FS_FN(tile_forward)(net, params, rows, A, D, prof);
                 if (out)
                     memcpy(out + r0 * wL, A[L], sizeof(REAL) * (size_t)(rows * wL));
             } else {
                 A[0] = (REAL *)(x + r0 * w0);
                 for (int l = 1; l < L; ++l) A[l] = buf + (l % 2) * tile * wmax;
                 A[L] = out + r0 * wL;
-                FS_FN(tile_forward)(net, params, rows, A, NULL);
+                FS_FN(tile_forward)(net, params, rows, A, NULL, prof);
             }
         }
+        if (prof) prof[4 * L] += fs_mlp_now() - start;
     }
     return FS_OK;
 }
@@ -307,31 +325,41 @@ static void FS_FN(tile_backward)(const fs_mlp_net *net, const REAL *params, ptrd
                                  const REAL *const *A, const REAL *const *D,
                                  const REAL *g_out, const REAL *row_scale, REAL *gp,
                                  int first, double *bsum, REAL *buf0, REAL *buf1,
-                                 REAL *g_in)
+                                 REAL *g_in, double *prof)
 {
     const int L = net->n_layers;
     const REAL slope = (REAL)net->negative_slope;
     const REAL beta = first ? (REAL)0 : (REAL)1;
     ptrdiff_t boff = net->bias_total;
     REAL *g = buf0, *h = buf1;
+    double t0 = prof ? fs_mlp_now() : 0.0, t1;
     memcpy(g, g_out, sizeof(REAL) * (size_t)(rows * net->width[L]));
     boff -= net->width[L];
     FS_FN(scale_by_derivative)(g, rows, net->width[L], A[L], D[L], net->activation[L - 1],
                                slope, row_scale, bsum + boff);
+    if (prof) prof[3 * L + L - 1] += fs_mlp_now() - t0;
     for (int l = L - 1; l >= 0; --l) {
         const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+        t0 = prof ? fs_mlp_now() : 0.0;
         /* dW (k, m) row-major = col-major (m x k) += g^T (m x rows) a_l (rows x k) */
         FS_FN(gemm)(net, 'N', 'T', m, k, rows, (REAL)1, g, m, A[l], k, beta,
                     gp + net->w_offset[l], m);
-        if (l == 0 && !g_in) break;
+        if (l == 0 && !g_in) {
+            if (prof) prof[2 * L + l] += fs_mlp_now() - t0;
+            break;
+        }
         /* dA (rows, k): dA^T (k x rows) = W (k x m, col-major view: op T) g^T */
         REAL *dst = l > 0 ? h : g_in;
         FS_FN(gemm)(net, 'T', 'N', k, rows, m, (REAL)1, params + net->w_offset[l], m, g, m,
                     (REAL)0, dst, k);
+        t1 = prof ? fs_mlp_now() : 0.0;
+        if (prof) prof[2 * L + l] += t1 - t0;
         if (l > 0) {
             boff -= k;
             FS_FN(scale_by_derivative)(dst, rows, k, A[l], D[l], net->activation[l - 1],
                                        slope, NULL, bsum + boff);
+            /* the derivative pass of layer l's input belongs to layer l - 1 */
+            if (prof) prof[3 * L + l - 1] += fs_mlp_now() - t1;
             h = g;
             g = dst;
         }
@@ -360,6 +388,8 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
         const REAL *D[FS_MLP_MAX_LAYERS + 1];
         REAL *buf0 = scratch + (ptrdiff_t)FS_MLP_THREAD_ID() * 2 * tile * wmax;
         REAL *buf1 = buf0 + tile * wmax;
+        double *prof = FS_FN(thread_profile)(net);
+        const double start = prof ? fs_mlp_now() : 0.0;
         /* a slot is summed by one thread in tile order: thread-count invariant */
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
@@ -383,7 +413,7 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
                 FS_FN(tile_backward)(net, params, rows, A, D, grad_out + r0 * wL,
                                      row_scale ? row_scale + r0 : NULL, gp,
                                      t == t0 && !add_to_existing, bsum, buf0, buf1,
-                                     input_grad ? input_grad + r0 * w0 : NULL);
+                                     input_grad ? input_grad + r0 * w0 : NULL, prof);
             }
             /* bias gradients of the slot: bsum (double) -> gp's bias entries */
             ptrdiff_t boff = 0;
@@ -408,6 +438,7 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
                 FS_FN(add_partials)(grad, partials, np, n_slots - 1, lo, hi);
             }
         }
+        if (prof) prof[4 * L] += fs_mlp_now() - start;
     }
     return FS_OK;
 }
@@ -453,7 +484,7 @@ int FS_FN(fs_mlp_jacobian_diagonal)(const fs_mlp_net *net, const REAL *params,
                 D[l + 1] = net->deriv_offset[l] < 0 ? NULL
                                                     : derivs + rows * net->deriv_offset[l];
             }
-            FS_FN(tile_forward)(net, params, rows, A, D);
+            FS_FN(tile_forward)(net, params, rows, A, D, NULL);
             if (out) memcpy(out + r0 * wL, A[L], sizeof(REAL) * (size_t)(rows * wL));
 
             /* layer 0: tangent of direction i is row i of W_0, times f_0'(z_1) */

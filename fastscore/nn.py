@@ -54,8 +54,10 @@ DEFAULT_HIDDEN = (40, 80, 160, 320, 320, 160, 80, 40)
 DEFAULT_WIDTHS = (9,) + DEFAULT_HIDDEN + (9,)
 
 # Row tiles (tuned on a 2-core AVX-512 machine, see benchmarks/bench_mlp.py): a tile goes
-# through all layers on one thread with its activations in that core's cache.
-_TILE_PREDICT = 512
+# through all layers on one thread with its activations in that core's cache. Tiles depend
+# on the batch size only, never on the thread count (results are thread-count invariant).
+_TILE_PREDICT = 1024     # largest inference tile; smaller batches get >= 8 tiles of >= 128
+_TILE_PREDICT_MIN = 128
 _TILE_TRAIN = 256
 _TILE_JACOBIAN = 32
 _MAX_SLOTS = 8          # gradient partial sums: min(n_tiles, _MAX_SLOTS) fixed groups
@@ -167,6 +169,13 @@ class _BlasPin:
 _blas = _BlasPin()
 
 
+def _predict_tile(n):
+    """Inference tile for a batch of n rows: about n/8 (a multiple of 64), in [128, 1024]."""
+    tile = -(-n // 8)
+    tile = -(-tile // 64) * 64
+    return max(_TILE_PREDICT_MIN, min(_TILE_PREDICT, tile))
+
+
 def _kernel_threads(n_threads):
     """Threads for the tile loop: the resolved count when BLAS can be pinned, else 1."""
     n = resolve_n_threads(n_threads)
@@ -198,6 +207,35 @@ def _init_std(activation, fan_in, fan_out, slope):
     if activation == "leaky_relu":
         return math.sqrt(2.0 / ((1.0 + slope ** 2) * fan_in))
     return math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def _activation_derivatives(name, z, slope):
+    """(f(z), f'(z), f''(z)) with exact NumPy math (used by jacobian_diagonal_vjp)."""
+    one = z.dtype.type(1)
+    if name == "identity":
+        return z, np.ones_like(z), np.zeros_like(z)
+    if name == "relu":
+        pos = z > 0
+        return np.where(pos, z, 0), pos.astype(z.dtype), np.zeros_like(z)
+    if name == "leaky_relu":
+        d1 = np.where(z > 0, one, z.dtype.type(slope))
+        return z * d1, d1, np.zeros_like(z)
+    if name == "tanh":
+        t = np.tanh(z)
+        d1 = one - t * t
+        return t, d1, -2 * t * d1
+    if name == "silu":
+        s = one / (one + np.exp(-z))
+        return z * s, s * (one + z * (one - s)), s * (one - s) * (2 + z * (one - 2 * s))
+    if name == "gelu":
+        c, k = z.dtype.type(math.sqrt(2 / math.pi)), z.dtype.type(0.044715)
+        t = np.tanh(c * (z + k * z ** 3))
+        u1 = c * (one + 3 * k * z * z)
+        u2 = 6 * c * k * z
+        sech2 = one - t * t
+        return (0.5 * z * (one + t), 0.5 * (one + t) + 0.5 * z * sech2 * u1,
+                sech2 * (u1 + 0.5 * z * (u2 - 2 * t * u1 * u1)))
+    raise ValueError(name)
 
 
 def _check_patch_size(patch_size):
@@ -597,11 +635,12 @@ class MLP:
         if n == 0:
             return y
         threads = _kernel_threads(self.n_threads)
+        tile = _predict_tile(n)
         scratch = self._get_scratch(("predict", threads),
-                                    self._net.forward_scratch(_TILE_PREDICT, threads))
+                                    self._net.forward_scratch(tile, threads))
         with _blas:
-            _kernels().forward(self._net, self.params, arr, y, None, None, scratch,
-                               _TILE_PREDICT, threads)
+            _kernels().forward(self._net, self.params, arr, y, None, None, scratch, tile,
+                               threads)
         return y
 
     __call__ = predict
@@ -641,6 +680,81 @@ class MLP:
                 _kernels().jacobian_diagonal(self._net, self.params, arr, p, y, diag,
                                              scratch, _TILE_JACOBIAN, threads)
         return (diag, y) if return_output else diag
+
+    def jacobian_diagonal_vjp(self, x, grad, *, n_dirs=None, chunk_size=256):
+        """Parameter gradient of a weighted Jacobian diagonal (for ISM / RSM).
+
+        .. math::
+
+            \\frac{\\partial}{\\partial\\theta} \\sum_{n,\\,i < p} g_{ni}\\,
+            \\frac{\\partial y_{ni}}{\\partial x_{ni}}
+
+        Exact reverse-over-forward differentiation of the tangent propagation used by
+        :meth:`jacobian_diagonal` (needs the activations' second derivatives).
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, w_0)
+        grad : ndarray of shape (N, p)
+            :math:`g`, with ``p = n_dirs``.
+        n_dirs : int, optional
+            As in :meth:`jacobian_diagonal` (default ``min(w_0, w_L)``).
+        chunk_size : int
+            Rows per chunk (memory ``~ chunk_size * p * Σ w_l`` values).
+
+        Returns
+        -------
+        ndarray of shape (n_params,), the network's dtype
+
+        Notes
+        -----
+        Written with NumPy matrix products (not the compiled kernels): about ``p`` times
+        the cost of a backward pass, meant for implicit score matching on small problems.
+        """
+        arr = self._check_input(x)
+        n = arr.shape[0]
+        limit = min(self.widths[0], self.widths[-1])
+        p = limit if n_dirs is None else check_int(n_dirs, "n_dirs", low=1, high=limit)
+        g = as_float_array(grad, "grad", ndim=2, finite=True, allow_empty=True)
+        if g.shape != (n, p):
+            raise ValueError(f"`grad` must have shape {(n, p)}; got {g.shape}.")
+        g = g.astype(self.dtype, copy=False)
+        chunk = check_int(chunk_size, "chunk_size", low=1)
+        out = np.zeros(self.n_params, dtype=self.dtype)
+        grads = [(out[w:w + self.widths[l] * self.widths[l + 1]]
+                  .reshape(self.widths[l], self.widths[l + 1]),
+                  out[b:b + self.widths[l + 1]]) for l, (w, b) in enumerate(self._layout)]
+        for lo in range(0, n, chunk):
+            self._jacobian_diagonal_vjp_chunk(arr[lo:lo + chunk], g[lo:lo + chunk], p, grads)
+        return out
+
+    def _jacobian_diagonal_vjp_chunk(self, x, g, p, grads):
+        L = len(self.weights)
+        r = x.shape[0]
+        dt = self.dtype
+        a = x
+        T = np.zeros((r, p, self.widths[0]), dtype=dt)   # tangents of x along e_i
+        T[:, np.arange(p), np.arange(p)] = 1
+        tape = []
+        for l in range(L):
+            z = a @ self.weights[l] + self.biases[l]
+            f, d1, d2 = _activation_derivatives(self.activations[l], z, self.negative_slope)
+            Zd = T @ self.weights[l]                        # (r, p, w)
+            tape.append((a, T, d1, d2, Zd))
+            a, T = f, Zd * d1[:, None, :]
+        Tbar = np.zeros_like(T)
+        Tbar[:, np.arange(p), np.arange(p)] = g
+        abar = np.zeros_like(a)
+        for l in range(L - 1, -1, -1):
+            a_prev, T_prev, d1, d2, Zd = tape[l]
+            Zdbar = Tbar * d1[:, None, :]
+            zbar = np.einsum("rpw,rpw->rw", Tbar, Zd) * d2 + abar * d1
+            gW, gb = grads[l]
+            gW += np.einsum("rpk,rpm->km", T_prev, Zdbar) + a_prev.T @ zbar
+            gb += zbar.sum(axis=0)
+            if l:
+                Tbar = Zdbar @ self.weights[l].T
+                abar = zbar @ self.weights[l].T
 
     def __repr__(self):
         acts = ",".join(self.activations)
@@ -710,8 +824,8 @@ class NoiseConditionalScore:
     Notes
     -----
     Implements the score-model protocol of :mod:`fastscore.losses` (``n_params``,
-    ``get_params``, ``set_params``, ``score``, ``score_vjp``, ``jacobian_diagonal``;
-    ``noise_conditional = True``): those methods take the parameters explicitly, copy
+    ``get_params``, ``set_params``, ``score``, ``score_vjp``, ``jacobian_diagonal``,
+    ``jacobian_diagonal_vjp``; ``noise_conditional = True``): those methods take the parameters explicitly, copy
     them into the network when they are not its own buffer, and compute in the dtype of
     `x` (a float64 twin of a float32 network is made on demand). The training fast path
     is :meth:`forward`/:meth:`backward` (or :meth:`scaled_score` /
@@ -946,16 +1060,19 @@ class NoiseConditionalScore:
         return diag
 
     def jacobian_diagonal_vjp(self, x, params, grad, sigma=None):
-        """Not implemented: the parameter gradient of the Jacobian diagonal (ISM/RSM).
+        """``Σ_{n,i} grad[n,i] ∂/∂θ (∂s_i/∂x_i)(x_n; σ_n)``, shape (n_params,) (ISM/RSM).
 
-        Train MLP scores with denoising score matching (:func:`fastscore.losses.dsm`,
-        :func:`~fastscore.losses.ncsm`, :func:`fastscore.train.fit_patch_score`) or
-        :func:`~fastscore.losses.sliced_sm` instead.
+        Exact (see :meth:`MLP.jacobian_diagonal_vjp`; NumPy, about d backward passes).
         """
-        raise NotImplementedError(
-            "NoiseConditionalScore.jacobian_diagonal_vjp (the θ-gradient of the score "
-            "Jacobian's diagonal, needed by ism/rsm) is not implemented for MLP scores; "
-            "train them with dsm/ncsm instead.")
+        arr = self._check_x(x)
+        net = self._net_for(arr.dtype, params)
+        sig = _check_sigma(sigma, arr.shape[0], arr.dtype)
+        g = as_float_array(grad, "grad", ndim=2, finite=True).astype(arr.dtype, copy=False)
+        if g.shape != arr.shape:
+            raise ValueError(f"`grad` must have the shape of x, {arr.shape}; got {g.shape}.")
+        # ∂s_i/∂x_i = J_h,ii(u) / (σ σ_data) - β/(σ_data² + σ²): only the first term has θ
+        gh = g / (sig * arr.dtype.type(self.std))[:, None]
+        return net.jacobian_diagonal_vjp(self._inputs(arr, sig), gh, n_dirs=self.dim)
 
     def __repr__(self):
         return (f"NoiseConditionalScore({self.net!r}, conditioning={self.conditioning!r}, "

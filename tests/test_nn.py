@@ -8,7 +8,7 @@ import pytest
 import fastscore
 from fastscore import nn
 from fastscore.nn import MLP, NoiseConditionalScore, PatchScoreModel
-from tests.reference import mlp as ref
+from reference import mlp as ref
 
 ACTS = ["identity", "relu", "leaky_relu", "tanh", "silu", "gelu"]
 SMALL = (4, 7, 6, 3)
@@ -169,6 +169,22 @@ def test_jacobian_diagonal_finite_differences(activation):
         e[i] = eps
         fd[:, i] = (net.predict(x + e)[:, i] - net.predict(x - e)[:, i]) / (2 * eps)
     np.testing.assert_allclose(net.jacobian_diagonal(x), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("activation", ACTS)
+def test_jacobian_diagonal_vjp_finite_differences(activation):
+    net = _net(activation, widths=(3, 5, 4, 3))
+    x, g = _data(7, 3), _data(7, 2, seed=6)
+    theta = net.get_params()
+
+    def objective(p):
+        net.set_params(p)
+        return float(np.sum(g * net.jacobian_diagonal(x, n_dirs=2)))
+
+    fd = _central_difference(objective, theta, 1e-6)
+    net.set_params(theta)
+    got = net.jacobian_diagonal_vjp(x, g, n_dirs=2, chunk_size=3)
+    np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-8)
 
 
 # ---------------------------------------------------------------------- precision
@@ -427,10 +443,14 @@ def test_noise_conditional_chain_rule_finite_differences(conditioning, baseline)
         else:
             m.forward(x, sigma)
         np.testing.assert_allclose(m.backward(g, input_grad=True), fdx, rtol=1e-6, atol=1e-8)
-    # parameter gradient through the protocol
+    # parameter gradients through the protocol
     theta = m.get_params()
     fdp = _central_difference(lambda p: np.sum(g * m.score(x, p, sigma)), theta, eps)
     np.testing.assert_allclose(m.score_vjp(x, theta, g, sigma), fdp, rtol=1e-6, atol=1e-8)
+    fdj = _central_difference(lambda p: np.sum(g * m.jacobian_diagonal(x, p, sigma)), theta,
+                              eps)
+    np.testing.assert_allclose(m.jacobian_diagonal_vjp(x, theta, g, sigma), fdj, rtol=1e-6,
+                               atol=1e-8)
 
 
 def test_noise_conditional_protocol_and_dtypes():
@@ -455,8 +475,7 @@ def test_noise_conditional_protocol_and_dtypes():
         m.score(x, sigma=np.array([1, 1, 0, 1, 1.0]))
     with pytest.raises(ValueError, match=r"`x` must have 3 columns"):
         m.score(np.zeros((2, 4)), sigma=1.0)
-    with pytest.raises(NotImplementedError, match="jacobian_diagonal_vjp"):
-        m.jacobian_diagonal_vjp(x, theta, x, 0.5)
+    assert m.jacobian_diagonal_vjp(x, theta, x, 0.5).shape == (m.n_params,)
     with pytest.raises(ValueError, match="input width 10 for conditioning='input'"):
         NoiseConditionalScore(MLP(rng=0), "input")
 
@@ -468,6 +487,33 @@ def test_dsm_loss_gradient_through_protocol():
     theta = m.get_params()
     loss, grad = losses.dsm(m, theta, x, 0.5, rng=3)
     fd = _central_difference(lambda p: losses.dsm(m, p, x, 0.5, rng=3)[0], theta, 1e-6)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_ism_loss_gradient_through_protocol():
+    losses = pytest.importorskip("fastscore.losses")
+    m = _ncs("scale", False)
+    # ism calls the model with sigma=None: wrap it at a fixed level
+    class AtLevel:
+        n_params = m.n_params
+        get_params, set_params = m.get_params, m.set_params
+
+        def score(self, x, params, sigma=None):
+            return m.score(x, params, 0.5)
+
+        def score_vjp(self, x, params, grad, sigma=None):
+            return m.score_vjp(x, params, grad, 0.5)
+
+        def jacobian_diagonal(self, x, params, sigma=None):
+            return m.jacobian_diagonal(x, params, 0.5)
+
+        def jacobian_diagonal_vjp(self, x, params, grad, sigma=None):
+            return m.jacobian_diagonal_vjp(x, params, grad, 0.5)
+
+    x = _data(6, 3)
+    theta = m.get_params()
+    loss, grad = losses.ism(AtLevel(), theta, x)
+    fd = _central_difference(lambda p: losses.ism(AtLevel(), p, x)[0], theta, 1e-6)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
 
 

@@ -10,6 +10,7 @@ include "_status.pxi"
 
 cdef extern from "mlp.h":
     int FS_MLP_MAX_LAYERS
+    int FS_MLP_PROFILE_PHASES
     ctypedef void (*fs_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *,
                                  int *, float *, int *, float *, float *, int *) noexcept nogil
     ctypedef void (*fs_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *,
@@ -24,6 +25,7 @@ cdef extern from "mlp.h":
         Py_ssize_t deriv_total
         Py_ssize_t bias_total
         Py_ssize_t max_width
+        double *profile
 
     int fs_mlp_init(fs_mlp_net *net, int n_layers, const Py_ssize_t *widths,
                     const int *activations, double negative_slope, fs_sgemm_fn sgemm,
@@ -68,9 +70,13 @@ cdef extern from "mlp.h":
 MAX_LAYERS = FS_MLP_MAX_LAYERS
 
 
+PROFILE_PHASES = FS_MLP_PROFILE_PHASES
+
+
 cdef class Net:
     """C description of an MLP architecture and of its buffer layout."""
     cdef fs_mlp_net net
+    cdef object _profile
 
     def __init__(self, widths, activations, double negative_slope):
         cdef Py_ssize_t w[65]
@@ -102,6 +108,12 @@ cdef class Net:
     @property
     def deriv_total(self):
         return self.net.deriv_total
+
+    def set_profile(self, double[::1] profile):
+        """Accumulate kernel timings into `profile` (n_threads * PROFILE_PHASES * n_layers
+        doubles), or stop with None."""
+        self._profile = profile
+        self.net.profile = NULL if profile is None else &profile[0]
 
     def forward_scratch(self, Py_ssize_t tile, int n_threads):
         return fs_mlp_forward_scratch(&self.net, tile, n_threads)
