@@ -34,6 +34,8 @@ __all__ = [
     "read_model_file",
     "save_array",
     "load_array",
+    "load_image",
+    "save_image",
 ]
 
 #: Version of the model-file layout written by this fastscore; files with a higher version
@@ -328,8 +330,8 @@ def _check_suffix(path):
     if suffix in (".npy", ".npz"):
         return suffix
     if suffix in _IMAGE_SUFFIXES:
-        raise NotImplementedError(f"`path` {os.fspath(path)!r}: {suffix} files are not "
-                                  "supported yet; save and load .npy or .npz.")
+        raise NotImplementedError(f"`path` {os.fspath(path)!r}: {suffix} is an image format; "
+                                  "use load_image / save_image for it.")
     raise ValueError(f"`path` must end in .npy or .npz; got {os.fspath(path)!r}.")
 
 
@@ -403,3 +405,151 @@ def load_array(path, *, key=None):
         raise ValueError(f"{path}: cannot read the array file (truncated or not a .npy? "
                          f"{type(exc).__name__}: {exc}).") from None
     return arr
+
+
+# ------------------------------------------------------------------------ image files
+_PILLOW_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_SCALING_KEY = "fastscore-scaling"
+
+
+def load_image(path, *, key=None):
+    """Read an image or volume from ``.npy``/``.npz``, PNG/TIFF/JPEG, NIfTI or DICOM.
+
+    Pixel values become floats: float files keep their values (float32/float64); integer
+    PNG/TIFF are read as float32 in [0, 1] (8-bit / 255, 16-bit / 65535) unless the file
+    records the scaling :func:`save_image` applied, which is then undone exactly (up to the
+    quantisation); colour images are converted to grey (Pillow's "L" luminance). NIfTI
+    (nibabel) and DICOM (pydicom, rescale slope and intercept applied) give float32 arrays.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    key : str, optional
+        Which array of an ``.npz`` holding several.
+
+    Returns
+    -------
+    ndarray of float32 or float64 (2-D or 3-D)
+
+    Raises
+    ------
+    FileNotFoundError, ValueError (unreadable or unsupported file),
+    ImportError (the optional reader is not installed; the message names the extra).
+    """
+    from ._optional import import_optional
+
+    suffix = _suffix(path)
+    path = os.fspath(path)
+    if suffix in (".npy", ".npz"):
+        arr = load_array(path, key=key)
+    elif not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "image file not found", path)
+    elif suffix in _PILLOW_SUFFIXES:
+        Image = import_optional("PIL.Image", "io")
+        try:
+            with Image.open(path) as im:
+                im.load()
+                info = dict(im.info)
+                if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
+                    im = im.convert("L")
+                arr = np.array(im)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not a readable image ({exc}).") from None
+        scaling = info.get(_SCALING_KEY)
+        if arr.dtype.kind in "ui" and scaling:
+            low, high, levels = (float(v) for v in scaling.split(","))
+            arr = (low + arr.astype(np.float64) * ((high - low) / levels)).astype(np.float32)
+        elif arr.dtype.kind in "ui":
+            arr = arr.astype(np.float32) / np.float32(255 if arr.dtype.itemsize == 1 else 65535)
+    elif suffix in _NIFTI_SUFFIXES:
+        nib = import_optional("nibabel", "io")
+        try:
+            arr = np.asarray(nib.load(path).get_fdata(dtype=np.float32))
+        except Exception as exc:  # nibabel raises many types for bad files
+            raise ValueError(f"{path}: not a readable NIfTI file ({exc}).") from None
+    elif suffix == ".dcm":
+        pydicom = import_optional("pydicom", "io")
+        try:
+            ds = pydicom.dcmread(path)
+            arr = ds.pixel_array.astype(np.float32)
+        except Exception as exc:
+            raise ValueError(f"{path}: not a readable DICOM file ({exc}).") from None
+        arr = arr * np.float32(getattr(ds, "RescaleSlope", 1.0)) + np.float32(
+            getattr(ds, "RescaleIntercept", 0.0))
+    else:
+        raise ValueError(f"`path` {path!r}: unsupported image format {suffix or '(none)'}; use "
+                         ".npy, .npz, .png, .tif, .nii or .nii.gz.")
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fiub" or arr.ndim not in (2, 3):
+        raise ValueError(f"{path}: expected a 2-D image or 3-D volume of numbers; got "
+                         f"shape {arr.shape}, dtype {arr.dtype}.")
+    return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float32)
+
+
+def save_image(path, array, *, bits=16):
+    """Write an image or volume; the format follows the suffix.
+
+    ``.npy``/``.npz``: exact. ``.tif``/``.tiff``: 2-D float32, exact. ``.png``: 2-D,
+    `bits` (8 or 16) per pixel after mapping [min, max] of the array linearly to the full
+    integer range; the mapping is recorded in the file and :func:`load_image` undoes it.
+    ``.nii``/``.nii.gz``: 2-D or 3-D float32 with an identity affine (nibabel).
+
+    Returns
+    -------
+    path : str
+    """
+    from ._optional import import_optional
+
+    suffix = _suffix(path)
+    arr = np.asarray(array)
+    if arr.dtype.kind not in "fiub" or arr.ndim not in (2, 3):
+        raise ValueError(f"`array` must be a 2-D image or 3-D volume of real numbers; got "
+                         f"shape {arr.shape}, dtype {arr.dtype}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("`array` must be finite to be written as an image.")
+    if suffix in (".npy", ".npz"):
+        return save_array(path, arr)
+    if suffix in (".png", ".tif", ".tiff"):
+        Image = import_optional("PIL.Image", "io")
+        if arr.ndim != 2:
+            raise ValueError(f"{suffix} files hold 2-D images; got shape {arr.shape} (use "
+                             ".npy or .nii for volumes).")
+        if suffix != ".png":
+            image = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32), mode="F")
+            return _atomic_write(path, lambda f: image.save(f, format="TIFF"))
+        if bits not in (8, 16):
+            raise ValueError(f"`bits` must be 8 or 16; got {bits!r}.")
+        PngInfo = import_optional("PIL.PngImagePlugin", "io").PngInfo
+        low, high = float(arr.min()), float(arr.max())
+        levels = 2 ** bits - 1
+        span = high - low if high > low else 1.0
+        q = np.round((arr.astype(np.float64) - low) * (levels / span))
+        q = q.astype(np.uint8 if bits == 8 else np.uint16)
+        meta = PngInfo()
+        meta.add_text(_SCALING_KEY, f"{low!r},{low + span!r},{levels}")
+        image = Image.fromarray(q)
+        return _atomic_write(path, lambda f: image.save(f, format="PNG", pnginfo=meta))
+    if suffix in _NIFTI_SUFFIXES:
+        nib = import_optional("nibabel", "io")
+        image = nib.Nifti1Image(np.asarray(arr, dtype=np.float32), np.eye(4))
+        # nibabel picks the format from the file name, so write beside and rename
+        return _atomic_nifti(path, image)
+    raise ValueError(f"`path` {os.fspath(path)!r}: cannot write {suffix or '(no suffix)'} "
+                     "files; use .npy, .npz, .png, .tif or .nii(.gz).")
+
+
+def _atomic_nifti(path, image):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                               suffix=_suffix(path), dir=folder)
+    os.close(fd)
+    try:
+        image.to_filename(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
