@@ -209,7 +209,8 @@ def _cmd_train(args):
         raise UsageError(f"{args.out} exists (use --overwrite to replace it)")
     checkpoint = args.checkpoint or (args.out + ".checkpoint.npz")
     try:
-        model = fit_patch_score(images, patch_size=args.patch_size, n_steps=args.steps,
+        patch = args.patch_size[0] if len(args.patch_size) == 1 else tuple(args.patch_size)
+        model = fit_patch_score(images, patch_size=patch, n_steps=args.steps,
                                 batch_size=args.batch_size, lr=args.lr,
                                 sigmas=(args.sigma_min, args.sigma_max), rng=args.seed,
                                 augment=not args.no_augment, checkpoint=checkpoint,
@@ -234,7 +235,7 @@ def _cmd_denoise(args):
 
     _threads(args)
     model = _load_model(args.model)
-    y = _read_image(args.noisy, "noisy image").astype(model.dtype)
+    y = _read_image(args.noisy, "noisy image").astype(model.net.dtype)
     _check_patch_dims(model, y)
     prior = _prior(model, args)
     A = Identity(y.shape if y.ndim == len(model.patch_size) else y.shape[1:])
@@ -305,7 +306,7 @@ def _cmd_reconstruct(args):
     else:
         image_shape = tuple(args.image_shape) if args.image_shape else y.shape
     if args.operator != "mri":
-        y = y.astype(model.dtype)
+        y = y.astype(model.net.dtype)
     elif not np.iscomplexobj(y):
         raise UsageError("--operator mri needs complex k-space data (.npy or .npz)")
     _check_patch_dims(model, np.empty(image_shape))
@@ -339,8 +340,8 @@ def _cmd_sample(args):
     prior = _prior(model, args)
     rng = np.random.default_rng(args.seed)
     sigmas = np.geomspace(model.sigma_max, model.sigma_min, args.levels)
-    x0 = model.mean_value + sigmas[0] * rng.standard_normal((args.n,) + shape)
-    x0 = x0.astype(model.dtype)
+    mean = float(np.mean(model.model.mean))
+    x0 = (mean + sigmas[0] * rng.standard_normal((args.n,) + shape)).astype(model.net.dtype)
     result = annealed_langevin(lambda x, s: prior.score(x, s, rng=rng), sigmas,
                                args.steps_per_level, args.eps, x0, rng=rng)
     samples = getattr(result, "samples", result)
@@ -354,8 +355,25 @@ def _cmd_sample(args):
 # --------------------------------------------------------------------------- info, bench
 def _cmd_info(args):
     model = _load_model(args.model)
-    for key, value in model.describe().items():
-        _say(f"{key:22s} {value}")
+    config = model.get_config()
+    net = config["model"]["net"]
+    rows = [("patch size", "x".join(map(str, model.patch_size))),
+            ("architecture", " -> ".join(map(str, net["widths"]))),
+            ("activations", ", ".join(net["activations"])),
+            ("parameters", f"{model.net.n_params} ({net['dtype']})"),
+            ("noise conditioning", config["model"].get("conditioning")),
+            ("noise range", f"sigma in [{model.sigma_min:g}, {model.sigma_max:g}]")]
+    training = model.training or {}
+    for key in ("n_steps", "batch_size", "lr", "augment", "final_loss", "final_val_loss",
+                "seconds", "data"):
+        if training.get(key) is not None:
+            value = training[key]
+            rows.append((f"training {key.replace('_', ' ')}",
+                         f"{value:.4g}" if isinstance(value, float) else value))
+    from . import __version__
+    rows.append(("fastscore version", __version__))
+    for key, value in rows:
+        _say(f"{key:24s} {value}")
     return 0
 
 
@@ -363,9 +381,11 @@ def _cmd_bench(args):
     import subprocess
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    folder = os.path.join(here, "benchmarks")
-    if not os.path.isdir(folder):
-        raise UsageError("the benchmark scripts are in the source tree (benchmarks/); run "
+    candidates = [os.path.join(os.getcwd(), "benchmarks"), os.path.join(here, "benchmarks")]
+    folder = next((c for c in candidates if os.path.isfile(os.path.join(c, "_timing.py"))),
+                  None)
+    if folder is None:
+        raise UsageError("the benchmark scripts live in the source tree (benchmarks/); run "
                          "this command from a clone of the repository")
     status = 0
     for script in sorted(f for f in os.listdir(folder) if f.startswith("bench_")):

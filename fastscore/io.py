@@ -416,7 +416,8 @@ _SCALING_KEY = "fastscore-scaling"
 def load_image(path, *, key=None):
     """Read an image or volume from ``.npy``/``.npz``, PNG/TIFF/JPEG, NIfTI or DICOM.
 
-    Pixel values become floats: float files keep their values (float32/float64); integer
+    Pixel values become floats: float files keep their values (float32/float64; complex
+    ``.npy``/``.npz`` data such as MRI k-space stay complex); integer
     PNG/TIFF are read as float32 in [0, 1] (8-bit / 255, 16-bit / 65535) unless the file
     records the scaling :func:`save_image` applied, which is then undone exactly (up to the
     quantisation); colour images are converted to grey (Pillow's "L" luminance). NIfTI
@@ -481,10 +482,12 @@ def load_image(path, *, key=None):
         raise ValueError(f"`path` {path!r}: unsupported image format {suffix or '(none)'}; use "
                          ".npy, .npz, .png, .tif, .nii or .nii.gz.")
     arr = np.asarray(arr)
-    if arr.dtype.kind not in "fiub" or arr.ndim not in (2, 3):
+    if arr.dtype.kind not in "fiubc" or arr.ndim not in (2, 3):
         raise ValueError(f"{path}: expected a 2-D image or 3-D volume of numbers; got "
                          f"shape {arr.shape}, dtype {arr.dtype}.")
-    return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float32)
+    if arr.dtype.kind in "fc" and arr.dtype.itemsize >= 4:
+        return arr                 # float32/64 and complex data (e.g. MRI k-space) kept
+    return arr.astype(np.float32)
 
 
 def save_image(path, array, *, bits=16):

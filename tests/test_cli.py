@@ -1,0 +1,178 @@
+"""The fastscore command end to end (small settings), and its one-line user errors."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastscore.cli import main
+from fastscore.data import rectangles
+from fastscore.io import load_image, save_image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    code = main(["train", "--phantom", "rectangles", "--n-images", "40", "--steps", "40",
+                 "--batch-size", "128", "--out", str(path), "--no-progress"])
+    assert code == 0 and path.exists()
+    return path
+
+
+@pytest.fixture(scope="module")
+def noisy_path(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    x = rectangles(1, size=16, rng=3, dtype=np.float32)[0]
+    y = x + 0.1 * np.random.default_rng(4).standard_normal(x.shape).astype(np.float32)
+    return save_image(folder / "noisy.npy", y)
+
+
+def test_demo_quick(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    code, out, err = run(["demo", "--quick", "--out", out_dir, "--no-progress"], capsys)
+    assert code == 0, err
+    for word in ("noisy", "MAP", "posterior mean", "TV (best weight)", "PSNR (dB)", "SSIM"):
+        assert word in out
+    assert (out_dir / "model.npz").exists()
+    assert (out_dir / "demo.png").stat().st_size > 1000          # matplotlib is in [test]
+    # never overwrites: a second run goes to a new folder
+    code, out, _ = run(["demo", "--quick", "--out", out_dir, "--no-progress"], capsys)
+    assert code == 0 and f"{out_dir}-2" in out
+
+
+def test_train_writes_model_and_checkpoint(model_path, capsys):
+    assert os.path.exists(str(model_path) + ".checkpoint.npz")
+    code, out, _ = run(["info", model_path], capsys)
+    assert code == 0
+    for word in ("patch size", "3x3", "architecture", "noise range", "fastscore version"):
+        assert word in out
+
+
+def test_train_resume(model_path, tmp_path, capsys):
+    out = tmp_path / "m2.npz"
+    args = ["train", "--phantom", "rectangles", "--n-images", "40", "--steps", "20",
+            "--batch-size", "64", "--out", out, "--no-progress", "--checkpoint",
+            tmp_path / "c.npz"]
+    assert run(args, capsys)[0] == 0
+    code, text, _ = run(args[:-2] + ["--checkpoint", tmp_path / "c.npz", "--resume",
+                                     "--overwrite"], capsys)
+    assert code == 0 and "trained 20 steps" in text
+
+
+@pytest.mark.parametrize("method", ["map", "hqs", "posterior"])
+def test_denoise(model_path, noisy_path, tmp_path, method, capsys):
+    out = tmp_path / "clean.npy"
+    code, _, err = run(["denoise", noisy_path, "--model", model_path, "--sigma", "0.1",
+                        "--out", out, "--method", method, "--samples", "4", "--steps", "10",
+                        "--no-progress"], capsys)
+    assert code == 0, err
+    assert load_image(out).shape == (16, 16)
+    if method == "posterior":
+        assert load_image(tmp_path / "clean_std.npy").min() >= 0
+
+
+@pytest.mark.parametrize("operator, extra", [
+    ("mri", ["--acceleration", "2"]),
+    ("ct", ["--angles", "8", "--image-shape", "16", "16"]),
+    ("blur", ["--blur-sigma", "1.0"]),
+    ("inpaint", ["--mask", "MASK"]),
+    ("superres", ["--factor", "2"]),
+])
+def test_reconstruct(model_path, tmp_path, operator, extra, capsys):
+    from fastscore import operators as ops
+
+    x = rectangles(1, size=16, rng=5)[0]
+    mask = np.random.default_rng(6).random(x.shape) > 0.3
+    save_image(tmp_path / "mask.npy", mask.astype(np.float32))
+    A = {"mri": lambda: ops.MRI(ops.cartesian_mask(x.shape, 2, rng=0)),
+         "ct": lambda: ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 8, endpoint=False)),
+         "blur": lambda: ops.Blur(ops.gaussian_kernel(1.0), x.shape),
+         "inpaint": lambda: ops.Mask(mask),
+         "superres": lambda: ops.Downsample(x.shape, 2)}[operator]()
+    y = A.simulate(x, 0.05, rng=7)
+    data = tmp_path / "y.npy"
+    np.save(data, y if operator == "mri" else y.astype(np.float32))
+    extra = [str(tmp_path / "mask.npy") if e == "MASK" else e for e in extra]
+    code, _, err = run(["reconstruct", "--operator", operator, "--data", data, "--model",
+                        model_path, "--noise-sigma", "0.05", "--out", tmp_path / "x.npy",
+                        "--steps", "5", "--no-progress", *extra], capsys)
+    assert code == 0, err
+    assert load_image(tmp_path / "x.npy").shape == (16, 16)
+
+
+def test_sample(model_path, tmp_path, capsys):
+    code, _, err = run(["sample", "--model", model_path, "--shape", "12", "12", "--n", "2",
+                        "--levels", "3", "--steps-per-level", "3", "--out", tmp_path / "s"],
+                       capsys)
+    assert code == 0, err
+    files = sorted(os.listdir(tmp_path / "s"))
+    assert len(files) == 2 and load_image(tmp_path / "s" / files[0]).shape == (12, 12)
+
+
+def test_bench_quick(capfd, monkeypatch):
+    monkeypatch.chdir(REPO)
+    code = main(["bench", "--only", "patches"])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert "bench_patches.py" in out and "time / fastscore" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["denoise", "missing.npy", "--model", "MODEL", "--sigma", "0.1", "--out", "o.npy"],
+     "noisy image file not found: missing.npy"),
+    (["denoise", "NOISY", "--model", "nomodel.npz", "--sigma", "0.1", "--out", "o.npy"],
+     "model file not found: nomodel.npz"),
+    (["denoise", "BADIMAGE", "--model", "MODEL", "--sigma", "0.1", "--out", "o.npy"],
+     "cannot read noisy image"),
+    (["info", "BADMODEL"], "bad.npz: the .npz (zip) archive is truncated or damaged"),
+    (["denoise", "NOISY", "--model", "MODEL5", "--sigma", "0.1", "--out", "o.npy"],
+     "smaller than the model's patch size"),
+    (["denoise", "NOISY", "--model", "MODEL", "--sigma", "-1", "--out", "o.npy"],
+     "`noise_sigma` must be > 0"),
+    (["reconstruct", "--operator", "inpaint", "--data", "NOISY", "--model", "MODEL",
+      "--noise-sigma", "0.1", "--out", "o.npy"], "needs --mask"),
+    (["reconstruct", "--operator", "mri", "--data", "NOISY", "--model", "MODEL",
+      "--noise-sigma", "0.1", "--out", "o.npy"], "needs complex k-space data"),
+    (["reconstruct", "--operator", "ct", "--data", "NOISY", "--model", "MODEL",
+      "--noise-sigma", "0.1", "--out", "o.npy"], "needs --image-shape"),
+    (["train", "--out", "m.npz"], "give training images"),
+    (["denoise", "NOISY", "--model", "MODEL", "--sigma", "0.1", "--out", "o.npy",
+      "--weight", "lots"], "--weight must be mean, sum or a number"),
+])
+def test_user_mistakes_exit_2_with_one_line(args, message, model_path, noisy_path, tmp_path,
+                                            capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+    big = tmp_path / "tiny.npy"
+    np.save(big, np.zeros((4, 4), np.float32))
+    model5 = tmp_path / "m5.npz"
+    if "MODEL5" in args:
+        assert main(["train", "--phantom", "rectangles", "--n-images", "10", "--steps", "2",
+                     "--patch-size", "5", "--out", str(model5), "--no-progress"]) == 0
+        capsys.readouterr()
+    subst = {"MODEL": str(model_path), "NOISY": str(noisy_path), "BADIMAGE": "bad.png",
+             "BADMODEL": "bad.npz", "MODEL5": str(model5)}
+    if "MODEL5" in args:
+        subst["NOISY"] = str(big)
+    code, out, err = run([subst.get(a, a) for a in args], capsys)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_help_everywhere():
+    for command in ("demo", "train", "denoise", "reconstruct", "sample", "info", "bench"):
+        out = subprocess.run([sys.executable, "-m", "fastscore.cli", command, "--help"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0 and "example:" in out.stdout
