@@ -107,8 +107,8 @@ def _cmd_demo(args):
     rng = np.random.default_rng(args.seed)
     out = _new_folder(args.out or "fastscore-demo")
     noise = 0.1
-    n_train, n_test = (300, 2) if quick else (2000, 4)
-    steps = 300 if quick else 3000
+    n_train, n_test = (300, 2) if quick else (4000, 8)
+    steps = 300 if quick else 8000
     _say(f"fastscore demo: toy rectangles (16x16), noise sigma = {noise}, results in {out}/")
     train = data.rectangles(n_train, rng=rng, dtype=np.float32)
     test = data.rectangles(n_test, rng=rng, dtype=np.float32)
@@ -132,6 +132,9 @@ def _cmd_demo(args):
     t0 = time.perf_counter()
     map_x = map_estimate(noisy, A, noise, prior, n_steps=60 if quick else 100, rng=rng).x
     results["MAP"] = (map_x, time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    hqs_x = map_estimate(noisy, A, noise, prior, method="hqs", n_steps=6, rng=rng).x
+    results["MAP (HQS, 6 it.)"] = (hqs_x, time.perf_counter() - t0)
     t0 = time.perf_counter()
     post = [posterior_sample(y, A, noise, prior, n_samples=8 if quick else 16,
                              steps_per_sigma=10 if quick else 20, rng=rng) for y in noisy]
