@@ -80,6 +80,8 @@ def extensions():
             sources.append(kernel)
         exts.append(Extension(
             f"fastscore._ext.{name}", sources,
+            depends=sorted(glob.glob(os.path.join(CSRC, "*.h")) +
+                           glob.glob(os.path.join(CSRC, "*.tmpl.c"))),
             include_dirs=[CSRC],
             extra_compile_args=compile_args,
             extra_link_args=link_args,

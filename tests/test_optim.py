@@ -338,3 +338,21 @@ def test_ema_errors():
     fresh = EMA(0.9)
     fresh.load_state_dict(EMA(0.8).state_dict())
     assert fresh.average is None and fresh.decay == 0.8
+
+
+@pytest.fixture(autouse=True)
+def every_pass_multithreaded(monkeypatch):
+    """Let even small test buffers use every requested thread, so that the thread-count
+    tests exercise the parallel kernels (the library keeps small passes on one thread)."""
+    import fastscore.optim
+
+    monkeypatch.setattr(fastscore.optim, "MIN_ENTRIES_PER_THREAD", 1)
+
+
+def test_small_passes_stay_on_one_thread(monkeypatch):
+    import fastscore.optim
+
+    monkeypatch.setattr(fastscore.optim, "MIN_ENTRIES_PER_THREAD", 1 << 19)
+    assert fastscore.optim._threads(2, 238_729) == 1
+    assert fastscore.optim._threads(2, 10_000_000) == 2
+    assert fastscore.optim._threads(None, 10) == 1
