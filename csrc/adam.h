@@ -35,16 +35,7 @@ typedef struct {
  * the work. Results do not depend on it (every entry is computed by the same arithmetic). */
 #define FS_ADAM_PARALLEL_MIN 32768
 
-#define REAL float
-#define FS_SFX f32
-#include "adam.tmpl.h"
-#undef REAL
-#undef FS_SFX
-
-#define REAL double
-#define FS_SFX f64
-#include "adam.tmpl.h"
-#undef REAL
-#undef FS_SFX
+#define FS_TEMPLATE "adam.tmpl.h"
+#include "fs_stamp.h"
 
 #endif /* FS_ADAM_H */

@@ -4,14 +4,5 @@
 
 #include "patches.h"
 
-#define REAL float
-#define FS_SFX f32
-#include "patches.tmpl.c"
-#undef REAL
-#undef FS_SFX
-
-#define REAL double
-#define FS_SFX f64
-#include "patches.tmpl.c"
-#undef REAL
-#undef FS_SFX
+#define FS_TEMPLATE "patches.tmpl.c"
+#include "fs_stamp.h"

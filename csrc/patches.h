@@ -33,16 +33,7 @@ typedef struct {
     const ptrdiff_t *inv_idx[3];
 } fs_patch_geometry;
 
-#define REAL float
-#define FS_SFX f32
-#include "patches.tmpl.h"
-#undef REAL
-#undef FS_SFX
-
-#define REAL double
-#define FS_SFX f64
-#include "patches.tmpl.h"
-#undef REAL
-#undef FS_SFX
+#define FS_TEMPLATE "patches.tmpl.h"
+#include "fs_stamp.h"
 
 #endif /* FS_PATCHES_H */
