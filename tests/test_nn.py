@@ -14,8 +14,9 @@ ACTS = ["identity", "relu", "leaky_relu", "tanh", "silu", "gelu"]
 SMALL = (4, 7, 6, 3)
 
 
-def _net(activations, dtype=np.float64, widths=SMALL, seed=1, **kw):
-    net = MLP(widths, activations, dtype=dtype, rng=seed, **kw)
+def _net(activations, dtype=np.float64, widths=SMALL, seed=1, n_threads=1, **kw):
+    # one thread: finite differences make many tiny calls (thread counts: see below)
+    net = MLP(widths, activations, dtype=dtype, rng=seed, n_threads=n_threads, **kw)
     # non-zero biases so that no pre-activation sits at a ReLU kink by construction
     rng = np.random.default_rng(seed + 100)
     for b in net.biases:
@@ -391,7 +392,8 @@ def test_error_paths():
 
 
 def _ncs(conditioning, baseline, dtype=np.float64):
-    net = MLP((4 if conditioning == "input" else 3, 8, 6, 3), "tanh", dtype=dtype, rng=4)
+    net = MLP((4 if conditioning == "input" else 3, 8, 6, 3), "tanh", dtype=dtype, rng=4,
+              n_threads=1)
     rng = np.random.default_rng(9)
     for b in net.biases:
         b[...] = rng.uniform(-0.3, 0.3, b.shape)
