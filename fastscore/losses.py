@@ -1,0 +1,392 @@
+"""Score-matching objectives and their parameter gradients.
+
+Every objective takes a score model, a parameter vector ``params`` and data ``x`` of shape
+``(N, d)`` (one-dimensional data as ``(N, 1)``) and returns ``(loss, grad_params)``: the
+loss as a float and its gradient with respect to ``params``, a float64 array of shape
+``(model.n_params,)``. Losses are means over the data points (and over noise draws or
+projections), so they do not grow with ``N``.
+
+Score-model protocol
+--------------------
+A model is any object with::
+
+    model.n_params : int; model.get_params() -> 1-D float array (copy); model.set_params(theta)
+    model.score(x, params, sigma=None) -> (N, d)            s(x; θ) (sigma: None or (N,) noise levels for noise-conditional models)
+    model.score_vjp(x, params, grad, sigma=None) -> (n_params,)   Σ_{n,i} grad[n,i] ∂s_i(x_n; θ)/∂θ
+    model.jacobian_diagonal(x, params, sigma=None) -> (N, d)      ∂s_i/∂x_i   (needed by ism, rsm)
+    model.jacobian_diagonal_vjp(x, params, grad, sigma=None) -> (n_params,)   (ism, rsm gradients)
+    optional for sliced_sm: model.jvp(x, params, v, sigma=None) -> (N, d) and model.jvp_vjp(x, params, v, grad, sigma=None) -> (n_params,)
+
+A model that lacks a method an objective needs makes the objective raise
+``NotImplementedError`` naming the method and the objective. A model is
+*noise-conditional* when it has the attribute ``noise_conditional = True``; it then
+receives the per-sample noise levels as ``sigma`` (an ``(N,)`` array) in :func:`dsm` and
+:func:`ncsm`. The other objectives (esm, ism, rsm, sliced_sm) always call the model with
+``sigma=None``. :class:`fastscore.mixture.GaussianMixtureScoreModel` implements the whole
+protocol analytically.
+
+Randomness
+----------
+:func:`dsm`, :func:`ncsm` and :func:`sliced_sm` draw noise or projections from ``rng``
+(``None``, an int seed or a ``numpy.random.Generator``) and nothing else. To minimise one of
+them with a deterministic optimiser (``scipy.optimize.minimize(..., jac=True,
+method="L-BFGS-B")``) pass an **int seed**: every call then redraws the same noise, so the
+objective is a fixed function of ``params``; pass a ``Generator`` for fresh noise per call
+(stochastic-gradient training).
+"""
+
+import numbers
+
+import numpy as np
+
+from ._validation import as_float_array, check_choice, check_int, check_rng, check_scalar
+
+__all__ = ["esm", "ism", "rsm", "dsm", "ncsm", "sliced_sm"]
+
+
+def _require(model, methods, objective):
+    for method in methods:
+        if not callable(getattr(model, method, None)):
+            raise NotImplementedError(
+                f"`{objective}` needs `model.{method}(...)`, which "
+                f"{type(model).__name__} does not provide.")
+
+
+def _check_params(model, params):
+    theta = as_float_array(params, "params", ndim=1, finite=True)
+    n_params = getattr(model, "n_params", None)
+    if n_params is not None and theta.shape != (n_params,):
+        raise ValueError(f"`params` must have shape ({n_params},) (model.n_params); "
+                         f"got {theta.shape}.")
+    return theta
+
+
+def _check_data(x):
+    return as_float_array(x, "x", ndim=2, finite=True)
+
+
+def _is_noise_conditional(model):
+    return bool(getattr(model, "noise_conditional", False))
+
+
+def _grad(g):
+    return np.asarray(g, dtype=np.float64)
+
+
+def esm(model, params, x, target_score):
+    """Explicit score matching against a known target score.
+
+    .. math::
+
+        L(\\theta) = \\frac1N \\sum_n \\tfrac12 \\| s(x_n;\\theta) - t(x_n) \\|^2
+
+    Parameters
+    ----------
+    model : score model (protocol in the module docstring)
+    params : ndarray of shape (n_params,)
+        :math:`\\theta`.
+    x : ndarray of shape (N, d)
+        Points :math:`x_n`, finite.
+    target_score : ndarray of shape (N, d)
+        :math:`t(x_n)`, e.g. the true score or a KDE score at ``x``.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,), float64
+    """
+    _require(model, ("score", "score_vjp"), "esm")
+    theta, x = _check_params(model, params), _check_data(x)
+    target = as_float_array(target_score, "target_score", ndim=2, finite=True)
+    if target.shape != x.shape:
+        raise ValueError(f"`target_score` must have the shape of x, {x.shape}; "
+                         f"got {target.shape}.")
+    n = x.shape[0]
+    residual = model.score(x, theta) - target
+    loss = 0.5 * np.sum(residual ** 2) / n
+    return float(loss), _grad(model.score_vjp(x, theta, residual / n))
+
+
+def _ism_terms(model, theta, x, objective):
+    _require(model, ("score", "score_vjp", "jacobian_diagonal", "jacobian_diagonal_vjp"),
+             objective)
+    return model.score(x, theta), model.jacobian_diagonal(x, theta)
+
+
+def ism(model, params, x):
+    """Implicit score matching (Hyvärinen 2005): no target score needed.
+
+    .. math::
+
+        L(\\theta) = \\frac1N \\sum_n \\sum_i \\Big[ \\partial_i s_i(x_n;\\theta)
+        + \\tfrac12 s_i(x_n;\\theta)^2 \\Big]
+
+    equal to the explicit objective up to a constant independent of :math:`\\theta`
+    (for data whose density vanishes at infinity). Needs ``jacobian_diagonal`` and its VJP.
+
+    Parameters
+    ----------
+    model : score model
+    params : ndarray of shape (n_params,)
+    x : ndarray of shape (N, d)
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,), float64
+
+    References
+    ----------
+    A. Hyvärinen, "Estimation of non-normalized statistical models by score matching",
+    JMLR 6, 2005.
+    """
+    theta, x = _check_params(model, params), _check_data(x)
+    s, jac_diag = _ism_terms(model, theta, x, "ism")
+    n = x.shape[0]
+    loss = (np.sum(jac_diag) + 0.5 * np.sum(s ** 2)) / n
+    grad = (model.jacobian_diagonal_vjp(x, theta, np.full_like(jac_diag, 1.0 / n))
+            + model.score_vjp(x, theta, s / n))
+    return float(loss), _grad(grad)
+
+
+def rsm(model, params, x, lam):
+    """Regularised score matching (Kingma & LeCun 2010): ISM plus a curvature penalty.
+
+    .. math::
+
+        L(\\theta) = \\frac1N \\sum_n \\sum_i \\Big[ \\partial_i s_i + \\tfrac12 s_i^2
+        + \\lambda\\, (\\partial_i s_i)^2 \\Big](x_n;\\theta)
+
+    The penalty is the second-order term of the ISM objective averaged over small Gaussian
+    perturbations of the data; it keeps ISM from overfitting spiky densities to few samples.
+
+    Parameters
+    ----------
+    model : score model
+    params : ndarray of shape (n_params,)
+    x : ndarray of shape (N, d)
+    lam : float >= 0
+        :math:`\\lambda` (``lam = 0`` is ISM).
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,), float64
+
+    References
+    ----------
+    D. P. Kingma and Y. LeCun, "Regularized estimation of image statistics by score
+    matching", NeurIPS 2010.
+    """
+    lam = check_scalar(lam, "lam", low=0)
+    theta, x = _check_params(model, params), _check_data(x)
+    s, jac_diag = _ism_terms(model, theta, x, "rsm")
+    n = x.shape[0]
+    loss = (np.sum(jac_diag) + 0.5 * np.sum(s ** 2) + lam * np.sum(jac_diag ** 2)) / n
+    grad = (model.jacobian_diagonal_vjp(x, theta, (1.0 + 2.0 * lam * jac_diag) / n)
+            + model.score_vjp(x, theta, s / n))
+    return float(loss), _grad(grad)
+
+
+def _noisy_copies(x, n_noise, rng):
+    """(x repeated n_noise times, standard normal z), both of shape (n_noise·N, d)."""
+    z = rng.standard_normal((n_noise,) + x.shape).astype(x.dtype, copy=False)
+    return np.broadcast_to(x, z.shape).reshape(-1, x.shape[1]), z.reshape(-1, x.shape[1])
+
+
+def dsm(model, params, x, sigma, n_noise=1, rng=None):
+    """Denoising score matching at one noise level (Vincent 2011).
+
+    .. math::
+
+        L(\\theta) = \\frac{1}{NM} \\sum_{n,m} \\tfrac12 \\Big\\| s(\\tilde x_{nm};\\theta)
+        + \\frac{\\tilde x_{nm} - x_n}{\\sigma^2} \\Big\\|^2, \\qquad
+        \\tilde x_{nm} = x_n + \\sigma z_{nm}, \\quad z_{nm} \\sim \\mathcal N(0, I)
+
+    Its minimiser is the score of the noisy density :math:`p_\\sigma = p * \\mathcal
+    N(0, \\sigma^2 I)`; it equals explicit score matching against :math:`\\nabla \\log
+    p_\\sigma` up to a constant. A noise-conditional model is called with
+    ``sigma = full(N·M, sigma)``.
+
+    Parameters
+    ----------
+    model : score model
+    params : ndarray of shape (n_params,)
+    x : ndarray of shape (N, d)
+        Clean data :math:`x_n`.
+    sigma : float > 0
+        Noise standard deviation :math:`\\sigma`.
+    n_noise : int >= 1, default 1
+        Noise draws per data point, :math:`M`.
+    rng : None, int or numpy.random.Generator
+        Source of :math:`z`, drawn as ``standard_normal((M, N, d))``.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,), float64
+
+    References
+    ----------
+    P. Vincent, "A connection between score matching and denoising autoencoders",
+    Neural Computation 23(7), 2011.
+    """
+    _require(model, ("score", "score_vjp"), "dsm")
+    theta, x = _check_params(model, params), _check_data(x)
+    sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
+    n_noise = check_int(n_noise, "n_noise", low=1)
+    rng = check_rng(rng)
+    x_rep, z = _noisy_copies(x, n_noise, rng)
+    x_noisy = x_rep + sigma * z
+    sig = np.full(x_noisy.shape[0], sigma) if _is_noise_conditional(model) else None
+    residual = model.score(x_noisy, theta, sigma=sig) + z / sigma   # (x~ - x)/sigma^2 = z/sigma
+    count = x_noisy.shape[0]
+    loss = 0.5 * np.sum(residual ** 2) / count
+    return float(loss), _grad(model.score_vjp(x_noisy, theta, residual / count, sigma=sig))
+
+
+def _draw_sigmas(sigmas, size, rng):
+    """Per-sample noise levels: uniform over a ladder, or log-uniform over a range."""
+    if isinstance(sigmas, tuple) and len(sigmas) == 2:
+        lo = check_scalar(sigmas[0], "sigmas[0] (sigma_min)", low=0, low_inclusive=False)
+        hi = check_scalar(sigmas[1], "sigmas[1] (sigma_max)", low=lo)
+        return np.exp(rng.uniform(np.log(lo), np.log(hi), size=size))
+    ladder = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
+    if np.any(ladder <= 0):
+        raise ValueError(f"`sigmas` must be positive; got minimum {ladder.min()!r}.")
+    return ladder[rng.integers(0, ladder.size, size=size)]
+
+
+def ncsm(model, params, x, sigmas, weighting="sigma2", n_noise=1, rng=None):
+    """Noise-conditional score matching over many noise levels (Song & Ermon 2019).
+
+    Each noisy copy :math:`\\tilde x_{nm} = x_n + \\sigma_{nm} z_{nm}` gets its own noise
+    level :math:`\\sigma_{nm}`, drawn uniformly from a ladder or log-uniformly from a range:
+
+    .. math::
+
+        L(\\theta) = \\frac{1}{NM} \\sum_{n,m} \\lambda(\\sigma_{nm})\\, \\tfrac12
+        \\Big\\| s(\\tilde x_{nm}; \\sigma_{nm}, \\theta) + \\frac{z_{nm}}{\\sigma_{nm}}
+        \\Big\\|^2, \\qquad \\lambda(\\sigma) = \\sigma^2 \\ (\\text{"sigma2"})
+        \\text{ or } 1 \\ (\\text{"uniform"})
+
+    (:math:`z/\\sigma = (\\tilde x - x)/\\sigma^2`). The score at level :math:`\\sigma` is
+
+    - for a noise-conditional model (``model.noise_conditional`` true):
+      ``model.score(x~, params, sigma=σ_nm)``;
+    - otherwise the parametrisation :math:`s(\\tilde x; \\sigma, \\theta) =
+      \\tilde s(\\tilde x; \\theta)/\\sigma` with :math:`\\tilde s` = ``model.score(x~,
+      params)``: the model learns :math:`\\sigma` times the noisy score, which for
+      :math:`\\sigma`-weighting makes every term :math:`\\tfrac12\\|\\tilde s(\\tilde x) +
+      z\\|^2` of the same scale. To use such a model at level :math:`\\sigma`, divide its
+      score by :math:`\\sigma`.
+
+    Parameters
+    ----------
+    model : score model
+    params : ndarray of shape (n_params,)
+    x : ndarray of shape (N, d)
+    sigmas : array_like of shape (L,), or tuple (sigma_min, sigma_max)
+        An array (or list) is a noise ladder :math:`\\sigma_1, …, \\sigma_L > 0`, each
+        noisy copy drawing one level uniformly; a **tuple of two** is a range, levels drawn
+        log-uniformly in :math:`[\\sigma_{min}, \\sigma_{max}]`; a scalar is a one-level
+        ladder.
+    weighting : {"sigma2", "uniform"}, default "sigma2"
+        :math:`\\lambda(\\sigma)`.
+    n_noise : int >= 1, default 1
+        Noisy copies per data point, :math:`M`.
+    rng : None, int or numpy.random.Generator
+        Levels are drawn first (shape ``(M·N,)``), then ``standard_normal((M, N, d))``.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,), float64
+
+    References
+    ----------
+    Y. Song and S. Ermon, "Generative modeling by estimating gradients of the data
+    distribution", NeurIPS 2019; "Improved techniques for training score-based generative
+    models", NeurIPS 2020 (the :math:`\\tilde s/\\sigma` parametrisation).
+    """
+    _require(model, ("score", "score_vjp"), "ncsm")
+    theta, x = _check_params(model, params), _check_data(x)
+    check_choice(weighting, "weighting", ("sigma2", "uniform"))
+    n_noise = check_int(n_noise, "n_noise", low=1)
+    if not isinstance(sigmas, (tuple, list, np.ndarray, numbers.Real)):
+        raise TypeError("`sigmas` must be an array of noise levels or a tuple "
+                        f"(sigma_min, sigma_max); got {type(sigmas).__name__}.")
+    rng = check_rng(rng)
+    sig = _draw_sigmas(sigmas if not isinstance(sigmas, numbers.Real) else [sigmas],
+                       n_noise * x.shape[0], rng)
+    x_rep, z = _noisy_copies(x, n_noise, rng)
+    x_noisy = x_rep + sig[:, None] * z
+    weight = sig ** 2 if weighting == "sigma2" else np.ones_like(sig)
+    count = x_noisy.shape[0]
+    if _is_noise_conditional(model):
+        s = model.score(x_noisy, theta, sigma=sig)
+        residual = s + z / sig[:, None]
+        loss = 0.5 * np.sum(weight[:, None] * residual ** 2) / count
+        grad = model.score_vjp(x_noisy, theta, weight[:, None] * residual / count, sigma=sig)
+    else:
+        s_tilde = model.score(x_noisy, theta)
+        residual = (s_tilde + z) / sig[:, None]          # s~/sigma + z/sigma
+        loss = 0.5 * np.sum(weight[:, None] * residual ** 2) / count
+        grad = model.score_vjp(x_noisy, theta, (weight / sig)[:, None] * residual / count)
+    return float(loss), _grad(grad)
+
+
+def sliced_sm(model, params, x, n_projections=1, rng=None, *, variance_reduction=False):
+    """Sliced score matching (Song et al. 2019): ISM along random directions.
+
+    .. math::
+
+        L(\\theta) = \\frac{1}{NP} \\sum_{n,p} \\Big[ v_{np}^\\top J(x_n;\\theta)\\, v_{np}
+        + \\tfrac12 \\big(v_{np}^\\top s(x_n;\\theta)\\big)^2 \\Big], \\qquad
+        v_{np} \\sim \\mathcal N(0, I)
+
+    with :math:`J = \\partial s/\\partial x`. Its expectation over :math:`v` is the ISM
+    objective, at the cost of one Jacobian-vector product per projection instead of the
+    full Jacobian diagonal, which is what makes it scale with the dimension. With
+    ``variance_reduction=True`` (SSM-VR) the second term is replaced by its expectation
+    :math:`\\tfrac12 \\|s\\|^2`. Needs ``model.jvp`` and ``model.jvp_vjp``.
+
+    Parameters
+    ----------
+    model : score model
+    params : ndarray of shape (n_params,)
+    x : ndarray of shape (N, d)
+    n_projections : int >= 1, default 1
+        :math:`P`, projections per data point.
+    rng : None, int or numpy.random.Generator
+        Source of :math:`v`, drawn as ``standard_normal((P, N, d))``.
+    variance_reduction : bool, default False
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,), float64
+
+    References
+    ----------
+    Y. Song, S. Garg, J. Shi and S. Ermon, "Sliced score matching: a scalable approach to
+    density and score estimation", UAI 2019.
+    """
+    _require(model, ("score", "score_vjp", "jvp", "jvp_vjp"), "sliced_sm")
+    theta, x = _check_params(model, params), _check_data(x)
+    n_projections = check_int(n_projections, "n_projections", low=1)
+    rng = check_rng(rng)
+    x_rep, v = _noisy_copies(x, n_projections, rng)
+    count = x_rep.shape[0]
+    s = model.score(x_rep, theta)
+    jv = model.jvp(x_rep, theta, v)
+    curvature = np.sum(v * jv)
+    if variance_reduction:
+        loss = (curvature + 0.5 * np.sum(s ** 2)) / count
+        s_bar = s / count
+    else:
+        vs = np.sum(v * s, axis=1, keepdims=True)
+        loss = (curvature + 0.5 * np.sum(vs ** 2)) / count
+        s_bar = vs * v / count
+    grad = model.jvp_vjp(x_rep, theta, v, v / count) + model.score_vjp(x_rep, theta, s_bar)
+    return float(loss), _grad(grad)
