@@ -99,7 +99,7 @@ def as_float_array(x, name, *, ndim=None, dtype=None, finite=False, allow_comple
                 f"`{name}` must have {want} dimensions; got {arr.ndim} (shape {arr.shape}).")
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"`{name}` must not be empty; got shape {arr.shape}.")
-    arr = np.ascontiguousarray(arr, dtype=work)
+    arr = np.asarray(arr, dtype=work, order="C")   # keeps 0-d arrays 0-d
     if finite:
         check_finite(arr, name)
     return arr
