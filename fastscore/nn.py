@@ -16,6 +16,18 @@ wrapper, and the trained patch model.
   the patch size, the σ range and the training summary; ``score``/``denoise`` on patches,
   ``save``/``load``.
 
+A training step (σ²-weighted denoising score matching) with no copies of the network's
+buffers::
+
+    model = NoiseConditionalScore.for_patches((3, 3), training_patches, rng=0)
+    opt = fastscore.optim.Adam(model.params, lr=1e-3)       # updates model.params in place
+    for step in range(n_steps):
+        v, sigma, z = ...                                    # clean patches, levels, N(0, I)
+        scaled = model.scaled_score(v + sigma[:, None] * z, sigma, keep=True)   # σ s(ṽ; σ)
+        residual = (scaled + z) / len(v)                     # ∂/∂(σ s) of mean ½‖σ s + z‖²
+        model.backward(residual)                             # -> model.net.grad
+        opt.step(model.net.grad)
+
 Threads. The kernels cut a batch into tiles of rows and run each tile through all layers
 on one OpenMP thread, calling BLAS single-threaded (fastscore pins the BLAS that scipy
 uses to one thread for the duration of each call and restores it afterwards), so the
