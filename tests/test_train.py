@@ -107,10 +107,10 @@ def test_learns_the_smoothed_score_of_a_1d_mixture():
     model = NoiseConditionalScore.for_patches((1, 1), data, hidden=(64, 64, 64),
                                               conditioning="input",
                                               activations=["silu"] * 3 + ["identity"],
-                                              dtype=np.float64, rng=9)
+                                              dtype=np.float64, rng=9, n_threads=1)
     trained = fit_patch_score(patches=data, patch_size=(1, 1), model=model,
                               sigmas=(sigma_min, 1.0), n_steps=4000, batch_size=512, lr=3e-3,
-                              augment=False, rng=9, dtype=np.float64)
+                              augment=False, rng=9, dtype=np.float64, n_threads=1)
     grid = np.linspace(-1, 22, 400)[:, None]
     smoothed = GaussianMixture([0.4, 0.6], [3.0, 13.0],
                                [np.hypot(1.0, sigma_min), np.hypot(3.0, sigma_min)])
