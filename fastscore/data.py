@@ -259,12 +259,8 @@ def render_rectangles(params, size=16, *, supersampling=DEFAULT_SUPERSAMPLING,
     -------
     images : ndarray of shape (n_images, size, size)
     """
-    p = _check_params(params, 7, RECTANGLE_PARAMETERS)
-    size = check_int(size, "size", low=1)
-    s = check_int(supersampling, "supersampling", low=1)
-    dtype = _check_dtype(dtype)
-    cover = _rectangle_coverage(p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4], size, s)
-    return (p[:, 5, None, None] + p[:, 6, None, None] * cover).astype(dtype)
+    return _render(params, RECTANGLE_PARAMETERS, _rectangle_coverage, size, supersampling,
+                   dtype)
 
 
 def render_disks(params, size=16, *, supersampling=DEFAULT_SUPERSAMPLING, dtype=np.float64):
@@ -282,12 +278,18 @@ def render_disks(params, size=16, *, supersampling=DEFAULT_SUPERSAMPLING, dtype=
     -------
     images : ndarray of shape (n_images, size, size)
     """
-    p = _check_params(params, 5, DISK_PARAMETERS)
+    return _render(params, DISK_PARAMETERS, _disk_coverage, size, supersampling, dtype)
+
+
+def _render(params, names, coverage, size, supersampling, dtype):
+    """background + amplitude · coverage(shape columns), the last two columns being the
+    levels; shared by the phantom renderers."""
+    p = _check_params(params, len(names), names)
     size = check_int(size, "size", low=1)
     s = check_int(supersampling, "supersampling", low=1)
     dtype = _check_dtype(dtype)
-    cover = _disk_coverage(p[:, 0], p[:, 1], p[:, 2], size, s)
-    return (p[:, 3, None, None] + p[:, 4, None, None] * cover).astype(dtype)
+    cover = coverage(*(p[:, k] for k in range(len(names) - 2)), size, s)
+    return (p[:, -2, None, None] + p[:, -1, None, None] * cover).astype(dtype)
 
 
 # ------------------------------------------------------------------------ Shepp-Logan

@@ -140,13 +140,7 @@ def ism(model, params, x):
     A. Hyvärinen, "Estimation of non-normalized statistical models by score matching",
     JMLR 6, 2005.
     """
-    theta, x = _check_params(model, params), _check_data(x)
-    s, jac_diag = _ism_terms(model, theta, x, "ism")
-    n = x.shape[0]
-    loss = (np.sum(jac_diag) + 0.5 * np.sum(s ** 2)) / n
-    grad = (model.jacobian_diagonal_vjp(x, theta, np.full_like(jac_diag, 1.0 / n))
-            + model.score_vjp(x, theta, s / n))
-    return float(loss), _grad(grad)
+    return _curvature_penalised(model, params, x, 0.0, "ism")
 
 
 def rsm(model, params, x, lam):
@@ -178,9 +172,13 @@ def rsm(model, params, x, lam):
     D. P. Kingma and Y. LeCun, "Regularized estimation of image statistics by score
     matching", NeurIPS 2010.
     """
-    lam = check_scalar(lam, "lam", low=0)
+    return _curvature_penalised(model, params, x, check_scalar(lam, "lam", low=0), "rsm")
+
+
+def _curvature_penalised(model, params, x, lam, objective):
+    """ISM plus λ Σ (∂_i s_i)² and its gradient (λ = 0: ISM)."""
     theta, x = _check_params(model, params), _check_data(x)
-    s, jac_diag = _ism_terms(model, theta, x, "rsm")
+    s, jac_diag = _ism_terms(model, theta, x, objective)
     n = x.shape[0]
     loss = (np.sum(jac_diag) + 0.5 * np.sum(s ** 2) + lam * np.sum(jac_diag ** 2)) / n
     grad = (model.jacobian_diagonal_vjp(x, theta, (1.0 + 2.0 * lam * jac_diag) / n)
