@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from .metrics import psnr
 from ._validation import as_float_array, check_int, check_scalar
 from .operators import LinearOperator
 
@@ -302,13 +303,6 @@ class TVTuning:
     psnrs: np.ndarray
 
 
-def _psnr(estimate, clean, peak):
-    # PSNR with peak = range of the clean image (the package convention; fastscore.metrics
-    # holds the public version)
-    mse = float(np.mean(np.abs(estimate - clean) ** 2, dtype=np.float64))
-    return math.inf if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)
-
-
 def tune_tv_weight(y, clean, weights=None, *, operator=None, refine=True, n_iter=500,
                    tol=1e-5, nonneg=False, isotropic=True):
     """Choose the TV weight with the best PSNR against a known clean image (benchmarks).
@@ -379,7 +373,7 @@ def tune_tv_weight(y, clean, weights=None, *, operator=None, refine=True, n_iter
         for w in np.sort(grid):
             if float(w) not in results:
                 estimate = solve(float(w), x0)
-                results[float(w)] = (_psnr(estimate, clean, peak), estimate)
+                results[float(w)] = (psnr(clean, estimate, data_range=peak), estimate)
                 x0 = estimate if operator is not None else None
 
     evaluate(weights)
