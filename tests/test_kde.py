@@ -1,0 +1,311 @@
+"""fastscore.kde: GaussianKDE score / log-density against a NumPy reference and finite
+differences, far-away queries, leave-one-out, thread invariance, input handling, errors.
+
+Tolerances: float64 matches the reference to 1e-9 relative (elementwise, with an absolute
+floor of 1e-12 times the largest score). float32 is compared with the float64 evaluation
+of the same float32 data by ``relative_score_error`` (max_i |s_i - r_i| / max(|r_i|, 1/σ)),
+at most 1e-5 for d <= 9 (measured ~4e-6 at d = 9, T = 1e5, σ = 0.1, where the float32
+rounding of |q - x|²/(2σ²) ~ 100 dominates) and 1e-4 for d = 25.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastscore import GaussianKDE
+from reference.kde import kde_score_log_density, relative_score_error
+
+
+def _data(rng, n_points, n_queries, dim, dtype=np.float64):
+    X = rng.standard_normal((n_points, dim)).astype(dtype)
+    Q = rng.standard_normal((n_queries, dim)).astype(dtype)
+    return X, Q
+
+
+def _assert_close64(actual, expected):
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12 * scale)
+
+
+# sizes hit: specialised (1, 2, 3, 4, 8, 9) and generic (5, 25) dimensions, partial last
+# SIMD vector, several training tiles, query counts that are not a multiple of a block
+@pytest.mark.parametrize("dim", [1, 2, 3, 4, 5, 8, 9, 25])
+@pytest.mark.parametrize("n_points", [1, 37, 3001])
+def test_matches_reference_float64(dim, n_points):
+    rng = np.random.default_rng(dim * 1000 + n_points)
+    X, Q = _data(rng, n_points, 53, dim)
+    bandwidth = 0.4 * np.sqrt(dim)
+    kde = GaussianKDE(bandwidth).fit(X)
+    score, log_density = kde.score_and_log_density(Q)
+    ref_score, ref_log_density = kde_score_log_density(X, Q, bandwidth)
+    assert score.dtype == np.float64 and score.shape == Q.shape
+    assert log_density.dtype == np.float64 and log_density.shape == (Q.shape[0],)
+    _assert_close64(score, ref_score)
+    np.testing.assert_allclose(log_density, ref_log_density, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("dim, tol", [(1, 1e-5), (2, 1e-5), (9, 1e-5), (25, 1e-4)])
+def test_matches_reference_float32(dim, tol):
+    rng = np.random.default_rng(dim)
+    X, Q = _data(rng, 20000, 64, dim, np.float32)
+    bandwidth = 0.1 if dim <= 9 else 0.5
+    score, log_density = GaussianKDE(bandwidth).fit(X).score_and_log_density(Q)
+    ref_score, ref_log_density = kde_score_log_density(X, Q, bandwidth)
+    assert score.dtype == np.float32 and log_density.dtype == np.float32
+    assert relative_score_error(score, ref_score, bandwidth) <= tol
+    np.testing.assert_allclose(log_density, ref_log_density, rtol=1e-5,
+                               atol=1e-5 * np.abs(ref_log_density).max())
+
+
+@pytest.mark.parametrize("dim", [1, 3, 9])
+def test_score_is_gradient_of_log_density(dim):
+    rng = np.random.default_rng(7)
+    X, Q = _data(rng, 500, 20, dim)
+    bandwidth = 0.5
+    kde = GaussianKDE(bandwidth).fit(X)
+    score = kde.score(Q)
+    h = 1e-5
+    fd = np.empty_like(Q)
+    for k in range(dim):
+        e = np.zeros(dim)
+        e[k] = h
+        fd[:, k] = (kde.log_density(Q + e) - kde.log_density(Q - e)) / (2 * h)
+    np.testing.assert_allclose(score, fd, rtol=1e-7, atol=1e-7 * np.abs(score).max())
+
+
+def test_log_density_is_normalised_1d():
+    rng = np.random.default_rng(3)
+    X = rng.gamma(3.0, size=(200, 1))
+    grid = np.linspace(X.min() - 5, X.max() + 5, 20001)[:, None]
+    p = np.exp(GaussianKDE(0.3).fit(X).log_density(grid))
+    assert abs(np.sum(p) * (grid[1, 0] - grid[0, 0]) - 1) < 1e-9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_far_away_query_points_to_nearest(dtype):
+    rng = np.random.default_rng(5)
+    bandwidth = 0.1
+    X, _ = _data(rng, 5000, 0, 9, dtype)
+    direction = rng.standard_normal(9)
+    direction /= np.linalg.norm(direction)
+    # 1e4 bandwidths beyond the farthest point in that direction
+    q = (X.astype(np.float64) @ direction).max() * direction + 1e4 * bandwidth * direction
+    Q = np.stack([q, -q]).astype(dtype)
+    kde = GaussianKDE(bandwidth).fit(X)
+    score, log_density = kde.score_and_log_density(Q)
+    assert np.all(np.isfinite(score)) and np.all(np.isfinite(log_density))
+    for i in range(2):
+        gap = X.astype(np.float64) - Q[i].astype(np.float64)
+        nearest = gap[np.argmin(np.einsum("tk,tk->t", gap, gap))]
+        expected = nearest / bandwidth ** 2
+        cosine = score[i] @ expected / (np.linalg.norm(score[i]) * np.linalg.norm(expected))
+        assert cosine > 1 - (1e-12 if dtype == np.float64 else 1e-6)
+        rtol = 1e-9 if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(score[i], expected, rtol=rtol)
+
+
+def test_tiny_bandwidth_and_late_nearest_points():
+    # the nearest points come last, so the running maximum moves (rescales) many times
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((20000, 2))
+    Q = np.zeros((3, 2))
+    X = X[np.argsort(-np.einsum("tk,tk->t", X, X))]
+    for bandwidth in (1e-3, 0.05, 1.0):
+        kde = GaussianKDE(bandwidth).fit(X)
+        score, log_density = kde.score_and_log_density(Q)
+        ref_score, ref_log_density = kde_score_log_density(X, Q, bandwidth)
+        _assert_close64(score, ref_score)
+        np.testing.assert_allclose(log_density, ref_log_density, rtol=1e-11)
+
+
+def test_huge_bandwidth_gives_mean_shift():
+    rng = np.random.default_rng(2)
+    X, Q = _data(rng, 300, 5, 3)
+    bandwidth = 1e4
+    score = GaussianKDE(bandwidth).fit(X).score(Q)
+    np.testing.assert_allclose(score, (X.mean(axis=0) - Q) / bandwidth ** 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dim", [1, 9, 25])
+def test_exclude_self_matches_leave_one_out(dtype, dim):
+    rng = np.random.default_rng(dim)
+    X, _ = _data(rng, 1500, 0, dim, dtype)
+    bandwidth = 0.3 * np.sqrt(dim)
+    kde = GaussianKDE(bandwidth, exclude_self=True).fit(X)
+    score, log_density = kde.score_and_log_density(X)
+    ref_score, ref_log_density = kde_score_log_density(X, X, bandwidth, exclude_self=True)
+    if dtype == np.float64:
+        _assert_close64(score, ref_score)
+        np.testing.assert_allclose(log_density, ref_log_density, rtol=1e-10)
+    else:
+        assert relative_score_error(score, ref_score, bandwidth) <= 1e-4
+    # leaving the point out differs from keeping it
+    full = GaussianKDE(bandwidth).fit(X).score(X)
+    assert not np.allclose(full, score)
+
+
+def test_exclude_self_two_points_and_duplicates():
+    X = np.array([[0.0, 0.0], [1.0, 0.0]])
+    score = GaussianKDE(0.5, exclude_self=True).fit(X).score(X)
+    np.testing.assert_allclose(score, [[4.0, 0.0], [-4.0, 0.0]])
+    X = np.array([[0.0], [0.0], [3.0]])          # a duplicate still counts
+    score = GaussianKDE(1.0, exclude_self=True).fit(X).score(X)
+    ref, _ = kde_score_log_density(X, X, 1.0, exclude_self=True)
+    _assert_close64(score, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_thread_count_does_not_change_results(dtype, exclude_self):
+    rng = np.random.default_rng(0)
+    X, Q = _data(rng, 2000, 301, 9, dtype)
+    Q = X if exclude_self else Q
+    results = [GaussianKDE(0.3, exclude_self=exclude_self, n_threads=n).fit(X)
+               .score_and_log_density(Q) for n in (1, 2, 4)]
+    for score, log_density in results[1:]:
+        assert np.array_equal(score, results[0][0])
+        assert np.array_equal(log_density, results[0][1])
+
+
+def test_separate_calls_equal_combined():
+    rng = np.random.default_rng(1)
+    X, Q = _data(rng, 700, 40, 9, np.float32)
+    kde = GaussianKDE(0.4).fit(X)
+    score, log_density = kde.score_and_log_density(Q)
+    assert np.array_equal(kde.score(Q), score)
+    assert np.array_equal(kde.log_density(Q), log_density)
+
+
+def test_query_layouts_and_dtypes_accepted():
+    rng = np.random.default_rng(4)
+    X, Q = _data(rng, 400, 30, 3)
+    kde = GaussianKDE(0.5).fit(X)
+    expected = kde.score(Q)
+    big = np.ascontiguousarray(Q).astype(">f8")
+    assert np.array_equal(kde.score(big), expected)
+    assert np.array_equal(kde.score(np.asfortranarray(Q)), expected)
+    wide = np.zeros((30, 6))
+    wide[:, ::2] = Q
+    assert np.array_equal(kde.score(wide[:, ::2]), expected)
+    assert np.array_equal(kde.score(Q.tolist()), expected)
+    ints = rng.integers(-2, 3, size=(10, 3))
+    assert np.array_equal(kde.score(ints), kde.score(ints.astype(np.float64)))
+    kde32 = GaussianKDE(0.5).fit(X.astype(np.float32))
+    out = kde32.score(ints)                       # integer queries take the fitted dtype
+    assert out.dtype == np.float32
+    assert np.array_equal(out, kde32.score(ints.astype(np.float32)))
+    assert kde.score(np.empty((0, 3))).shape == (0, 3)
+    assert kde.log_density(np.empty((0, 3))).shape == (0,)
+
+
+def test_fit_copies_and_accepts_layouts():
+    rng = np.random.default_rng(6)
+    X, Q = _data(rng, 100, 10, 2)
+    kde = GaussianKDE(0.5).fit(np.asfortranarray(X))
+    expected = kde.score(Q)
+    X_big = X.astype(">f8")
+    assert np.array_equal(GaussianKDE(0.5).fit(X_big).score(Q), expected)
+    mutable = X.copy()
+    kde = GaussianKDE(0.5).fit(mutable)
+    mutable[:] = 0
+    assert np.array_equal(kde.score(Q), expected)
+    assert not kde.X_.flags.writeable and kde.n_points_ == 100 and kde.n_dims_ == 2
+    assert GaussianKDE(0.5).fit(X.astype(np.int64)).X_.dtype == np.float64
+    assert "GaussianKDE(bandwidth=0.5" in repr(kde)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_points=st.integers(1, 300), n_queries=st.integers(1, 40), dim=st.integers(1, 11),
+       log_bandwidth=st.floats(-2, 1), seed=st.integers(0, 2 ** 16))
+def test_property_matches_reference(n_points, n_queries, dim, log_bandwidth, seed):
+    rng = np.random.default_rng(seed)
+    X, Q = _data(rng, n_points, n_queries, dim)
+    bandwidth = 10.0 ** log_bandwidth
+    score, log_density = GaussianKDE(bandwidth).fit(X).score_and_log_density(Q)
+    ref_score, ref_log_density = kde_score_log_density(X, Q, bandwidth)
+    _assert_close64(score, ref_score)
+    np.testing.assert_allclose(log_density, ref_log_density, rtol=1e-10,
+                               atol=1e-10 * np.abs(ref_log_density).max())
+
+
+# -- errors ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("bandwidth", [0, -1.0, np.nan, np.inf])
+def test_bad_bandwidth(bandwidth):
+    with pytest.raises(ValueError, match="`bandwidth`"):
+        GaussianKDE(bandwidth)
+
+
+def test_bandwidth_type_and_too_small_for_float32():
+    with pytest.raises(TypeError, match="`bandwidth`"):
+        GaussianKDE("0.1")
+    X = np.zeros((3, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="`bandwidth` must be larger"):
+        GaussianKDE(1e-25).fit(X).score(X)
+    GaussianKDE(1e-25).fit(X.astype(np.float64)).score(X.astype(np.float64))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_data_and_queries(bad):
+    X = np.zeros((5, 2))
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match="`X` must be finite"):
+        GaussianKDE(1.0).fit(X)
+    kde = GaussianKDE(1.0).fit(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="`Q` must be finite"):
+        kde.score(X)
+    with pytest.raises(ValueError, match="`Q` must be finite"):
+        kde.log_density(X)
+
+
+def test_empty_and_misshapen_training_set():
+    with pytest.raises(ValueError, match="`X` must not be empty"):
+        GaussianKDE(1.0).fit(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="`X` must not be empty"):
+        GaussianKDE(1.0).fit(np.zeros((4, 0)))
+    with pytest.raises(ValueError, match="`X` must have 2 dimensions"):
+        GaussianKDE(1.0).fit(np.zeros(5))
+    with pytest.raises(TypeError, match="`X` must be real"):
+        GaussianKDE(1.0).fit(np.zeros((3, 2), dtype=complex))
+    with pytest.raises(ValueError, match="at least 2 points"):
+        GaussianKDE(1.0, exclude_self=True).fit(np.zeros((1, 2)))
+
+
+def test_wrong_query_dimension():
+    kde = GaussianKDE(1.0).fit(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match=r"`Q` must have shape \(n_queries, 3\)"):
+        kde.score(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="`Q` must have 2 dimensions"):
+        kde.score(np.zeros(3))
+
+
+def test_mismatched_dtypes_name_both():
+    kde = GaussianKDE(1.0).fit(np.zeros((5, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match="`Q`.*float64.*`X`.*float32"):
+        kde.score(np.zeros((2, 3)))
+    kde = GaussianKDE(1.0).fit(np.zeros((5, 3)))
+    with pytest.raises(TypeError, match="`Q`.*float32.*`X`.*float64"):
+        kde.log_density(np.zeros((2, 3), dtype=np.float32))
+
+
+def test_exclude_self_needs_the_training_points():
+    X = np.arange(12.0).reshape(6, 2)
+    kde = GaussianKDE(1.0, exclude_self=True).fit(X)
+    with pytest.raises(ValueError, match="exclude_self=True, `Q` must be the fitted"):
+        kde.score(X[:3])
+    with pytest.raises(ValueError, match="other values"):
+        kde.score(X + 1)
+    kde.score(X.copy())                            # equal values: fine
+    with pytest.raises(TypeError, match="`exclude_self`"):
+        GaussianKDE(1.0, exclude_self="yes")
+
+
+def test_overflowing_values_and_unfitted():
+    kde = GaussianKDE(1.0).fit(np.zeros((5, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="too large for float32"):
+        kde.score(np.full((1, 2), 1e19, dtype=np.float32))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        GaussianKDE(1.0).score(np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="`n_threads`"):
+        GaussianKDE(1.0, n_threads=0)
