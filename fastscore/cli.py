@@ -117,7 +117,7 @@ def _cmd_demo(args):
     _say(f"training a 3x3 patch score network ({steps} steps, batch 512) ...")
     t0 = time.perf_counter()
     model = fit_patch_score(train, patch_size=3, n_steps=steps, batch_size=512,
-                            sigmas=(0.02, 1.0), rng=rng, progress=not args.no_progress)
+                            sigmas=(0.02, 0.5), rng=rng, progress=not args.no_progress)
     t_train = time.perf_counter() - t0
     hist = model.history
     marks = [hist["loss"][int(f * (len(hist["loss"]) - 1))] for f in (0, 0.25, 0.5, 1.0)]
@@ -427,7 +427,7 @@ def build_parser():
                 "sampling", "fastscore demo --quick")
     p.add_argument("--out", help="output folder (default: a new fastscore-demo folder)")
     p.add_argument("--quick", action="store_true", help="a small run (about 30 s)")
-    p.set_defaults(func=_cmd_demo, weight="mean", tiling="overlap")
+    p.set_defaults(func=_cmd_demo, weight=1 / 9, tiling="overlap")   # beta = 1/n
 
     p = command("train", "train a patch score model on images",
                 "fastscore train --phantom rectangles --steps 2000 --out model.npz")
