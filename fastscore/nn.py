@@ -459,6 +459,11 @@ class MLP:
             net.set_params(params)
         return net
 
+    def __reduce__(self):
+        # pickle / copy.deepcopy: architecture + parameters (workspaces and grad are not
+        # kept; the copy starts with a zero gradient)
+        return (_rebuild_mlp, (self.get_config(), self.params.copy(), self.n_threads))
+
     def astype(self, dtype):
         """A copy in another precision (parameters rounded or widened)."""
         net = MLP(self.widths, self.activations, negative_slope=self.negative_slope,
@@ -772,6 +777,10 @@ class MLP:
         acts = ",".join(self.activations)
         return (f"MLP(widths={self.widths}, activations=({acts}), dtype={self.dtype.name}, "
                 f"n_params={self.n_params})")
+
+
+def _rebuild_mlp(config, params, n_threads):
+    return MLP.from_config(config, params, n_threads=n_threads)
 
 
 # ----------------------------------------------------------- noise-conditional score

@@ -591,6 +591,18 @@ def test_patch_model_save_load_round_trip(tmp_path):
         PatchScoreModel.load(tmp_path / "bad.npz")
 
 
+def test_pickle_and_deepcopy():
+    import copy
+    import pickle
+
+    pm = _patch_model()
+    v = 1 + 0.2 * _data(10, 4, np.float32)
+    for clone in (pickle.loads(pickle.dumps(pm)), copy.deepcopy(pm)):
+        np.testing.assert_array_equal(clone.net.params, pm.net.params)
+        assert not np.shares_memory(clone.net.params, pm.net.params)
+        np.testing.assert_array_equal(clone.score(v, 0.2), pm.score(v, 0.2))
+
+
 def test_lazy_import():
     assert fastscore.MLP is MLP
     assert fastscore.PatchScoreModel is PatchScoreModel
