@@ -1,6 +1,8 @@
 """Patch gather (G x) and scatter-add (Gᵀ P): fastscore against the alternatives.
 
-Prints, per case and thread count, the median time and the throughput in GB/s counted as
+Prints, per case and thread count, the best time over interleaved rounds (each contender
+timed once per round, round-robin, so that background load hits all alike) and the
+throughput in GB/s counted as
 bytes of the patch matrix per second, for fastscore, NumPy (``sliding_window_view`` copy,
 strided-slice copies/adds over the patch offsets, ``np.add.at``, ``np.bincount``) and torch
 ``unfold``/``fold`` in torch's native layout (patch-major) when torch is installed, with the
@@ -13,10 +15,11 @@ fastscore time from the same run (> 1: fastscore is faster).
 
 import itertools
 import math
+import time
 
 import numpy as np
 
-from _timing import Table, header, measure, parser, try_import
+from _timing import Table, header, measure, parser, try_import  # noqa: F401
 
 import fastscore
 from fastscore import PatchOperator
@@ -75,39 +78,54 @@ def run_case(shape, p, threads, quick, torch, table, copy_gbs):
     P = G.gather(x)
     nbytes = P.nbytes
     case = f"{'x'.join(map(str, shape))} p={'x'.join(map(str, p))}"
-    repeat = 3 if quick else 7
     big = nbytes > 300e6
 
-    results = {}   # (op, contender) -> {threads: seconds}
-
-    def record(op, name, t, fn):
-        med, _ = measure(fn, repeat=2 if big else repeat, warmup=1)
-        results.setdefault((op, name), {})[t] = med
+    # every contender is timed once per round, round-robin, and the minimum over rounds is
+    # kept: background load then hits all contenders alike instead of whichever ran last
+    calls = []     # (op, contender, threads, fn); threads 0 = single-threaded NumPy
 
     out = np.empty_like(P)
     image = np.empty(shape, dtype)
     for t in threads:
         Gt = PatchOperator(shape, p, n_threads=t)
-        record("gather", "fastscore", t, lambda: Gt.gather(x, out=out))
-        record("scatter", "fastscore", t, lambda: Gt.scatter(P, out=image))
+        calls.append(("gather", "fastscore", t, lambda Gt=Gt: Gt.gather(x, out=out)))
+        calls.append(("scatter", "fastscore", t, lambda Gt=Gt: Gt.scatter(P, out=image)))
         if torch is not None and len(shape) == 2:
-            torch.set_num_threads(t)
             xt = torch.from_numpy(x)[None, None]
             Pt = torch.nn.functional.unfold(xt, p)           # (1, patch_dim, n_patches)
-            record("gather", "torch unfold", t, lambda: torch.nn.functional.unfold(xt, p))
-            record("scatter", "torch fold", t,
-                   lambda: torch.nn.functional.fold(Pt, shape, p))
-    # NumPy contenders are single-threaded whatever the setting: measured once
-    record("gather", "numpy sliding_window_view copy", 0, lambda: numpy_gather_window(x, p))
-    record("gather", "numpy slice copies", 0, lambda: numpy_gather_slices(x, p))
-    record("scatter", "numpy slice adds", 0, lambda: numpy_scatter_slices(P, shape, p))
+
+            def with_threads(fn, t=t):
+                def call():
+                    torch.set_num_threads(t)
+                    return fn()
+                return call
+            calls.append(("gather", "torch unfold", t,
+                          with_threads(lambda: torch.nn.functional.unfold(xt, p))))
+            calls.append(("scatter", "torch fold", t,
+                          with_threads(lambda: torch.nn.functional.fold(Pt, shape, p))))
+    calls.append(("gather", "numpy sliding_window_view copy", 0,
+                  lambda: numpy_gather_window(x, p)))
+    calls.append(("gather", "numpy slice copies", 0, lambda: numpy_gather_slices(x, p)))
+    calls.append(("scatter", "numpy slice adds", 0, lambda: numpy_scatter_slices(P, shape, p)))
     if not big:
         index = pixel_index(shape, p)
-        record("scatter", "numpy bincount", 0,
-               lambda: numpy_scatter_bincount(P, shape, index))
-        if not quick:
-            med, _ = measure(lambda: numpy_scatter_add_at(P, shape, index), repeat=1)
-            results[("scatter", "numpy add.at")] = {0: med}
+        calls.append(("scatter", "numpy bincount", 0,
+                      lambda: numpy_scatter_bincount(P, shape, index)))
+        calls.append(("scatter", "numpy add.at", 0,
+                      lambda: numpy_scatter_add_at(P, shape, index)))
+    rounds = 3 if quick or big else 9
+    best = {}
+    for fn_entry in calls:                       # warm-up
+        fn_entry[3]()
+    for _ in range(rounds):
+        for op, name, t, fn in calls:
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            key = (op, name)
+            best.setdefault(key, {})
+            best[key][t] = min(dt, best[key].get(t, float("inf")))
+    results = best
 
     for op in ("gather", "scatter"):
         for t in threads:
@@ -139,7 +157,7 @@ def main():
                  threads=args.threads,
                  torch=getattr(torch, "__version__", "not installed"),
                  copy_bandwidth=f"{copy_gbs:.1f} GB/s (np.copyto of 256 MB)"))
-    table = Table(["case", "op", "threads", "contender", "ms (median)", "GB/s",
+    table = Table(["case", "op", "threads", "contender", "ms (min of rounds)", "GB/s",
                    "of copy bw", "time / fastscore"])
     for shape, p in cases:
         run_case(shape, p, args.threads, args.quick, torch, table, copy_gbs)

@@ -104,8 +104,16 @@ def test_batch_equals_loop(dtype):
     np.testing.assert_array_equal(G.scatter(P)[2], G.scatter(P[2]))
 
 
+@pytest.fixture
+def multithreaded_small_calls(monkeypatch):
+    """Let small test images use every thread, so the parallel kernels are exercised."""
+    import fastscore.patches
+
+    monkeypatch.setattr(fastscore.patches, "MIN_ENTRIES_PER_THREAD", 1)
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_threads_equal(mode):
+def test_threads_equal(mode, multithreaded_small_calls):
     shape = (64, 70)
     x = random_image(shape, np.float32, 8)
     one = PatchOperator(shape, 5, padding=mode, n_threads=1)
@@ -113,6 +121,12 @@ def test_threads_equal(mode):
     P = one.gather(x)
     np.testing.assert_array_equal(P, two.gather(x))
     np.testing.assert_array_equal(one.scatter(P), two.scatter(P))
+
+
+def test_small_calls_stay_on_one_thread():
+    G = PatchOperator((8, 8), 3, n_threads=2)
+    assert G._threads(64 * 9) == 1
+    assert G._threads(4 << 20) == 2
 
 
 def test_out_buffers_and_nonfinite_values():
