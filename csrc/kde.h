@@ -21,16 +21,7 @@
  * alignment of its element type, fastest at this one). */
 #define FS_KDE_ALIGN 64
 
-#define REAL float
-#define FS_SFX f32
-#include "kde.tmpl.h"
-#undef REAL
-#undef FS_SFX
-
-#define REAL double
-#define FS_SFX f64
-#include "kde.tmpl.h"
-#undef REAL
-#undef FS_SFX
+#define FS_TEMPLATE "kde.tmpl.h"
+#include "fs_stamp.h"
 
 #endif /* FS_KDE_H */

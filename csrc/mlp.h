@@ -96,16 +96,7 @@ ptrdiff_t fs_mlp_backward_dscratch(const fs_mlp_net *net, int n_slots); /* doubl
 ptrdiff_t fs_mlp_jacobian_scratch(const fs_mlp_net *net, ptrdiff_t tile, int n_dirs,
                                   int n_threads);
 
-#define REAL float
-#define FS_SFX f32
-#include "mlp.tmpl.h"
-#undef REAL
-#undef FS_SFX
-
-#define REAL double
-#define FS_SFX f64
-#include "mlp.tmpl.h"
-#undef REAL
-#undef FS_SFX
+#define FS_TEMPLATE "mlp.tmpl.h"
+#include "fs_stamp.h"
 
 #endif /* FS_MLP_H */
