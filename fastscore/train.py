@@ -277,6 +277,10 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         val_patches = (extract_patches(val_images, patch, 4096, val_rng).astype(dtype)
                        if val_images else None)
         stats_patches = extract_patches(train_images, patch, 20000, split_rng).astype(dtype)
+        shapes = sorted({tuple(im.shape) for im in collection})
+        data_summary = (f"{len(train_images)} training + {len(val_images)} validation images "
+                        f"of shape {' / '.join('x'.join(map(str, sh)) for sh in shapes[:3])}"
+                        + (" …" if len(shapes) > 3 else ""))
     else:
         arr = as_float_array(patches, "patches", ndim=2, finite=True).astype(dtype, copy=False)
         from ._validation import check_int_tuple
@@ -291,6 +295,8 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         train_patches = arr[order[n_val:]]
         draw = lambda n, r: train_patches[r.integers(0, len(train_patches), n)]
         stats_patches = train_patches[:20000]
+        data_summary = (f"{len(train_patches)} training + {n_val} validation patches of "
+                        f"{math.prod(patch)} pixels")
 
     if model is None:
         model = NoiseConditionalScore.for_patches(patch, stats_patches, dtype=dtype,
@@ -362,7 +368,8 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                           history)
     if ema.average is not None:
         ema.copy_to(model.net.params)
-    summary = {"n_steps": len(history["step"]), "batch_size": batch_size, "lr": lr,
+    summary = {"data": data_summary, "n_steps": len(history["step"]),
+               "batch_size": batch_size, "lr": lr,
                "sigma_min": sigma_min, "sigma_max": sigma_max, "ladder": ladder,
                "augment": bool(augment), "final_loss": history["loss"][-1] if history["loss"]
                else None, "final_val_loss": history["val_loss"][-1] if history["val_loss"]
