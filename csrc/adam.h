@@ -31,10 +31,6 @@ typedef struct {
     int decoupled;
 } fs_adam_hyper;
 
-/* Below this many entries a kernel runs on one thread: a parallel region costs more than
- * the work. Results do not depend on it (every entry is computed by the same arithmetic). */
-#define FS_ADAM_PARALLEL_MIN 32768
-
 #define FS_TEMPLATE "adam.tmpl.h"
 #include "fs_stamp.h"
 

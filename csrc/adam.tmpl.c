@@ -62,10 +62,8 @@ int FS_FN(fs_adam_step)(REAL *param, const REAL *grad, REAL *m, REAL *v, ptrdiff
     const REAL eps = (REAL)h->eps;
     const REAL decay = (REAL)h->decay_factor, l2 = (REAL)h->l2;
     const int decoupled = h->decoupled;
-    const int nt = n >= FS_ADAM_PARALLEL_MIN ? n_threads : 1;
-    (void)nt;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(n_threads)
 #endif
     {
         ptrdiff_t lo, hi;
@@ -97,10 +95,8 @@ int FS_FN(fs_ema_update)(REAL *avg, const REAL *param, ptrdiff_t n, double decay
     if (n < 0 || n_threads < 1) return FS_E_ARG;
     if (n == 0) return FS_OK;
     const REAL c = (REAL)(1.0 - decay);
-    const int nt = n >= FS_ADAM_PARALLEL_MIN ? n_threads : 1;
-    (void)nt;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(n_threads)
 #endif
     {
         ptrdiff_t lo, hi;
@@ -141,10 +137,8 @@ int FS_FN(fs_sum_squares)(const REAL *x, ptrdiff_t n, double *out, int n_threads
     int status = FS_OK;
     double *partial = malloc(sizeof(double) * (size_t)n_blocks);
     if (!partial) { status = FS_E_NOMEM; goto cleanup; }
-    const int nt = n >= FS_ADAM_PARALLEL_MIN ? n_threads : 1;
-    (void)nt;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(n_threads) schedule(static)
 #endif
     for (ptrdiff_t b = 0; b < n_blocks; ++b) {
         const ptrdiff_t lo = b * FS_NORM_BLOCK;
@@ -169,10 +163,8 @@ int FS_FN(fs_scale)(REAL *x, ptrdiff_t n, double scale, int n_threads)
     if (n < 0 || n_threads < 1) return FS_E_ARG;
     if (n == 0) return FS_OK;
     const REAL s = (REAL)scale;
-    const int nt = n >= FS_ADAM_PARALLEL_MIN ? n_threads : 1;
-    (void)nt;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(n_threads)
 #endif
     {
         ptrdiff_t lo, hi;
