@@ -221,6 +221,9 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
     t0 = time.perf_counter()
     x_prev = x.copy()
     velocity_point = x.copy()
+    inv_n2 = 1.0 / likelihood.noise_sigma ** 2
+    data_rhs = (operator.adjoint(likelihood.y).real * inv_n2).astype(x.dtype) \
+        if method == "hqs" else None                       # A*y/σ_n², constant
     n_iter = 0
     for k in progress_range(n_steps, "MAP", progress):
         sigma = float(sigmas[k])
@@ -233,8 +236,8 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
                 velocity_point = x_new + x.dtype.type(k / (k + 3.0)) * (x_new - x)
         else:
             z = prior.denoise(x, sigma, rng=rng)
-            inv_s2, inv_n2 = 1.0 / sigma ** 2, 1.0 / likelihood.noise_sigma ** 2
-            rhs = (operator.adjoint(likelihood.y).real * inv_n2 + z * inv_s2).astype(x.dtype)
+            inv_s2 = 1.0 / sigma ** 2
+            rhs = data_rhs + (z * inv_s2).astype(x.dtype)
             apply = lambda v: (operator.adjoint(operator.forward(v)).real * inv_n2
                                + v * inv_s2).astype(x.dtype)
             x_new = _cg(apply, rhs, z.copy(), cg_iter, 1e-6)
@@ -319,15 +322,17 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     x = np.repeat(x_start[np.newaxis], n_samples, axis=0)
     x += dtype.type(sigmas[0]) * rng.standard_normal(x.shape).astype(dtype)
     norm2 = operator.norm_squared()
+    noise_var = likelihood.noise_sigma ** 2
     trace = []
     total = len(sigmas) * steps_per_sigma
     for t in progress_range(total, "posterior", progress):
         sigma = float(sigmas[t // steps_per_sigma])
-        var = likelihood.noise_sigma ** 2 + sigma ** 2
+        var = noise_var + sigma ** 2
         L = norm2 / var + prior.lipschitz(image_shape, sigma)
         alpha = eps / L
-        lik = operator.adjoint(likelihood.y - operator.forward(x)).real.astype(dtype)
-        drift = lik * dtype.type(1.0 / var) + prior.score(x, sigma, rng=rng)
+        # tempered likelihood: A*(y − A x)/(σ_n² + σ²) = score · σ_n²/(σ_n² + σ²)
+        drift = likelihood.score(x) * dtype.type(noise_var / var)
+        drift += prior.score(x, sigma, rng=rng)
         x += dtype.type(alpha) * drift
         x += dtype.type(np.sqrt(2 * alpha)) * rng.standard_normal(x.shape).astype(dtype)
         if not np.all(np.isfinite(x)):
