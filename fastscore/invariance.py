@@ -15,20 +15,22 @@ the transformation applied before the score:
 - **Rotations and flips.** ``s(v) = (1/|T|) Σ_T Tᵀ s̃(T v)`` over the dihedral group of the
   patch (8 transforms of a square 2-D patch; 4 flips of a rectangle; the 8 axis flips of a
   3-D patch): the symmetrised score is exactly equivariant.
-- **Image scale** (:class:`ScaleInvariantPrior`). The image is divided by a robust scale
-  estimate ``c(x)`` (equivariant: ``c(k x) = k c(x)``) and the score mapped back,
-  ``s(x; σ) = s̃(x/c; σ/c)/c``, so that ``s(k x; k σ) = s(x; σ)/k`` exactly.
+- **Image intensity** (:class:`IntensityNormalization`, used by
+  :class:`fastscore.prior.PatchPrior`). The image is mapped to the intensities of the
+  training images, ``x ↦ (x − b)/k``, with ``(k, b)`` estimated robustly and without noise
+  bias (:class:`IntensityReference`), and the score mapped back,
+  ``s(x; σ) = s̃((x − b)/k; σ/k)/k``: ``s(a x + c; a σ) = s(x; σ)/a`` exactly.
 """
 
 import math
 
 import numpy as np
 
-from ._validation import as_float_array, check_choice, check_scalar
+from ._validation import as_float_array, check_choice, check_rng, check_scalar
 from .data import _dihedral_permutations, _flip_permutations
 
-__all__ = ["InvariantPatchScore", "ScaleInvariantPrior", "symmetry_permutations",
-           "robust_scale"]
+__all__ = ["InvariantPatchScore", "IntensityReference", "IntensityNormalization",
+           "normalize_patches", "map_back", "symmetry_permutations"]
 
 
 def symmetry_permutations(patch_shape):
@@ -39,6 +41,38 @@ def symmetry_permutations(patch_shape):
     if len(patch_shape) == 3:
         return _flip_permutations(patch_shape)
     raise ValueError(f"`patch_shape` must have 2 or 3 entries; got {patch_shape}.")
+
+
+def normalize_patches(patches, sigma, *, dc=False, contrast=False, eps=1e-2):
+    """``(u, σ_u, c)``: patches as an invariant score sees them, their noise level(s) and
+    the per-patch contrast ``c`` (shape (n, 1); None without `contrast`).
+
+    DC: ``u = P v``, ``σ_u = σ``. Contrast: ``u = P v / c``, ``c = sqrt(‖P v‖²/n + ε²)``,
+    ``σ_u = σ / c`` (one level per patch). Neither: `patches` and `sigma` unchanged.
+    """
+    if not (dc or contrast):
+        return patches, sigma, None
+    u = patches - patches.mean(axis=1, keepdims=True)
+    if not contrast:
+        return u, sigma, None
+    c = np.sqrt(np.mean(u ** 2, axis=1, keepdims=True) + eps ** 2)
+    u /= c
+    sigma_u = None if sigma is None else np.asarray(sigma, dtype=u.dtype) / c[:, 0]
+    return u, sigma_u, c
+
+
+def map_back(g, u, c, *, dc=True):
+    """``J g``: a score `g` at the normalised patches `u` mapped back through the
+    normalisation's (symmetric) Jacobian: ``P g`` (DC), ``(P g − u (uᵀg)/n) / c``
+    (contrast, ``c`` from :func:`normalize_patches`), `g` itself (neither)."""
+    if not dc and c is None:
+        return g
+    Pg = g - g.mean(axis=1, keepdims=True)
+    if c is None:
+        return Pg
+    Pg -= u * (np.sum(u * g, axis=1, keepdims=True) / g.shape[1])
+    Pg /= c
+    return Pg
 
 
 class InvariantPatchScore:
@@ -88,100 +122,153 @@ class InvariantPatchScore:
         return total
 
     def score(self, patches, sigma):
-        """Invariant patch score, shape and dtype of `patches`."""
+        """Invariant patch score ``J s̃_T(u(v); σ_u)``, shape and dtype of `patches`."""
         v = np.asarray(patches)
         if v.ndim != 2 or v.shape[1] != math.prod(self.patch_shape):
             raise ValueError(f"`patches` must have shape (n, {math.prod(self.patch_shape)}); "
                              f"got {v.shape}.")
-        if not self.dc:
-            return self._symmetric_score(v, sigma)
-        centred = v - v.mean(axis=1, keepdims=True)
-        if not self.contrast:
-            s = self._symmetric_score(centred, sigma)
-            return s - s.mean(axis=1, keepdims=True)                  # P s̃(P v)
-        n = v.shape[1]
-        c = np.sqrt(np.mean(centred ** 2, axis=1, keepdims=True) + self.eps ** 2)
-        u = centred / c
-        sigma_u = None if sigma is None else (np.asarray(sigma, dtype=v.dtype) / c[:, 0])
-        g = self._symmetric_score(u, sigma_u)
-        Pg = g - g.mean(axis=1, keepdims=True)
-        return (Pg - u * (np.sum(u * g, axis=1, keepdims=True) / n)) / c   # J s̃(u)
+        u, sigma_u, c = normalize_patches(v, sigma, dc=self.dc, contrast=self.contrast,
+                                          eps=self.eps)
+        return map_back(self._symmetric_score(u, sigma_u), u, c, dc=self.dc)
 
 
-def robust_scale(x, *, method="range"):
-    """Scale-equivariant intensity scale of each image: ``c(k x) = |k| c(x)``.
+class IntensityReference:
+    """Intensity statistics of the training images, for normalising test images to them.
 
-    method "range": the spread between the 1st and 99th percentiles (robust to a few
-    outliers, insensitive to offsets); "std": the standard deviation; one value for the
-    whole array. For denoising, pass the noisy measurement: the noise adds little to the
-    range of an image whose contrast is well above σ.
-    """
-    method = check_choice(method, "method", ("range", "std"))
-    arr = as_float_array(x, "x", finite=True)
-    if method == "std":
-        value = arr.std()
-    else:
-        lo, hi = np.percentile(arr, [1.0, 99.0])
-        value = hi - lo
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError("cannot estimate the intensity scale of a constant image; pass "
-                         "`scale=` explicitly.")
-    return float(value)
-
-
-class ScaleInvariantPrior:
-    """Image prior made invariant to a global intensity scale.
-
-    .. math::  s(x; σ) = \\frac{1}{c}\\, \\tilde s\\!\\left(\\frac{x}{c}; \\frac{σ}{c}\\right)
-
-    with ``c = scale`` if given, else ``reference_scale`` × (robust scale of `x`) /
-    (robust scale of the training data, `reference_scale`): images are brought to the
-    intensity scale the inner prior was trained at, and the score mapped back.
+    For a grid of noise levels σ_j (the first 0), the median over training images of the
+    low and high percentiles ``q`` and ``100 − q`` of ``x + σ_j z``. A test image ``y``
+    with noise level σ_n that looks like ``k x + b + σ_n z`` for a training-like ``x``
+    gives back ``k`` and ``b`` (:meth:`calibrate`): the statistics are matched at the same
+    *relative* noise level σ_n / k, so the noise does not bias the estimate.
 
     Parameters
     ----------
-    prior : image prior with ``score(x, sigma, rng=None)`` and ``lipschitz(shape, sigma)``
-    reference_scale : float > 0
-        Robust scale (:func:`robust_scale`) of typical training images.
-    method : {"range", "std"}
-    scale : float, optional
-        Fixed scale instead of estimating it from each `x` (e.g. estimated once from the
-        measurement before the reconstruction starts — recommended: the estimate then stays
-        fixed through the iterations).
+    sigma, low, high : array_like of shape (m,)
+        Noise levels (increasing, first 0) and the median percentiles at each.
+    percentile : float in (0, 50)
     """
 
-    def __init__(self, prior, reference_scale, *, method="range", scale=None):
-        self.prior = prior
-        self.reference_scale = check_scalar(reference_scale, "reference_scale", low=0,
-                                            low_inclusive=False)
-        self.method = check_choice(method, "method", ("range", "std"))
-        self.scale = None if scale is None else check_scalar(scale, "scale", low=0,
-                                                            low_inclusive=False)
+    def __init__(self, sigma, low, high, *, percentile=1.0):
+        self.sigma = np.asarray(sigma, dtype=np.float64)
+        self.low = np.asarray(low, dtype=np.float64)
+        self.high = np.asarray(high, dtype=np.float64)
+        self.percentile = check_scalar(percentile, "percentile", low=0, high=50,
+                                       low_inclusive=False, high_inclusive=False)
+        m = self.sigma.size
+        if (self.sigma.ndim != 1 or m < 2 or self.low.shape != (m,) or self.high.shape != (m,)
+                or self.sigma[0] != 0 or np.any(np.diff(self.sigma) <= 0)
+                or not np.all(np.isfinite(self.low)) or not np.all(np.isfinite(self.high))
+                or np.any(self.high - self.low <= 0)):
+            raise ValueError("`sigma`, `low`, `high` must be 1-D of one length >= 2, with "
+                             "sigma increasing from 0 and high > low.")
 
-    def factor(self, x):
-        """``c``: the image's scale relative to the training scale."""
-        if self.scale is not None:
-            return self.scale
-        self._last_factor = robust_scale(x, method=self.method) / self.reference_scale
-        return self._last_factor
+    @classmethod
+    def from_images(cls, images, *, percentile=1.0, sigmas=None, n_images=256, rng=None):
+        """Statistics of (up to `n_images` of) `images`, a sequence of 2-D/3-D arrays.
 
-    def _check_x(self, x):
-        return as_float_array(x, "x", finite=True)
+        sigmas : increasing positive levels; default 32 geometric levels from 1e-3 to 4
+        times the median image range (any level above is extrapolated flat).
+        """
+        rng = check_rng(rng)
+        images = list(images)
+        if not images:
+            raise ValueError("`images` must hold at least one image.")
+        if len(images) > n_images:
+            images = [images[i] for i in np.sort(rng.choice(len(images), n_images, False))]
+        q = (percentile, 100.0 - percentile)
+        clean = np.array([np.percentile(im, q) for im in images])
+        spread = float(np.median(clean[:, 1] - clean[:, 0]))
+        if not spread > 0:
+            raise ValueError("the training images are constant: no intensity scale.")
+        grid = (np.geomspace(1e-3, 4.0, 31) * spread if sigmas is None
+                else np.asarray(sigmas, dtype=np.float64))
+        lows, highs = [np.median(clean[:, 0])], [np.median(clean[:, 1])]
+        for s in grid:
+            p = np.array([np.percentile(im + s * rng.standard_normal(im.shape), q)
+                          for im in images])
+            lows.append(np.median(p[:, 0]))
+            highs.append(np.median(p[:, 1]))
+        return cls(np.concatenate([[0.0], grid]), lows, highs, percentile=percentile)
 
-    def score(self, x, sigma=None, *, rng=None, weight=None):
-        arr = self._check_x(x)
-        c = self.factor(arr)
-        inner_sigma = None if sigma is None else sigma / c
-        kwargs = {} if weight is None else {"weight": weight}
-        out = self.prior.score(arr / arr.dtype.type(c), inner_sigma, rng=rng, **kwargs)
-        out /= out.dtype.type(c)
-        return out
+    def _at(self, sigma, values):
+        """Values at noise level `sigma`, interpolated in log σ (flat beyond the grid)."""
+        if sigma <= self.sigma[1]:
+            t = sigma / self.sigma[1]
+            return (1 - t) * values[0] + t * values[1]
+        return float(np.interp(math.log(sigma), np.log(self.sigma[1:]), values[1:]))
 
-    def denoise(self, x, sigma, *, rng=None):
-        arr = self._check_x(x)
-        return arr + sigma ** 2 * self.score(arr, sigma, rng=rng, weight="mean")
+    def calibrate(self, y, noise_sigma=0.0, *, offset=True):
+        """``(k, b)`` with ``y ≈ k x + b + σ_n z`` for training-like ``x``.
 
-    def lipschitz(self, image_shape, sigma):
-        """Inner bound mapped through the scale (the last estimated one when not fixed)."""
-        c = self.scale if self.scale is not None else getattr(self, "_last_factor", 1.0)
-        return self.prior.lipschitz(image_shape, sigma / c) / c ** 2
+        Solves ``range_q(y) = k · range_ref(σ_n / k)`` for the scale ``k`` (a fixed point,
+        monotone in k), then ``b = low_q(y) − k · low_ref(σ_n / k)`` (0 unless `offset`).
+        Equivariant: ``y → a y + c`` (a > 0) gives ``(a k, a b + c)`` for noise ``a σ_n``.
+        """
+        arr = as_float_array(y, "y", finite=True)
+        noise_sigma = check_scalar(noise_sigma, "noise_sigma", low=0)
+        lo, hi = np.percentile(arr, (self.percentile, 100.0 - self.percentile))
+        if not hi > lo:
+            raise ValueError("cannot calibrate the intensity of a constant image.")
+        spread = self.high - self.low
+        k = (hi - lo) / spread[0]
+        for _ in range(100):
+            k_new = (hi - lo) / self._at(noise_sigma / k, spread)
+            if abs(k_new - k) <= 1e-12 * k:
+                break
+            k = k_new
+        b = lo - k * self._at(noise_sigma / k, self.low) if offset else 0.0
+        return float(k), float(b)
+
+    def to_dict(self):
+        return {"sigma": self.sigma.tolist(), "low": self.low.tolist(),
+                "high": self.high.tolist(), "percentile": self.percentile}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["sigma"], d["low"], d["high"], percentile=d["percentile"])
+
+    def __repr__(self):
+        return (f"IntensityReference(percentile={self.percentile:g}, low={self.low[0]:.4g}, "
+                f"high={self.high[0]:.4g}, {self.sigma.size} noise levels)")
+
+
+class IntensityNormalization:
+    """Global intensity invariance of an image score: ``x ↦ (x − b)/k`` before, ``1/k`` after.
+
+    .. math::  s(x; σ) = \\frac{1}{k}\\, \\tilde s\\!\\left(\\frac{x - b}{k}; \\frac{σ}{k}\\right)
+
+    with ``(k, b)`` from :meth:`IntensityReference.calibrate`: fixed by :meth:`calibrate`
+    on the measurement (recommended for denoising: ``calibrate(y, σ_n)``), else estimated
+    from each image at each call, taking the call's σ as its noise level. Since
+    ``(k, b)`` is equivariant, ``s(a x + c; a σ) = s(x; σ)/a`` exactly (``b = 0``, "scale")
+    and the offset ``c`` drops out ("affine").
+
+    Parameters
+    ----------
+    reference : IntensityReference
+    mode : {"scale", "affine"}
+    """
+
+    def __init__(self, reference, mode="affine"):
+        if not isinstance(reference, IntensityReference):
+            raise TypeError("`reference` must be an IntensityReference (a model trained on "
+                            f"images stores one); got {type(reference).__name__}.")
+        self.reference = reference
+        self.mode = check_choice(mode, "mode", ("scale", "affine"))
+        self.fixed = None
+
+    def calibrate(self, images, noise_sigma):
+        """Fix ``(k, b)`` per image of `images` (a list/array of images)."""
+        self.fixed = [self.reference.calibrate(im, noise_sigma, offset=self.mode == "affine")
+                      for im in images]
+        return self.fixed
+
+    def factors(self, images, sigma):
+        """``[(k, b)]`` per image: the calibrated ones, or estimated at noise level σ."""
+        if self.fixed is not None:
+            if len(self.fixed) != len(images):
+                raise ValueError(f"the prior was calibrated for {len(self.fixed)} image(s); "
+                                 f"got {len(images)}.")
+            return self.fixed
+        return [self.reference.calibrate(im, sigma or 0.0, offset=self.mode == "affine")
+                for im in images]

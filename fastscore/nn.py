@@ -1118,6 +1118,18 @@ class PatchScoreModel:
         Training curves (``step``, ``loss``, ``val_step``, ``val_loss``, ``time``).
     training : dict, optional
         JSON-serialisable training summary.
+    dc, contrast, symmetrize : bool, default False
+        Patch-level invariances applied by :meth:`score`
+        (:class:`fastscore.invariance.InvariantPatchScore`): exact DC invariance, per-patch
+        contrast normalisation (floor `contrast_eps`), symmetrisation over the patch's
+        rotations/flips. A model trained with ``dc``/``contrast`` must keep them on.
+    intensity : {"none", "scale", "affine"}, default "none"
+        Global intensity normalisation used by :class:`fastscore.prior.PatchPrior` built on
+        this model (needs `intensity_reference`).
+    intensity_reference : fastscore.invariance.IntensityReference, optional
+        Intensity statistics of the training images.
+
+    All options are stored by :meth:`save`; :meth:`with_invariances` changes them.
 
     Examples
     --------
@@ -1133,7 +1145,10 @@ class PatchScoreModel:
     kind = "patch_score_model"
 
     def __init__(self, model, patch_size, *, sigma_min, sigma_max, history=None,
-                 training=None):
+                 training=None, dc=False, contrast=False, symmetrize=False,
+                 contrast_eps=1e-2, intensity="none", intensity_reference=None):
+        from .invariance import IntensityReference, InvariantPatchScore
+
         if not isinstance(model, NoiseConditionalScore):
             raise TypeError(f"`model` must be a NoiseConditionalScore; got "
                             f"{type(model).__name__}.")
@@ -1147,10 +1162,44 @@ class PatchScoreModel:
         self.model = model
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.training = dict(training or {})
+        self.invariances = {
+            "dc": bool(dc) or bool(contrast), "contrast": bool(contrast),
+            "symmetrize": bool(symmetrize),
+            "contrast_eps": check_scalar(contrast_eps, "contrast_eps", low=0,
+                                         low_inclusive=False),
+            "intensity": check_choice(intensity, "intensity", ("none", "scale", "affine"))}
+        if intensity_reference is not None and \
+                not isinstance(intensity_reference, IntensityReference):
+            raise TypeError("`intensity_reference` must be an IntensityReference; got "
+                            f"{type(intensity_reference).__name__}.")
+        if intensity != "none" and intensity_reference is None:
+            raise ValueError(f"`intensity={intensity!r}` needs `intensity_reference` (the "
+                             "training images' statistics).")
+        self.intensity_reference = intensity_reference
+        inv = self.invariances
+        self._invariant = None
+        if inv["dc"] or inv["symmetrize"]:
+            self._invariant = InvariantPatchScore(_RawScore(self), self.patch_size, dc=inv["dc"],
+                                                  contrast=inv["contrast"],
+                                                  symmetrize=inv["symmetrize"],
+                                                  eps=inv["contrast_eps"])
 
     @property
     def net(self):
         return self.model.net
+
+    def with_invariances(self, **options):
+        """A model sharing this network with some invariance options changed (`dc`,
+        `contrast`, `symmetrize`, `contrast_eps`, `intensity`)."""
+        unknown = set(options) - set(self.invariances)
+        if unknown:
+            raise TypeError(f"unknown invariance option(s) {sorted(unknown)}; expected "
+                            f"{sorted(self.invariances)}.")
+        return PatchScoreModel(self.model, self.patch_size, sigma_min=self.sigma_min,
+                               sigma_max=self.sigma_max, history=self.history,
+                               training=self.training,
+                               intensity_reference=self.intensity_reference,
+                               **{**self.invariances, **options})
 
     def score(self, patches, sigma=None, *, out=None):
         """Patch score ``s_V(v; σ)`` in bounded memory; dtype follows `patches`.
@@ -1178,6 +1227,17 @@ class PatchScoreModel:
                              f"{self.patch_size}); got shape {arr.shape}.")
         n = arr.shape[0]
         sig = _check_sigma(self.sigma_min if sigma is None else sigma, n, arr.dtype)
+        if self._invariant is None:
+            return self._raw_score(arr, sig, out)
+        if out is None:
+            return self._invariant.score(arr, sig)
+        out = check_out(out, "out", arr.shape, arr.dtype)
+        out[...] = self._invariant.score(arr, sig)
+        return out
+
+    def _raw_score(self, arr, sig, out=None):
+        """The network's score of rows `arr` at levels `sig` (shape (N,)), chunked."""
+        n = arr.shape[0]
         res = np.empty(arr.shape, dtype=arr.dtype) if out is None else \
             check_out(out, "out", arr.shape, arr.dtype)
         net = self.model._net_for(arr.dtype)
@@ -1199,9 +1259,11 @@ class PatchScoreModel:
         return s
 
     def get_config(self):
+        ref = self.intensity_reference
         return {"model": self.model.get_config(), "patch_size": list(self.patch_size),
                 "sigma_min": self.sigma_min, "sigma_max": self.sigma_max,
-                "training": self.training}
+                "training": self.training, "invariances": dict(self.invariances),
+                "intensity_reference": None if ref is None else ref.to_dict()}
 
     def save(self, path):
         """Write the model to `path` (``.npz`` + JSON metadata, atomically); returns path."""
@@ -1223,6 +1285,7 @@ class PatchScoreModel:
         fastscore.io.ModelFileError
             Not a fastscore patch score model, truncated, corrupt or inconsistent.
         """
+        from .invariance import IntensityReference
         from .io import ModelFileError, read_model_file
 
         arrays, meta = read_model_file(path, cls.kind)
@@ -1243,9 +1306,13 @@ class PatchScoreModel:
             ncs = NoiseConditionalScore.from_config(config, params, n_threads=n_threads)
             history = {k.split("/", 1)[1]: v.tolist() for k, v in arrays.items()
                        if k.startswith("history/")}
+            ref = meta.get("intensity_reference")
             return cls(ncs, tuple(meta["patch_size"]), sigma_min=meta["sigma_min"],
                        sigma_max=meta["sigma_max"], history=history,
-                       training=meta.get("training"))
+                       training=meta.get("training"),
+                       intensity_reference=None if ref is None
+                       else IntensityReference.from_dict(ref),
+                       **meta.get("invariances", {}))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelFileError):
                 raise
@@ -1253,5 +1320,19 @@ class PatchScoreModel:
             raise ModelFileError(path, f"not a valid patch score model: {what}.") from None
 
     def __repr__(self):
+        on = [k for k in ("dc", "contrast", "symmetrize") if self.invariances[k]]
+        if self.invariances["intensity"] != "none":
+            on.append(f"intensity={self.invariances['intensity']}")
         return (f"PatchScoreModel(patch_size={self.patch_size}, sigma=[{self.sigma_min:g}, "
-                f"{self.sigma_max:g}], {self.model!r})")
+                f"{self.sigma_max:g}], invariances=[{', '.join(on)}], {self.model!r})")
+
+
+class _RawScore:
+    """The network of a PatchScoreModel as a plain patch score (the invariances' inner s̃)."""
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def score(self, patches, sigma):
+        sig = _check_sigma(sigma, patches.shape[0], patches.dtype)
+        return self.owner._raw_score(np.ascontiguousarray(patches), sig)

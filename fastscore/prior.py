@@ -23,6 +23,7 @@ import numpy as np
 
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
                           check_scalar)
+from .invariance import IntensityNormalization
 from .patches import PatchOperator
 
 __all__ = ["PatchPrior", "SumPrior", "GaussianPatchScore", "KDEPatchScore",
@@ -76,6 +77,16 @@ class PatchPrior(_Prior):
     rng : None, int or Generator
         Source of the random shifts (used when ``score`` is called without `rng`).
     n_threads : int, optional
+    intensity : {"none", "scale", "affine"}, optional
+        Global intensity invariance (:class:`fastscore.invariance.IntensityNormalization`):
+        each image is brought to the training intensities, ``x ↦ (x − b)/k``, before
+        scoring and the score mapped back, ``s(x; σ) = s̃((x − b)/k; σ/k)/k`` ("scale":
+        ``b = 0``). Default: the patch score's stored setting (a trained
+        :class:`fastscore.nn.PatchScoreModel` remembers it), else "none". Call
+        :meth:`calibrate` with the measurement to fix ``(k, b)``; otherwise they are
+        estimated from each image at each call.
+    reference : fastscore.invariance.IntensityReference, optional
+        Training intensity statistics; default the patch score's ``intensity_reference``.
 
     Notes
     -----
@@ -85,7 +96,8 @@ class PatchPrior(_Prior):
     """
 
     def __init__(self, patch_score, patch_size, *, stride=1, padding="reflect",
-                 weight="mean", tiling="overlap", chunk_size=32768, rng=None, n_threads=None):
+                 weight="mean", tiling="overlap", chunk_size=32768, rng=None, n_threads=None,
+                 intensity=None, reference=None):
         if not callable(getattr(patch_score, "score", None)):
             raise TypeError("`patch_score` must have a method score(patches, sigma); got "
                             f"{type(patch_score).__name__}.")
@@ -110,6 +122,27 @@ class PatchPrior(_Prior):
         self.n_threads = n_threads
         self._operators = {}
         self._counts = {}
+        stored = getattr(patch_score, "invariances", {}).get("intensity", "none")
+        intensity = check_choice(stored if intensity is None else intensity, "intensity",
+                                 ("none", "scale", "affine"))
+        self.intensity = None
+        if intensity != "none":
+            reference = getattr(patch_score, "intensity_reference", None) \
+                if reference is None else reference
+            if reference is None:
+                raise ValueError(f"`intensity={intensity!r}` needs the training intensity "
+                                 "statistics: pass `reference=` (an IntensityReference), or "
+                                 "use a model trained on images.")
+            self.intensity = IntensityNormalization(reference, intensity)
+
+    def calibrate(self, y, noise_sigma):
+        """Fix the intensity normalisation ``(k, b)`` from the measurement `y` (an image or a
+        batch of images in image space, noise level `noise_sigma`); returns self."""
+        if self.intensity is None:
+            raise ValueError("calibrate needs a prior with `intensity='scale'` or 'affine'.")
+        arr = self._check_x(y)
+        self.intensity.calibrate(self._as_batch(arr), noise_sigma)
+        return self
 
     # -- operators -----------------------------------------------------------------------
     def _operator(self, image_shape, mode, origin=None):
@@ -194,6 +227,24 @@ class PatchPrior(_Prior):
         weight = self.weight if weight is None else weight
         rng = self._rng if rng is None else check_rng(rng)
         image_shape = self._image_shape(arr)
+        if self.intensity is None:
+            return self._score(arr, image_shape, sigma, rng, weight)
+        images = self._as_batch(arr)
+        out = np.empty_like(images)
+        for i, (k, b) in enumerate(self.intensity.factors(images, sigma)):
+            inner = (images[i] - arr.dtype.type(b)) / arr.dtype.type(k)
+            out[i] = self._score(inner, image_shape, None if sigma is None else sigma / k,
+                                 rng, weight)
+            out[i] /= arr.dtype.type(k)
+        return out.reshape(arr.shape)
+
+    def _as_batch(self, arr):
+        """`arr` as a batch of images (a view with a leading axis)."""
+        k = len(self._patch_shape)
+        self._image_shape(arr)
+        return arr if arr.ndim == k + 1 else arr[np.newaxis]
+
+    def _score(self, arr, image_shape, sigma, rng, weight):
         total, _ = self._patch_sum(arr, image_shape, sigma, rng)
         if weight == "mean":
             if self.tiling == "overlap":
@@ -204,10 +255,11 @@ class PatchPrior(_Prior):
 
     def log_density(self, x, sigma=None):
         """``w Σ_q log p_V(G_q x)`` (unnormalised) for a scalar weight and overlap tiling."""
-        if self.weight == "mean" or self.tiling != "overlap":
+        if self.weight == "mean" or self.tiling != "overlap" or self.intensity is not None:
             raise NotImplementedError(
                 "log_density is defined for a scalar `weight` ('sum' or a float) with "
-                "tiling='overlap'; the 'mean' weighting is a score estimate, not a gradient.")
+                "tiling='overlap' and intensity='none'; otherwise the prior is a score "
+                "estimate, not a gradient.")
         logpdf = getattr(self.patch_score, "log_density", None)
         if logpdf is None:
             raise NotImplementedError(
@@ -223,7 +275,15 @@ class PatchPrior(_Prior):
         The Hessian of a log-density smoothed at level σ has eigenvalues ≥ -1/σ² along
         patch directions (Tweedie), and each pixel is in ``counts`` patches, so
         ``L ≤ max(w · counts) / σ²`` (the patch score's own constant when it has one).
+        With an intensity normalisation it is the inner bound at ``σ/k`` over ``k²`` (the
+        largest over the calibrated images; ``k = 1`` before calibration).
         """
+        if self.intensity is not None:
+            factors = self.intensity.fixed or [(1.0, 0.0)]
+            return max(self._lipschitz(image_shape, sigma / k) / k ** 2 for k, _ in factors)
+        return self._lipschitz(image_shape, sigma)
+
+    def _lipschitz(self, image_shape, sigma):
         per_patch = getattr(self.patch_score, "lipschitz", None)
         L_patch = per_patch(sigma) if callable(per_patch) else 1.0 / sigma ** 2
         if self.weight == "mean" or self.tiling == "random_shift":
@@ -232,8 +292,10 @@ class PatchPrior(_Prior):
         return w * float(self.counts(tuple(image_shape)).max()) * L_patch
 
     def __repr__(self):
+        intensity = "none" if self.intensity is None else self.intensity.mode
         return (f"PatchPrior({type(self.patch_score).__name__}, patch_size={self.patch_size}, "
-                f"padding={self.padding!r}, weight={self.weight!r}, tiling={self.tiling!r})")
+                f"padding={self.padding!r}, weight={self.weight!r}, tiling={self.tiling!r}, "
+                f"intensity={intensity!r})")
 
 
 class SumPrior(_Prior):

@@ -29,6 +29,7 @@ import numpy as np
 from ._progress import progress_range
 from ._validation import (as_float_array, check_choice, check_int, check_rng, check_scalar)
 from .data import extract_patches
+from .invariance import IntensityReference, map_back, normalize_patches
 
 __all__ = ["fit_patch_score", "TrainingDiverged", "ncsm_loss"]
 
@@ -61,6 +62,8 @@ class _Config:
     augment: bool
     validation_fraction: float
     validate_every: int
+    invariance: dict          # dc / contrast / contrast_eps, for ncsm_loss
+    scale_augment: tuple      # (low, high) intensity factors, or ()
 
 
 def _sample_sigmas(cfg, n, rng, dtype):
@@ -72,11 +75,15 @@ def _sample_sigmas(cfg, n, rng, dtype):
                                                  - math.log(cfg.sigma_min))).astype(dtype)
 
 
-def ncsm_loss(model, patches, sigma, noise, *, grad=True):
+def ncsm_loss(model, patches, sigma, noise, *, grad=True, dc=False, contrast=False,
+              contrast_eps=1e-2):
     """σ²-weighted DSM loss of a noise-conditional model on one batch.
 
     .. math::  \\mathcal L = \\frac{1}{N}\\sum_n \\tfrac12
                \\lVert σ_n s(v_n + σ_n z_n; σ_n) + z_n \\rVert^2
+
+    With `dc` / `contrast` the score is the invariant composite ``s(v) = J s̃(u(v); σ_u)``
+    of :mod:`fastscore.invariance` (the network is s̃); the gradient flows through ``J``.
 
     Parameters
     ----------
@@ -93,11 +100,20 @@ def ncsm_loss(model, patches, sigma, noise, *, grad=True):
     loss : float
     """
     noisy = patches + sigma[:, None] * noise
-    scaled = model.scaled_score(noisy, sigma, keep=grad)      # σ s(ṽ; σ)
-    residual = scaled + noise
+    if not (dc or contrast):
+        scaled = model.scaled_score(noisy, sigma, keep=grad)      # σ s(ṽ; σ)
+        residual = scaled + noise
+    else:
+        u, sigma_u, c = normalize_patches(noisy, sigma, dc=dc, contrast=contrast,
+                                          eps=contrast_eps)
+        h = model.scaled_score(u, sigma_u, keep=grad)               # σ_u s̃(u; σ_u)
+        ratio = (sigma / sigma_u)[:, None]                          # 1, or c
+        residual = map_back(h * ratio, u, c) + noise                # σ J s̃ + z
     loss = 0.5 * float(np.mean(np.einsum("ij,ij->i", residual, residual, dtype=np.float64)))
     if grad and math.isfinite(loss):
         residual *= residual.dtype.type(1.0 / len(patches))
+        if dc or contrast:                                          # ∂/∂h = (σ/σ_u) J r
+            residual = map_back(residual, u, c) * ratio
         model.scaled_score_backward(residual)
     return loss
 
@@ -113,15 +129,21 @@ def _validation_set(patches, cfg, rng, dtype):
     return {"patches": patches, "sigma": sigma, "noise": noise, "levels": levels}
 
 
-def _validate(model, val):
+def _validate(model, val, cfg):
     """Validation loss per noise level (with the weights currently in the network)."""
     out = {}
     for level in val["levels"]:
         sel = np.isclose(val["sigma"], level)
         if sel.any():
             out[float(level)] = ncsm_loss(model, val["patches"][sel], val["sigma"][sel],
-                                          val["noise"][sel], grad=False)
+                                          val["noise"][sel], grad=False, **cfg.invariance)
     return out
+
+
+def _scale_factors(cfg, n, rng, dtype):
+    """Intensity factors per patch, log-uniform in ``cfg.scale_augment``."""
+    lo, hi = cfg.scale_augment
+    return np.exp(math.log(lo) + rng.random(n) * math.log(hi / lo)).astype(dtype)
 
 
 def _split_images(images, fraction, rng):
@@ -185,7 +207,9 @@ def _restore_checkpoint(path, model, optimizer, ema, rng):
 def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                     sigmas=(0.02, 1.0), n_steps=2000, batch_size=512, lr=2e-3,
                     warmup=100, weight_decay=0.0, max_grad_norm=1.0, ema_decay=0.999,
-                    augment=True, validation_fraction=0.1, validate_every=200,
+                    augment=True, scale_augment=None, dc=False, contrast=False,
+                    contrast_eps=1e-2, symmetrize=False, intensity="affine",
+                    validation_fraction=0.1, validate_every=200,
                     checkpoint=None, checkpoint_every=500, resume=False, rng=None,
                     dtype=np.float32, n_threads=None, progress=False, callback=None):
     """Train a noise-conditional patch score model by σ²-weighted denoising score matching.
@@ -210,6 +234,22 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         of the weights with warm-up, decay ``min(ema_decay, (1 + t)/(10 + t))`` at update t.
     augment : bool
         Random dihedral flips/rotations of the training patches.
+    scale_augment : (low, high), optional
+        Multiply each training patch by a factor log-uniform in [low, high] (learns a range
+        of intensity scales; the alternative to ``intensity``).
+    dc, contrast : bool
+        Train the exactly DC-invariant (contrast-normalised) composite score
+        ``J s̃(u(v))`` of :mod:`fastscore.invariance`; stored, and applied by the model.
+    contrast_eps : float > 0
+        Contrast floor of ``contrast`` (intensity units).
+    symmetrize : bool
+        Stored test-time option: average the score over the patch's rotations/flips
+        (training sees them through `augment`).
+    intensity : {"affine", "scale", "none"}
+        Stored image-level option: priors built on the model map each image to the
+        training intensities (:class:`fastscore.invariance.IntensityNormalization`). The
+        training images' statistics are stored with the model; training on `patches`
+        has none, and forces "none".
     validation_fraction : float in [0, 0.5]
         Images (or patches) held out; the validation loss at 4 fixed noise levels is
         recorded every `validate_every` steps.
@@ -264,7 +304,15 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
 
     # independent streams, so that e.g. validation never shifts the training draws
     root = check_rng(rng)
-    split_rng, val_rng, train_rng = root.spawn(3)
+    split_rng, val_rng, train_rng, reference_rng = root.spawn(4)
+    intensity = check_choice(intensity, "intensity", ("none", "scale", "affine"))
+    contrast_eps = check_scalar(contrast_eps, "contrast_eps", low=0, low_inclusive=False)
+    if scale_augment is not None:
+        scale_augment = tuple(float(f) for f in np.ravel(scale_augment))
+        if len(scale_augment) != 2 or not 0 < scale_augment[0] <= scale_augment[1] < np.inf:
+            raise ValueError("`scale_augment` must be (low, high) with 0 < low <= high; got "
+                             f"{scale_augment!r}.")
+    reference = None
 
     if images is not None:
         collection = _as_image_list(images)
@@ -277,6 +325,7 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         val_patches = (extract_patches(val_images, patch, 4096, val_rng).astype(dtype)
                        if val_images else None)
         stats_patches = extract_patches(train_images, patch, 20000, split_rng).astype(dtype)
+        reference = IntensityReference.from_images(train_images, rng=reference_rng)
         shapes = sorted({tuple(im.shape) for im in collection})
         data_summary = (f"{len(train_images)} training + {len(val_images)} validation images "
                         f"of shape {' / '.join('x'.join(map(str, sh)) for sh in shapes[:3])}"
@@ -297,6 +346,7 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         stats_patches = train_patches[:20000]
         data_summary = (f"{len(train_patches)} training + {n_val} validation patches of "
                         f"{math.prod(patch)} pixels")
+        intensity = "none"
 
     if model is None:
         model = NoiseConditionalScore.for_patches(patch, stats_patches, dtype=dtype,
@@ -305,7 +355,9 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         raise TypeError(f"`model` has dtype {model.net.params.dtype} but `dtype` is {dtype}.")
     cfg = _Config(patch, n_steps, batch_size, lr, sigma_min, sigma_max, ladder,
                   float(weight_decay), max_grad_norm, float(ema_decay), warmup, bool(augment),
-                  validation_fraction, validate_every)
+                  validation_fraction, validate_every,
+                  {"dc": bool(dc), "contrast": bool(contrast), "contrast_eps": contrast_eps},
+                  scale_augment or ())
     schedule = WarmupLR(CosineLR(lr, n_steps), min(warmup, n_steps)) if warmup else \
         CosineLR(lr, n_steps)
     optimizer = Adam(model.net.params, lr=schedule, weight_decay=weight_decay,
@@ -319,7 +371,7 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         start, history = _restore_checkpoint(checkpoint, model, optimizer, ema, train_rng)
     elif val is not None:   # the untrained model's validation loss, for reference
         history["val_step"].append(0)
-        history["val_loss"].append(float(np.mean(list(_validate(model, val).values()))))
+        history["val_loss"].append(float(np.mean(list(_validate(model, val, cfg).values()))))
 
     t0 = time.perf_counter() - (history["time"][-1] if history["time"] else 0.0)
     step = start
@@ -330,7 +382,9 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
             x = draw(batch_size, train_rng)
             sigma = _sample_sigmas(cfg, batch_size, train_rng, dtype)
             z = train_rng.standard_normal(x.shape).astype(dtype)
-            loss = ncsm_loss(model, x, sigma, z)
+            if cfg.scale_augment:
+                x = x * _scale_factors(cfg, batch_size, train_rng, dtype)[:, None]
+            loss = ncsm_loss(model, x, sigma, z, **cfg.invariance)
             norm = (clip_grad_norm(model.net.grad, max_grad_norm) if max_grad_norm > 0
                     else grad_norm(model.net.grad))
             if not (math.isfinite(loss) and math.isfinite(norm)):
@@ -346,7 +400,7 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
             history["time"].append(time.perf_counter() - t0)
             info = {"loss": loss, "lr": float(current_lr), "grad_norm": float(norm)}
             if val is not None and ((step + 1) % validate_every == 0 or step + 1 == n_steps):
-                losses = _with_ema(model, ema, lambda: _validate(model, val))
+                losses = _with_ema(model, ema, lambda: _validate(model, val, cfg))
                 history["val_step"].append(step + 1)
                 history["val_loss"].append(float(np.mean(list(losses.values()))))
                 info["val_loss"] = losses
@@ -371,11 +425,15 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     summary = {"data": data_summary, "n_steps": len(history["step"]),
                "batch_size": batch_size, "lr": lr,
                "sigma_min": sigma_min, "sigma_max": sigma_max, "ladder": ladder,
-               "augment": bool(augment), "final_loss": history["loss"][-1] if history["loss"]
+               "augment": bool(augment),
+               "scale_augment": list(scale_augment) if scale_augment else None,
+               "final_loss": history["loss"][-1] if history["loss"]
                else None, "final_val_loss": history["val_loss"][-1] if history["val_loss"]
                else None, "seconds": history["time"][-1] if history["time"] else 0.0}
     return PatchScoreModel(model, patch, sigma_min=sigma_min, sigma_max=sigma_max,
-                           history=history, training=summary)
+                           history=history, training=summary, dc=dc, contrast=contrast,
+                           contrast_eps=contrast_eps, symmetrize=symmetrize,
+                           intensity=intensity, intensity_reference=reference)
 
 
 def _with_ema(model, ema, fn):

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from fastscore.invariance import (InvariantPatchScore, ScaleInvariantPrior, robust_scale,
-                                  symmetry_permutations)
-from fastscore.prior import GaussianPatchScore, PatchPrior
+from fastscore.data import rectangles
+from fastscore.invariance import IntensityReference, InvariantPatchScore, symmetry_permutations
+from fastscore.nn import NoiseConditionalScore, PatchScoreModel
+from fastscore.prior import PatchPrior
+from fastscore.train import fit_patch_score, ncsm_loss
 
 
 class Quadratic:
@@ -103,16 +105,116 @@ def test_symmetry_groups():
         assert all(sorted(p) == list(range(perms.shape[1])) for p in perms)
 
 
-def test_scale_covariance():
-    train = np.random.default_rng(7).standard_normal((4000, 9)) * 0.5 + 1
-    prior = ScaleInvariantPrior(PatchPrior(GaussianPatchScore().fit(train), 3), 2.0)
-    x = image((10, 10), 8)
-    for k in (0.5, 3.0):
-        np.testing.assert_allclose(prior.score(k * x, k * 0.1), prior.score(x, 0.1) / k,
-                                   rtol=1e-10, atol=1e-12)
-    fixed = ScaleInvariantPrior(PatchPrior(GaussianPatchScore().fit(train), 3), 2.0, scale=2.0)
-    inner = PatchPrior(GaussianPatchScore().fit(train), 3)
-    np.testing.assert_allclose(fixed.score(x, 0.1), inner.score(x / 2, 0.05) / 2, rtol=1e-12)
-    assert robust_scale(5 * x) == pytest.approx(5 * robust_scale(x))
+def rectangle_reference():
+    return IntensityReference.from_images(list(rectangles(200, rng=0)), rng=0)
+
+
+def test_calibration_is_equivariant_and_unbiased_under_noise():
+    ref = rectangle_reference()
+    y = rectangles(1, rng=50)[0] + 0.1 * np.random.default_rng(1).standard_normal((16, 16))
+    k, b = ref.calibrate(y, 0.1)
+    for a, c in ((0.5, 0.0), (3.0, -2.0), (1.0, 0.7)):
+        ka, ba = ref.calibrate(a * y + c, a * 0.1)
+        assert ka == pytest.approx(a * k, rel=1e-9)
+        assert ba == pytest.approx(a * b + c, rel=1e-9, abs=1e-9)
+    # unbiased: images k x + b + noise give back (k, b) on average, at any noise level
+    clean = rectangles(40, rng=60)
+    rng = np.random.default_rng(2)
+    for k_true, b_true, sigma in ((0.5, 0.0, 0.1), (2.0, 0.5, 0.1), (1.0, -1.0, 0.3)):
+        est = np.array([ref.calibrate(k_true * x + b_true + sigma * rng.standard_normal(x.shape),
+                                      sigma) for x in clean])
+        # per image, (k, b) vary with the image (its background is N(1, 0.1²)); on average
+        assert np.mean(est[:, 0]) == pytest.approx(k_true, rel=0.06)
+        assert np.mean(est[:, 1]) == pytest.approx(b_true, abs=0.1)
+        # the noise-blind estimate (σ_n = 0) is biased at this noise level
+        naive = np.median([ref.calibrate(k_true * x + sigma * rng.standard_normal(x.shape))[0]
+                           for x in clean])
+        assert naive > 1.1 * k_true
     with pytest.raises(ValueError, match="constant image"):
-        robust_scale(np.ones((4, 4)))
+        ref.calibrate(np.ones((4, 4)))
+
+
+@pytest.mark.parametrize("mode", ["scale", "affine"])
+def test_intensity_invariance_of_patch_prior(mode):
+    ref = rectangle_reference()
+    score = Quadratic(9, seed=9)
+    prior = PatchPrior(score, 3, intensity=mode, reference=ref)
+    x = rectangles(2, rng=70)          # a batch: one (k, b) per image
+    base = prior.score(x, 0.1)
+    for a, c in ((0.5, 0.0), (4.0, 0.0), (2.0, 0.5)):
+        if mode == "scale" and c:
+            continue
+        np.testing.assert_allclose(prior.score(a * x + c, a * 0.1), base / a, rtol=1e-8,
+                                   atol=1e-10)
+    # calibrated: fixed (k, b), the inner prior at ((x - b)/k, σ/k) over k
+    prior.calibrate(2.0 * x + 0.5 + 0.2 * np.random.default_rng(3).standard_normal(x.shape),
+                    0.2)
+    (k0, b0), (k1, b1) = prior.intensity.fixed
+    inner = PatchPrior(score, 3)
+    np.testing.assert_allclose(prior.score(x, 0.1)[1],
+                               inner.score((x[1] - b1) / k1, 0.1 / k1) / k1, rtol=1e-12)
+    assert (b0 == 0.0) == (mode == "scale")
+    assert k0 == pytest.approx(2.0, rel=0.1)
+    with pytest.raises(ValueError, match="calibrated for 2 image"):
+        prior.score(x[:1], 0.1)
+
+
+def test_intensity_option_errors():
+    with pytest.raises(ValueError, match="reference"):
+        PatchPrior(Quadratic(9), 3, intensity="affine")
+    with pytest.raises(ValueError, match="intensity"):
+        PatchPrior(Quadratic(9), 3, intensity="gamma")
+    with pytest.raises(ValueError, match="calibrate needs"):
+        PatchPrior(Quadratic(9), 3).calibrate(np.zeros((5, 5)), 0.1)
+    with pytest.raises(ValueError, match="high > low"):
+        IntensityReference([0.0, 1.0], [1.0, 1.0], [0.5, 2.0])
+
+
+@pytest.mark.parametrize("options", [dict(dc=True), dict(contrast=True, contrast_eps=0.1)])
+def test_invariant_training_loss_is_the_composite_score_and_its_gradient(options):
+    rng = np.random.default_rng(8)
+    ncs = NoiseConditionalScore.for_patches(2, hidden=(6, 5), dtype=np.float64, rng=0)
+    model = PatchScoreModel(ncs, 2, sigma_min=0.05, sigma_max=1.0, **options)
+    v, z = rng.standard_normal((7, 4)), rng.standard_normal((7, 4))
+    sigma = rng.uniform(0.1, 1.0, 7)
+    loss = ncsm_loss(ncs, v, sigma, z, **options)
+    composite = sigma[:, None] * model.score(v + sigma[:, None] * z, sigma) + z
+    assert loss == pytest.approx(0.5 * np.mean(np.sum(composite ** 2, axis=1)), rel=1e-12)
+    grad, theta, h = ncs.net.grad.copy(), ncs.net.params.copy(), 1e-6
+    for i in rng.choice(theta.size, 12, replace=False):
+        ncs.net.params[...] = theta
+        ncs.net.params[i] += h
+        up = ncsm_loss(ncs, v, sigma, z, grad=False, **options)
+        ncs.net.params[i] -= 2 * h
+        down = ncsm_loss(ncs, v, sigma, z, grad=False, **options)
+        assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-8)
+    ncs.net.params[...] = theta
+
+
+def test_trained_options_are_stored_applied_and_reloaded(tmp_path):
+    images = rectangles(40, rng=0)
+    model = fit_patch_score(images, n_steps=30, batch_size=64, warmup=5, dc=True,
+                            symmetrize=True, scale_augment=(0.5, 2.0), rng=0)
+    assert model.invariances == {"dc": True, "contrast": False, "symmetrize": True,
+                                 "contrast_eps": 1e-2, "intensity": "affine"}
+    assert model.training["scale_augment"] == [0.5, 2.0]
+    v = np.random.default_rng(1).standard_normal((6, 9)).astype(np.float32)
+    s = model.score(v, 0.2)
+    np.testing.assert_allclose(model.score(v + 1.5, 0.2), s, atol=2e-5)   # DC invariant
+    np.testing.assert_allclose(s.sum(axis=1), 0, atol=2e-5)
+    loaded = PatchScoreModel.load(model.save(tmp_path / "m.npz"))
+    assert loaded.invariances == model.invariances
+    assert loaded.intensity_reference.to_dict() == model.intensity_reference.to_dict()
+    np.testing.assert_array_equal(loaded.score(v, 0.2), s)
+    prior = PatchPrior(loaded, 3)
+    assert prior.intensity.mode == "affine"
+    plain = loaded.with_invariances(dc=False, symmetrize=False, intensity="none")
+    assert PatchPrior(plain, 3).intensity is None
+    assert not np.allclose(plain.score(v, 0.2), s)
+    with pytest.raises(TypeError, match="unknown invariance"):
+        loaded.with_invariances(rotate=True)
+    with pytest.raises(ValueError, match="scale_augment"):
+        fit_patch_score(images, n_steps=1, scale_augment=(2.0, 1.0))
+    # trained on patches: no image statistics, so no intensity normalisation
+    patches = np.random.default_rng(2).standard_normal((500, 9)).astype(np.float32)
+    assert fit_patch_score(patches=patches, n_steps=2).invariances["intensity"] == "none"
