@@ -1,21 +1,22 @@
 """Distribution shift: do patch priors generalise, and which invariances help?
 
-A 3×3 model is trained (or loaded from benchmarks/_cache) on the toy rectangles; MAP
-denoising (HQS, σ = 0.1) is evaluated on held-out rectangles (in distribution), disks,
-rectangles scaled by 0.5 and 2, rectangles plus an offset of 0.5, and a Shepp–Logan
-phantom, for each invariance setting of the prior:
+Models are trained with the same NCSM recipe (or loaded from benchmarks/_cache) on the toy
+rectangles; MAP denoising (HQS, σ = 0.1) is evaluated on held-out rectangles (in
+distribution), disks, rectangles scaled by 0.5 and 2, rectangles plus an offset of 0.5,
+and a Shepp–Logan phantom, against TV with its best weight per image.
 
-- none: the plain patch prior;
-- dc: exact DC invariance (patch mean removed, score projected);
-- scale: image intensity scale normalised with a robust estimate from the noisy image;
-- sym: symmetrised over the 8 rotations/flips (exactly equivariant);
-- all: dc + scale + sym;
+1. Invariance settings of the 3×3 model: none; DC (test time, and trained); contrast
+   (trained); rotations/flips symmetrised; image intensity normalised ("scale", "affine";
+   calibrated from the noisy image, or estimated at every call); random-scale training
+   augmentation; and "on" = affine + symmetrised.
+2. The target: with invariances on, within 1 dB of a model trained on each shifted set's
+   own distribution, and never below TV.
+3. Is the best "patch" the whole image? Patch sizes 3, 5, 8 and a whole-image score model
+   (an MLP on all 256 pixels of a 16×16 image), in distribution and under each shift, with
+   training time and model size.
+4. MAP from random initial images (several seeds): the spread of the results.
 
-against TV with its best weight, and a reference model trained on each shifted set's own
-distribution (the target: within 1 dB of it, and never below TV). MAP is also run from
-random initial images (several seeds) to show the spread of the results.
-
-    python benchmarks/bench_shift.py            # the study
+    python benchmarks/bench_shift.py            # the study (trains ~12 models once)
     python benchmarks/bench_shift.py --quick    # small, for CI
 """
 
@@ -24,12 +25,11 @@ import time
 
 import numpy as np
 
-from _timing import Table, header, parser
+from _timing import Table, header, parser, try_import
 
 import fastscore
 from fastscore import data, metrics
-from fastscore.invariance import InvariantPatchScore, ScaleInvariantPrior, robust_scale
-from fastscore.nn import PatchScoreModel
+from fastscore.nn import DEFAULT_HIDDEN, NoiseConditionalScore, PatchScoreModel
 from fastscore.operators import Identity
 from fastscore.prior import PatchPrior
 from fastscore.reconstruct import map_estimate
@@ -38,121 +38,256 @@ from fastscore.tv import tune_tv_weight
 
 CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cache")
 SIGMA = 0.1
+WHOLE = 16       # the whole-image model scores 16×16 images
 
 
-def model_for(name, images, steps, seed=0):
+def hidden_for(patch):
+    """The tutorial's widths, widened to at least 2·d so no layer is a bottleneck."""
+    return tuple(max(w, 2 * patch * patch) for w in DEFAULT_HIDDEN)
+
+
+def train(key, images, steps, patch=3, **options):
+    """Train (or load the cached) model; returns (model, training seconds)."""
     os.makedirs(CACHE, exist_ok=True)
-    path = os.path.join(CACHE, f"shift_{name}_{steps}.npz")
+    path = os.path.join(CACHE, f"shift_{key}_{steps}.npz")
     if os.path.exists(path):
-        return PatchScoreModel.load(path)
-    model = fit_patch_score(images, patch_size=3, n_steps=steps, sigmas=(0.02, 0.5), rng=seed)
+        model = PatchScoreModel.load(path)
+        return model, model.training["seconds"]
+    stats = data.extract_patches(list(images), (patch, patch), 20000, 0)
+    net = NoiseConditionalScore.for_patches(patch, stats, hidden=hidden_for(patch), rng=0)
+    model = fit_patch_score(images, patch_size=patch, model=net, n_steps=steps,
+                            sigmas=(0.02, 0.5), rng=0, **options)
     model.save(path)
-    return model
+    print(f"#   trained {key} in {model.training['seconds']:.0f} s", flush=True)
+    return model, model.training["seconds"]
 
 
-def test_sets(n, quick):
+def shepp_family(size):
+    """Shepp–Logan renderings at other sizes (the phantom's own distribution)."""
+    return [data.shepp_logan((m, m)).astype(np.float32)
+            for m in (size // 2, size + size // 4, 2 * size)]
+
+
+def test_sets(n, size):
     rect = data.rectangles(n, rng=100, dtype=np.float32)
-    size = 32 if quick else 64
-    shepp = data.shepp_logan((size, size)).astype(np.float32)[None]
     return {
         "rectangles (in distribution)": rect,
         "disks": data.disks(n, rng=101, dtype=np.float32),
         "rectangles x0.5": 0.5 * rect,
         "rectangles x2": 2.0 * rect,
         "rectangles +0.5": rect + 0.5,
-        f"Shepp-Logan {size}²": shepp,
+        f"Shepp-Logan {size}²": data.shepp_logan((size, size)).astype(np.float32)[None],
     }
 
 
-def training_sets(n, quick):
-    """Each shifted set's own distribution, for the reference models."""
-    rect = data.rectangles(n, rng=0, dtype=np.float32)
-    size = 32 if quick else 64
-    family = [data.shepp_logan((m, m)).astype(np.float32)
-              for m in (size // 2, size + size // 4, 2 * size)]
+def own_training_sets(rect, size, n):
     return {
         "disks": data.disks(n, rng=1, dtype=np.float32),
         "rectangles x0.5": 0.5 * rect,
         "rectangles x2": 2.0 * rect,
         "rectangles +0.5": rect + 0.5,
-        f"Shepp-Logan {size}²": family,
+        f"Shepp-Logan {size}²": shepp_family(size),
     }
 
 
-def priors(model, reference_scale):
-    base = model
-    make = lambda score: PatchPrior(score, 3, weight=1 / 9)
-    return {
-        "none": make(base),
-        "dc": make(InvariantPatchScore(base, (3, 3), dc=True)),
-        "sym": make(InvariantPatchScore(base, (3, 3), symmetrize=True)),
-        "scale": ("scale", make(base)),
-        "all": ("scale", make(InvariantPatchScore(base, (3, 3), dc=True, symmetrize=True))),
-    }, reference_scale
+def make_prior(model, **options):
+    p = model.patch_size[0]
+    whole = p == WHOLE
+    return PatchPrior(model.with_invariances(**options), p,
+                      weight="mean" if whole else 1.0 / p ** 2,
+                      padding="valid" if whole else "reflect")
 
 
-def denoise(prior, noisy, reference_scale, x0=None):
-    if isinstance(prior, tuple):       # scale invariance: scale estimated from the measurement
-        out = []
-        for k, y in enumerate(noisy):
-            p = ScaleInvariantPrior(prior[1], reference_scale,
-                                    scale=robust_scale(y) / reference_scale)
-            out.append(map_estimate(y, Identity(y.shape), SIGMA, p, method="hqs", n_steps=6,
-                                    x0=None if x0 is None else x0[k]).x)
-        return np.stack(out)
+def denoise(prior, noisy, *, calibrate=True, x0=None, method="hqs"):
+    if prior.intensity is not None:
+        if calibrate:
+            prior.calibrate(noisy, SIGMA)
+        else:
+            prior.intensity.fixed = None
     A = Identity(noisy.shape[1:])
-    return map_estimate(noisy, A, SIGMA, prior, method="hqs", n_steps=6, x0=x0).x
+    steps = 6 if method == "hqs" else 100
+    return map_estimate(noisy, A, SIGMA, prior, method=method, n_steps=steps, x0=x0).x
 
 
 def psnr(clean, est):
     return float(np.mean([metrics.psnr(c, e) for c, e in zip(clean, est)]))
 
 
+ON = {"intensity": "affine", "symmetrize": True}
+PLAIN = {"intensity": "none"}
+
+
+def settings(models):
+    """Invariance settings of the 3×3 rectangle model: label -> (model, options, calibrate)."""
+    base = models["rect3"]
+    return {
+        "none": (base, PLAIN, True),
+        "dc": (base, dict(PLAIN, dc=True), True),
+        "dc (trained)": (models["rect3-dc"], PLAIN, True),
+        "contrast (trained)": (models["rect3-contrast"], PLAIN, True),
+        "sym": (base, dict(PLAIN, symmetrize=True), True),
+        "scale": (base, {"intensity": "scale"}, True),
+        "affine": (base, {"intensity": "affine"}, True),
+        "affine per call": (base, {"intensity": "affine"}, False),
+        "scale augment": (models["rect3-scaleaug"], PLAIN, True),
+        "on": (base, ON, True),
+    }
+
+
+def save_figure(path, examples):
+    plt = try_import("matplotlib.pyplot")
+    if plt is None:
+        print("# matplotlib not installed: no figure")
+        return
+    names = list(examples)
+    columns = ["clean", "noisy", "TV", "none", "on", "own"]
+    fig, axes = plt.subplots(len(names), len(columns), figsize=(2 * len(columns),
+                                                               2 * len(names)))
+    for i, name in enumerate(names):
+        clean = examples[name]["clean"]
+        lo, hi = float(clean.min()), float(clean.max())
+        for j, col in enumerate(columns):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            img = examples[name].get(col)
+            if img is None:
+                ax.axis("off")
+                continue
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+            title = col if col == "clean" else f"{col} {metrics.psnr(clean, img):.1f} dB"
+            ax.set_title(title, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"# figure: {path}")
+
+
 def main():
-    args = parser(__doc__.splitlines()[0]).parse_args()
-    steps = 200 if args.quick else 6000
-    n_train, n_test = (200, 2) if args.quick else (4000, 8)
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--figure", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                    "shift.png"))
+    args = p.parse_args()
+    quick = args.quick
+    steps = 150 if quick else 6000
+    n_train, n_test, size = (200, 2, 32) if quick else (4000, 16, 64)
     fastscore.set_num_threads(max(args.threads))
     print(header("distribution shift of patch priors (MAP by HQS, sigma 0.1)",
-                 training_steps=steps, test_images=n_test))
+                 training_steps=steps, training_images=n_train, test_images=n_test))
+    rect = data.rectangles(n_train, rng=0, dtype=np.float32)
     t0 = time.perf_counter()
-    rect_train = data.rectangles(n_train, rng=0, dtype=np.float32)
-    model = model_for("rectangles", rect_train, steps)
-    reference_scale = float(np.median([robust_scale(im) for im in rect_train[:200]]))
-    prior_set, _ = priors(model, reference_scale)
-    own = {name: model_for(name.split()[0] + name.split()[-1], imgs, steps)
-           for name, imgs in training_sets(n_train, args.quick).items()}
-    print(f"# models ready in {time.perf_counter() - t0:.0f} s")
+    specs = {
+        "rect3": (rect, 3, {}),
+        "rect3-dc": (rect, 3, {"dc": True}),
+        "rect3-contrast": (rect, 3, {"contrast": True}),
+        "rect3-scaleaug": (rect, 3, {"scale_augment": (0.25, 4.0)}),
+        "rect5": (rect, 5, {}),
+        "rect8": (rect, 8, {}),
+        "whole": (rect, WHOLE, {}),
+    }
+    models, seconds = {}, {}
+    for key, (images, patch, options) in specs.items():
+        models[key], seconds[key] = train(key, images, steps, patch, **options)
+    own = {}
+    for name, images in own_training_sets(rect, size, n_train).items():
+        key = "own-" + name.split()[0] + name.split()[-1].replace("²", "")
+        own[name], _ = train(key, images, steps)
+    print(f"# models ready in {time.perf_counter() - t0:.0f} s", flush=True)
+
     rng = np.random.default_rng(7)
-    table = Table(["test set", "noisy", "TV best", *prior_set, "own-distribution model",
-                   "gap to own (all)"])
-    for name, clean in test_sets(n_test, args.quick).items():
-        noisy = clean + SIGMA * rng.standard_normal(clean.shape).astype(np.float32)
-        row = [name, f"{psnr(clean, noisy):.2f}"]
-        tv = np.stack([tune_tv_weight(y, c).estimate for y, c in zip(noisy, clean)])
-        row.append(f"{psnr(clean, tv):.2f}")
-        values = {}
-        for label, prior in prior_set.items():
-            values[label] = psnr(clean, denoise(prior, noisy, reference_scale))
-            row.append(f"{values[label]:.2f}")
-        if name in own:
-            ref = psnr(clean, denoise(PatchPrior(own[name], 3, weight=1 / 9), noisy,
-                                      reference_scale))
-            row += [f"{ref:.2f}", f"{values['all'] - ref:+.2f}"]
-        else:
-            row += ["(same)", "-"]
+    sets = test_sets(n_test, size)
+    noisy_sets = {name: clean + SIGMA * rng.standard_normal(clean.shape).astype(np.float32)
+                  for name, clean in sets.items()}
+    tv = {name: np.stack([tune_tv_weight(y, c).estimate for y, c in
+                          zip(noisy_sets[name], clean)]) for name, clean in sets.items()}
+    examples = {}
+
+    # 1. invariance settings
+    conf = settings(models)
+    table = Table(["test set", "noisy", "TV best", *conf])
+    results = {}
+    for name, clean in sets.items():
+        noisy = noisy_sets[name]
+        row = [name, f"{psnr(clean, noisy):.2f}", f"{psnr(clean, tv[name]):.2f}"]
+        results[name] = {}
+        for label, (model, options, calibrate) in conf.items():
+            est = denoise(make_prior(model, **options), noisy, calibrate=calibrate)
+            results[name][label] = psnr(clean, est)
+            row.append(f"{results[name][label]:.2f}")
+            if label in ("none", "on"):
+                examples.setdefault(name, {"clean": clean[0], "noisy": noisy[0],
+                                           "TV": tv[name][0]})[label] = est[0]
         table.add(*row)
+    print("\n## PSNR (dB) of the 3x3 rectangle model by invariance setting\n")
     print(table.render())
 
-    # spread of MAP over random initial images (in distribution, plain prior)
-    clean = test_sets(n_test, args.quick)["rectangles (in distribution)"]
-    noisy = clean + SIGMA * rng.standard_normal(clean.shape).astype(np.float32)
-    results = []
-    for seed in range(3 if args.quick else 5):
-        x0 = np.random.default_rng(seed).uniform(0.5, 2.5, clean.shape).astype(np.float32)
-        results.append(psnr(clean, denoise(prior_set["none"], noisy, reference_scale, x0)))
-    print(f"# MAP from random starts: PSNR {np.mean(results):.2f} ± {np.std(results):.2f} dB "
-          f"over {len(results)} seeds (min {min(results):.2f}, max {max(results):.2f})")
+    # 2. the target: on vs own-distribution model and TV
+    table = Table(["test set", "TV best", "on", "own model (best of plain/on)",
+                   "gap to own", "within 1 dB", "above TV"])
+    for name, clean in sets.items():
+        noisy = noisy_sets[name]
+        on = results[name]["on"]
+        t = psnr(clean, tv[name])
+        if name not in own:
+            table.add(name, f"{t:.2f}", f"{on:.2f}", "(the model's own)", "-", "-",
+                      "yes" if on > t else "NO")
+            continue
+        ests = {label: denoise(make_prior(own[name], **options), noisy)
+                for label, options in (("plain", PLAIN), ("on", ON))}
+        best = max(ests, key=lambda k: psnr(clean, ests[k]))
+        ref = psnr(clean, ests[best])
+        examples[name]["own"] = ests[best][0]
+        table.add(name, f"{t:.2f}", f"{on:.2f}", f"{ref:.2f} ({best})", f"{on - ref:+.2f}",
+                  "yes" if on >= ref - 1 else "NO", "yes" if on > t else "NO")
+    print("\n## Target: invariances on within 1 dB of the own-distribution model, above TV\n")
+    print(table.render())
+
+    # 3. patch size and the whole image
+    sizes = [("3x3", "rect3"), ("5x5", "rect5"), ("8x8", "rect8"), ("whole 16x16", "whole")]
+    table = Table(["test set"] + [f"{label} {mode}" for label, _ in sizes
+                                  for mode in ("plain", "on")])
+    for name, clean in sets.items():
+        row = [name]
+        for _, key in sizes:
+            for options in (PLAIN, ON):
+                est = denoise(make_prior(models[key], **options), noisy_sets[name])
+                row.append(f"{psnr(clean, est):.2f}")
+        table.add(*row)
+    print("\n## PSNR (dB) by patch size (plain / invariances on); the whole-image model is "
+          "applied to larger images as a 16x16 patch prior\n")
+    print(table.render())
+    table = Table(["model", "parameters", "file size (MB)", "training (s)",
+                   "final validation loss"])
+    for label, key in sizes:
+        m = models[key]
+        path = os.path.join(CACHE, f"shift_{key}_{steps}.npz")
+        table.add(label, f"{m.model.n_params:,}", f"{os.path.getsize(path) / 1e6:.2f}",
+                  f"{seconds[key]:.0f}", f"{m.training['final_val_loss']:.3f}")
+    print(f"\n## Model size and training time ({steps} steps, batch 512, "
+          f"{max(args.threads)} threads)\n")
+    print(table.render())
+
+    # 4. MAP from random initial images
+    name = "rectangles (in distribution)"
+    clean, noisy = sets[name], noisy_sets[name]
+    table = Table(["method", "PSNR from y (dB)", "PSNR over random starts (dB)",
+                   "spread (std over seeds)", "pixel std between starts"])
+    for method in ("hqs", "gradient"):
+        prior = make_prior(models["rect3"], **ON)
+        ref = psnr(clean, denoise(prior, noisy, method=method))
+        ests = []
+        for seed in range(3 if quick else 5):
+            x0 = np.random.default_rng(seed).uniform(0.0, 3.0, clean.shape).astype(np.float32)
+            ests.append(denoise(make_prior(models["rect3"], **ON), noisy, x0=x0,
+                                method=method))
+        values = [psnr(clean, e) for e in ests]
+        table.add(method, f"{ref:.2f}", f"{np.mean(values):.2f}", f"{np.std(values):.3f}",
+                  f"{float(np.mean(np.std(np.stack(ests), axis=0))):.2e}")
+    print("\n## MAP from random initial images (uniform in [0, 3]), invariances on\n")
+    print(table.render())
+    if not quick:
+        save_figure(args.figure, examples)
 
 
 if __name__ == "__main__":

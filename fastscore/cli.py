@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from ._validation import check_scalar
+
 __all__ = ["main"]
 
 
@@ -71,11 +73,25 @@ def _write_image(path, array):
     return path
 
 
-def _prior(model, args):
+def _prior(model, args, intensity=None):
+    """The patch prior of the command line: the model's stored options unless overridden."""
     from .prior import PatchPrior
 
+    if getattr(args, "symmetrize", False):
+        model = model.with_invariances(symmetrize=True)
     return PatchPrior(model, model.patch_size, weight=args.weight,
-                      tiling=getattr(args, "tiling", "overlap"), rng=args.seed)
+                      tiling=getattr(args, "tiling", "overlap"), rng=args.seed,
+                      intensity=intensity)
+
+
+def _denoising_intensity(model, choice):
+    """--intensity of denoise: "auto" is "affine" when the model stores training statistics."""
+    if choice == "auto":
+        return "affine" if model.intensity_reference is not None else "none"
+    if choice != "none" and model.intensity_reference is None:
+        raise UsageError(f"--intensity {choice} needs a model trained on images (it stores "
+                         "their intensity statistics); this one has none")
+    return choice
 
 
 def _check_patch_dims(model, image):
@@ -216,7 +232,10 @@ def _cmd_train(args):
         model = fit_patch_score(images, patch_size=patch, n_steps=args.steps,
                                 batch_size=args.batch_size, lr=args.lr,
                                 sigmas=(args.sigma_min, args.sigma_max), rng=args.seed,
-                                augment=not args.no_augment, checkpoint=checkpoint,
+                                augment=not args.no_augment,
+                                scale_augment=args.scale_augment, dc=args.dc,
+                                contrast=args.contrast, intensity=args.intensity,
+                                checkpoint=checkpoint,
                                 checkpoint_every=args.checkpoint_every, resume=args.resume,
                                 progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -240,7 +259,10 @@ def _cmd_denoise(args):
     model = _load_model(args.model)
     y = _read_image(args.noisy, "noisy image").astype(model.net.dtype)
     _check_patch_dims(model, y)
-    prior = _prior(model, args)
+    prior = _prior(model, args, _denoising_intensity(model, args.intensity))
+    if prior.intensity is not None:       # (k, b) from the noisy image, fixed throughout
+        prior.calibrate(y, check_scalar(args.sigma, "noise_sigma", low=0,
+                                        low_inclusive=False))
     A = Identity(y.shape if y.ndim == len(model.patch_size) else y.shape[1:])
     t0 = time.perf_counter()
     if args.method == "posterior":
@@ -340,7 +362,7 @@ def _cmd_sample(args):
     model = _load_model(args.model)
     shape = tuple(args.shape)
     _check_patch_dims(model, np.empty(shape))
-    prior = _prior(model, args)
+    prior = _prior(model, args, intensity="none")     # no image to normalise
     rng = np.random.default_rng(args.seed)
     sigmas = np.geomspace(model.sigma_max, model.sigma_min, args.levels)
     mean = float(np.mean(model.model.mean))
@@ -366,9 +388,17 @@ def _cmd_info(args):
             ("parameters", f"{model.net.n_params} ({net['dtype']})"),
             ("noise conditioning", config["model"].get("conditioning")),
             ("noise range", f"sigma in [{model.sigma_min:g}, {model.sigma_max:g}]")]
+    inv = model.invariances
+    rows.append(("invariances", ", ".join(
+        [k for k in ("dc", "contrast", "symmetrize") if inv[k]]
+        + [f"intensity {inv['intensity']}"])))
+    ref = model.intensity_reference
+    if ref is not None:
+        rows.append(("training intensities", f"{ref.percentile:g}-{100 - ref.percentile:g}% "
+                     f"range [{ref.low[0]:.4g}, {ref.high[0]:.4g}]"))
     training = model.training or {}
-    for key in ("n_steps", "batch_size", "lr", "augment", "final_loss", "final_val_loss",
-                "seconds", "data"):
+    for key in ("n_steps", "batch_size", "lr", "augment", "scale_augment", "final_loss",
+                "final_val_loss", "seconds", "data"):
         if training.get(key) is not None:
             value = training[key]
             rows.append((f"training {key.replace('_', ' ')}",
@@ -422,6 +452,8 @@ def build_parser():
         p.add_argument("--weight", default="mean",
                        help="prior weight: mean (default), sum, or a number beta")
         p.add_argument("--tiling", choices=["overlap", "random_shift"], default="overlap")
+        p.add_argument("--symmetrize", action="store_true",
+                       help="average the patch score over rotations/flips (8x the work)")
 
     p = command("demo", "train on built-in phantoms, then denoise with MAP and posterior "
                 "sampling", "fastscore demo --quick")
@@ -443,6 +475,13 @@ def build_parser():
     p.add_argument("--sigma-min", type=float, default=0.02)
     p.add_argument("--sigma-max", type=float, default=1.0)
     p.add_argument("--no-augment", action="store_true", help="no flips/rotations")
+    p.add_argument("--scale-augment", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="random intensity factors in [LOW, HIGH] (log-uniform)")
+    p.add_argument("--dc", action="store_true", help="train an exactly DC-invariant score")
+    p.add_argument("--contrast", action="store_true",
+                   help="train a contrast-normalised score (implies --dc)")
+    p.add_argument("--intensity", choices=["none", "scale", "affine"], default="none",
+                   help="image intensity normalisation stored with the model")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--checkpoint", help="checkpoint file (default OUT.checkpoint.npz)")
@@ -459,6 +498,9 @@ def build_parser():
     p.add_argument("--method", choices=["map", "hqs", "posterior"], default="map")
     p.add_argument("--samples", type=int, default=16, help="posterior samples")
     p.add_argument("--steps", type=int, default=100, help="MAP iterations")
+    p.add_argument("--intensity", choices=["auto", "none", "scale", "affine"], default="auto",
+                   help="map the image to the training intensities, calibrated from it "
+                   "(auto: affine when the model stores training statistics)")
     prior_options(p)
     p.set_defaults(func=_cmd_denoise)
 

@@ -258,7 +258,8 @@ class IntensityNormalization:
         self.fixed = None
 
     def calibrate(self, images, noise_sigma):
-        """Fix ``(k, b)`` per image of `images` (a list/array of images)."""
+        """Fix ``(k, b)`` per image of `images` (a list/array of images); one image's
+        values then apply to every image of a batch (e.g. posterior chains)."""
         self.fixed = [self.reference.calibrate(im, noise_sigma, offset=self.mode == "affine")
                       for im in images]
         return self.fixed
@@ -266,6 +267,8 @@ class IntensityNormalization:
     def factors(self, images, sigma):
         """``[(k, b)]`` per image: the calibrated ones, or estimated at noise level σ."""
         if self.fixed is not None:
+            if len(self.fixed) == 1:           # one measurement, any number of chains
+                return self.fixed * len(images)
             if len(self.fixed) != len(images):
                 raise ValueError(f"the prior was calibrated for {len(self.fixed)} image(s); "
                                  f"got {len(images)}.")

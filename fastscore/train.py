@@ -208,7 +208,7 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                     sigmas=(0.02, 1.0), n_steps=2000, batch_size=512, lr=2e-3,
                     warmup=100, weight_decay=0.0, max_grad_norm=1.0, ema_decay=0.999,
                     augment=True, scale_augment=None, dc=False, contrast=False,
-                    contrast_eps=1e-2, symmetrize=False, intensity="affine",
+                    contrast_eps=1e-2, symmetrize=False, intensity="none",
                     validation_fraction=0.1, validate_every=200,
                     checkpoint=None, checkpoint_every=500, resume=False, rng=None,
                     dtype=np.float32, n_threads=None, progress=False, callback=None):
@@ -245,11 +245,14 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     symmetrize : bool
         Stored test-time option: average the score over the patch's rotations/flips
         (training sees them through `augment`).
-    intensity : {"affine", "scale", "none"}
+    intensity : {"none", "scale", "affine"}
         Stored image-level option: priors built on the model map each image to the
-        training intensities (:class:`fastscore.invariance.IntensityNormalization`). The
-        training images' statistics are stored with the model; training on `patches`
-        has none, and forces "none".
+        training intensities (:class:`fastscore.invariance.IntensityNormalization`).
+        Default "none": normalising pays when ``(k, b)`` is calibrated from a denoising
+        measurement, and costs several dB when estimated from an inverse problem's
+        artefact-laden first image (``benchmarks/README.md``, shift). The training
+        images' statistics are stored in any case (``intensity_reference``); training on
+        `patches` has none.
     validation_fraction : float in [0, 0.5]
         Images (or patches) held out; the validation loss at 4 fixed noise levels is
         recorded every `validate_every` steps.
@@ -346,7 +349,9 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         stats_patches = train_patches[:20000]
         data_summary = (f"{len(train_patches)} training + {n_val} validation patches of "
                         f"{math.prod(patch)} pixels")
-        intensity = "none"
+        if intensity != "none":
+            raise ValueError(f"`intensity={intensity!r}` needs training `images` (their "
+                             "intensity statistics); patches have none.")
 
     if model is None:
         model = NoiseConditionalScore.for_patches(patch, stats_patches, dtype=dtype,

@@ -176,3 +176,30 @@ def test_help_everywhere():
         out = subprocess.run([sys.executable, "-m", "fastscore.cli", command, "--help"],
                              capture_output=True, text=True)
         assert out.returncode == 0 and "example:" in out.stdout
+
+
+def test_invariance_options_train_info_denoise(tmp_path, noisy_path, capsys):
+    path = tmp_path / "inv.npz"
+    code, _, err = run(["train", "--phantom", "rectangles", "--n-images", "30", "--steps", "10",
+                        "--batch-size", "64", "--dc", "--intensity", "affine",
+                        "--scale-augment", "0.5", "2", "--out", path, "--no-progress"], capsys)
+    assert code == 0, err
+    code, out, _ = run(["info", path], capsys)
+    assert "invariances" in out and "dc, intensity affine" in out
+    assert "training intensities" in out and "scale augment" in out
+    y = load_image(noisy_path)
+    shifted = tmp_path / "shifted.npy"
+    save_image(shifted, 2.0 * y + 0.5)
+    outs = {}
+    for name, src, sigma, extra in (("plain", noisy_path, "0.1", []),
+                                    ("shifted", shifted, "0.2", []),
+                                    ("sym", noisy_path, "0.1", ["--symmetrize",
+                                                                "--intensity", "scale"])):
+        out = tmp_path / f"{name}.npy"
+        code, _, err = run(["denoise", src, "--model", path, "--sigma", sigma, "--out", out,
+                            "--method", "hqs", "--steps", "4", "--no-progress", *extra], capsys)
+        assert code == 0, err
+        outs[name] = load_image(out)
+    # intensity normalisation calibrated from the image: denoising is affine-equivariant
+    np.testing.assert_allclose(outs["shifted"], 2.0 * outs["plain"] + 0.5, atol=2e-4)
+    assert not np.allclose(outs["sym"], outs["plain"], atol=1e-4)

@@ -156,7 +156,9 @@ def test_intensity_invariance_of_patch_prior(mode):
     assert (b0 == 0.0) == (mode == "scale")
     assert k0 == pytest.approx(2.0, rel=0.1)
     with pytest.raises(ValueError, match="calibrated for 2 image"):
-        prior.score(x[:1], 0.1)
+        prior.score(np.stack([x[0]] * 3), 0.1)
+    prior.calibrate(x[1], 0.0)          # one image: its (k, b) for every image of a batch
+    np.testing.assert_allclose(prior.score(x, 0.1)[0], prior.score(x[0], 0.1), rtol=1e-12)
 
 
 def test_intensity_option_errors():
@@ -194,7 +196,8 @@ def test_invariant_training_loss_is_the_composite_score_and_its_gradient(options
 def test_trained_options_are_stored_applied_and_reloaded(tmp_path):
     images = rectangles(40, rng=0)
     model = fit_patch_score(images, n_steps=30, batch_size=64, warmup=5, dc=True,
-                            symmetrize=True, scale_augment=(0.5, 2.0), rng=0)
+                            symmetrize=True, scale_augment=(0.5, 2.0), intensity="affine",
+                            rng=0)
     assert model.invariances == {"dc": True, "contrast": False, "symmetrize": True,
                                  "contrast_eps": 1e-2, "intensity": "affine"}
     assert model.training["scale_augment"] == [0.5, 2.0]
@@ -217,4 +220,6 @@ def test_trained_options_are_stored_applied_and_reloaded(tmp_path):
         fit_patch_score(images, n_steps=1, scale_augment=(2.0, 1.0))
     # trained on patches: no image statistics, so no intensity normalisation
     patches = np.random.default_rng(2).standard_normal((500, 9)).astype(np.float32)
-    assert fit_patch_score(patches=patches, n_steps=2).invariances["intensity"] == "none"
+    with pytest.raises(ValueError, match="needs training `images`"):
+        fit_patch_score(patches=patches, n_steps=2, intensity="affine")
+    assert fit_patch_score(images, n_steps=2).invariances["intensity"] == "none"  # default
