@@ -157,6 +157,18 @@ def _cg(apply, rhs, x, n_iter, tol):
     return x
 
 
+def _measurement_noise(likelihood, n, rng):
+    """White N(0, 1) noise on every real component of `n` measurements (A* of it has
+    covariance A*A); shape (n, *operator.shape_out)."""
+    y = likelihood.y
+    shape = (n,) + y.shape
+    real = likelihood.dtype
+    noise = rng.standard_normal(shape, dtype=real)
+    if y.dtype.kind == "c":
+        noise = noise + 1j * rng.standard_normal(shape, dtype=real)
+    return noise.astype(y.dtype, copy=False)
+
+
 def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=100,
                  step_size="auto", x0=None, sigma_schedule=None, momentum=False, tol=1e-5,
                  cg_iter=30, rng=None, callback=None, progress=False):
@@ -266,21 +278,34 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
 
 
 def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=None,
-                     steps_per_sigma=20, eps=0.5, x0=None, rng=None, trace_every=None,
-                     callback=None, progress=False):
-    """Annealed Langevin sampling of ``p(x | y)``, `n_samples` chains at once.
+                     steps_per_sigma=20, eps=None, x0=None, rng=None, trace_every=None,
+                     callback=None, progress=False, method="preconditioned", cg_iter=50):
+    """Sample ``p(x | y)`` with `n_samples` chains at once, annealed over a σ ladder.
 
-    For each level σ_i of a decreasing ladder, `steps_per_sigma` steps of
+    ``method="preconditioned"`` (default): at level σ_i the target is
+    ``π_i(x) ∝ p(y | x) p_σi(x)``; with ``Q = A*A/σ_n² + c I``, ``c = L_prior(σ_i)`` (for a
+    Tweedie-consistent prior ``c = 1/σ_i²``), each step is the exact solution over time
+    ``h = −log(1 − ε)`` of the Langevin SDE preconditioned by ``Q⁻¹``, with the drift frozen:
+
+    .. math::
+
+        x ← x + ε\\, Q^{-1} ∇\\log π_i(x) + \\sqrt{ε (2 − ε)}\\; Q^{-1/2} ξ
+
+    computed by one conjugate-gradient solve ``Q v = ε ∇log π_i(x) + \\sqrt{ε(2−ε)}
+    (A*ξ₁/σ_n + \\sqrt{c} ξ₂)`` (perturbation-optimisation: the right-hand noise has
+    covariance Q). The data term is exact, so directions that ``A`` measures sharply cost
+    nothing and the null space of A moves at the prior's pace; ε = 1 is an HQS step
+    (:func:`map_estimate`) plus ``N(0, Q⁻¹)``. For a Gaussian target the stationary mean is
+    exact and a variance is scaled by ``(2 − ε)/(2 − ελ)`` (λ ∈ (0, 1] the eigenvalue of
+    ``Q⁻¹ ∇²(−log π)``: exact for λ = 1, at worst ``1 − ε/2``).
+
+    ``method="langevin"``: unadjusted Langevin with the likelihood tempered by σ_i,
 
     .. math::
 
         x ← x + α_i \\left(\\frac{A^*(y - A x)}{σ_n^2 + σ_i^2} + s(x; σ_i)\\right)
-              + \\sqrt{2 α_i}\\, ξ,  \\qquad α_i = \\frac{ε}{L_i}
-
-    with ``L_i = ‖A‖²/(σ_n² + σ_i²) + L_prior(σ_i)``: the likelihood is tempered by the
-    prior's noise level (it becomes exact as σ_i → 0) and the step follows the local
-    Lipschitz bound, so large-σ levels move fast and the last level samples the posterior
-    with a step ``ε / L``.
+              + \\sqrt{2 α_i}\\, ξ,  \\qquad α_i = \\frac{ε}{L_i},
+              \\quad L_i = \\frac{‖A‖^2}{σ_n^2 + σ_i^2} + L_{prior}(σ_i)
 
     Parameters
     ----------
@@ -288,23 +313,36 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     n_samples : int
         Number of chains (a batch axis through the prior and the operator).
     sigmas : array, optional
-        Decreasing ladder; default ``sigma_ladder(max(4σ_n, …), max(σ_n/4, prior floor), 8)``.
+        Non-increasing ladder; default ``sigma_ladder(max(4σ_n, …), max(σ_n/4, prior floor), 8)``.
     steps_per_sigma : int
-    eps : float in (0, 1]
-        Step as a fraction of ``1/L_i``.
+    eps : float in (0, 1], optional
+        Step: ε above ("preconditioned", default 1) or the fraction of ``1/L_i``
+        ("langevin", default 0.5).
     x0 : ndarray, optional
         Common start of the chains (default as in :func:`map_estimate`) plus ladder noise.
     rng : None, int or Generator
     trace_every : int, optional
         Keep every k-th state of all chains.
+    method : {"preconditioned", "langevin"}
+    cg_iter : int
+        Conjugate-gradient iterations per step ("preconditioned"; relative tolerance 1e-6).
 
     Returns
     -------
     PosteriorSamples
+        ``samples`` (n_samples, *image_shape): the chains' last states, draws of π at the
+        last level. ``mean``: "langevin", their average; "preconditioned", the
+        Rao–Blackwellised MMSE estimate ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x])
+        over the chains and the states of the last level (``steps_per_sigma`` of them).
+        ``std``: pixelwise std of ``samples``.
     """
     n_samples = check_int(n_samples, "n_samples", low=1)
     steps_per_sigma = check_int(steps_per_sigma, "steps_per_sigma", low=1)
+    method = check_choice(method, "method", ("preconditioned", "langevin"))
+    if eps is None:
+        eps = 1.0 if method == "preconditioned" else 0.5
     eps = check_scalar(eps, "eps", low=0, high=1, low_inclusive=False)
+    cg_iter = check_int(cg_iter, "cg_iter", low=1)
     rng = check_rng(rng)
     likelihood, x_start = _setup(y, operator, noise_sigma, x0)
     if likelihood.y.ndim != len(operator.shape_out):
@@ -323,18 +361,38 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     x += dtype.type(sigmas[0]) * rng.standard_normal(x.shape).astype(dtype)
     norm2 = operator.norm_squared()
     noise_var = likelihood.noise_sigma ** 2
+    inv_n2 = 1.0 / noise_var
+    noise_scale = dtype.type(np.sqrt(eps * (2 - eps)))
+    tweedie_sum, n_tweedie = np.zeros_like(x), 0
     trace = []
     total = len(sigmas) * steps_per_sigma
     for t in progress_range(total, "posterior", progress):
         sigma = float(sigmas[t // steps_per_sigma])
-        var = noise_var + sigma ** 2
-        L = norm2 / var + prior.lipschitz(image_shape, sigma)
-        alpha = eps / L
-        # tempered likelihood: A*(y − A x)/(σ_n² + σ²) = score · σ_n²/(σ_n² + σ²)
-        drift = likelihood.score(x) * dtype.type(noise_var / var)
-        drift += prior.score(x, sigma, rng=rng)
-        x += dtype.type(alpha) * drift
-        x += dtype.type(np.sqrt(2 * alpha)) * rng.standard_normal(x.shape).astype(dtype)
+        if method == "langevin":
+            var = noise_var + sigma ** 2
+            L = norm2 / var + prior.lipschitz(image_shape, sigma)
+            alpha = eps / L
+            # tempered likelihood: A*(y − A x)/(σ_n² + σ²) = score · σ_n²/(σ_n² + σ²)
+            drift = likelihood.score(x) * dtype.type(noise_var / var)
+            drift += prior.score(x, sigma, rng=rng)
+            x += dtype.type(alpha) * drift
+            x += dtype.type(np.sqrt(2 * alpha)) * rng.standard_normal(x.shape).astype(dtype)
+        else:
+            c = prior.lipschitz(image_shape, sigma)
+            s_prior = prior.score(x, sigma, rng=rng)
+            if t >= total - steps_per_sigma:                # last level
+                tweedie_sum += x + dtype.type(sigma ** 2) * s_prior      # E[clean | x]
+                n_tweedie += 1
+            # Q v = ε ∇log π(x) + sqrt(ε(2−ε)) (A*ξ₁/σ_n + sqrt(c) ξ₂), cov of (…) = Q
+            rhs = operator.adjoint(_measurement_noise(likelihood, n_samples, rng)).real
+            rhs = (rhs * likelihood.noise_sigma * inv_n2).astype(dtype)
+            rhs += dtype.type(np.sqrt(c)) * rng.standard_normal(x.shape).astype(dtype)
+            rhs *= noise_scale
+            rhs += dtype.type(eps) * (likelihood.score(x) + s_prior)
+            apply = lambda v: (operator.adjoint(operator.forward(v)).real * inv_n2
+                               + v * c).astype(dtype)
+            x = x + _cg(apply, rhs, np.zeros_like(x), cg_iter, 1e-6)
+            alpha = eps / c
         if not np.all(np.isfinite(x)):
             raise FloatingPointError(f"posterior_sample diverged at step {t} "
                                      f"(sigma={sigma:.3g}); use a smaller eps.")
@@ -342,8 +400,9 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
             trace.append(x.copy())
         if callback is not None and callback(t, x, {"sigma": sigma, "step_size": alpha}):
             break
-    mean, std = x.mean(axis=0), x.std(axis=0, ddof=1 if n_samples > 1 else 0)
-    return PosteriorSamples(samples=x, mean=mean, std=std,
+    std = x.std(axis=0, ddof=1 if n_samples > 1 else 0)
+    mean = tweedie_sum.mean(axis=0) / n_tweedie if n_tweedie else x.mean(axis=0)
+    return PosteriorSamples(samples=x, mean=mean.astype(dtype, copy=False), std=std,
                             trace=np.stack(trace) if trace else None)
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import scipy.linalg
 
 from fastscore import operators as ops
 from fastscore.patches import PatchOperator
@@ -53,7 +54,7 @@ def test_posterior_samples_match_gaussian_posterior():
     mean = cov @ (y.ravel() / noise ** 2 + b)
     out = posterior_sample(y, ops.Identity(shape), noise, prior, n_samples=4000,
                            sigmas=[sigma], steps_per_sigma=600, eps=0.1, rng=4,
-                           x0=mean.reshape(shape))
+                           x0=mean.reshape(shape), method="langevin")
     samples = out.samples.reshape(4000, 9)
     se = np.sqrt(np.diag(cov) / 4000)
     assert np.all(np.abs(samples.mean(0) - mean) < 5 * se + 0.02 * np.sqrt(np.diag(cov)))
@@ -63,6 +64,81 @@ def test_posterior_samples_match_gaussian_posterior():
     summary = posterior_summary(out.samples, credible=0.9)
     inside = ((mean.reshape(shape) > summary["lower"]) & (mean.reshape(shape) < summary["upper"]))
     assert inside.all()
+
+
+def dense_operator(A, shape):
+    """A*A as a dense float64 matrix (columns A*A e_i), for the real inner product."""
+    n = int(np.prod(shape))
+    return np.array([A.adjoint(A.forward(e.reshape(shape))).real.ravel()
+                     for e in np.eye(n)]).T
+
+
+@pytest.mark.parametrize("name, eps", [("identity", 1.0), ("mask", 1.0), ("blur", 0.5),
+                                       ("mri", 1.0)])
+def test_preconditioned_samples_match_gaussian_posterior(name, eps):
+    """Gaussian prior p_σ (precision H, σ = 0.3) and a linear operator: the target
+    N(μ, P⁻¹), P = A*A/σ_n² + H, is analytic. The preconditioned step is linear here,
+    x ← K x + ε Q⁻¹P μ + N(0, ε(2−ε) Q⁻¹) with K = I − ε Q⁻¹P, so its stationary law is
+    N(μ, Σ_ε) with Σ_ε from a discrete Lyapunov equation: samples must match Σ_ε
+    (statistical error only), and Σ_ε must be within the documented factor of P⁻¹.
+    The chains start at μ (plus σ noise), so every state has mean μ."""
+    shape, noise, sigma, n = (4, 4), 0.3, 0.3, 4000
+    prior, score = gaussian_prior(seed=2)
+    H, b = dense_prior(shape, score, sigma)
+    rng = np.random.default_rng(8)
+    A = {"identity": ops.Identity(shape), "mask": ops.Mask(rng.random(shape) > 0.5),
+         "blur": ops.Blur(ops.gaussian_kernel(0.8, size=3), shape),
+         "mri": ops.MRI(rng.random(shape) > 0.5)}[name]
+    x_true = 1.0 + 0.5 * rng.standard_normal(shape)
+    y = A.simulate(x_true, noise, rng=9)
+    AtA = dense_operator(A, shape)
+    P = AtA / noise ** 2 + H
+    cov = np.linalg.inv(P)
+    mean = cov @ (A.adjoint(y).real.ravel() / noise ** 2 + b)
+    c = prior.lipschitz(shape, sigma)
+    M = np.linalg.inv(AtA / noise ** 2 + c * np.eye(16))
+    K = np.eye(16) - eps * M @ P
+    cov_eps = scipy.linalg.solve_discrete_lyapunov(K, eps * (2 - eps) * M)
+    lam = np.linalg.eigvals(M @ P).real
+    assert lam.max() <= 1 + 1e-9
+    # the start's variance (σ² I) has decayed to < 1e-4 of itself within the 120 steps
+    assert max(abs(np.linalg.eigvals(K))) ** 240 < 1e-4
+    ratio = np.diag(cov_eps) / np.diag(cov)
+    assert np.all(ratio <= 1 + 1e-9) and np.all(ratio >= 1 - eps / 2 - 1e-9)
+    out = posterior_sample(y, A, noise, prior, n_samples=n, sigmas=[sigma],
+                           steps_per_sigma=120, eps=eps, rng=4, x0=mean.reshape(shape))
+    samples = out.samples.reshape(n, 16)
+    se = np.sqrt(np.diag(cov_eps) / n)
+    assert np.all(np.abs(samples.mean(0) - mean) < 5 * se)
+    # sample variances of 4000 draws: relative sd sqrt(2/4000) = 2.2%, so 5 sd = 11%
+    np.testing.assert_allclose(samples.var(0, ddof=1), np.diag(cov_eps), rtol=0.11)
+    np.testing.assert_allclose(out.std.ravel() ** 2, samples.var(0, ddof=1))
+    # mean: Tweedie x + σ² s(x; σ) = (I − σ²H) x + σ² b averaged over chains and states
+    D = np.eye(16) - sigma ** 2 * H
+    tweedie_mean = D @ mean + sigma ** 2 * b
+    se_tweedie = np.sqrt(np.diag(D @ cov_eps @ D.T) / n)
+    assert np.all(np.abs(out.mean.ravel() - tweedie_mean) < 5 * se_tweedie)
+
+
+def test_preconditioned_reaches_the_posterior_from_a_bad_start():
+    """Ill-conditioned inpainting (σ_n = 0.01): from a start far off, 40 preconditioned
+    steps reach the analytic posterior mean; plain Langevin with the same budget does not."""
+    shape, noise, sigma = (4, 4), 0.01, 0.3
+    prior, score = gaussian_prior(seed=2)
+    H, b = dense_prior(shape, score, sigma)
+    rng = np.random.default_rng(3)
+    A = ops.Mask(rng.random(shape) > 0.5)
+    y = A.simulate(1.0 + 0.5 * rng.standard_normal(shape), noise, rng=4)
+    AtA = dense_operator(A, shape)
+    cov = np.linalg.inv(AtA / noise ** 2 + H)
+    mean = cov @ (A.adjoint(y).real.ravel() / noise ** 2 + b)
+    start = np.full(shape, 5.0)
+    kwargs = dict(n_samples=2000, sigmas=[sigma], steps_per_sigma=40, rng=5, x0=start)
+    pre = posterior_sample(y, A, noise, prior, **kwargs).samples.reshape(2000, 16)
+    lan = posterior_sample(y, A, noise, prior, method="langevin", **kwargs).samples
+    sd = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(pre.mean(0) - mean) < 0.2 * sd)
+    assert np.max(np.abs(lan.reshape(2000, 16).mean(0) - mean) / sd) > 1.0
 
 
 def blocky_prior():
@@ -156,6 +232,8 @@ def test_errors():
         map_estimate(y, A, 0.1, prior, x0=np.ones((4, 4)))
     with pytest.raises(ValueError, match=r"`sigmas` must be positive and non-increasing"):
         posterior_sample(y, A, 0.1, prior, sigmas=[0.1, 0.2])
+    with pytest.raises(ValueError, match=r"`method` must be one of 'preconditioned', 'langevin'"):
+        posterior_sample(y, A, 0.1, prior, method="gibbs")
     with pytest.raises(ValueError, match=r"`samples` must have shape \(n_samples >= 2"):
         posterior_summary(np.ones((1, 4, 4)))
     assert sigma_ladder(1.0, 0.01, 3) == pytest.approx([1.0, 0.1, 0.01])
