@@ -11,8 +11,11 @@ with ``s`` an image prior's score at prior noise level σ (:mod:`fastscore.prior
   small), or alternates Tweedie patch denoising with a least-squares data step
   (``method="hqs"``, half-quadratic splitting as in EPLL).
 - :func:`posterior_sample` runs annealed Langevin dynamics on ``p(x | y)`` for several
-  chains at once; :func:`posterior_summary` turns samples into the MMSE estimate, a
-  pixelwise standard deviation (uncertainty map) and credible intervals.
+  chains at once, by default preconditioned with ``(A*A/σ_n² + c I)⁻¹`` (an exact Gaussian
+  draw of the data term per step, by conjugate gradients), so ill-conditioned problems (MRI,
+  sparse-view CT) converge in as few steps as HQS; :func:`posterior_summary` turns samples
+  into the MMSE estimate, a pixelwise standard deviation (uncertainty map) and credible
+  intervals.
 - :func:`noise_realizations` is the other uncertainty picture: the spread of the MAP
   estimate over repeated noise draws.
 """
@@ -166,6 +169,9 @@ def _measurement_noise(likelihood, n, rng):
     noise = rng.standard_normal(shape, dtype=real)
     if y.dtype.kind == "c":
         noise = noise + 1j * rng.standard_normal(shape, dtype=real)
+    measured = likelihood.operator.measured
+    if measured is not None:
+        noise *= measured
     return noise.astype(y.dtype, copy=False)
 
 
