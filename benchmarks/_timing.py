@@ -6,6 +6,7 @@ measured; ``Table`` prints ``case | contender | ms | ratio`` rows from one run.
 """
 
 import argparse
+import importlib
 import os
 import platform
 import statistics
@@ -64,7 +65,7 @@ def measure(fn, repeat=7, min_time=0.0, warmup=1):
 def try_import(name):
     """The module, or None when it is not installed (benchmarks say so in the table)."""
     try:
-        return __import__(name)
+        return importlib.import_module(name)
     except Exception:
         return None
 

@@ -131,6 +131,7 @@ def settings(models):
         "affine per call": (base, {"intensity": "affine"}, False),
         "scale augment": (models["rect3-scaleaug"], PLAIN, True),
         "on": (base, ON, True),
+        "dc (trained) + on": (models["rect3-dc"], ON, True),
     }
 
 
@@ -186,9 +187,12 @@ def main():
         "rect8": (rect, 8, {}),
         "whole": (rect, WHOLE, {}),
     }
+    # the whole-image model again with 5x the images and 5x the steps
+    many = data.rectangles(5 * n_train, rng=10, dtype=np.float32)
     models, seconds = {}, {}
     for key, (images, patch, options) in specs.items():
         models[key], seconds[key] = train(key, images, steps, patch, **options)
+    models["whole-long"], seconds["whole-long"] = train("whole", many, 5 * steps, WHOLE)
     own = {}
     for name, images in own_training_sets(rect, size, n_train).items():
         key = "own-" + name.split()[0] + name.split()[-1].replace("²", "")
@@ -244,7 +248,8 @@ def main():
     print(table.render())
 
     # 3. patch size and the whole image
-    sizes = [("3x3", "rect3"), ("5x5", "rect5"), ("8x8", "rect8"), ("whole 16x16", "whole")]
+    sizes = [("3x3", "rect3"), ("5x5", "rect5"), ("8x8", "rect8"), ("whole 16x16", "whole"),
+             ("whole 16x16, 5x data and steps", "whole-long")]
     table = Table(["test set"] + [f"{label} {mode}" for label, _ in sizes
                                   for mode in ("plain", "on")])
     for name, clean in sets.items():
@@ -257,15 +262,17 @@ def main():
     print("\n## PSNR (dB) by patch size (plain / invariances on); the whole-image model is "
           "applied to larger images as a 16x16 patch prior\n")
     print(table.render())
-    table = Table(["model", "parameters", "file size (MB)", "training (s)",
-                   "final validation loss"])
+    table = Table(["model", "training images", "steps", "parameters", "file size (MB)",
+                   "training (s)", "final validation loss"])
     for label, key in sizes:
         m = models[key]
-        path = os.path.join(CACHE, f"shift_{key}_{steps}.npz")
-        table.add(label, f"{m.model.n_params:,}", f"{os.path.getsize(path) / 1e6:.2f}",
+        path = os.path.join(CACHE, f"shift_{key.replace('-long', '')}_"
+                                   f"{m.training['n_steps']}.npz")
+        table.add(label, m.training["data"].split()[0], m.training["n_steps"],
+                  f"{m.model.n_params:,}", f"{os.path.getsize(path) / 1e6:.2f}",
                   f"{seconds[key]:.0f}", f"{m.training['final_val_loss']:.3f}")
-    print(f"\n## Model size and training time ({steps} steps, batch 512, "
-          f"{max(args.threads)} threads)\n")
+    print(f"\n## Model size and training time (batch 512, {max(args.threads)} thread(s), "
+          "training seconds as measured when the model was trained)\n")
     print(table.render())
 
     # 4. MAP from random initial images
