@@ -165,10 +165,10 @@ def inverse_study(table, model, quick):
                            sigma_schedule=(0.2, 0.02), x0=base, momentum=True).x
         rows.append(("learned MAP (gradient, Nesterov)", est, time.perf_counter() - t0))
         t0 = time.perf_counter()
-        # preconditioned sampler: one step per level on the HQS ladder (30 prior scores
+        # preconditioned sampler: one step per level on the MAP ladder (40 prior scores
         # per chain against 120 for the plain Langevin chains it replaced)
         post = posterior_sample(y, A, noise, prior, n_samples=4,
-                                sigmas=np.geomspace(0.2, 0.02, 10 if quick else 30),
+                                sigmas=np.geomspace(0.2, 0.02, 10 if quick else 40),
                                 steps_per_sigma=1, x0=base, rng=rng)
         rows.append(("learned posterior mean", post.mean, time.perf_counter() - t0))
         for label, est, sec in rows:

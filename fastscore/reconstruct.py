@@ -57,7 +57,8 @@ class PosteriorSamples:
     Attributes
     ----------
     samples : ndarray of shape (n_samples, *image_shape)
-    mean : ndarray, the MMSE estimate (sample mean)
+    mean : ndarray, the MMSE estimate (sample mean; Tweedie-denoised for the
+        preconditioned sampler, see :func:`posterior_sample`)
     std : ndarray, pixelwise standard deviation (the uncertainty map)
     trace : ndarray or None, thinned chain states (n_saved, n_samples, *image_shape)
     """
@@ -285,7 +286,7 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
 
 def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=None,
                      steps_per_sigma=20, eps=None, x0=None, rng=None, trace_every=None,
-                     callback=None, progress=False, method="preconditioned", cg_iter=50):
+                     callback=None, progress=False, method="preconditioned", cg_iter=100):
     """Sample ``p(x | y)`` with `n_samples` chains at once, annealed over a σ ladder.
 
     ``method="preconditioned"`` (default): at level σ_i the target is
