@@ -340,7 +340,8 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         ``samples`` (n_samples, *image_shape): the chains' last states, draws of π at the
         last level. ``mean``: "langevin", their average; "preconditioned", the
         Rao–Blackwellised MMSE estimate ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x])
-        over the chains and the states of the last level (``steps_per_sigma`` of them).
+        over the chains and the states of the last level (``steps_per_sigma`` of them),
+        i.e. the posterior mean of the clean image z for ``p(z) N(y; A z, σ_n² I + σ² A A*)``.
         ``std``: pixelwise std of ``samples``.
     """
     n_samples = check_int(n_samples, "n_samples", low=1)
