@@ -163,11 +163,14 @@ class IntensityReference:
                              "sigma increasing from 0 and high > low.")
 
     @classmethod
-    def from_images(cls, images, *, percentile=1.0, sigmas=None, n_images=256, rng=None):
+    def from_images(cls, images, *, percentile=1.0, sigmas=None, n_images=256,
+                    n_pixels=65536, rng=None):
         """Statistics of (up to `n_images` of) `images`, a sequence of 2-D/3-D arrays.
 
         sigmas : increasing positive levels; default 32 geometric levels from 1e-3 to 4
         times the median image range (any level above is extrapolated flat).
+        n_pixels : larger images are represented by this many random pixels (the
+        percentiles of a large random sample, at a bounded cost for volumes).
         """
         rng = check_rng(rng)
         images = list(images)
@@ -175,6 +178,9 @@ class IntensityReference:
             raise ValueError("`images` must hold at least one image.")
         if len(images) > n_images:
             images = [images[i] for i in np.sort(rng.choice(len(images), n_images, False))]
+        images = [np.asarray(im, dtype=np.float64).ravel() for im in images]
+        images = [im if im.size <= n_pixels else im[rng.integers(0, im.size, n_pixels)]
+                  for im in images]
         q = (percentile, 100.0 - percentile)
         clean = np.array([np.percentile(im, q) for im in images])
         spread = float(np.median(clean[:, 1] - clean[:, 0]))
