@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from fastscore.data import rectangles
 from fastscore.invariance import IntensityReference, InvariantPatchScore, symmetry_permutations
@@ -223,3 +224,25 @@ def test_trained_options_are_stored_applied_and_reloaded(tmp_path):
     with pytest.raises(ValueError, match="needs training `images`"):
         fit_patch_score(patches=patches, n_steps=2, intensity="affine")
     assert fit_patch_score(images, n_steps=2).invariances["intensity"] == "none"  # default
+
+
+class Linear:
+    """s(v) = -(v - 0.3) / (1 + σ): any shape, dtype preserved."""
+
+    def score(self, patches, sigma):
+        s = np.asarray(sigma, dtype=patches.dtype)
+        return -(patches - patches.dtype.type(0.3)) / (1 + (s[:, None] if s.ndim else s))
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=2, max_size=3),
+       n=st.integers(1, 7), dc=st.booleans(), contrast=st.booleans(), sym=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_invariant_score_shapes_dtypes_and_projection(shape, n, dc, contrast, sym, dtype):
+    d = int(np.prod(shape))
+    v = np.random.default_rng(d + n).standard_normal((n, d)).astype(dtype)
+    score = InvariantPatchScore(Linear(), shape, dc=dc, contrast=contrast, symmetrize=sym)
+    s = score.score(v, 0.2)
+    assert s.shape == v.shape and s.dtype == v.dtype and np.all(np.isfinite(s))
+    if dc or contrast:       # no component along constant patches
+        np.testing.assert_allclose(s.sum(axis=1), 0, atol=1e-4 * (1 + np.abs(s).sum()))
