@@ -339,7 +339,7 @@ def _cmd_reconstruct(args):
         A = _operator(args, image_shape)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"operator parameters: {exc}") from None
-    prior = _prior(model, args)
+    prior = _prior(model, args, intensity="none")   # no reliable (k, b) from y
     t0 = time.perf_counter()
     if args.samples:
         post = posterior_sample(y, A, args.noise_sigma, prior, n_samples=args.samples,
