@@ -88,6 +88,28 @@ class LinearOperator:
         """Boolean array of shape ``shape_out`` marking measured entries, or None (all)."""
         return None
 
+    def gram_preconditioner(self, weight, shift):
+        """Callable ``v ↦ M v`` with ``M ≈ (weight · A*A + shift · I)⁻¹``, or None.
+
+        For preconditioned conjugate gradients (:func:`fastscore.reconstruct.map_estimate`
+        with ``method="hqs"``, :func:`fastscore.reconstruct.posterior_sample`). `v` has
+        shape ``shape_in`` or ``(n, *shape_in)``; ``M v`` has the shape and dtype of `v`.
+        M is symmetric positive definite. Exact where A*A is diagonal in pixel or Fourier
+        space (:class:`Identity`, :class:`Mask`, periodic :class:`Blur`,
+        :class:`Downsample`, :class:`MRI`), a circulant approximation for
+        :class:`ParallelBeamCT`; None (the default) when the operator has no good one.
+
+        Parameters
+        ----------
+        weight : float >= 0
+        shift : float > 0
+        """
+        return None
+
+    def _check_gram_args(self, weight, shift):
+        return (check_scalar(weight, "weight", low=0.0),
+                check_scalar(shift, "shift", low=0.0, low_inclusive=False))
+
     @property
     def n_measurements(self):
         m = self.measured
@@ -300,6 +322,11 @@ class _Scaled(LinearOperator):
 
     def _closed_form_norm_squared(self):
         return self.scale ** 2 * self.operator.norm_squared()
+
+    def gram_preconditioner(self, weight, shift):
+        # (cA)*(cA) = c² A*A
+        weight, shift = self._check_gram_args(weight, shift)
+        return self.operator.gram_preconditioner(weight * self.scale ** 2, shift)
 
     def __repr__(self):
         return f"{self.scale!r} * {self.operator!r}"

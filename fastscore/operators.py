@@ -41,6 +41,28 @@ __all__ = [
 ]
 
 
+def _fourier_preconditioner(spectrum, shape, real):
+    """``v ↦ F⁻¹ (F v / spectrum)`` over the last ``len(shape)`` axes (rfftn when `real`),
+    in the dtype of v."""
+    axes = tuple(range(-len(shape), 0))
+    inverse = {}
+
+    def apply(v):
+        v = np.asarray(v)
+        key = v.dtype
+        if key not in inverse:
+            inverse[key] = (1.0 / spectrum).astype(_real_of(v.dtype))
+        if real:
+            z = scipy.fft.rfftn(v, axes=axes)
+            z *= inverse[key]
+            return scipy.fft.irfftn(z, s=shape, axes=axes).astype(v.dtype, copy=False)
+        z = scipy.fft.fftn(v, axes=axes)
+        z *= inverse[key]
+        out = scipy.fft.ifftn(z, axes=axes)
+        return (out if v.dtype.kind == "c" else out.real).astype(v.dtype, copy=False)
+    return apply
+
+
 # ----------------------------------------------------------------------------------------
 # Denoising, inpainting, deblurring, super-resolution
 # ----------------------------------------------------------------------------------------
@@ -64,6 +86,12 @@ class Identity(LinearOperator):
 
     def _closed_form_norm_squared(self):
         return 1.0
+
+    def gram_preconditioner(self, weight, shift):
+        """Exact: ``(weight · I + shift · I)⁻¹ v = v / (weight + shift)``."""
+        weight, shift = self._check_gram_args(weight, shift)
+        scale = 1.0 / (weight + shift)
+        return lambda v: v * np.asarray(v).real.dtype.type(scale)
 
     def _describe(self):
         return f"shape={self.shape_in}"
@@ -101,6 +129,12 @@ class Mask(LinearOperator):
 
     def _closed_form_norm_squared(self):
         return 1.0 if self.mask.any() else 0.0
+
+    def gram_preconditioner(self, weight, shift):
+        """Exact: A*A = diag(m), so ``M v = v / (weight · m + shift)``."""
+        weight, shift = self._check_gram_args(weight, shift)
+        inverse = 1.0 / (weight * self.mask + shift)
+        return lambda v: v * inverse.astype(np.asarray(v).real.dtype)
 
     def _describe(self):
         return f"shape={self.shape_in}, observed={self.n_measurements}"
@@ -207,6 +241,15 @@ class Blur(LinearOperator):
             return float(np.max(np.abs(self._spectrum[np.dtype(np.float64)]) ** 2))
         return None
 
+    def gram_preconditioner(self, weight, shift):
+        """Periodic boundary: exact, ``M v = F⁻¹ (F v / (weight · |k̂|² + shift))``.
+        Zero boundary: None (A*A is not circulant)."""
+        weight, shift = self._check_gram_args(weight, shift)
+        if self.boundary != "periodic":
+            return None
+        power = np.abs(self._spectrum[np.dtype(np.float64)]) ** 2
+        return _fourier_preconditioner(weight * power + shift, self.shape_in, real=True)
+
     def _describe(self):
         return (f"kernel_shape={self.kernel.shape}, image_shape={self.shape_in}, "
                 f"boundary={self.boundary!r}")
@@ -249,8 +292,22 @@ class Downsample(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0 / math.prod(self.factor)
 
-    def _describe(self):
-        return f"image_shape={self.shape_in}, factor={self.factor}"
+    def gram_preconditioner(self, weight, shift):
+        """Exact: A*A = P / F with P the block-mean projection, so
+        ``M v = v / shift + (1 / (weight / F + shift) − 1 / shift) P v``."""
+        weight, shift = self._check_gram_args(weight, shift)
+        F = math.prod(self.factor)
+        extra = 1.0 / (weight / F + shift) - 1.0 / shift
+
+        def apply(v):
+            v = np.asarray(v)
+            batch = v.shape[:v.ndim - len(self.shape_in)]
+            blocks = v.reshape(batch + self._split)
+            axes = tuple(a + len(batch) - 1 for a in self._block_axes)
+            mean = blocks.mean(axis=axes, keepdims=True)
+            out = blocks * v.real.dtype.type(1.0 / shift) + mean * v.real.dtype.type(extra)
+            return out.reshape(v.shape).astype(v.dtype, copy=False)
+        return apply
 
 
 # ----------------------------------------------------------------------------------------
@@ -322,6 +379,16 @@ class MRI(LinearOperator):
 
     def _closed_form_norm_squared(self):
         return 1.0 if self.mask.any() else 0.0
+
+    def gram_preconditioner(self, weight, shift):
+        """Exact for any mask: ``M v = F⁻¹ (F v / (weight · m + shift))`` (F the DFT, m the
+        uncentred mask). For a real image A*A = Re Fᴴ diag(m) F = Fᴴ diag(m_s) F with the
+        symmetrised mask ``m_s(k) = (m(k) + m(−k)) / 2``, used in its place."""
+        weight, shift = self._check_gram_args(weight, shift)
+        m = self._mask_unshifted.astype(np.float64)
+        if not self.complex_domain:
+            m = 0.5 * (m + np.roll(m[::-1, ::-1], 1, axis=(0, 1)))
+        return _fourier_preconditioner(weight * m + shift, self.shape_in, real=False)
 
     def _describe(self):
         return (f"shape={self.shape_in}, acceleration={self.acceleration:.3g}, "

@@ -449,3 +449,104 @@ def test_operators_do_not_touch_caller_arrays():
     A.forward(x)[0, 0] = 5
     Identity((4, 4)).forward(x)[1, 1] = 5
     assert np.all(x == 1)
+
+
+# -- gram preconditioner: M ≈ (w A*A + s I)⁻¹ ----------------------------------------------
+def _dense_gram_inverse(A, weight, shift):
+    M = _dense(A)
+    gram = M.conj().T @ M
+    return np.linalg.inv(weight * gram + shift * np.eye(gram.shape[0]))
+
+
+EXACT_PRECONDITIONERS = ["identity", "mask", "blur-periodic", "downsample", "mri-real",
+                         "mri-complex"]
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (7, 5), (4, 6, 3)])
+@pytest.mark.parametrize("name", EXACT_PRECONDITIONERS)
+def test_gram_preconditioner_is_the_exact_inverse(name, shape):
+    build, ndims = REGISTRY[name]
+    if len(shape) not in ndims:
+        pytest.skip("operator is 2-D only")
+    A = build(shape, np.random.default_rng(4))
+    weight, shift = 3.0, 0.5
+    expected = _dense_gram_inverse(A, weight, shift)
+    n = math.prod(shape)
+    dtype = np.complex128 if A.complex_domain else np.float64
+    basis = np.eye(n, dtype=dtype).reshape((n,) + A.shape_in)
+    apply = A.gram_preconditioner(weight, shift)
+    got = apply(basis)                                       # batch axis
+    assert got.shape == basis.shape and got.dtype == dtype
+    np.testing.assert_allclose(got.reshape(n, n).T, expected, atol=1e-12)
+    # one image, float32 in -> float32 out
+    x = _random(A.shape_in, A.complex_domain, np.float32, np.random.default_rng(1))
+    y = apply(x)
+    assert y.shape == A.shape_in and y.dtype == x.dtype
+    np.testing.assert_allclose(y.ravel(), expected @ x.ravel().astype(dtype),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_scaled_operator_preconditioner_scales_the_weight():
+    A = MRI(cartesian_mask((8, 6), 2, 0.2, 0))
+    B = -1.5 * A
+    np.testing.assert_allclose(
+        B.gram_preconditioner(2.0, 0.3)(np.eye(48).reshape(48, 8, 6)).reshape(48, 48).T,
+        _dense_gram_inverse(B, 2.0, 0.3), atol=1e-12)
+
+
+class _Plain(LinearOperator):
+    def __init__(self):
+        super().__init__((3, 3), (3, 3))
+
+    def _forward(self, x):
+        return 2 * x
+
+    _adjoint = _forward
+
+
+@pytest.mark.parametrize("A", [Blur(np.ones((3, 3)), (8, 8), "zero"), _Plain(),
+                               Downsample((8, 8), 2) @ Blur(np.ones((3, 3)), (8, 8)),
+                               MRI(np.ones((8, 8), bool)) @ Identity((8, 8))])
+def test_gram_preconditioner_is_none_without_a_good_one(A):
+    assert A.gram_preconditioner(1.0, 1.0) is None
+
+
+def test_gram_preconditioner_checks_its_arguments():
+    with pytest.raises(ValueError, match="`shift` must be > 0"):
+        Identity((4, 4)).gram_preconditioner(1.0, 0.0)
+    with pytest.raises(ValueError, match="`weight` must be >= 0"):
+        Mask(np.ones((4, 4), bool)).gram_preconditioner(-1.0, 1.0)
+
+
+def _pcg_residuals(apply, b, precondition, n_iter):
+    """Relative residuals ‖b − Q x_k‖/‖b‖ of (P)CG from x = 0, k = 0 … n_iter."""
+    x, r = np.zeros_like(b), b.copy()
+    z = precondition(r)
+    p, rz, out = z.copy(), np.vdot(r, z), [1.0]
+    for _ in range(n_iter):
+        Ap = apply(p)
+        alpha = rz / np.vdot(p, Ap)
+        x += alpha * p
+        r -= alpha * Ap
+        out.append(np.linalg.norm(r) / np.linalg.norm(b))
+        z = precondition(r)
+        rz, old = np.vdot(r, z), rz
+        p = z + (rz / old) * p
+    return np.array(out)
+
+
+def test_ct_preconditioner_is_spd_and_speeds_up_cg():
+    """Circulant (inverse ramp) approximation for sparse-view CT: symmetric positive
+    definite, and PCG's residual after 10 and 30 iterations is 2–4 times below CG's on
+    Q = A*A/σ_n² + c I (σ_n = 0.02, c = 1/0.2²; condition number in the thousands)."""
+    A = ParallelBeamCT((16, 16), 8)
+    M = A.gram_preconditioner(2.0, 0.5)(np.eye(256).reshape(256, 16, 16)).reshape(256, 256)
+    np.testing.assert_allclose(M, M.T, atol=1e-12)
+    assert np.linalg.eigvalsh(M).min() > 0
+    A = ParallelBeamCT((64, 64), 30)
+    weight, shift = 1 / 0.02 ** 2, 1 / 0.2 ** 2
+    apply = lambda v: weight * A.adjoint(A.forward(v)) + shift * v
+    b = apply(np.random.default_rng(0).standard_normal((64, 64)))
+    cg = _pcg_residuals(apply, b, lambda r: r, 30)
+    pcg = _pcg_residuals(apply, b, A.gram_preconditioner(weight, shift), 30)
+    assert pcg[10] < cg[10] / 2 and pcg[30] < cg[30] / 2      # measured: 2.9x, 3.4x
