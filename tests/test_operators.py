@@ -549,4 +549,4 @@ def test_ct_preconditioner_is_spd_and_speeds_up_cg():
     b = apply(np.random.default_rng(0).standard_normal((64, 64)))
     cg = _pcg_residuals(apply, b, lambda r: r, 30)
     pcg = _pcg_residuals(apply, b, A.gram_preconditioner(weight, shift), 30)
-    assert pcg[10] < cg[10] / 2 and pcg[30] < cg[30] / 2      # measured: 2.9x, 3.4x
+    assert pcg[10] < cg[10] / 2 and pcg[30] < cg[30] / 2      # measured: 2.7x, 3.4x
