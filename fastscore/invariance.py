@@ -266,8 +266,7 @@ class IntensityNormalization:
     def calibrate(self, images, noise_sigma):
         """Fix ``(k, b)`` per image of `images` (a list/array of images); one image's
         values then apply to every image of a batch (e.g. posterior chains)."""
-        self.fixed = [self.reference.calibrate(im, noise_sigma, offset=self.mode == "affine")
-                      for im in images]
+        self.fixed = self._estimate(images, noise_sigma)
         return self.fixed
 
     def factors(self, images, sigma):
@@ -279,5 +278,8 @@ class IntensityNormalization:
                 raise ValueError(f"the prior was calibrated for {len(self.fixed)} image(s); "
                                  f"got {len(images)}.")
             return self.fixed
-        return [self.reference.calibrate(im, sigma or 0.0, offset=self.mode == "affine")
+        return self._estimate(images, sigma or 0.0)
+
+    def _estimate(self, images, noise_sigma):
+        return [self.reference.calibrate(im, noise_sigma, offset=self.mode == "affine")
                 for im in images]

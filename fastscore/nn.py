@@ -786,6 +786,14 @@ def _rebuild_mlp(config, params, n_threads):
 # ----------------------------------------------------------- noise-conditional score
 
 
+def _check_grad(grad, x):
+    """`grad` as an array of the shape and dtype of `x` (a VJP's cotangent)."""
+    g = as_float_array(grad, "grad", ndim=2, finite=True).astype(x.dtype, copy=False)
+    if g.shape != x.shape:
+        raise ValueError(f"`grad` must have the shape of x, {x.shape}; got {g.shape}.")
+    return g
+
+
 def _check_sigma(sigma, n, dtype, name="sigma"):
     """σ as an (n,) array of the working dtype: scalar broadcast, positive and finite."""
     if sigma is None:
@@ -1062,9 +1070,7 @@ class NoiseConditionalScore:
         arr = self._check_x(x)
         net = self._net_for(arr.dtype, params)
         sig = _check_sigma(sigma, arr.shape[0], arr.dtype)
-        g = as_float_array(grad, "grad", ndim=2, finite=True).astype(arr.dtype, copy=False)
-        if g.shape != arr.shape:
-            raise ValueError(f"`grad` must have the shape of x, {arr.shape}; got {g.shape}.")
+        g = _check_grad(grad, arr)
         net.forward(self._inputs(arr, sig))
         net.backward(np.ascontiguousarray(g), row_scale=arr.dtype.type(1.0) / sig)
         return net.grad.copy()
@@ -1088,9 +1094,7 @@ class NoiseConditionalScore:
         arr = self._check_x(x)
         net = self._net_for(arr.dtype, params)
         sig = _check_sigma(sigma, arr.shape[0], arr.dtype)
-        g = as_float_array(grad, "grad", ndim=2, finite=True).astype(arr.dtype, copy=False)
-        if g.shape != arr.shape:
-            raise ValueError(f"`grad` must have the shape of x, {arr.shape}; got {g.shape}.")
+        g = _check_grad(grad, arr)
         # ∂s_i/∂x_i = J_h,ii(u) / (σ σ_data) - β/(σ_data² + σ²): only the first term has θ
         gh = g / (sig * arr.dtype.type(self.std))[:, None]
         return net.jacobian_diagonal_vjp(self._inputs(arr, sig), gh, n_dirs=self.dim)

@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from ._progress import progress_range
-from ._validation import (as_float_array, check_choice, check_int, check_rng, check_scalar)
+from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
+                          check_scalar)
 from .data import extract_patches
 from .invariance import IntensityReference, map_back, normalize_patches
 
@@ -320,7 +321,6 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     if images is not None:
         collection = _as_image_list(images)
         ndim = collection[0].ndim
-        from ._validation import check_int_tuple
         patch = check_int_tuple(patch_size, "patch_size", ndim, low=1)
         train_images, val_images = _split_images(collection, validation_fraction, split_rng)
         draw = lambda n, r: extract_patches(train_images, patch, n, r, augment=augment) \
@@ -335,7 +335,6 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                         + (" …" if len(shapes) > 3 else ""))
     else:
         arr = as_float_array(patches, "patches", ndim=2, finite=True).astype(dtype, copy=False)
-        from ._validation import check_int_tuple
         patch = check_int_tuple(patch_size, "patch_size", 2 if np.ndim(patch_size) == 0
                                 else len(patch_size), low=1)
         if arr.shape[1] != math.prod(patch):
