@@ -137,7 +137,7 @@ def test_bench_quick(capfd, monkeypatch):
     (["denoise", "NOISY", "--model", "MODEL5", "--sigma", "0.1", "--out", "o.npy"],
      "smaller than the model's patch size"),
     (["denoise", "NOISY", "--model", "MODEL", "--sigma", "-1", "--out", "o.npy"],
-     "`noise_sigma` must be > 0"),
+     "--sigma: expected a number > 0"),
     (["reconstruct", "--operator", "inpaint", "--data", "NOISY", "--model", "MODEL",
       "--noise-sigma", "0.1", "--out", "o.npy"], "needs --mask"),
     (["reconstruct", "--operator", "mri", "--data", "NOISY", "--model", "MODEL",
@@ -146,7 +146,7 @@ def test_bench_quick(capfd, monkeypatch):
       "--noise-sigma", "0.1", "--out", "o.npy"], "needs --image-shape"),
     (["train", "--out", "m.npz"], "give training images"),
     (["denoise", "NOISY", "--model", "MODEL", "--sigma", "0.1", "--out", "o.npy",
-      "--weight", "lots"], "--weight must be mean, sum or a number"),
+      "--weight", "lots"], "--weight: must be mean, sum or a number"),
 ])
 def test_user_mistakes_exit_2_with_one_line(args, message, model_path, noisy_path, tmp_path,
                                             capsys, monkeypatch):
@@ -195,7 +195,7 @@ def test_invariance_options_train_info_denoise(tmp_path, noisy_path, capsys):
                                     ("shifted", shifted, "0.2", []),
                                     ("sym", noisy_path, "0.1", ["--symmetrize",
                                                                 "--intensity", "scale"])):
-        out = tmp_path / f"{name}.npy"
+        out = tmp_path / f"{name}-denoised.npy"
         code, _, err = run(["denoise", src, "--model", path, "--sigma", sigma, "--out", out,
                             "--method", "hqs", "--steps", "4", "--no-progress", *extra], capsys)
         assert code == 0, err
