@@ -31,14 +31,21 @@ __all__ = [
     "WRITABLE_SUFFIXES",
     "Console",
     "UsageError",
+    "as_real",
     "check_noise_level",
     "check_outputs",
     "check_size",
     "checking",
     "intensity_note",
+    "new_folder",
+    "read_image",
     "read_stdin_array",
     "reading",
+    "shown",
+    "sibling",
     "suffix_of",
+    "table",
+    "write_result",
     "write_stdout_array",
     "writing",
 ]
@@ -298,3 +305,76 @@ def intensity_note(path, array):
             how = "integer levels divided by the largest level (255 or 65535) into [0, 1]"
         return f"intensities: {kind} {suffix[1:].upper()}, {how}; {value_range}"
     return f"intensities: {array.dtype} values as stored; {value_range}"
+
+
+# ------------------------------------------------------------ files of the command
+def read_image(path, what, console):
+    """An image from a file, or an .npy array from standard input for ``-``."""
+    from .io import load_image
+
+    if path == "-":
+        arr = read_stdin_array()
+    else:
+        if os.path.isdir(path):
+            raise UsageError(f"{what} {path} is a folder, not a file")
+        with reading(what, path):
+            arr = load_image(path)
+    if not np.all(np.isfinite(arr)):
+        raise UsageError(f"{what} {shown(path)} holds NaN or infinite values")
+    console.detail(f"{what}: shape {arr.shape}; {intensity_note(path, arr)}")
+    return arr
+
+
+def shown(path):
+    return "(standard input)" if path == "-" else path
+
+
+def as_real(arr, what, path, dtype=None):
+    """`arr` as a real array of `dtype`: complex data are refused, not cast to their real
+    part (until complex-valued reconstruction exists), and so are values beyond `dtype`."""
+    if np.iscomplexobj(arr):
+        raise UsageError(f"{what} {shown(path)} is complex ({arr.dtype}); this command works "
+                         "on real images (take the magnitude or real part first)")
+    if dtype is not None:
+        with np.errstate(over="ignore"):
+            arr = arr.astype(dtype)
+        if not np.all(np.isfinite(arr)):
+            raise UsageError(f"{what} {shown(path)} has values beyond the {np.dtype(dtype)} "
+                             "range of the model")
+    return arr
+
+
+def write_result(path, array, console):
+    from .io import save_image
+
+    if path == "-":
+        write_stdout_array(array)
+        return "standard output"
+    with writing(path):
+        save_image(path, array)
+    return path
+
+
+def sibling(path, suffix):
+    root, ext = (path[:-7], path[-7:]) if path.lower().endswith(".nii.gz") \
+        else os.path.splitext(path)
+    return f"{root}{suffix}{ext}"
+
+
+def new_folder(base):
+    """`base`, or `base-2`, `base-3`, … : never an existing folder."""
+    path, k = base, 1
+    while os.path.exists(path):
+        k += 1
+        path = f"{base}-{k}"
+    os.makedirs(path)
+    return path
+
+
+def table(rows, header):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+# --------------------------------------------------------------------------- demo

@@ -20,16 +20,19 @@ from ._cli_support import (
     WRITABLE_SUFFIXES,
     Console,
     UsageError,
+    as_real,
     check_noise_level,
     check_outputs,
     check_size,
     checking,
-    intensity_note,
+    new_folder,
     one_line,
-    read_stdin_array,
+    read_image,
     reading,
+    sibling,
     suffix_of,
-    write_stdout_array,
+    table,
+    write_result,
     writing,
 )
 from ._version import __version__
@@ -69,59 +72,6 @@ def _load_model(path, console):
     return model
 
 
-def _read_image(path, what, console):
-    """An image from a file, or an .npy array from standard input for ``-``."""
-    from .io import load_image
-
-    if path == "-":
-        arr = read_stdin_array()
-    else:
-        if os.path.isdir(path):
-            raise UsageError(f"{what} {path} is a folder, not a file")
-        with reading(what, path):
-            arr = load_image(path)
-    if not np.all(np.isfinite(arr)):
-        raise UsageError(f"{what} {_shown(path)} holds NaN or infinite values")
-    console.detail(f"{what}: shape {arr.shape}; {intensity_note(path, arr)}")
-    return arr
-
-
-def _shown(path):
-    return "(standard input)" if path == "-" else path
-
-
-def _real(arr, what, path, dtype=None):
-    """`arr` as a real array of `dtype`: complex data are refused, not cast to their real
-    part (until complex-valued reconstruction exists), and so are values beyond `dtype`."""
-    if np.iscomplexobj(arr):
-        raise UsageError(f"{what} {_shown(path)} is complex ({arr.dtype}); this command works "
-                         "on real images (take the magnitude or real part first)")
-    if dtype is not None:
-        with np.errstate(over="ignore"):
-            arr = arr.astype(dtype)
-        if not np.all(np.isfinite(arr)):
-            raise UsageError(f"{what} {_shown(path)} has values beyond the {np.dtype(dtype)} "
-                             "range of the model")
-    return arr
-
-
-def _write(path, array, console):
-    from .io import save_image
-
-    if path == "-":
-        write_stdout_array(array)
-        return "standard output"
-    with writing(path):
-        save_image(path, array)
-    return path
-
-
-def _sibling(path, suffix):
-    root, ext = (path[:-7], path[-7:]) if path.lower().endswith(".nii.gz") \
-        else os.path.splitext(path)
-    return f"{root}{suffix}{ext}"
-
-
 def _prior(model, args, intensity=None):
     """The patch prior of the command line: the model's stored options unless overridden."""
     from .prior import PatchPrior
@@ -155,22 +105,6 @@ def _check_patch_dims(model, shape, what="image"):
                          f"{model.patch_size}")
 
 
-def _new_folder(base):
-    """`base`, or `base-2`, `base-3`, … : never an existing folder."""
-    path, k = base, 1
-    while os.path.exists(path):
-        k += 1
-        path = f"{base}-{k}"
-    os.makedirs(path)
-    return path
-
-
-def _table(rows, header):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
 # --------------------------------------------------------------------------- demo
 def _cmd_demo(args, console):
     from . import data, metrics
@@ -184,7 +118,7 @@ def _cmd_demo(args, console):
     quick = args.quick
     rng = np.random.default_rng(args.seed)
     with writing(args.out or "fastscore-demo"):
-        out = _new_folder(args.out or "fastscore-demo")
+        out = new_folder(args.out or "fastscore-demo")
     noise = 0.1
     n_train, n_test = (300, 2) if quick else (4000, 8)
     steps = 300 if quick else 8000
@@ -235,7 +169,7 @@ def _cmd_demo(args, console):
         p, s = scores(est)
         rows.append([name, f"{p:.2f}", f"{s:.3f}", f"{sec / n_test:.3f}"])
     console.result("")
-    console.result(_table(rows, ["method", "PSNR (dB)", "SSIM", "seconds / image"]))
+    console.result(table(rows, ["method", "PSNR (dB)", "SSIM", "seconds / image"]))
     console.result("")
 
     shown = {"noisy": noisy[0], "MAP": results["MAP"][0][0],
@@ -284,7 +218,7 @@ def _training_images(args, files, console):
         raise UsageError("give training images (files or folders) or --phantom")
     images = []
     for f in files:
-        arr = _real(_read_image(f, "image", console), "image", f)
+        arr = as_real(read_image(f, "image", console), "image", f)
         images += list(arr) if arr.ndim == 3 and args.stack else [arr]
     if not images:
         raise UsageError("no images found in " + ", ".join(args.images))
@@ -354,7 +288,7 @@ def _cmd_denoise(args, console):
     _threads(args)
     _settings(args, console)
     model = _load_model(args.model, console)
-    y = _real(_read_image(args.noisy, "noisy image", console), "noisy image", args.noisy,
+    y = as_real(read_image(args.noisy, "noisy image", console), "noisy image", args.noisy,
               model.net.dtype)
     _check_patch_dims(model, y.shape)
     sigma = check_noise_level(args.sigma, "--sigma", model.net.dtype)
@@ -364,7 +298,7 @@ def _cmd_denoise(args, console):
             raise UsageError("--out - holds one array; posterior sampling writes the mean and "
                              "the std: give a file name")
         check_size(y.shape, "posterior samples", count=args.samples, itemsize=y.itemsize)
-        outputs.append(_sibling(args.out, "_std"))
+        outputs.append(sibling(args.out, "_std"))
     check_outputs(outputs, [args.noisy, args.model], overwrite=args.overwrite, ndim=y.ndim)
     prior = _prior(model, args, _denoising_intensity(model, args.intensity))
     if prior.intensity is not None:       # (k, b) from the noisy image, fixed throughout
@@ -375,15 +309,15 @@ def _cmd_denoise(args, console):
     if args.method == "posterior":
         post = posterior_sample(y, A, sigma, prior, n_samples=args.samples, rng=args.seed,
                                 progress=console.progress)
-        _write(outputs[0], post.mean, console)
-        _write(outputs[1], post.std, console)
+        write_result(outputs[0], post.mean, console)
+        write_result(outputs[1], post.std, console)
         console.say(f"posterior mean of {args.samples} samples -> {outputs[0]}; std -> "
                     f"{outputs[1]} ({time.perf_counter() - t0:.1f} s)")
     else:
         x = map_estimate(y, A, sigma, prior, method="hqs" if args.method == "hqs"
                          else "gradient", n_steps=args.steps, rng=args.seed,
                          progress=console.progress).x
-        where = _write(args.out, x, console)
+        where = write_result(args.out, x, console)
         console.say(f"{args.method} estimate -> {where} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -395,7 +329,7 @@ def _operator(args, image_shape, console):
     name = args.operator
     if name == "mri":
         if args.mask:
-            mask = _read_image(args.mask, "mask", console) > 0
+            mask = read_image(args.mask, "mask", console) > 0
             if mask.shape != image_shape:
                 raise UsageError(f"the mask has shape {mask.shape}; the image is {image_shape}")
         else:
@@ -405,13 +339,13 @@ def _operator(args, image_shape, console):
         angles = np.linspace(0, np.pi, args.angles, endpoint=False)
         return ops.ParallelBeamCT(image_shape, angles)
     if name == "blur":
-        kernel = (_real(_read_image(args.kernel, "kernel", console), "kernel", args.kernel)
+        kernel = (as_real(read_image(args.kernel, "kernel", console), "kernel", args.kernel)
                   if args.kernel else ops.gaussian_kernel(args.blur_sigma))
         return ops.Blur(kernel, image_shape)
     if name == "inpaint":
         if not args.mask:
             raise UsageError("--operator inpaint needs --mask FILE (nonzero = observed)")
-        return ops.Mask(_read_image(args.mask, "mask", console) > 0)
+        return ops.Mask(read_image(args.mask, "mask", console) > 0)
     return ops.Downsample(image_shape, args.factor)
 
 
@@ -421,7 +355,7 @@ def _cmd_reconstruct(args, console):
     _threads(args)
     _settings(args, console)
     model = _load_model(args.model, console)
-    y = _read_image(args.data, "measurement", console)
+    y = read_image(args.data, "measurement", console)
     if args.operator == "superres":
         image_shape = tuple(n * args.factor for n in y.shape)
     elif args.operator == "ct":
@@ -431,7 +365,7 @@ def _cmd_reconstruct(args, console):
     else:
         image_shape = tuple(args.image_shape) if args.image_shape else y.shape
     if args.operator != "mri":
-        y = _real(y, "measurement", args.data, model.net.dtype)
+        y = as_real(y, "measurement", args.data, model.net.dtype)
     elif not np.iscomplexobj(y):
         raise UsageError("--operator mri needs complex k-space data (.npy or .npz)")
     check_size(image_shape, "the image", count=max(1, args.samples),
@@ -443,7 +377,7 @@ def _cmd_reconstruct(args, console):
         if args.out == "-":
             raise UsageError("--out - holds one array; --samples writes the mean and the "
                              "std: give a file name")
-        outputs.append(_sibling(args.out, "_std"))
+        outputs.append(sibling(args.out, "_std"))
     check_outputs(outputs, [args.data, args.model, args.mask, args.kernel],
                   overwrite=args.overwrite, ndim=len(image_shape))
     with checking("operator parameters"):
@@ -454,12 +388,12 @@ def _cmd_reconstruct(args, console):
     if args.samples:
         post = posterior_sample(y, A, sigma, prior, n_samples=args.samples,
                                 rng=args.seed, progress=console.progress)
-        _write(outputs[0], post.mean, console)
-        _write(outputs[1], post.std, console)
+        write_result(outputs[0], post.mean, console)
+        write_result(outputs[1], post.std, console)
     else:
         x = map_estimate(y, A, sigma, prior, method=args.method,
                          n_steps=args.steps, rng=args.seed, progress=console.progress).x
-        _write(args.out, x, console)
+        write_result(args.out, x, console)
     shown = "standard output" if args.out == "-" else args.out
     console.say(f"{args.operator} reconstruction -> {shown} "
                 f"({time.perf_counter() - t0:.1f} s)")
@@ -517,7 +451,7 @@ def _cmd_sample(args, console):
         with writing(args.out):
             os.makedirs(folder)
     for path, im in zip(paths, samples):
-        _write(path, im, console)
+        write_result(path, im, console)
     where = f"{args.out}/" if make_folder or os.path.isdir(args.out) else ", ".join(
         paths[:2]) + (", ..." if len(paths) > 2 else "")
     console.say(f"{args.n} samples of shape {shape} -> {where}")
