@@ -208,9 +208,10 @@ def _same_file(a, b):
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_outputs(outputs, inputs=(), *, overwrite=False, ndim=None):
-    """One rule for every command, applied before any work: an output must have a
-    writable suffix (and be 2-D for PNG/TIFF when `ndim` is known), go to an existing
+def check_outputs(outputs, inputs=(), *, overwrite=False, ndim=None,
+                  suffixes=WRITABLE_SUFFIXES):
+    """One rule for every command, applied before any work: an output must have one of
+    `suffixes` (None: any; 2-D for PNG/TIFF when `ndim` is known), go to an existing
     folder, not be an existing file unless ``--overwrite``, never be a folder, and never
     be one of the inputs (not even with ``--overwrite``). ``-`` (stdout) is always fine.
     """
@@ -220,9 +221,9 @@ def check_outputs(outputs, inputs=(), *, overwrite=False, ndim=None):
         if path == "-":
             continue
         suffix = suffix_of(path)
-        if suffix not in WRITABLE_SUFFIXES:
+        if suffixes is not None and suffix not in suffixes:
             raise UsageError(f"cannot write {suffix or 'files without a suffix'} ({path}); "
-                             f"use one of {', '.join(WRITABLE_SUFFIXES)}")
+                             f"use one of {', '.join(suffixes)}")
         if ndim is not None and ndim != 2 and suffix in _TWO_D_ONLY:
             raise UsageError(f"{path}: {suffix} files hold 2-D images and the result is "
                              f"{ndim}-D; use .npy or .nii")

@@ -39,6 +39,7 @@ from ._version import __version__
 
 __all__ = ["build_parser", "main"]
 
+
 # --------------------------------------------------------------------------- helpers
 def _threads(args):
     import fastscore
@@ -63,7 +64,7 @@ def _load_model(path, console):
     from .nn import PatchScoreModel
 
     if os.path.isdir(path):
-        raise UsageError(f"--model {path} is a folder; give a model file (.npz)")
+        raise UsageError(f"the model {path} is a folder; give a model file (.npz)")
     with reading("model", path), console.timed("model loaded"):
         model = PatchScoreModel.load(path)
     console.detail(f"model: patch {'x'.join(map(str, model.patch_size))}, "
@@ -247,11 +248,11 @@ def _cmd_train(args, console):
                          f"{args.scale_augment}")
     checkpoint = args.checkpoint or (args.out + ".checkpoint.npz")
     files = _training_files(args)
-    check_outputs([args.out], files + [checkpoint], overwrite=args.overwrite)
+    check_outputs([args.out], files + [checkpoint], overwrite=args.overwrite, suffixes=None)
     if args.resume and not os.path.isfile(checkpoint):
         raise UsageError(f"--resume: no checkpoint {checkpoint} to continue from")
     if args.checkpoint:
-        check_outputs([checkpoint], files, overwrite=True)
+        check_outputs([checkpoint], files, overwrite=True, suffixes=None)
     images = _training_images(args, files, console)
     patch = args.patch_size[0] if len(args.patch_size) == 1 else tuple(args.patch_size)
     _check_training_patch(patch, images)
@@ -404,6 +405,8 @@ def _cmd_reconstruct(args, console):
 def _sample_paths(out, n):
     """The files `sample` writes: `out` (n = 1) or OUT_000.ext, … when `out` is a file name
     (it has a suffix); sample_000.npy, … in the folder `out` otherwise."""
+    if out == "-":
+        raise UsageError("sample writes image files: give a file name or a folder, not -")
     suffix = suffix_of(out)
     if suffix and not os.path.isdir(out):
         root = out[:-len(suffix)]
