@@ -74,8 +74,8 @@ class Console:
 
     ``verbosity`` 0 (``-q``): errors only; 1: status lines; 2 (``-v``): also the settings
     used, the intensity scale of image files and timings. The command's *result* (the
-    ``info`` description, the demo table) is always written. Messages go to stdout, or to
-    stderr when stdout carries data (``--out -``).
+    ``info`` description or JSON, the demo table) is always written to stdout. Messages go
+    to stdout, or to stderr when stdout carries data (``--out -``, ``info --json``).
     """
 
     def __init__(self, verbosity=1, *, no_progress=False):
@@ -88,7 +88,7 @@ class Console:
         return sys.stderr if self.data_on_stdout else sys.stdout
 
     def result(self, text=""):
-        print(text, file=self.stream, flush=True)
+        print(text, file=sys.stdout, flush=True)
 
     def say(self, text=""):
         if self.verbosity >= 1:

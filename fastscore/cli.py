@@ -463,6 +463,7 @@ def _cmd_sample(args, console):
 
 # --------------------------------------------------------------------------- info, bench
 def _cmd_info(args, console):
+    console.data_on_stdout = args.json
     model = _load_model(args.model, console)
     config = model.get_config()
     net = config["model"]["net"]

@@ -259,8 +259,9 @@ def test_version_and_info_show_it(model_path, capsys):
 def test_info_json(model_path, capsys):
     from fastscore import __version__
 
-    code, out, _ = run(["info", model_path, "--json"], capsys)
+    code, out, err = run(["info", model_path, "--json", "-v"], capsys)
     info = json.loads(out)
+    assert "model loaded" in err                         # -v details go to stderr
     assert code == 0 and info["fastscore_version"] == __version__
     assert info["config"]["patch_size"] == [3, 3] and info["n_params"] > 0
     assert info["config"]["training"]["n_steps"] == 40
