@@ -301,9 +301,10 @@ def intensity_note(path, array):
         if mode == "F":
             how = "float values kept as stored"
         elif scaling:
-            how = f"integer levels mapped back to the recorded range ({scaling})"
+            how = f"integer levels mapped back to the range recorded by fastscore ({scaling})"
         else:
-            how = "integer levels divided by the largest level (255 or 65535) into [0, 1]"
+            top = 255 if kind.startswith(("1-", "8-")) else 65535
+            how = f"integer levels divided by {top} into [0, 1]"
         return f"intensities: {kind} {suffix[1:].upper()}, {how}; {value_range}"
     return f"intensities: {array.dtype} values as stored; {value_range}"
 
