@@ -307,28 +307,29 @@ def test_progress_bars_only_on_a_terminal(model_path, noisy_path, tmp_path, caps
     assert terminal.getvalue().strip("\x00") == ""
 
 
-def test_stdin_stdout_round_trip(model_path, noisy_path, tmp_path, capsys):
+def test_stdin_stdout_round_trip(model_path, noisy_path, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
-    args = ["--model", str(model_path), "--steps", "3", "--seed", "5"]
-    cases = {"denoise": (["denoise", "-", "--sigma", "0.1", *args], noisy_path),
-             "reconstruct": (["reconstruct", "--operator", "blur", "--data", "-",
-                              "--noise-sigma", "0.05", *args], noisy_path)}
-    for name, (command, source) in cases.items():
-        done = subprocess.run([sys.executable, "-m", "fastscore.cli", *command, "--out", "-"],
-                              input=pathlib.Path(source).read_bytes(), capture_output=True, env=env,
-                              check=False)
+    args = ["--model", str(model_path), "--steps", "3", "--seed", "5", "--threads", "1"]
+
+    def command(*words, stdin=None):
+        return subprocess.run([sys.executable, "-m", "fastscore.cli", *words], input=stdin,
+                              capture_output=True, env=env, check=False)
+
+    cases = {"denoise": ["denoise", "-", "--sigma", "0.1", *args],
+             "reconstruct": ["reconstruct", "--operator", "blur", "--data", "-",
+                             "--noise-sigma", "0.05", *args]}
+    for name, words in cases.items():
+        done = command(*words, "--out", "-", stdin=pathlib.Path(noisy_path).read_bytes())
         assert done.returncode == 0, done.stderr.decode()
         assert b"standard output" in done.stderr             # messages moved to stderr
         piped = np.load(io.BytesIO(done.stdout), allow_pickle=False)
         reference = tmp_path / f"{name}.npy"
-        dash = command.index("-")
-        code, _, err = run(command[:dash] + [source] + command[dash + 1:]
-                           + ["--out", reference], capsys)
-        assert code == 0, err
+        dash = words.index("-")
+        done = command(*words[:dash], str(noisy_path), *words[dash + 1:], "--out",
+                       str(reference))
+        assert done.returncode == 0, done.stderr.decode()
         np.testing.assert_array_equal(piped, load_image(reference))
-    done = subprocess.run([sys.executable, "-m", "fastscore.cli", "denoise", "-", "--sigma",
-                           "0.1", *args, "--out", "-"], input=b"not an array",
-                          capture_output=True, env=env, check=False)
+    done = command(*cases["denoise"], "--out", "-", stdin=b"not an array")
     assert done.returncode == 2 and done.stdout == b""
     assert b"cannot read the .npy array on standard input" in done.stderr
 
