@@ -27,6 +27,8 @@ import zipfile
 
 import numpy as np
 
+from ._optional import import_optional
+
 __all__ = [
     "WRITABLE_SUFFIXES",
     "Console",
@@ -53,6 +55,8 @@ __all__ = [
 #: Suffixes :func:`fastscore.io.save_image` writes.
 WRITABLE_SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff", ".nii", ".nii.gz")
 _TWO_D_ONLY = (".png", ".tif", ".tiff")
+_WRITERS = {".png": "PIL.Image", ".tif": "PIL.Image", ".tiff": "PIL.Image",
+            ".nii": "nibabel", ".nii.gz": "nibabel"}      # optional packages of the formats
 
 
 class UsageError(Exception):
@@ -224,6 +228,11 @@ def check_outputs(outputs, inputs=(), *, overwrite=False, ndim=None,
         if suffixes is not None and suffix not in suffixes:
             raise UsageError(f"cannot write {suffix or 'files without a suffix'} ({path}); "
                              f"use one of {', '.join(suffixes)}")
+        if suffix in _WRITERS:
+            try:
+                import_optional(_WRITERS[suffix], "io")
+            except ImportError as exc:
+                raise UsageError(f"cannot write {path}: {one_line(exc)}") from exc
         if ndim is not None and ndim != 2 and suffix in _TWO_D_ONLY:
             raise UsageError(f"{path}: {suffix} files hold 2-D images and the result is "
                              f"{ndim}-D; use .npy or .nii")

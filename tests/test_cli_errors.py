@@ -50,18 +50,24 @@ def _explode(*args, **kwargs):
     raise ValueError("deep inside the computation")
 
 
+def _type_error(*args, **kwargs):
+    raise TypeError("deep inside the computation")
+
+
+@pytest.mark.parametrize("bug", [_explode, _type_error])
 def test_internal_error_exit_1_with_one_line_then_traceback_with_debug(
-        files, tmp_path, capsys, monkeypatch):
+        bug, files, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("fastscore.prior.PatchPrior.score", _explode)
+    monkeypatch.setattr("fastscore.prior.PatchPrior.score", bug)
     code, _, err = run(denoise(files), capsys)
     assert code == 1
     line = one_line(err)
-    assert "internal error: ValueError: deep inside the computation" in line
+    kind = "ValueError" if bug is _explode else "TypeError"
+    assert f"internal error: {kind}: deep inside the computation" in line
     assert "run with --debug for the traceback" in line
     code, _, err = run(denoise(files, "--debug"), capsys)
     assert code == 1
-    assert "Traceback" in err and "_explode" in err and "--debug" not in err.splitlines()[-1]
+    assert "Traceback" in err and bug.__name__ in err and "--debug" not in err.splitlines()[-1]
     assert not os.path.exists("o.npy")
 
 
@@ -257,3 +263,12 @@ def test_train_overwrite_and_checkpoint_rules(tmp_path, capsys):
     code, _, err = run(args + ["--checkpoint", out, "--overwrite"], capsys)
     assert code == 2 and "is also an input" in one_line(err)
     assert out.read_bytes() == b"old"
+
+
+def test_missing_writer_refused_before_work(files, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)                 # Pillow "missing"
+    monkeypatch.setattr("fastscore.prior.PatchPrior.score", _explode)   # must not be reached
+    code, _, err = run(denoise(files, out=tmp_path / "o.png"), capsys)
+    assert code == 2 and "pip install 'fastscore[io]'" in one_line(err)
