@@ -40,6 +40,7 @@ __all__ = [
     "checking",
     "intensity_note",
     "new_folder",
+    "one_line",
     "read_image",
     "read_stdin_array",
     "reading",
