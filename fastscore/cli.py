@@ -40,7 +40,9 @@ def _threads(args):
     import fastscore
 
     if getattr(args, "threads", None) is not None:
-        fastscore.set_num_threads(args.threads)
+        from ._threads import check_threads
+
+        fastscore.set_num_threads(check_threads(args.threads, "--threads"))
 
 
 def _load_model(path):
