@@ -1,7 +1,9 @@
 """Build the compiled kernels: one extension module per concept.
 
 Each ``fastscore/_ext/<name>.pyx`` is compiled together with ``csrc/<name>.c`` (when it
-exists) and ``csrc/fs_common.c``; adding a kernel concept needs no change here.
+exists; a kernel with a long compile may instead have one unit per type,
+``csrc/<name>_f32.c`` and ``csrc/<name>_f64.c``, which compile in parallel) and
+``csrc/fs_common.c``; adding a kernel concept needs no change here.
 
 Compilers. GCC or Clang on Linux and macOS (x86_64, arm64). The kernels use GCC vector
 extensions and ``__restrict__``, which MSVC does not have: Windows is not supported
@@ -132,9 +134,10 @@ def extensions():
         if only and name not in only:
             continue
         sources = [pyx, os.path.join(CSRC, "fs_common.c")]
-        kernel = os.path.join(CSRC, name.lstrip("_") + ".c")
-        if os.path.exists(kernel) and kernel not in sources:
-            sources.append(kernel)
+        stem = os.path.join(CSRC, name.lstrip("_"))
+        for kernel in [stem + ".c"] + sorted(glob.glob(stem + "_f[0-9][0-9].c")):
+            if os.path.exists(kernel) and kernel not in sources:
+                sources.append(kernel)
         macros, flags = _settings(name)
         exts.append(Extension(
             f"fastscore._ext.{name}", sources,

@@ -1,4 +1,5 @@
-/* Gaussian-KDE score and log-density, written once for REAL = float or double (kde.c).
+/* Gaussian-KDE score and log-density, written once for REAL = float or double
+ * (instantiated by kde_f32.c and kde_f64.c).
  *
  * Per query q (x_t the training points, sigma the bandwidth, m2 a reference distance):
  *   dm_t = |x_t - q|^2 - m2, from direct coordinate differences, m2 folded into the first
@@ -29,7 +30,7 @@
  * 2^127 (float) / 2^1023 (double) below the running maximum contribute nothing (they are
  * below the rounding of the sums anyway) and never reach denormal arithmetic. Products of
  * small nonzero weights with coordinate differences could still be denormal: the kernel
- * runs with FTZ/DAZ set on its threads (x86; restored on exit), see kde.c.
+ * runs with FTZ/DAZ set on its threads (x86; restored on exit), see kde_unit.h.
  *
  * Precision: the sums over T are accumulated in double even for float32 data. Inside a
  * tile each SIMD lane keeps its partial sums in REAL (at most FS_KDE_MAX_TILE_VECTORS = 128
