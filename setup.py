@@ -11,9 +11,9 @@ extensions and ``__restrict__``, which MSVC does not have: Windows is not suppor
 
 Flags: -O3, OpenMP when the compiler supports it, no -march=native. SIMD comes from
 runtime dispatch (``target_clones`` of the x86-64-v4 / -v3 levels with GCC on x86-64
-Linux, see csrc/fs_common.h); per extension, only the clones and the KDE dimension
-specialisations that measured >= 5% faster are compiled (``benchmarks/README.md``,
-section build). Per-file flags live in ``_PER_EXTENSION`` below, never in ``#pragma``.
+Linux, see csrc/fs_common.h), with the clone set and the KDE dimension specialisations
+chosen per extension in ``_PER_EXTENSION`` below (``benchmarks/README.md``, section
+build). Per-file flags live there too, never in ``#pragma``.
 
 Compilation runs in parallel (every source file of every extension, as many jobs as
 cores; ``FASTSCORE_BUILD_JOBS=N`` or ``build_ext -j N`` to change), also under
@@ -45,8 +45,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = "csrc"
 
 # Per extension: the SIMD clone set (csrc/fs_common.h: 0 none, 1 v3, 2 v4 + v3, 3 v4;
-# always with the x86-64 baseline), extra macros and extra compiler flags. Chosen by
-# measurement (benchmarks/README.md, section build).
+# always with the x86-64 baseline), extra macros and extra compiler flags. A clone or a
+# KDE specialisation stays only if `benchmarks/build_times.py --variants` measures it
+# >= 5% faster; the table and what is still unmeasured are in benchmarks/README.md,
+# section build.
 _PER_EXTENSION = {
     "_common": {"clones": 2},
     "adam": {"clones": 2,
