@@ -74,7 +74,9 @@ class GaussianKDE:
     also for float32 data (float32 maximum relative score error ≈ 1e-6 against a float64
     evaluation of the same data). Threads split the queries with a static schedule, so
     the result is identical for any thread count. float32 is about twice as fast as
-    float64.
+    float64. A fitted KDE holds no scratch: :meth:`score` and :meth:`log_density` may be
+    called from several Python threads at once (same results as serial calls); :meth:`fit`
+    replaces the training set for every thread.
 
     Examples
     --------

@@ -90,6 +90,12 @@ class PatchPrior(_Prior):
 
     Notes
     -----
+    Thread safety: :meth:`score`, :meth:`denoise` and the reconstructions built on them
+    may share one prior (and its network) between Python threads and give the serial
+    results, provided each call with ``tiling="random_shift"`` passes its own `rng`
+    (the prior's default stream is shared, so the shifts would depend on the order of the
+    calls); :meth:`calibrate` changes the prior for every thread.
+
     ``PatchPrior(...).score`` is the exact gradient of ``w Σ_q log p_V(G_q x)`` when `w`
     is a scalar and the patch score is a gradient; the "mean" weighting and the random
     shifts make it an estimate of the image score instead.
@@ -405,12 +411,19 @@ class KDEPatchScore:
         if h <= 0:
             raise ValueError("`sigma` must be > 0 when the KDE bandwidth is 0.")
         key = (h, np.dtype(dtype))
-        if key not in self._cache:
-            if len(self._cache) >= 4:
-                self._cache.pop(next(iter(self._cache)))
+        kde = self._cache.get(key)
+        if kde is None:
+            # built before it is published, and returned from the local variable: threads
+            # sharing this score may evict each other's entries but never see a half one
             kde = self._kde_class(h, n_threads=self.n_threads)
-            self._cache[key] = kde.fit(self._train.astype(dtype, copy=False))
-        return self._cache[key]
+            kde.fit(self._train.astype(dtype, copy=False))
+            while len(self._cache) >= 4:
+                try:
+                    self._cache.pop(next(iter(self._cache)), None)
+                except (StopIteration, RuntimeError):   # emptied / resized by another thread
+                    break
+            self._cache[key] = kde
+        return kde
 
     def score(self, patches, sigma):
         return self._kde(sigma, patches.dtype).score(patches)
