@@ -46,7 +46,7 @@ import numpy as np
 
 from ._config import resolve_n_threads
 from ._validation import (as_float_array, check_choice, check_finite, check_int,
-                          check_int_tuple, check_out, check_rng, check_scalar)
+                          check_int_tuple, check_out, check_rng, check_scalar, check_scale)
 
 __all__ = [
     "ACTIVATIONS",
@@ -831,6 +831,7 @@ def _check_sigma(sigma, n, dtype, name="sigma"):
                          "(N,).")
     if np.ndim(sigma) == 0:
         value = check_scalar(sigma, name, low=0.0, low_inclusive=False)
+        check_scale(value, name, dtype)
         return np.full(n, value, dtype=dtype)
     arr = np.asarray(sigma)
     if arr.dtype.kind not in "fiu":
@@ -841,6 +842,7 @@ def _check_sigma(sigma, n, dtype, name="sigma"):
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"`{name}` must be positive and finite; got minimum "
                          f"{np.nanmin(arr)!r}.")
+    check_scale(arr, name, dtype)
     return np.ascontiguousarray(arr, dtype=dtype)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._progress import progress_range
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
-                          check_scalar)
+                          check_scalar, check_scale)
 from .data import extract_patches
 from .invariance import IntensityReference, map_back, normalize_patches
 
@@ -301,8 +301,12 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                          f"levels; got {sigmas!r}.")
     ladder = sorted(sig.tolist(), reverse=True) if sig.size > 2 else []
     sigma_min, sigma_max = float(sig.min()), float(sig.max())
+    if sig.size == 2 and not sig[0] < sig[1]:
+        raise ValueError(f"`sigmas` must be (sigma_min, sigma_max) with sigma_min < "
+                         f"sigma_max; got {sigmas!r}.")
     if sigma_min >= sigma_max:
         raise ValueError(f"`sigmas` needs sigma_min < sigma_max; got {sigmas!r}.")
+    check_scale(sig, "sigmas", dtype)
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path.")
 

@@ -606,3 +606,19 @@ def test_pickle_and_deepcopy():
 def test_lazy_import():
     assert fastscore.MLP is MLP
     assert fastscore.PatchScoreModel is PatchScoreModel
+
+
+@pytest.mark.parametrize("dtype, sigma", [(np.float32, 1e-50), (np.float32, 1e300),
+                                          (np.float32, 1e-20), (np.float32, 1e20),
+                                          (np.float64, 1e-300), (np.float64, 1e300)])
+def test_sigma_outside_the_working_dtype(dtype, sigma):
+    # passes a float64 positivity check, but σ² or 1/σ² is 0 or inf in the working dtype
+    pm = _patch_model()
+    v = (1 + 0.2 * _data(5, 4)).astype(dtype)
+    want = rf"`sigma` must be in \[.*\] for {np.dtype(dtype).name} arithmetic"
+    with pytest.raises(ValueError, match=want):
+        pm.score(v, sigma)
+    with pytest.raises(ValueError, match=want):
+        pm.denoise(v, np.full(5, sigma))
+    with pytest.raises(ValueError, match=want):
+        pm.model.score(v, sigma=sigma)
