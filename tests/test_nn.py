@@ -9,6 +9,7 @@ import fastscore
 from fastscore import nn
 from fastscore.nn import MLP, NoiseConditionalScore, PatchScoreModel
 from reference import mlp as ref
+from reference.tolerance import assert_close_ulp
 
 ACTS = ["identity", "relu", "leaky_relu", "tanh", "silu", "gelu"]
 SMALL = (4, 7, 6, 3)
@@ -329,8 +330,10 @@ def test_readonly_and_noncontiguous_inputs():
     x = _data(50, 8)[:, ::2]
     ro = np.ascontiguousarray(x)
     ro.setflags(write=False)
-    np.testing.assert_array_equal(net.predict(x), net.predict(ro))
-    np.testing.assert_array_equal(net.forward(x), net.predict(ro))
+    np.testing.assert_array_equal(net.predict(x), net.predict(ro))   # same path: bitwise
+    # forward() also stores the activation derivatives (another fused kernel, another
+    # SIMD rounding on some CPUs): equal to rounding
+    assert_close_ulp(net.forward(x), net.predict(ro), 8)
 
 
 def test_empty_batch():
@@ -547,7 +550,8 @@ def test_patch_model_score_chunks_dtype_and_denoise(monkeypatch):
     assert full.dtype == np.float64
     np.testing.assert_allclose(full, pm.model.score(v, sigma=0.3), rtol=1e-12)
     monkeypatch.setattr(nn, "_CHUNK_SCORE", 77)
-    np.testing.assert_array_equal(pm.score(v, 0.3), full)
+    # other chunks, other batch sizes: BLAS may block the products differently
+    assert_close_ulp(pm.score(v, 0.3), full, 16)
     s32 = pm.score(v.astype(np.float32), 0.3)
     assert s32.dtype == np.float32
     np.testing.assert_allclose(s32, full, rtol=1e-4, atol=1e-4)
