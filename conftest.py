@@ -37,10 +37,15 @@ def _use_installed_package():
         del sys.modules[name]
     spec = importlib.util.find_spec("fastscore")
     if spec is None or spec.origin is None:
-        pytest.exit(f"fastscore's compiled extensions are not built in {ROOT} and no "
-                    "installed fastscore was found: run `pip install -e .` (or `python "
-                    "setup.py build_ext --inplace`) first.", returncode=4)
+        return (f"fastscore's compiled extensions are not built in {ROOT} and no installed "
+                "fastscore was found: run `pip install -e .` (or `python setup.py "
+                "build_ext --inplace`) first.")
+    return None
 
 
-if not _built_in_place():
-    _use_installed_package()
+_PROBLEM = None if _built_in_place() else _use_installed_package()
+
+
+def pytest_configure(config):
+    if _PROBLEM:
+        pytest.exit(_PROBLEM, returncode=4)
