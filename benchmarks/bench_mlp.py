@@ -332,12 +332,12 @@ def concurrent_throughput(x, n_python, repeat, calls=4):
         for _ in range(repeat):
             start = threading.Barrier(n_python + 1)
 
-            def work(net, b):
+            def work(net, b, start):
                 start.wait()
                 for _ in range(calls):
                     net.predict(b)
 
-            threads = [threading.Thread(target=work, args=(net, b))
+            threads = [threading.Thread(target=work, args=(net, b, start))
                        for net, b in zip(nets, batches)]
             for t in threads:
                 t.start()
