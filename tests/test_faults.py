@@ -102,7 +102,9 @@ def test_stale_temporary_files_are_removed_by_the_next_write(tmp_path):
 
 CHILD = textwrap.dedent("""
     import sys
+    import time
     import numpy as np
+    import fastscore.io
     from fastscore.data import rectangles
     from fastscore.nn import NoiseConditionalScore
     from fastscore.train import fit_patch_score
@@ -110,6 +112,15 @@ CHILD = textwrap.dedent("""
     def report(step, info):
         print(step, flush=True)
 
+    def announced_write(path, write):      # say when a checkpoint is half written
+        def slow(f):
+            write(f)
+            f.flush()
+            print("writing", flush=True)
+            time.sleep(0.01)
+        return atomic_write(path, slow)
+
+    atomic_write, fastscore.io._atomic_write = fastscore.io._atomic_write, announced_write
     images = rectangles(12, rng=0, dtype=np.float32)
     while True:      # after Ctrl-C, resume in the same process (a kill ends it)
         model = NoiseConditionalScore.for_patches(3, hidden=(16, 16), rng=0, n_threads=1)
@@ -124,49 +135,53 @@ CHILD = textwrap.dedent("""
 
 
 def kill_chain(tmp_path, sig, n_kills, seed):
-    """Train in a subprocess that receives `sig` a random moment after a random number of
-    steps, `n_kills` times (a killed process is replaced by a new one resuming from the
-    checkpoint; after SIGINT the same process resumes); returns the signals delivered."""
+    """Train in a subprocess that receives `sig` `n_kills` times, after a random number of
+    steps: half of the times a random moment into the next step, half in the middle of a
+    checkpoint write. A killed process is replaced by a new one resuming from the
+    checkpoint; after SIGINT the same process resumes. Returns (checkpoint path, signals
+    delivered, of them during a write)."""
     rng = np.random.default_rng(seed)
     ckpt = str(tmp_path / "ckpt.npz")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.dirname(os.path.dirname(fastscore.__file__)),
          os.environ.get("PYTHONPATH", "")]))
-    delivered, child = 0, None
+    delivered, in_write, child = 0, 0, None
     while delivered < n_kills:
         if child is None:
             child = subprocess.Popen([sys.executable, "-c", CHILD, ckpt], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
         target, seen = int(rng.integers(1, 4)), 0    # steps to let it complete
+        during_write = bool(rng.random() < 0.5)
+        hit = False
         for line in child.stdout:
-            if line.strip() == "done":
+            token = line.strip()
+            if token == "done":
                 break
-            seen += line.strip() != "interrupted"
-            if seen >= target:
-                time.sleep(rng.uniform(0, 0.004))   # anywhere in the next step
+            seen += token.isdigit()
+            if seen >= target and (token == "writing") == during_write:
+                if not during_write:
+                    time.sleep(rng.uniform(0, 0.004))   # anywhere in the next step
                 child.send_signal(sig)
-                delivered += 1
+                hit = True
                 break
-        else:
-            assert child.wait() == -signal.SIGKILL
-            child = None
-            continue
-        if seen < target:                           # finished first
+        if not hit:                                 # finished first
             break
+        delivered += 1
+        in_write += during_write
         if sig == signal.SIGKILL:
             child.wait()
             child = None
     if child is not None:
         child.stdout.read()
         assert child.wait() == 0
-    return ckpt, delivered
+    return ckpt, delivered, in_write
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_training_resumes_bit_for_bit(images, tmp_path, sig):
-    ckpt, delivered = kill_chain(tmp_path, sig, 20, seed=int(sig))
-    assert delivered == 20
+    ckpt, delivered, in_write = kill_chain(tmp_path, sig, 20, seed=int(sig))
+    assert delivered == 20 and in_write > 0
     np.testing.assert_array_equal(resume(images, 9, ckpt), straight_run(images, 9))
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
