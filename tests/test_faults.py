@@ -101,6 +101,7 @@ def test_stale_temporary_files_are_removed_by_the_next_write(tmp_path):
 # ------------------------------------------------------------- kills in subprocesses
 
 CHILD = textwrap.dedent("""
+    import os
     import sys
     import time
     import numpy as np
@@ -126,7 +127,8 @@ CHILD = textwrap.dedent("""
         model = NoiseConditionalScore.for_patches(3, hidden=(16, 16), rng=0, n_threads=1)
         try:
             fit_patch_score(images, rng=9, model=model, checkpoint=sys.argv[1],
-                            resume=True, callback=report, **{tiny!r})
+                            resume=os.path.exists(sys.argv[1]), callback=report,
+                            **{tiny!r})
             break
         except KeyboardInterrupt:
             print("interrupted", flush=True)
