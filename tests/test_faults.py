@@ -74,10 +74,15 @@ def test_ctrl_c_during_the_update_is_delivered_after_it(images, tmp_path, monkey
         return real_step(self, grad, lr)
 
     monkeypatch.setattr(optim.Adam, "step", step_with_signal)
-    with pytest.raises(KeyboardInterrupt):
-        fit_patch_score(images, rng=8, model=tiny_model(), checkpoint=ckpt, **TINY)
+    # Python's own handler, even when started with SIGINT ignored (a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit_patch_score(images, rng=8, model=tiny_model(), checkpoint=ckpt, **TINY)
+    finally:
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.undo()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert read_model_file(ckpt, "checkpoint")[1]["step"] == 21
     np.testing.assert_array_equal(resume(images, 8, ckpt), expected)
 
@@ -102,6 +107,7 @@ def test_stale_temporary_files_are_removed_by_the_next_write(tmp_path):
 
 CHILD = textwrap.dedent("""
     import os
+    import signal
     import sys
     import time
     import numpy as np
@@ -112,6 +118,8 @@ CHILD = textwrap.dedent("""
 
     def report(step, info):
         print(step, flush=True)
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # even if started ignored
 
     def announced_write(path, write):      # say when a checkpoint is half written
         def slow(f):
@@ -169,6 +177,12 @@ def kill_chain(tmp_path, sig, n_kills, seed):
                 break
         if not hit:                                 # finished first
             break
+        if sig == signal.SIGINT:                    # received and handled, not lost
+            for line in child.stdout:
+                if line.strip() == "interrupted":
+                    break
+            else:
+                pytest.fail(f"SIGINT number {delivered + 1} was not received")
         delivered += 1
         in_write += during_write
         if sig == signal.SIGKILL:
