@@ -1,123 +1,158 @@
-"""Objects shared by Python threads give the serial results, bit for bit.
+"""The thread policy (fastscore._threads): defaults from the environment, the bound on
+counts, effective_threads, the scoped BLAS limit and set_num_threads restoring BLAS."""
 
-Pipelines (web services, Dask's threaded scheduler) call one model, prior or KDE from
-several threads at once; the compiled kernels release the GIL, so the calls really overlap.
-Each test runs the same calls serially and from 8 threads sharing one object (more calls
-than threads, every thread starting at a barrier) and compares with assert_array_equal.
-"""
-
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import threadpoolctl
 
-from fastscore import operators as ops
-from fastscore.kde import GaussianKDE
-from fastscore.nn import MLP, NoiseConditionalScore, PatchScoreModel
-from fastscore.prior import KDEPatchScore, PatchPrior
-from fastscore.reconstruct import map_estimate
-
-N_THREADS = 8
+import fastscore
+from fastscore import _threads
+from fastscore._threads import effective_threads, max_threads
 
 
-def run_shared(fn, inputs):
-    """fn over inputs: serially, then from N_THREADS threads released together."""
-    serial = [fn(x) for x in inputs]
-    barrier = threading.Barrier(N_THREADS)
-
-    def task(i):
-        if i < N_THREADS:
-            barrier.wait()
-        return fn(inputs[i])
-
-    with ThreadPoolExecutor(N_THREADS) as pool:
-        threaded = list(pool.map(task, range(len(inputs))))
-    return serial, threaded
+def blas_counts():
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+            if lib["user_api"] == "blas"]
 
 
-def assert_all_equal(serial, threaded):
-    for k, (a, b) in enumerate(zip(serial, threaded)):
-        np.testing.assert_array_equal(a, b, err_msg=f"call {k}")
+@pytest.fixture
+def fresh_setting():
+    """Run with no set_num_threads in effect, and leave it that way."""
+    fastscore.set_num_threads(None)
+    yield
+    fastscore.set_num_threads(None)
 
 
-def small_model(**invariances):
-    # one OpenMP thread inside the kernels: the Python threads are what is tested here
-    ncs = NoiseConditionalScore.for_patches((3, 3), hidden=(32, 64, 32), rng=0,
-                                            n_threads=1)
-    return PatchScoreModel(ncs, 3, sigma_min=0.05, sigma_max=1.0, **invariances)
+def run_python(code, **env):
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("FASTSCORE_NUM_THREADS", "OMP_NUM_THREADS")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full, timeout=120)
 
 
-def images(n, shape=(24, 24), dtype=np.float32, seed=0):
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape).astype(dtype) for _ in range(n)]
+def test_bound_is_a_multiple_of_the_cores():
+    assert max_threads() == max(16, 4 * _threads.available_cores())
 
 
-@pytest.mark.parametrize("method", ["predict", "jacobian_diagonal"])
-def test_mlp_shared(method):
-    net = MLP((9, 64, 128, 64, 9), rng=0)
-    rng = np.random.default_rng(1)
-    # different batch sizes: different tiles and scratch sizes in each thread
-    xs = [rng.standard_normal((1500 + 97 * k, 9)).astype(np.float32) for k in range(16)]
-    assert_all_equal(*run_shared(getattr(net, method), xs))
+@pytest.mark.parametrize("make", [
+    lambda n: fastscore.set_num_threads(n),
+    lambda n: fastscore.GaussianKDE(0.5, n_threads=n),
+    lambda n: fastscore.nn.MLP((3, 2), n_threads=n),
+    lambda n: fastscore.patches.PatchOperator((8, 8), 3, n_threads=n),
+    lambda n: fastscore.optim.Adam(np.zeros(3), n_threads=n),
+])
+@pytest.mark.parametrize("n", [1000, 100000, 2**31, 2**80])
+def test_huge_counts_are_a_value_error_naming_the_argument(make, n):
+    with pytest.raises(ValueError, match=r"`(n|n_threads)` must be at most \d+ .*got "
+                       + str(n)):
+        make(n)
 
 
-def test_mlp_forward_backward_input_grad_per_thread():
-    # forward keeps its activations per thread, so the input gradient of each thread's
-    # own batch is right (the parameter gradient `grad` is one shared buffer)
-    net = MLP((9, 64, 64, 9), rng=0)
-    rng = np.random.default_rng(2)
-    xs = [rng.standard_normal((200 + 31 * k, 9)).astype(np.float32) for k in range(16)]
-
-    def input_grad(x):
-        y = net.forward(x)
-        return net.backward(y, input_grad=True)
-
-    assert_all_equal(*run_shared(input_grad, xs))
+def test_kde_at_the_bound_runs_and_agrees(fresh_setting):
+    rng = np.random.default_rng(0)
+    X, Q = rng.standard_normal((300, 2)), rng.standard_normal((40, 2))
+    one = fastscore.GaussianKDE(0.5, n_threads=1).fit(X).score(Q)
+    many = fastscore.GaussianKDE(0.5, n_threads=max_threads()).fit(X).score(Q)
+    np.testing.assert_array_equal(one, many)
 
 
-@pytest.mark.parametrize("invariances, dtype", [
-    ({}, np.float32), ({}, np.float64), ({"dc": True, "symmetrize": True}, np.float32)])
-def test_patch_model_shared(invariances, dtype):
-    model = small_model(**invariances)          # float32 network; float64 uses its twin
-    rng = np.random.default_rng(3)
-    n = 200 if invariances else 1500            # symmetrisation scores 8 copies
-    xs = [rng.standard_normal((n + 50 * k, 9)).astype(dtype) for k in range(12)]
-    assert_all_equal(*run_shared(lambda v: model.score(v, 0.1), xs))
-    assert_all_equal(*run_shared(lambda v: model.denoise(v, 0.2), xs))
+def test_effective_threads(fresh_setting):
+    with fastscore.set_num_threads(2):
+        assert effective_threads(None) == 2
+        assert effective_threads(None, 0) == 1
+        assert effective_threads(None, 1) == 1
+        assert effective_threads(None, 10**9) == 2
+        assert effective_threads(3, 10**9) == 3
+        assert effective_threads(-1, None) == _threads.available_cores()
 
 
-@pytest.mark.parametrize("tiling", ["overlap", "random_shift"])
-def test_patch_prior_shared(tiling):
-    prior = PatchPrior(small_model(), 3, tiling=tiling)
-    xs = images(12, (40, 40))
-    # random shifts: each call names its own stream, as a pipeline must for reproducibility
-    assert_all_equal(*run_shared(lambda x: prior.score(x, 0.1, rng=7), xs))
+def test_environment_default_in_a_fresh_process():
+    out = run_python("import fastscore; print(fastscore.get_num_threads())",
+                     FASTSCORE_NUM_THREADS="3")
+    assert out.stdout.strip() == "3", out.stderr
 
 
-def test_map_estimate_shared_prior():
-    prior = PatchPrior(small_model(), 3)
-    op = ops.Identity((24, 24))
-    ys = images(10, (24, 24))
-
-    def solve(y):
-        return map_estimate(y, op, 0.1, prior, method="hqs", n_steps=2).x
-
-    assert_all_equal(*run_shared(solve, ys))
-
-
-def test_gaussian_kde_shared():
-    rng = np.random.default_rng(4)
-    kde = GaussianKDE(0.3).fit(rng.standard_normal((3000, 9)).astype(np.float32))
-    qs = [rng.standard_normal((64 + 13 * k, 9)).astype(np.float32) for k in range(16)]
-    assert_all_equal(*run_shared(kde.score, qs))
-    assert_all_equal(*run_shared(kde.log_density, qs))
+@pytest.mark.parametrize("env, expected", [
+    ({"FASTSCORE_NUM_THREADS": "3"}, 3),
+    ({"OMP_NUM_THREADS": "3"}, 3),
+    ({"OMP_NUM_THREADS": "3,2"}, 3),                     # nested levels: the first
+    ({"FASTSCORE_NUM_THREADS": "1", "OMP_NUM_THREADS": "3"}, 1),
+    ({"FASTSCORE_NUM_THREADS": "-1"}, None),             # all cores
+    ({}, None),
+])
+def test_environment_sets_the_default(monkeypatch, fresh_setting, env, expected):
+    monkeypatch.delenv("FASTSCORE_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    fastscore.set_num_threads(None)                      # re-read the environment
+    assert fastscore.get_num_threads() == (expected or _threads.available_cores())
 
 
-def test_kde_patch_score_cache_shared():
-    # more noise levels than cached KDEs: threads evict each other's entries
-    rng = np.random.default_rng(5)
-    score = KDEPatchScore(rng.standard_normal((2000, 4)), 0.1)
-    levels = [0.05 * (1 + k % 6) for k in range(24)]
-    v = rng.standard_normal((50, 4))
-    assert_all_equal(*run_shared(lambda s: score.score(v, s), levels))
+@pytest.mark.parametrize("variable", ["FASTSCORE_NUM_THREADS", "OMP_NUM_THREADS"])
+@pytest.mark.parametrize("value, message", [
+    ("1000", r"must be at most \d+ .*got 1000"),
+    (str(2**31), r"must be at most \d+ .*got 2147483648"),
+    ("0", "not 0"),
+    ("lots", "must be an integer; got 'lots'"),
+])
+def test_bad_environment_is_a_clear_error(monkeypatch, fresh_setting, variable, value,
+                                          message):
+    monkeypatch.delenv("FASTSCORE_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(variable, value)
+    fastscore.set_num_threads(None)
+    kde = fastscore.GaussianKDE(0.5).fit(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=variable + ".*" + message):
+        kde.score(np.zeros((2, 2)))
+    monkeypatch.delenv(variable)
+    fastscore.set_num_threads(None)
+    assert kde.score(np.zeros((2, 2))).shape == (2, 2)
+
+
+def test_command_rejects_huge_thread_count(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fastscore.cli", "demo", "--quick",
+                          "--out", str(tmp_path), "--threads", "1000"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "`--threads` must be at most" in out.stderr and "got 1000" in out.stderr
+
+
+def test_set_num_threads_restores_blas(fresh_setting):
+    before = blas_counts()
+    with fastscore.set_num_threads(1):
+        assert fastscore.get_num_threads() == 1
+        assert all(n == 1 for n in blas_counts())
+    assert blas_counts() == before
+    fastscore.set_num_threads(1)
+    fastscore.set_num_threads(1)                 # a second call keeps the first originals
+    assert all(n == 1 for n in blas_counts())
+    fastscore.set_num_threads(None)
+    assert blas_counts() == before
+    assert fastscore.get_num_threads() == _threads._default_threads()
+
+
+def test_set_num_threads_context_restores_previous_setting(fresh_setting):
+    fastscore.set_num_threads(1)
+    with fastscore.set_num_threads(2):
+        assert fastscore.get_num_threads() == 2
+    assert fastscore.get_num_threads() == 1
+    assert all(n == 1 for n in blas_counts())
+
+
+def test_scoped_blas_limit_nests_and_restores():
+    scope = _threads.single_threaded_blas
+    if not scope.available:
+        pytest.skip("no BLAS behind scipy that threadpoolctl can control")
+    before = blas_counts()
+    with scope:
+        with scope:
+            pass
+        assert 1 in blas_counts()                # still pinned after the inner exit
+    assert blas_counts() == before
