@@ -276,17 +276,17 @@ def test_thread_count_gives_identical_results(dtype):
 
 def test_blas_threads_restored_and_pinned_during_kernels():
     if not nn._blas.available:
-        pytest.skip("no BLAS behind scipy that threadpoolctl can control")
-    libs = nn._blas._resolve().lib_controllers
-    before = [lib.get_num_threads() for lib in libs]
+        pytest.skip("no BLAS behind scipy whose process-wide thread count can be set")
+    getters = [get for get, _ in nn._blas._resolve()]
+    before = [get() for get in getters]
     with nn._blas:
-        assert all(lib.get_num_threads() == 1 for lib in libs)
+        assert all(get() == 1 for get in getters)
         with nn._blas:          # nested use keeps the pin
-            assert all(lib.get_num_threads() == 1 for lib in libs)
-        assert all(lib.get_num_threads() == 1 for lib in libs)
-    assert [lib.get_num_threads() for lib in libs] == before
+            assert all(get() == 1 for get in getters)
+        assert all(get() == 1 for get in getters)
+    assert [get() for get in getters] == before
     MLP(rng=0).predict(_data(10, 9, np.float32))
-    assert [lib.get_num_threads() for lib in libs] == before
+    assert [get() for get in getters] == before
 
 
 # --------------------------------------------------------------------- workspaces
