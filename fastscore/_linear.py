@@ -5,6 +5,7 @@ import math
 import numbers
 
 import numpy as np
+import scipy.fft
 
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_rng, check_scalar)
@@ -29,6 +30,28 @@ def _check_shape(shape, name, ndims):
         want = " or ".join(str(n) for n in ndims)
         raise ValueError(f"`{name}` must have {want} entries; got {tuple(shape)!r}.")
     return check_int_tuple(shape, name, len(shape), low=1)
+
+
+def _fourier_preconditioner(spectrum, shape, real):
+    """``v ↦ F⁻¹ (F v / spectrum)`` over the last ``len(shape)`` axes (rfftn when `real`),
+    in the dtype of v."""
+    axes = tuple(range(-len(shape), 0))
+    inverse = {}
+
+    def apply(v):
+        v = np.asarray(v)
+        key = v.dtype
+        if key not in inverse:
+            inverse[key] = (1.0 / spectrum).astype(_real_of(v.dtype))
+        if real:
+            z = scipy.fft.rfftn(v, axes=axes)
+            z *= inverse[key]
+            return scipy.fft.irfftn(z, s=shape, axes=axes).astype(v.dtype, copy=False)
+        z = scipy.fft.fftn(v, axes=axes)
+        z *= inverse[key]
+        out = scipy.fft.ifftn(z, axes=axes)
+        return (out if v.dtype.kind == "c" else out.real).astype(v.dtype, copy=False)
+    return apply
 
 
 class LinearOperator:

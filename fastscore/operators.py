@@ -22,7 +22,8 @@ import numpy as np
 import scipy.fft
 
 from ._ct import ParallelBeamCT
-from ._linear import LinearOperator, _check_shape, _complex_of, _real_of
+from ._linear import (LinearOperator, _check_shape, _complex_of, _fourier_preconditioner,
+                      _real_of)
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_rng, check_scalar)
 
@@ -37,30 +38,12 @@ __all__ = [
     "GaussianLikelihood",
     "cartesian_mask",
     "radial_mask",
+    "SENSE",
+    "birdcage_maps",
+    "estimate_coil_maps",
+    "cartesian_mask_3d",
     "gaussian_kernel",
 ]
-
-
-def _fourier_preconditioner(spectrum, shape, real):
-    """``v ↦ F⁻¹ (F v / spectrum)`` over the last ``len(shape)`` axes (rfftn when `real`),
-    in the dtype of v."""
-    axes = tuple(range(-len(shape), 0))
-    inverse = {}
-
-    def apply(v):
-        v = np.asarray(v)
-        key = v.dtype
-        if key not in inverse:
-            inverse[key] = (1.0 / spectrum).astype(_real_of(v.dtype))
-        if real:
-            z = scipy.fft.rfftn(v, axes=axes)
-            z *= inverse[key]
-            return scipy.fft.irfftn(z, s=shape, axes=axes).astype(v.dtype, copy=False)
-        z = scipy.fft.fftn(v, axes=axes)
-        z *= inverse[key]
-        out = scipy.fft.ifftn(z, axes=axes)
-        return (out if v.dtype.kind == "c" else out.real).astype(v.dtype, copy=False)
-    return apply
 
 
 # ----------------------------------------------------------------------------------------
@@ -566,3 +549,6 @@ class GaussianLikelihood:
     def __repr__(self):
         return (f"GaussianLikelihood(operator={self.operator!r}, y shape {self.y.shape}, "
                 f"noise_sigma={self.noise_sigma:g})")
+
+
+from .mri import SENSE, birdcage_maps, cartesian_mask_3d, estimate_coil_maps  # noqa: E402
