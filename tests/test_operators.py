@@ -119,6 +119,12 @@ def test_norm_squared_matches_dense_svd(name):
     build, _ = REGISTRY[name]
     A = build((10, 9), np.random.default_rng(5))          # 90 pixels: iterative path
     expected = np.linalg.norm(_dense(A), 2) ** 2
+    if isinstance(A, SENSE):      # documented: the bound max_p Σ_c |s_c(p)|² >= ‖A‖²
+        bound = np.max(np.sum(np.abs(A.coil_maps) ** 2, axis=0))
+        assert A.norm_squared() == pytest.approx(bound, rel=1e-12)
+        assert expected <= A.norm_squared() * (1 + 1e-12)
+        assert A.estimate_norm_squared() == pytest.approx(expected, rel=1e-7)
+        return
     assert A.norm_squared() == pytest.approx(expected, rel=1e-7)
     assert A.norm_squared() is A.norm_squared()             # cached float
     assert A.norm() == pytest.approx(math.sqrt(expected), rel=1e-7)
