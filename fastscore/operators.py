@@ -22,13 +22,15 @@ import numpy as np
 import scipy.fft
 
 from ._ct import ParallelBeamCT
-from ._linear import (LinearOperator, _check_shape, _complex_of, _fourier_preconditioner,
-                      _real_of)
+from ._linear import (FunctionOperator, LinearOperator, _check_shape, _complex_of,
+                      _fourier_preconditioner, _real_of)
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_rng, check_scalar)
 
 __all__ = [
     "LinearOperator",
+    "FunctionOperator",
+    "from_scipy",
     "Identity",
     "Mask",
     "Blur",
@@ -550,5 +552,7 @@ class GaussianLikelihood:
         return (f"GaussianLikelihood(operator={self.operator!r}, y shape {self.y.shape}, "
                 f"noise_sigma={self.noise_sigma:g})")
 
+
+from_scipy = LinearOperator.from_scipy
 
 from .mri import SENSE, birdcage_maps, cartesian_mask_3d, estimate_coil_maps  # noqa: E402
