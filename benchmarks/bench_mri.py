@@ -35,6 +35,7 @@ from fastscore.reconstruct import map_estimate, posterior_sample
 from fastscore.train import fit_patch_score
 from fastscore.tv import tune_tv_weight
 
+STEPS = None                      # training steps override (--steps, smoke runs)
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, "_cache")
 
@@ -103,7 +104,7 @@ def peak_rss_mb():
 def single_coil(table, quick):
     n = 64 if quick else 128
     images = [brain_phantom((64, 64), 1000 + k) for k in range(200)]
-    model, sec = trained("real", images, 3, 800 if quick else 3000)
+    model, sec = trained("real", images, 3, STEPS or (800 if quick else 1500))
     print(f"# real 3x3 prior: trained in {sec:.0f} s", flush=True)
     x = data.shepp_logan((n, n))
     A = ops.MRI(ops.cartesian_mask(x.shape, 4, rng=0))
@@ -166,7 +167,7 @@ def sense_study(table, quick, figure_rows):
     n_train = 60 if quick else 200
     complex_images = [brain_phantom((64, 64), 3000 + k) * smooth_phase((64, 64), 4000 + k)
                       for k in range(n_train)]
-    steps = 800 if quick else 3000
+    steps = STEPS or (800 if quick else 1500)
     real_model, s1 = trained("real", [brain_phantom((64, 64), 1000 + k) for k in range(200)],
                              3, steps)
     complex_model, s2 = trained("complex", complex_images, 3, steps)
@@ -187,7 +188,7 @@ def sense_study(table, quick, figure_rows):
         t0 = time.perf_counter()
         results.append(("zero-filled SENSE (Aᴴy)", A.adjoint(y), time.perf_counter() - t0))
         if sigpy is not None:
-            grid = np.geomspace(1e-5, 1e-2, 4 if quick else 7)
+            grid = np.geomspace(1e-5, 1e-2, 4 if quick else 6)
             for kind, label in (("tv", "SENSE-TV (sigpy)"), ("l1w", "L1-wavelet (sigpy)")):
                 lam, _ = best_lambda(kind, A, validation, grid)
                 t0 = time.perf_counter()
@@ -251,7 +252,7 @@ def figure(rows, path):
 def volume_study(table, quick):
     n = 32 if quick else 64
     volumes = [brain_phantom((24, 24, 24), 5000 + k) for k in range(40)]
-    model, sec = trained("real3d", volumes, (3, 3, 3), 400 if quick else 1500)
+    model, sec = trained("real3d", volumes, (3, 3, 3), STEPS or (400 if quick else 600))
     print(f"# 3-D prior: trained in {sec:.0f} s; peak RSS {peak_rss_mb():.0f} MB", flush=True)
     x = data.shepp_logan((n, n, n)) * smooth_phase((n, n, n), 11)
     A = ops.SENSE(ops.birdcage_maps((n, n, n), 8), ops.cartesian_mask_3d((n, n, n), 4, 0.1,
@@ -281,7 +282,10 @@ def main():
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--part", nargs="+", default=["single", "sense", "3d"],
                    choices=["single", "sense", "3d"])
+    p.add_argument("--steps", type=int, default=None, help="training steps (smoke runs)")
     args = p.parse_args()
+    global STEPS
+    STEPS = args.steps
     header("bench_mri", parts=" ".join(args.part))
     table = Table(["case", "method", "PSNR (dB, magnitude)", "SSIM", "s / slice"])
     rows = []
