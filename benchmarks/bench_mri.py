@@ -1,7 +1,7 @@
 """MRI with patch priors: single-coil 4× Cartesian, multi-coil SENSE on a complex phantom, 3-D.
 
 Part "single": the single-coil 4× Cartesian 128² Shepp–Logan (σ_n = 0.01 per component)
-with a 3×3 prior trained on random brain-like ellipse phantoms (never Shepp–Logan):
+with a 3×3 prior trained on random ellipse images (never Shepp–Logan):
 zero-filled, TV (weight tuned on the test image, an optimistic baseline), fastscore HQS
 and gradient MAP with the default annealing, and with the old default (2σ_n → σ_n/4).
 
@@ -11,8 +11,8 @@ power of the measured k-space over the noise power 2σ²): zero-filled SENSE (A�
 and L1-wavelet (sigpy's apps, λ chosen on validation phantoms), fastscore MAP (HQS) and
 posterior mean + std, with the complex (two-channel) prior and with the real prior on the
 real and imaginary parts. PSNR/SSIM of the magnitude; seconds per slice. Priors are trained
-on random brain-like ellipse phantoms (real ones, and complex ones with random smooth
-phases); λ and nothing else is tuned, on two validation phantoms of that family.
+on random ellipse images (real ones, and complex ones with random smooth phases); λ and
+nothing else is tuned, on a validation brain-like phantom with a smooth phase.
 
 Part "3d": a 64³ complex Shepp–Logan volume, 8 coils, 4× 3-D Cartesian (two phase-encode
 axes), a 3×3×3 prior trained on random ellipsoid volumes; peak RSS of the process.
@@ -80,6 +80,27 @@ def smooth_phase(shape, rng):
     return np.exp(1j * phase)
 
 
+def random_ellipses(n_images, size, rng):
+    """Random sums of 3-8 ellipses with intensities in [-0.4, 1] on a zero background."""
+    rng = np.random.default_rng(rng)
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    out = np.zeros((n_images, size, size))
+    for img in out:
+        for _ in range(rng.integers(3, 9)):
+            cx, cy = rng.uniform(0.15, 0.85, 2) * size
+            a, b = rng.uniform(0.03, 0.35, 2) * size
+            t = rng.uniform(0, np.pi)
+            u = ((xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)) / a
+            v = (-(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)) / b
+            img += rng.uniform(-0.4, 1.0) * (u * u + v * v <= 1)
+    return out
+
+
+def real_prior(quick):
+    """The real 3×3 prior: 200 random-ellipse images of 64², 3000 steps, σ in [0.005, 0.5]."""
+    return trained("real", random_ellipses(200, 64, 0), 3, STEPS or (800 if quick else 3000))
+
+
 def trained(name, images, patch, steps, sigmas=(0.005, 0.5)):
     os.makedirs(CACHE, exist_ok=True)
     path = os.path.join(CACHE, f"mri_{name}_{steps}.npz")
@@ -103,8 +124,7 @@ def peak_rss_mb():
 # -- part 1: single-coil 4x -----------------------------------------------------------------
 def single_coil(table, quick):
     n = 64 if quick else 128
-    images = [brain_phantom((64, 64), 1000 + k) for k in range(200)]
-    model, sec = trained("real", images, 3, STEPS or (800 if quick else 1500))
+    model, sec = real_prior(quick)
     print(f"# real 3x3 prior: trained in {sec:.0f} s", flush=True)
     x = data.shepp_logan((n, n))
     A = ops.MRI(ops.cartesian_mask(x.shape, 4, rng=0))
@@ -120,7 +140,7 @@ def single_coil(table, quick):
     rows.append((f"MAP HQS {steps} it., old default 2σ_n → σ_n/4",
                  lambda: map_estimate(y, A, sn, prior, method="hqs", n_steps=steps,
                                       sigma_schedule=(2 * sn, sn / 4)).x))
-    g_steps = 60 if quick else 300
+    g_steps = 60 if quick else 100
     rows.append((f"MAP gradient {g_steps} it. (Nesterov), default schedule",
                  lambda: map_estimate(y, A, sn, prior, n_steps=g_steps, momentum=True).x))
     for label, fn in rows:
@@ -165,17 +185,14 @@ def best_lambda(kind, A, phantoms, grid):
 def sense_study(table, quick, figure_rows):
     n = 96 if quick else 256
     n_train = 60 if quick else 200
-    complex_images = [brain_phantom((64, 64), 3000 + k) * smooth_phase((64, 64), 4000 + k)
-                      for k in range(n_train)]
-    steps = STEPS or (800 if quick else 1500)
-    real_model, s1 = trained("real", [brain_phantom((64, 64), 1000 + k) for k in range(200)],
-                             3, steps)
-    complex_model, s2 = trained("complex", complex_images, 3, steps)
+    complex_images = [z * smooth_phase((64, 64), 4000 + k)
+                      for k, z in enumerate(random_ellipses(n_train, 64, 1))]
+    real_model, s1 = real_prior(quick)
+    complex_model, s2 = trained("complex", complex_images, 3, STEPS or (800 if quick else 1500))
     print(f"# priors: real {s1:.0f} s, complex {s2:.0f} s of training", flush=True)
     maps = ops.birdcage_maps((n, n), 8, dtype=np.complex128)
     x = data.shepp_logan((n, n)) * smooth_phase((n, n), 7)
-    validation = [brain_phantom((n, n), 9000 + k) * smooth_phase((n, n), 9100 + k)
-                  for k in range(2)]
+    validation = [brain_phantom((n, n), 9000) * smooth_phase((n, n), 9100)]
     sigpy = try_import("sigpy")
     priors = {"complex prior": PatchPrior(complex_model, 3),
               "real prior on Re/Im": PatchPrior(real_model, 3)}
@@ -188,7 +205,7 @@ def sense_study(table, quick, figure_rows):
         t0 = time.perf_counter()
         results.append(("zero-filled SENSE (Aᴴy)", A.adjoint(y), time.perf_counter() - t0))
         if sigpy is not None:
-            grid = np.geomspace(1e-5, 1e-2, 4 if quick else 6)
+            grid = np.geomspace(1e-5, 1e-2, 4)
             for kind, label in (("tv", "SENSE-TV (sigpy)"), ("l1w", "L1-wavelet (sigpy)")):
                 lam, _ = best_lambda(kind, A, validation, grid)
                 t0 = time.perf_counter()
@@ -196,7 +213,7 @@ def sense_study(table, quick, figure_rows):
                 results.append((f"{label}, λ={lam:.2g}", est, time.perf_counter() - t0))
         else:
             results.append(("SENSE-TV / L1-wavelet", None, "sigpy not installed"))
-        hqs_steps = 10 if quick else 30
+        hqs_steps = 10 if quick else 20
         for name, prior in priors.items():
             t0 = time.perf_counter()
             est = map_estimate(y, A, sn, prior, method="hqs", n_steps=hqs_steps).x
@@ -205,7 +222,7 @@ def sense_study(table, quick, figure_rows):
             t0 = time.perf_counter()
             post = posterior_sample(y, A, sn, prior, n_samples=4,
                                     sigmas=np.geomspace(0.3, max(sn / 4, 0.005),
-                                                        10 if quick else 30),
+                                                        8 if quick else 12),
                                     steps_per_sigma=1, rng=acc)
             results.append((f"fastscore posterior mean (4 chains), {name}", post.mean,
                             time.perf_counter() - t0))
@@ -252,7 +269,7 @@ def figure(rows, path):
 def volume_study(table, quick):
     n = 32 if quick else 64
     volumes = [brain_phantom((24, 24, 24), 5000 + k) for k in range(40)]
-    model, sec = trained("real3d", volumes, (3, 3, 3), STEPS or (400 if quick else 600))
+    model, sec = trained("real3d", volumes, (3, 3, 3), STEPS or 300)
     print(f"# 3-D prior: trained in {sec:.0f} s; peak RSS {peak_rss_mb():.0f} MB", flush=True)
     x = data.shepp_logan((n, n, n)) * smooth_phase((n, n, n), 11)
     A = ops.SENSE(ops.birdcage_maps((n, n, n), 8), ops.cartesian_mask_3d((n, n, n), 4, 0.1,
@@ -267,7 +284,7 @@ def volume_study(table, quick):
               f"{time.perf_counter() - t0:.1f}")
     t0 = time.perf_counter()
     est = map_estimate(y, A, sn, PatchPrior(model, (3, 3, 3)), method="hqs",
-                       n_steps=6 if quick else 15).x
+                       n_steps=6).x
     p, s = magnitude_scores(x, est)
     table.add(f"3-D SENSE 4x {n}³, 8 coils", "fastscore MAP (HQS), real prior on Re/Im",
               f"{p:.2f}", f"{s:.3f}", f"{time.perf_counter() - t0:.1f}")
@@ -289,12 +306,12 @@ def main():
     header("bench_mri", parts=" ".join(args.part))
     table = Table(["case", "method", "PSNR (dB, magnitude)", "SSIM", "s / slice"])
     rows = []
-    if "single" in args.part:
-        single_coil(table, args.quick)
     if "sense" in args.part:
         sense_study(table, args.quick, rows)
         if rows:
             figure(rows, os.path.join(HERE, "mri.png"))
+    if "single" in args.part:
+        single_coil(table, args.quick)
     if "3d" in args.part:
         volume_study(table, args.quick)
     print(table.render())

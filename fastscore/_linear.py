@@ -68,9 +68,10 @@ class LinearOperator:
     shape_out : tuple of int
         Measurement shape (without the batch axis).
     complex_domain : bool
-        The image is complex (only ``MRI(..., complex_image=True)``).
+        The image is complex (``MRI(..., complex_image=True)``, :class:`SENSE`, a
+        :class:`FunctionOperator` built so).
     complex_range : bool
-        The measurements are complex (:class:`MRI`).
+        The measurements are complex (:class:`MRI`, :class:`SENSE`).
     n_measurements : int
         Number of measured entries (entries of ``shape_out`` that carry data; a
         :class:`Mask` or an MRI sampling mask leaves the others at zero).
