@@ -88,6 +88,12 @@ class PatchPrior(_Prior):
     reference : fastscore.invariance.IntensityReference, optional
         Training intensity statistics; default the patch score's ``intensity_reference``.
 
+    Complex images (MRI, SENSE) are accepted by :meth:`score` and :meth:`denoise`; the
+    score is ``∂/∂Re + i ∂/∂Im`` of the log prior. See :attr:`complex_mode`: a patch score
+    trained on complex images (``channels == 2``) scores the real and imaginary parts as
+    two channels of one patch; a real patch score is applied to the two parts separately
+    (an approximation).
+
     Notes
     -----
     ``PatchPrior(...).score`` is the exact gradient of ``w Σ_q log p_V(G_q x)`` when `w`

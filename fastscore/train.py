@@ -234,7 +234,11 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     Parameters
     ----------
     images : ndarray (n, H, W) / (n, D, H, W) or sequence of 2-D/3-D arrays
-        Training images; patches are drawn from them on the fly.
+        Training images; patches are drawn from them on the fly. Complex images train a
+        two-channel prior (``model.channels == 2``): each patch is ``[Re v | Im v]`` of a
+        complex patch v multiplied by a random global phase ``e^{iφ}`` (augmentation: the
+        prior must not prefer a phase); dc, contrast, symmetrize, intensity and
+        scale_augment are then unavailable.
     patches : ndarray of shape (N, patch_dim), optional
         Training patches instead of images (exactly one of `images`, `patches`).
     patch_size : int or tuple of int
