@@ -337,6 +337,9 @@ class MRI(LinearOperator):
             raise TypeError(f"`mask` must be a boolean array; got dtype {mask.dtype}.")
         if mask.ndim != 2 or mask.size == 0:
             raise ValueError(f"`mask` must be a non-empty 2-D array (H, W); got shape {mask.shape}.")
+        if not mask.any():
+            raise ValueError("`mask` samples nothing (all False); at least one k-space entry "
+                             "must be measured.")
         super().__init__(mask.shape, mask.shape)
         self.mask = mask.copy()   # private, read-only copy
         self.mask.flags.writeable = False

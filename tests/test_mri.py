@@ -113,6 +113,8 @@ def test_bad_input_names_the_argument():
         SENSE(maps, np.ones((16, 15), dtype=bool))
     with pytest.raises(ValueError, match="`mask` samples nothing"):
         SENSE(maps, np.zeros((16, 16), dtype=bool))
+    with pytest.raises(ValueError, match="`mask` samples nothing"):
+        MRI(np.zeros((16, 16), dtype=bool))
     with pytest.raises(TypeError, match="`mask`"):
         SENSE(maps, np.ones((16, 16)))
     with pytest.raises(ValueError, match="`coil_maps`"):
