@@ -182,7 +182,7 @@ def best_lambda(kind, A, phantoms, grid):
     return grid[int(np.argmax(scores))], max(scores)
 
 
-def sense_study(table, quick, figure_rows):
+def sense_study(table, quick, figure_rows, accelerations=(4, 8)):
     n = 96 if quick else 256
     n_train = 60 if quick else 200
     complex_images = [z * smooth_phase((64, 64), 4000 + k)
@@ -197,6 +197,8 @@ def sense_study(table, quick, figure_rows):
     priors = {"complex prior": PatchPrior(complex_model, 3),
               "real prior on Re/Im": PatchPrior(real_model, 3)}
     for acc, centre in ((4, 0.08), (8, 0.04)):
+        if acc not in accelerations:
+            continue
         A = ops.SENSE(maps, ops.cartesian_mask((n, n), acc, centre, rng=acc))
         sn = snr_sigma(A, x)
         y = A.simulate(x, sn, rng=acc + 10)
@@ -300,6 +302,8 @@ def main():
     p.add_argument("--part", nargs="+", default=["single", "sense", "3d"],
                    choices=["single", "sense", "3d"])
     p.add_argument("--steps", type=int, default=None, help="training steps (smoke runs)")
+    p.add_argument("--acc", type=int, nargs="+", default=[4, 8], choices=[4, 8],
+                   help="SENSE accelerations")
     args = p.parse_args()
     global STEPS
     STEPS = args.steps
@@ -307,9 +311,9 @@ def main():
     table = Table(["case", "method", "PSNR (dB, magnitude)", "SSIM", "s / slice"])
     rows = []
     if "sense" in args.part:
-        sense_study(table, args.quick, rows)
+        sense_study(table, args.quick, rows, args.acc)
         if rows:
-            figure(rows, os.path.join(HERE, "mri.png"))
+            figure(rows, os.path.join(HERE, f"mri_{'_'.join(map(str, args.acc))}x.png"))
     if "single" in args.part:
         single_coil(table, args.quick)
     if "3d" in args.part:
