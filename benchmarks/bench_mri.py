@@ -161,7 +161,7 @@ def sigpy_recon(kind, y, A, lam):
     maps = np.fft.fftshift(A.coil_maps, axes=(-2, -1))
     App = app.TotalVariationRecon if kind == "tv" else app.L1WaveletRecon
     out = App(y, maps, lam, weights=A.mask.astype(float), show_pbar=False,
-              max_iter=100).run()
+              max_iter=60).run()
     return np.fft.ifftshift(np.asarray(out))
 
 
@@ -204,41 +204,44 @@ def sense_study(table, quick, figure_rows, accelerations=(4, 8)):
         y = A.simulate(x, sn, rng=acc + 10)
         case = f"SENSE {acc}x {n}², 8 coils"
         results = []
+
+        def report(label, est, sec):
+            results.append((label, est, sec))
+            if est is None:
+                table.add(case, label, sec, "", "")
+            else:
+                p, s = magnitude_scores(x, est)
+                table.add(case, label, f"{p:.2f}", f"{s:.3f}", f"{sec:.1f}")
+            print(table.rows[-1], flush=True)
+
         t0 = time.perf_counter()
-        results.append(("zero-filled SENSE (Aᴴy)", A.adjoint(y), time.perf_counter() - t0))
-        if sigpy is not None:
-            grid = np.geomspace(1e-5, 1e-2, 4)
-            for kind, label in (("tv", "SENSE-TV (sigpy)"), ("l1w", "L1-wavelet (sigpy)")):
-                lam, _ = best_lambda(kind, A, validation, grid)
-                t0 = time.perf_counter()
-                est = sigpy_recon(kind, y, A, lam)
-                results.append((f"{label}, λ={lam:.2g}", est, time.perf_counter() - t0))
-        else:
-            results.append(("SENSE-TV / L1-wavelet", None, "sigpy not installed"))
+        report("zero-filled SENSE (Aᴴy)", A.adjoint(y), time.perf_counter() - t0)
         hqs_steps = 10 if quick else 20
         for name, prior in priors.items():
             t0 = time.perf_counter()
             est = map_estimate(y, A, sn, prior, method="hqs", n_steps=hqs_steps).x
-            results.append((f"fastscore MAP (HQS {hqs_steps}), {name}", est,
-                            time.perf_counter() - t0))
+            report(f"fastscore MAP (HQS {hqs_steps}), {name}", est, time.perf_counter() - t0)
             t0 = time.perf_counter()
             post = posterior_sample(y, A, sn, prior, n_samples=4,
                                     sigmas=np.geomspace(0.3, max(sn / 4, 0.005),
-                                                        8 if quick else 12),
+                                                        8),
                                     steps_per_sigma=1, rng=acc)
-            results.append((f"fastscore posterior mean (4 chains), {name}", post.mean,
-                            time.perf_counter() - t0))
+            report(f"fastscore posterior mean (4 chains), {name}", post.mean,
+                   time.perf_counter() - t0)
             if name == "complex prior":
                 figure_rows.append((acc, x, results, post.std))
             table.add(case, f"  posterior std, {name}", "mean std",
                       f"{float(np.mean(post.std)):.4f}", "")
-        for label, est, sec in results:
-            if est is None:
-                table.add(case, label, sec, "", "")
-                continue
-            p, s = magnitude_scores(x, est)
-            table.add(case, label, f"{p:.2f}", f"{s:.3f}", f"{sec:.1f}")
             print(table.rows[-1], flush=True)
+        if sigpy is not None:
+            grid = np.geomspace(1e-4, 1e-2, 3)
+            for kind, label in (("tv", "SENSE-TV (sigpy)"), ("l1w", "L1-wavelet (sigpy)")):
+                lam, _ = best_lambda(kind, A, validation, grid)
+                t0 = time.perf_counter()
+                est = sigpy_recon(kind, y, A, lam)
+                report(f"{label}, λ={lam:.2g}", est, time.perf_counter() - t0)
+        else:
+            report("SENSE-TV / L1-wavelet", None, "sigpy not installed")
 
 
 def figure(rows, path):
