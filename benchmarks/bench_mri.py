@@ -22,6 +22,7 @@ axes), a 3×3×3 prior trained on random ellipsoid volumes; peak RSS of the proc
 
 import os
 import resource
+import sys
 import time
 
 import numpy as np
@@ -38,6 +39,8 @@ from fastscore.tv import tune_tv_weight
 STEPS = None                      # training steps override (--steps, smoke runs)
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, "_cache")
+sys.path.insert(0, os.path.join(HERE, os.pardir, "examples"))
+from radial_mri_nufft import random_ellipses  # noqa: E402  (3-8 ellipses, [-0.4, 1], zero background)
 
 
 # -- phantoms -----------------------------------------------------------------------------
@@ -78,22 +81,6 @@ def smooth_phase(shape, rng):
     for g in grids:
         phase = phase + rng.uniform(-1.5, 1.5) * g + rng.uniform(-1, 1) * g ** 2
     return np.exp(1j * phase)
-
-
-def random_ellipses(n_images, size, rng):
-    """Random sums of 3-8 ellipses with intensities in [-0.4, 1] on a zero background."""
-    rng = np.random.default_rng(rng)
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    out = np.zeros((n_images, size, size))
-    for img in out:
-        for _ in range(rng.integers(3, 9)):
-            cx, cy = rng.uniform(0.15, 0.85, 2) * size
-            a, b = rng.uniform(0.03, 0.35, 2) * size
-            t = rng.uniform(0, np.pi)
-            u = ((xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)) / a
-            v = (-(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)) / b
-            img += rng.uniform(-0.4, 1.0) * (u * u + v * v <= 1)
-    return out
 
 
 def real_prior(quick):
