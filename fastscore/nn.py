@@ -1087,6 +1087,10 @@ class PatchScoreModel:
         this model (needs `intensity_reference`).
     intensity_reference : fastscore.invariance.IntensityReference, optional
         Intensity statistics of the training images.
+    channels : int, default 1
+        Channels per patch: 2 for a complex prior (real and imaginary parts of a complex
+        patch as one vector, ``[Re v | Im v]``); the model then scores vectors of
+        ``channels · prod(patch_size)`` values. Patch-level invariances need 1 channel.
 
     All options are stored by :meth:`save`; :meth:`with_invariances` changes them.
 
@@ -1111,17 +1115,22 @@ class PatchScoreModel:
 
     def __init__(self, model, patch_size, *, sigma_min, sigma_max, history=None,
                  training=None, dc=False, contrast=False, symmetrize=False,
-                 contrast_eps=1e-2, intensity="none", intensity_reference=None):
+                 contrast_eps=1e-2, intensity="none", intensity_reference=None, channels=1):
         from .invariance import IntensityReference, InvariantPatchScore
 
         if not isinstance(model, NoiseConditionalScore):
             raise TypeError(f"`model` must be a NoiseConditionalScore; got "
                             f"{type(model).__name__}.")
         self.patch_size = _check_patch_size(patch_size)
-        self.patch_dim = math.prod(self.patch_size)
+        self.channels = check_int(channels, "channels", low=1)
+        self.patch_dim = self.channels * math.prod(self.patch_size)
         if self.patch_dim != model.dim:
-            raise ValueError(f"`patch_size` {self.patch_size} has {self.patch_dim} pixels but "
-                             f"the model scores vectors of dimension {model.dim}.")
+            raise ValueError(f"`patch_size` {self.patch_size} with {self.channels} channel(s) "
+                             f"has {self.patch_dim} values but the model scores vectors of "
+                             f"dimension {model.dim}.")
+        if self.channels > 1 and (dc or contrast or symmetrize or intensity != "none"):
+            raise ValueError("dc, contrast, symmetrize and intensity need a single-channel "
+                             f"model; got channels={self.channels}.")
         self.sigma_min = check_scalar(sigma_min, "sigma_min", low=0.0, low_inclusive=False)
         self.sigma_max = check_scalar(sigma_max, "sigma_max", low=self.sigma_min)
         self.model = model
@@ -1164,7 +1173,7 @@ class PatchScoreModel:
                                sigma_max=self.sigma_max, history=self.history,
                                training=self.training,
                                intensity_reference=self.intensity_reference,
-                               **{**self.invariances, **options})
+                               channels=self.channels, **{**self.invariances, **options})
 
     def score(self, patches, sigma=None, *, out=None):
         """Patch score ``s_V(v; σ)`` in bounded memory; dtype follows `patches`.
@@ -1228,6 +1237,7 @@ class PatchScoreModel:
         return {"model": self.model.get_config(), "patch_size": list(self.patch_size),
                 "sigma_min": self.sigma_min, "sigma_max": self.sigma_max,
                 "training": self.training, "invariances": dict(self.invariances),
+                "channels": self.channels,
                 "intensity_reference": None if ref is None else ref.to_dict()}
 
     def save(self, path):
@@ -1277,6 +1287,7 @@ class PatchScoreModel:
                        training=meta.get("training"),
                        intensity_reference=None if ref is None
                        else IntensityReference.from_dict(ref),
+                       channels=int(meta.get("channels", 1)),
                        **meta.get("invariances", {}))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelFileError):

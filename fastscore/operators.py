@@ -22,12 +22,15 @@ import numpy as np
 import scipy.fft
 
 from ._ct import ParallelBeamCT
-from ._linear import LinearOperator, _check_shape, _complex_of, _real_of
+from ._linear import (FunctionOperator, LinearOperator, _check_shape, _complex_of,
+                      _fourier_preconditioner, _real_of)
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_rng, check_scalar, check_scale)
 
 __all__ = [
     "LinearOperator",
+    "FunctionOperator",
+    "from_scipy",
     "Identity",
     "Mask",
     "Blur",
@@ -37,30 +40,12 @@ __all__ = [
     "GaussianLikelihood",
     "cartesian_mask",
     "radial_mask",
+    "SENSE",
+    "birdcage_maps",
+    "estimate_coil_maps",
+    "cartesian_mask_3d",
     "gaussian_kernel",
 ]
-
-
-def _fourier_preconditioner(spectrum, shape, real):
-    """``v ↦ F⁻¹ (F v / spectrum)`` over the last ``len(shape)`` axes (rfftn when `real`),
-    in the dtype of v."""
-    axes = tuple(range(-len(shape), 0))
-    inverse = {}
-
-    def apply(v):
-        v = np.asarray(v)
-        key = v.dtype
-        if key not in inverse:
-            inverse[key] = (1.0 / spectrum).astype(_real_of(v.dtype))
-        if real:
-            z = scipy.fft.rfftn(v, axes=axes)
-            z *= inverse[key]
-            return scipy.fft.irfftn(z, s=shape, axes=axes).astype(v.dtype, copy=False)
-        z = scipy.fft.fftn(v, axes=axes)
-        z *= inverse[key]
-        out = scipy.fft.ifftn(z, axes=axes)
-        return (out if v.dtype.kind == "c" else out.real).astype(v.dtype, copy=False)
-    return apply
 
 
 # ----------------------------------------------------------------------------------------
@@ -352,6 +337,9 @@ class MRI(LinearOperator):
             raise TypeError(f"`mask` must be a boolean array; got dtype {mask.dtype}.")
         if mask.ndim != 2 or mask.size == 0:
             raise ValueError(f"`mask` must be a non-empty 2-D array (H, W); got shape {mask.shape}.")
+        if not mask.any():
+            raise ValueError("`mask` samples nothing (all False); at least one k-space entry "
+                             "must be measured.")
         super().__init__(mask.shape, mask.shape)
         self.mask = mask.copy()   # private, read-only copy
         self.mask.flags.writeable = False
@@ -567,3 +555,8 @@ class GaussianLikelihood:
     def __repr__(self):
         return (f"GaussianLikelihood(operator={self.operator!r}, y shape {self.y.shape}, "
                 f"noise_sigma={self.noise_sigma:g})")
+
+
+from_scipy = LinearOperator.from_scipy
+
+from .mri import SENSE, birdcage_maps, cartesian_mask_3d, estimate_coil_maps  # noqa: E402

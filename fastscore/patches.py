@@ -93,6 +93,12 @@ class PatchOperator:
         (``0 <= origin < patch_size``), i.e. where the patch grid starts. Default
         ``(p-1)//2`` (centred patches). With ``stride = patch_size`` and a random origin per
         call this gives the random-shift tiling of PaDIS: every pixel in exactly one patch.
+    channels : int, optional
+        Multi-channel images ``(C, *image_shape)`` (batches ``(n, C, *image_shape)``), e.g.
+        the real and imaginary parts of a complex image: one patch row holds the patch of
+        every channel at the same place, channel-major, ``[P_0 | P_1 | … | P_{C−1}]``
+        (length ``C · prod(patch_size)``); the adjoint scatters each block back into its
+        channel. Default None: single-channel images without a channel axis.
     n_threads : int, optional
         Threads of the compiled kernels; ``None`` uses :func:`fastscore.get_num_threads`.
 
@@ -100,7 +106,8 @@ class PatchOperator:
     ----------
     patch_shape : tuple of int
     patch_dim : int
-        ``prod(patch_shape)``, the length of one patch row.
+        ``channels · prod(patch_shape)`` (``prod(patch_shape)`` without channels), the
+        length of one patch row.
     grid_shape : tuple of int
         Number of patch positions per axis.
     n_patches : int
@@ -131,7 +138,7 @@ class PatchOperator:
     """
 
     def __init__(self, image_shape, patch_size, stride=1, padding="valid", *, origin=None,
-                 n_threads=None):
+                 channels=None, n_threads=None):
         if isinstance(image_shape, (int, np.integer)) or not hasattr(image_shape, "__len__"):
             raise TypeError(f"`image_shape` must be a tuple of 2 or 3 ints; got {image_shape!r}.")
         if len(image_shape) not in (2, 3):
@@ -167,7 +174,9 @@ class PatchOperator:
         self.padded_shape = tuple(l[1] for l in layout)
         self.grid_shape = tuple(l[2] for l in layout)
         self.n_patches = math.prod(self.grid_shape)
-        self.patch_dim = math.prod(self.patch_shape)
+        self.channels = None if channels is None else check_int(channels, "channels", low=1)
+        self._spatial_dim = math.prod(self.patch_shape)
+        self.patch_dim = (self.channels or 1) * self._spatial_dim
         self._maps = [_axis_map(n, q, b, padding) for n, q, b in
                       zip(self.image_shape, self.padded_shape, self.pad_before)]
         self._geometries = {}
@@ -191,12 +200,14 @@ class PatchOperator:
 
     def _check_image(self, x, name, dtype=None):
         """Validate an image or batch; return (C-contiguous array, n_batch, batched)."""
-        k = len(self.image_shape)
+        shape = self.image_shape if self.channels is None else (
+            (self.channels,) + self.image_shape)
+        k = len(shape)
         arr = as_float_array(x, name, ndim=(k, k + 1), dtype=dtype)
-        if arr.shape[-k:] != self.image_shape:
+        if arr.shape[-k:] != shape:
             raise ValueError(
-                f"`{name}` must have shape {self.image_shape} or (n_images, "
-                f"{', '.join(map(str, self.image_shape))}); got {arr.shape}.")
+                f"`{name}` must have shape {shape} or (n_images, "
+                f"{', '.join(map(str, shape))}); got {arr.shape}.")
         batched = arr.ndim == k + 1
         return arr, (arr.shape[0] if batched else 1), batched
 
@@ -234,7 +245,9 @@ class PatchOperator:
             out = np.empty(shape, dtype=arr.dtype)
         else:
             check_out(out, "out", shape, arr.dtype)
-        if stop > start:
+        if stop > start and self.channels is not None:
+            self._gather_channels(arr, n_batch, start, stop, out)
+        elif stop > start:
             _kernels.gather(self._geometry(n_batch), arr.reshape(-1), out, start, stop,
                             self._threads(out.size))
         if batched and whole:
@@ -261,13 +274,17 @@ class PatchOperator:
                 f"(n_images, {self.n_patches}, {self.patch_dim}); got {arr.shape}.")
         batched = arr.ndim == 3
         n_batch = arr.shape[0] if batched else 1
-        shape = ((n_batch,) if batched else ()) + self.image_shape
+        shape = ((n_batch,) if batched else ()) + ((
+            () if self.channels is None else (self.channels,)) + self.image_shape)
         if out is None:
             out = np.zeros(shape, dtype=arr.dtype)
         else:
             check_same_dtype(patches=arr, out=out)
             check_out(out, "out", shape, arr.dtype)
             out.fill(0)
+        if self.channels is not None:
+            self._scatter_channels(arr.reshape(-1, self.patch_dim), n_batch, 0, out)
+            return out
         _kernels.scatter_add(self._geometry(n_batch), arr.reshape(-1, self.patch_dim),
                              out.reshape(-1), 0, n_batch * self.n_patches,
                              self._threads(arr.size))
@@ -305,10 +322,47 @@ class PatchOperator:
         if stop > total:
             raise ValueError(
                 f"`patches` rows {start}..{stop} run past the last patch ({total}) of `out`.")
-        if stop > start:
+        if stop > start and self.channels is not None:
+            self._scatter_channels(arr, n_batch, start, out)
+        elif stop > start:
             _kernels.scatter_add(self._geometry(n_batch), arr, out.reshape(-1), start, stop,
                                  self._threads(arr.size))
         return out
+
+    # -- channels: the single-channel kernels on the (n·C) images, one block per channel --
+    def _segments(self, start, stop):
+        """Split patch range [start, stop) at image boundaries: (image, q0, q1, row0)."""
+        t = start
+        while t < stop:
+            b, q0 = divmod(t, self.n_patches)
+            q1 = min(self.n_patches, q0 + stop - t)
+            yield b, q0, q1, t - start
+            t += q1 - q0
+
+    def _gather_channels(self, arr, n_batch, start, stop, out):
+        C, d = self.channels, self._spatial_dim
+        geometry = self._geometry(n_batch * C)
+        flat = arr.reshape(-1)
+        buffer = np.empty((stop - start, d), dtype=arr.dtype)
+        for b, q0, q1, row in self._segments(start, stop):
+            rows = slice(row, row + q1 - q0)
+            for c in range(C):
+                first = (b * C + c) * self.n_patches
+                block = buffer[:q1 - q0]
+                _kernels.gather(geometry, flat, block, first + q0, first + q1,
+                                self._threads(block.size))
+                out[rows, c * d:(c + 1) * d] = block
+
+    def _scatter_channels(self, patches, n_batch, start, out):
+        C, d = self.channels, self._spatial_dim
+        geometry = self._geometry(n_batch * C)
+        flat = out.reshape(-1)
+        for b, q0, q1, row in self._segments(start, start + patches.shape[0]):
+            for c in range(C):
+                block = np.ascontiguousarray(patches[row:row + q1 - q0, c * d:(c + 1) * d])
+                first = (b * C + c) * self.n_patches
+                _kernels.scatter_add(geometry, block, flat, first + q0, first + q1,
+                                     self._threads(block.size))
 
     def forward(self, x):
         """Same as :meth:`gather` (operator interface)."""
@@ -357,5 +411,6 @@ class PatchOperator:
 
     def __repr__(self):
         extra = "" if self.origin is None else f", origin={self.origin}"
+        extra += "" if self.channels is None else f", channels={self.channels}"
         return (f"PatchOperator(image_shape={self.image_shape}, patch_size={self.patch_shape}, "
                 f"stride={self.stride}, padding={self.padding!r}{extra})")

@@ -90,6 +90,12 @@ class PatchPrior(_Prior):
     reference : fastscore.invariance.IntensityReference, optional
         Training intensity statistics; default the patch score's ``intensity_reference``.
 
+    Complex images (MRI, SENSE) are accepted by :meth:`score` and :meth:`denoise`; the
+    score is ``∂/∂Re + i ∂/∂Im`` of the log prior. See :attr:`complex_mode`: a patch score
+    trained on complex images (``channels == 2``) scores the real and imaginary parts as
+    two channels of one patch; a real patch score is applied to the two parts separately
+    (an approximation).
+
     Notes
     -----
     Thread safety: :meth:`score`, :meth:`denoise` and the reconstructions built on them
@@ -158,20 +164,20 @@ class PatchPrior(_Prior):
         return self
 
     # -- operators -----------------------------------------------------------------------
-    def _operator(self, image_shape, mode, origin=None):
-        key = (image_shape, mode, origin)
+    def _operator(self, image_shape, mode, origin=None, channels=None):
+        key = (image_shape, mode, origin, channels)
         if key not in self._operators:
             if self.tiling == "overlap":
                 op = PatchOperator(image_shape, self.patch_size, self.stride, mode,
-                                   n_threads=self.n_threads)
+                                   channels=channels, n_threads=self.n_threads)
             else:
                 op = PatchOperator(image_shape, self.patch_size, self.patch_size, mode,
-                                   origin=origin, n_threads=self.n_threads)
+                                   origin=origin, channels=channels, n_threads=self.n_threads)
             self._operators[key] = op
         return self._operators[key]
 
     def _check_x(self, x):
-        return as_float_array(x, "x", ndim=(2, 3, 4), finite=True)
+        return as_float_array(x, "x", ndim=(2, 3, 4), finite=True, allow_complex=True)
 
     def _image_shape(self, arr):
         k = len(self._patch_shape)
@@ -180,15 +186,15 @@ class PatchPrior(_Prior):
                              f"for patch size {self._patch_shape}; got shape {arr.shape}.")
         return arr.shape[arr.ndim - k:]
 
-    def _operators_for(self, image_shape, rng):
+    def _operators_for(self, image_shape, rng, channels=None):
         """(gather operator, scatter operator) for one call."""
         if self.tiling == "overlap":
-            G = self._operator(image_shape, self.padding)
+            G = self._operator(image_shape, self.padding, channels=channels)
             return G, G
         origin = tuple(int(o) for o in rng.integers(0, self._patch_shape))
         # same grid, two modes: read the padding as asked, drop the scores landing on it
-        return (self._operator(image_shape, self.padding, origin),
-                self._operator(image_shape, "zero", origin))
+        return (self._operator(image_shape, self.padding, origin, channels),
+                self._operator(image_shape, "zero", origin, channels))
 
     def counts(self, image_shape):
         """Number of overlapping patches covering each pixel (overlap tiling)."""
@@ -199,10 +205,10 @@ class PatchPrior(_Prior):
         return self._counts[image_shape]
 
     # -- the prior -----------------------------------------------------------------------
-    def _patch_sum(self, arr, image_shape, sigma, rng):
+    def _patch_sum(self, arr, image_shape, sigma, rng, channels=None):
         """Σ_q G_qᵀ s_V(G_q x; σ), streamed in chunks; returns (sum, gather operator)."""
-        gather, scatter = self._operators_for(image_shape, rng)
-        batched = arr.ndim > len(image_shape)
+        gather, scatter = self._operators_for(image_shape, rng, channels)
+        batched = arr.ndim > len(image_shape) + (0 if channels is None else 1)
         n_images = arr.shape[0] if batched else 1
         out = np.zeros(arr.shape, dtype=arr.dtype)
         buffer = np.empty((min(self.chunk_size, n_images * gather.n_patches),
@@ -241,6 +247,8 @@ class PatchPrior(_Prior):
         weight = self.weight if weight is None else weight
         rng = self._rng if rng is None else check_rng(rng)
         image_shape = self._image_shape(arr)
+        if arr.dtype.kind == "c":
+            return self._complex_score(arr, image_shape, sigma, rng, weight)
         if self.intensity is None:
             return self._score(arr, image_shape, sigma, rng, weight)
         images = self._as_batch(arr)
@@ -258,8 +266,35 @@ class PatchPrior(_Prior):
         self._image_shape(arr)
         return arr if arr.ndim == k + 1 else arr[np.newaxis]
 
-    def _score(self, arr, image_shape, sigma, rng, weight):
-        total, _ = self._patch_sum(arr, image_shape, sigma, rng)
+    @property
+    def complex_mode(self):
+        """How complex images are scored: "channels" when the patch score was trained on
+        complex patches (``patch_score.channels == 2``: the real and imaginary parts form
+        one patch of ``2 · prod(patch_size)`` values), else "separate" (a real prior
+        applied to the real and imaginary parts as two independent images — an
+        approximation: it ignores their correlation and is not invariant to the global
+        phase)."""
+        return "channels" if getattr(self.patch_score, "channels", 1) == 2 else "separate"
+
+    def _complex_score(self, arr, image_shape, sigma, rng, weight):
+        """Score of a complex image: ∂/∂Re + i ∂/∂Im of the log prior."""
+        if self.intensity is not None:
+            raise TypeError("intensity normalisation is defined for real images; build the "
+                            "prior with intensity='none' for complex images.")
+        k = len(image_shape)
+        parts = np.stack([arr.real, arr.imag], axis=arr.ndim - k)   # (..., 2, *image)
+        if self.complex_mode == "channels":
+            total = self._score(parts, image_shape, sigma, rng, weight, channels=2)
+        else:
+            flat = parts.reshape((-1,) + image_shape)                # a batch of real images
+            total = self._score(flat, image_shape, sigma, rng, weight).reshape(parts.shape)
+        out = np.empty(arr.shape, dtype=arr.dtype)
+        out.real = np.take(total, 0, axis=arr.ndim - k)
+        out.imag = np.take(total, 1, axis=arr.ndim - k)
+        return out
+
+    def _score(self, arr, image_shape, sigma, rng, weight, channels=None):
+        total, _ = self._patch_sum(arr, image_shape, sigma, rng, channels)
         if weight == "mean":
             if self.tiling == "overlap":
                 total /= self.counts(image_shape).astype(arr.dtype)

@@ -162,12 +162,28 @@ def _split_images(images, fraction, rng):
 def _as_image_list(images):
     arr = images
     if isinstance(images, np.ndarray) or not isinstance(images, (list, tuple)):
-        arr = as_float_array(images, "images", ndim=(2, 3, 4), finite=True)
+        arr = as_float_array(images, "images", ndim=(2, 3, 4), finite=True, allow_complex=True)
         return list(arr[np.newaxis] if arr.ndim == 2 else arr)
     if not images:
         raise ValueError("`images` must hold at least one image; got an empty sequence.")
-    return [as_float_array(im, f"images[{k}]", ndim=(2, 3), finite=True)
+    return [as_float_array(im, f"images[{k}]", ndim=(2, 3), finite=True, allow_complex=True)
             for k, im in enumerate(images)]
+
+
+def _complex_patch_draw(images, patch, n, rng, augment=False):
+    """Two-channel patches ``[Re v | Im v]`` of complex images, each multiplied by a random
+    global phase ``e^{iφ}``, φ ~ U[0, 2π) (a complex prior must not prefer a phase).
+
+    The real and imaginary parts are drawn at the same positions (and flips) from two
+    copies of the same generator state; the phase comes from `rng` afterwards."""
+    import copy
+
+    rng = check_rng(rng)
+    twin = copy.deepcopy(rng)
+    real = extract_patches([im.real for im in images], patch, n, twin, augment=augment)
+    imag = extract_patches([im.imag for im in images], patch, n, rng, augment=augment)
+    v = (real + 1j * imag) * np.exp(2j * np.pi * rng.random(n))[:, None]
+    return np.concatenate([v.real, v.imag], axis=1)
 
 
 def _checkpoint_state(model, optimizer, ema, rng, step, history):
@@ -218,7 +234,11 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     Parameters
     ----------
     images : ndarray (n, H, W) / (n, D, H, W) or sequence of 2-D/3-D arrays
-        Training images; patches are drawn from them on the fly.
+        Training images; patches are drawn from them on the fly. Complex images train a
+        two-channel prior (``model.channels == 2``): each patch is ``[Re v | Im v]`` of a
+        complex patch v multiplied by a random global phase ``e^{iφ}`` (augmentation: the
+        prior must not prefer a phase); dc, contrast, symmetrize, intensity and
+        scale_augment are then unavailable.
     patches : ndarray of shape (N, patch_dim), optional
         Training patches instead of images (exactly one of `images`, `patches`).
     patch_size : int or tuple of int
@@ -322,17 +342,27 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                              f"{scale_augment!r}.")
     reference = None
 
+    channels = 1
     if images is not None:
         collection = _as_image_list(images)
         ndim = collection[0].ndim
         patch = check_int_tuple(patch_size, "patch_size", ndim, low=1)
         train_images, val_images = _split_images(collection, validation_fraction, split_rng)
-        draw = lambda n, r: extract_patches(train_images, patch, n, r, augment=augment) \
+        if any(im.dtype.kind == "c" for im in collection):
+            channels = 2
+            if dc or contrast or symmetrize or intensity != "none" or scale_augment:
+                raise ValueError("complex `images` train a two-channel prior: dc, contrast, "
+                                 "symmetrize, intensity and scale_augment are not available.")
+            extract = _complex_patch_draw
+        else:
+            extract = extract_patches
+        draw = lambda n, r: extract(train_images, patch, n, r, augment=augment) \
             .astype(dtype, copy=False)
-        val_patches = (extract_patches(val_images, patch, 4096, val_rng).astype(dtype)
+        val_patches = (extract(val_images, patch, 4096, val_rng).astype(dtype)
                        if val_images else None)
-        stats_patches = extract_patches(train_images, patch, 20000, split_rng).astype(dtype)
-        reference = IntensityReference.from_images(train_images, rng=reference_rng)
+        stats_patches = extract(train_images, patch, 20000, split_rng).astype(dtype)
+        reference = None if channels == 2 else IntensityReference.from_images(
+            train_images, rng=reference_rng)
         shapes = sorted({tuple(im.shape) for im in collection})
         data_summary = (f"{len(train_images)} training + {len(val_images)} validation images "
                         f"of shape {' / '.join('x'.join(map(str, sh)) for sh in shapes[:3])}"
@@ -357,7 +387,8 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                              "intensity statistics); patches have none.")
 
     if model is None:
-        model = NoiseConditionalScore.for_patches(patch, stats_patches, dtype=dtype,
+        model = NoiseConditionalScore.for_patches((channels,) * (channels > 1) + patch,
+                                                  stats_patches, dtype=dtype,
                                                   rng=split_rng, n_threads=n_threads)
     elif model.net.params.dtype != dtype:
         raise TypeError(f"`model` has dtype {model.net.params.dtype} but `dtype` is {dtype}.")
@@ -448,7 +479,8 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     return PatchScoreModel(model, patch, sigma_min=sigma_min, sigma_max=sigma_max,
                            history=history, training=summary, dc=dc, contrast=contrast,
                            contrast_eps=contrast_eps, symmetrize=symmetrize,
-                           intensity=intensity, intensity_reference=reference)
+                           intensity=intensity, intensity_reference=reference,
+                           channels=channels)
 
 
 class _deferred_interrupt:

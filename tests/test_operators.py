@@ -7,14 +7,22 @@ import pytest
 import scipy.ndimage
 from hypothesis import given, settings, strategies as st
 
-from fastscore.operators import (MRI, Blur, Downsample, GaussianLikelihood, Identity,
-                                 LinearOperator, Mask, ParallelBeamCT, cartesian_mask,
-                                 gaussian_kernel, radial_mask)
+from fastscore.operators import (MRI, SENSE, Blur, Downsample, GaussianLikelihood, Identity,
+                                 LinearOperator, Mask, ParallelBeamCT, birdcage_maps,
+                                 cartesian_mask, cartesian_mask_3d, gaussian_kernel,
+                                 radial_mask)
 
 
 # -- the registry: name -> (builder(shape, rng), image dimensions it supports) -----------
 def _small_kernel(shape, rng, size):
     return rng.normal(size=tuple(min(size, n) for n in shape))
+
+
+def _random_mask(shape, rng):
+    """Random boolean mask that samples at least the zero frequency."""
+    mask = rng.random(shape) < 0.5
+    mask[tuple(n // 2 for n in shape)] = True
+    return mask
 
 
 def _factor(shape):
@@ -36,6 +44,11 @@ REGISTRY = {
     "mri@blur": (lambda s, r: MRI(cartesian_mask(s, 2, 0.2, r))
                  @ Blur(_small_kernel(s, r, 3), s, "periodic"), (2,)),
     "scaled-ct": (lambda s, r: -1.5 * ParallelBeamCT(s, 3), (2,)),
+    "sense": (lambda s, r: SENSE(birdcage_maps(s, 3), cartesian_mask(s, 2, 0.2, r)
+                                 if len(s) == 2 else cartesian_mask_3d(s, 2, 0.2, rng=r)),
+              (2, 3)),
+    "sense-random-maps": (lambda s, r: SENSE(_random((2,) + s, True, np.float64, r),
+                                             _random_mask(s, r)), (2, 3)),
 }
 
 
@@ -106,6 +119,12 @@ def test_norm_squared_matches_dense_svd(name):
     build, _ = REGISTRY[name]
     A = build((10, 9), np.random.default_rng(5))          # 90 pixels: iterative path
     expected = np.linalg.norm(_dense(A), 2) ** 2
+    if isinstance(A, SENSE):      # documented: the bound max_p Σ_c |s_c(p)|² >= ‖A‖²
+        bound = np.max(np.sum(np.abs(A.coil_maps) ** 2, axis=0))
+        assert A.norm_squared() == pytest.approx(bound, rel=1e-12)
+        assert expected <= A.norm_squared() * (1 + 1e-12)
+        assert A.estimate_norm_squared() == pytest.approx(expected, rel=1e-7)
+        return
     assert A.norm_squared() == pytest.approx(expected, rel=1e-7)
     assert A.norm_squared() is A.norm_squared()             # cached float
     assert A.norm() == pytest.approx(math.sqrt(expected), rel=1e-7)

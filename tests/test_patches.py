@@ -241,3 +241,52 @@ def test_repr_and_empty_chunk():
     out = np.zeros((8, 8))
     G.scatter_add(np.zeros((0, 9)), 5, out=out)
     assert not out.any()
+
+
+# -- channels --------------------------------------------------------------------------------
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_channels_adjoint_and_layout(data):
+    ndim = data.draw(st.sampled_from([2, 3]))
+    shape = tuple(data.draw(st.integers(2, 7)) for _ in range(ndim))
+    patch = tuple(data.draw(st.integers(1, n)) for n in shape)
+    mode = data.draw(st.sampled_from(["valid", "zero", "reflect", "circular"]))
+    C = data.draw(st.integers(1, 3))
+    n = data.draw(st.integers(1, 2))
+    seed = data.draw(st.integers(0, 2 ** 16))
+    rng = np.random.default_rng(seed)
+    G = PatchOperator(shape, patch, 1, mode, channels=C)
+    plain = PatchOperator(shape, patch, 1, mode)
+    assert G.patch_dim == C * int(np.prod(patch)) and G.n_patches == plain.n_patches
+    x = rng.standard_normal((n, C) + shape)
+    P = G.gather(x)
+    assert P.shape == (n, G.n_patches, G.patch_dim)
+    d = plain.patch_dim
+    for c in range(C):        # channel-major blocks of the single-channel patches
+        np.testing.assert_array_equal(P[..., c * d:(c + 1) * d], plain.gather(x[:, c]))
+    Y = rng.standard_normal(P.shape)
+    lhs, rhs = np.vdot(P, Y), np.vdot(x, G.scatter(Y))
+    assert abs(lhs - rhs) <= 1e-12 * (np.linalg.norm(P) * np.linalg.norm(Y))
+    # chunked gather / scatter_add over ranges that cross image boundaries
+    chunk = data.draw(st.integers(1, 2 * G.n_patches))
+    out = np.zeros_like(x)
+    rows = []
+    for start, stop in G.chunks(chunk, n):
+        block = G.gather(x, start, stop)
+        rows.append(block)
+        G.scatter_add(Y.reshape(-1, G.patch_dim)[start:stop], start, out=out)
+    np.testing.assert_array_equal(np.concatenate(rows), P.reshape(-1, G.patch_dim))
+    np.testing.assert_allclose(out, G.scatter(Y), atol=1e-12)
+    single = G.gather(x[0])
+    np.testing.assert_array_equal(single, P[0])
+
+
+def test_channels_errors():
+    G = PatchOperator((6, 6), 3, channels=2)
+    with pytest.raises(ValueError, match="`x` must have 3 or 4 dimensions"):
+        G.gather(np.zeros((6, 6)))
+    with pytest.raises(ValueError, match=r"\(2, 6, 6\)"):
+        G.gather(np.zeros((3, 6, 6)))
+    with pytest.raises(ValueError, match="channels"):
+        PatchOperator((6, 6), 3, channels=0)
+    assert "channels=2" in repr(G)
