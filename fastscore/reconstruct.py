@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from ._cg import conjugate_gradient
 from ._progress import progress_range
 from ._validation import as_float_array, check_choice, check_int, check_rng, check_scalar
 from .operators import GaussianLikelihood, LinearOperator
@@ -141,53 +142,6 @@ def _rms(a):
     return float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
 
 
-def _cg(apply, rhs, x, n_iter, tol, precondition=None):
-    """Conjugate gradients for the SPD system apply(x) = rhs (all arrays image-shaped),
-    stopped when ``‖rhs − apply(x)‖ ≤ tol ‖rhs‖`` or after `n_iter` iterations.
-
-    `precondition` (optional): ``r ↦ M r`` with M ≈ apply⁻¹ symmetric positive definite
-    (standard PCG: ``z = M r``, ``β = ⟨r', z'⟩ / ⟨r, z⟩``); None is plain CG."""
-    if precondition is not None:
-        return _pcg(apply, rhs, x, n_iter, tol, precondition)
-    r = rhs - apply(x)
-    p = r.copy()
-    rr = float(np.vdot(r, r).real)
-    stop = tol ** 2 * max(float(np.vdot(rhs, rhs).real), 1e-300)
-    for _ in range(n_iter):
-        if rr <= stop:
-            break
-        Ap = apply(p)
-        alpha = rr / float(np.vdot(p, Ap).real)
-        x += alpha * p
-        r -= alpha * Ap
-        rr_new = float(np.vdot(r, r).real)
-        p *= rr_new / rr
-        p += r
-        rr = rr_new
-    return x
-
-
-def _pcg(apply, rhs, x, n_iter, tol, precondition):
-    r = rhs - apply(x)
-    z = precondition(r)
-    p = z.copy()
-    rz = float(np.vdot(r, z).real)
-    stop = tol ** 2 * max(float(np.vdot(rhs, rhs).real), 1e-300)
-    for _ in range(n_iter):
-        if float(np.vdot(r, r).real) <= stop or rz <= 0:
-            break
-        Ap = apply(p)
-        alpha = rz / float(np.vdot(p, Ap).real)
-        x += alpha * p
-        r -= alpha * Ap
-        z = precondition(r)
-        rz_new = float(np.vdot(r, z).real)
-        p *= rz_new / rz
-        p += z
-        rz = rz_new
-    return x
-
-
 def _gram_preconditioner(operator, weight, shift):
     """``operator.gram_preconditioner(weight, shift)`` (≈ (weight A*A + shift I)⁻¹), None
     when shift is not > 0."""
@@ -295,8 +249,10 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
             rhs = data_rhs + (z * inv_s2).astype(x.dtype)
             apply = lambda v: (operator.adjoint(operator.forward(v)).real * inv_n2
                                + v * inv_s2).astype(x.dtype)
-            x_new = _cg(apply, rhs, z.copy(), cg_iter, 1e-6,
-                        _gram_preconditioner(operator, inv_n2, inv_s2))
+            x_new = conjugate_gradient(
+                apply, rhs, z.copy(), cg_iter=cg_iter, tol=1e-6,
+                precondition=_gram_preconditioner(operator, inv_n2, inv_s2),
+                n_batch=x.ndim - len(image_shape))
             alpha = sigma ** 2
             grad = x_new - x
         change = _rms(x_new - x) / max(_rms(x), 1e-30)
@@ -437,8 +393,9 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
             rhs += dtype.type(eps) * (likelihood.score(x) + s_prior)
             apply = lambda v: (operator.adjoint(operator.forward(v)).real * inv_n2
                                + v * c).astype(dtype)
-            x = x + _cg(apply, rhs, np.zeros_like(x), cg_iter, 1e-6,
-                        _gram_preconditioner(operator, inv_n2, c))
+            x = x + conjugate_gradient(
+                apply, rhs, np.zeros_like(x), cg_iter=cg_iter, tol=1e-6,
+                precondition=_gram_preconditioner(operator, inv_n2, c), n_batch=1)
             alpha = eps / c
         if not np.all(np.isfinite(x)):
             raise FloatingPointError(f"posterior_sample diverged at step {t} "
