@@ -29,6 +29,8 @@ from ._cg import conjugate_gradient
 from ._progress import progress_range
 from ._validation import as_float_array, check_choice, check_int, check_rng, check_scalar
 from .operators import GaussianLikelihood, LinearOperator
+from . import posterior as _posterior
+from .posterior import gram_preconditioner as _gram_preconditioner
 
 __all__ = ["Reconstruction", "PosteriorSamples", "map_estimate", "posterior_sample",
            "posterior_summary", "noise_realizations", "sigma_ladder"]
@@ -62,11 +64,13 @@ class PosteriorSamples:
         preconditioned sampler, see :func:`posterior_sample`)
     std : ndarray, pixelwise standard deviation (the uncertainty map)
     trace : ndarray or None, thinned chain states (n_saved, n_samples, *image_shape)
+    n_score_evals : int, prior score evaluations per chain (the unit of work)
     """
     samples: np.ndarray
     mean: np.ndarray
     std: np.ndarray
     trace: np.ndarray = None
+    n_score_evals: int = 0
 
 
 def sigma_ladder(sigma_max, sigma_min, n):
@@ -140,27 +144,6 @@ def _setup(y, operator, noise_sigma, x0):
 
 def _rms(a):
     return float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
-
-
-def _gram_preconditioner(operator, weight, shift):
-    """``operator.gram_preconditioner(weight, shift)`` (≈ (weight A*A + shift I)⁻¹), None
-    when shift is not > 0."""
-    return operator.gram_preconditioner(weight, shift) if shift > 0 else None
-
-
-def _measurement_noise(likelihood, n, rng):
-    """White N(0, 1) noise on every real component of `n` measurements (A* of it has
-    covariance A*A); shape (n, *operator.shape_out)."""
-    y = likelihood.y
-    shape = (n,) + y.shape
-    real = likelihood.dtype
-    noise = rng.standard_normal(shape, dtype=real)
-    if y.dtype.kind == "c":
-        noise = noise + 1j * rng.standard_normal(shape, dtype=real)
-    measured = likelihood.operator.measured
-    if measured is not None:
-        noise *= measured
-    return noise.astype(y.dtype, copy=False)
 
 
 def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=100,
@@ -277,9 +260,26 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
     return Reconstruction(x=x, history=history, n_iter=n_iter)
 
 
+_METHODS = ("preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace")
+_OPTIONS = {"hmc": ("n_leapfrog", "mass", "target_acceptance"), "diffpir": ("lam",),
+            "laplace": ("map_options",)}
+_DEFAULT_EPS = {"preconditioned": 1.0, "langevin": 0.5, "hmc": 1.0, "pc": 0.16, "dps": 1.0,
+                "diffpir": 1.0}
+
+
+def _refine(sigmas, k):
+    """The ladder with k geometric sub-steps between consecutive levels."""
+    if k == 1 or len(sigmas) == 1:
+        return sigmas
+    logs = np.log(sigmas)
+    grid = np.linspace(0, len(sigmas) - 1, (len(sigmas) - 1) * k + 1)
+    return np.exp(np.interp(grid, np.arange(len(sigmas)), logs))
+
+
 def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=None,
                      steps_per_sigma=20, eps=None, x0=None, rng=None, trace_every=None,
-                     callback=None, progress=False, method="preconditioned", cg_iter=100):
+                     callback=None, progress=False, method="preconditioned", cg_iter=100,
+                     options=None):
     """Sample ``p(x | y)`` with `n_samples` chains at once, annealed over a σ ladder.
 
     ``method="preconditioned"`` (default): at level σ_i the target is
@@ -299,13 +299,28 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     exact and a variance is scaled by ``(2 − ε)/(2 − ελ)`` (λ ∈ (0, 1] the eigenvalue of
     ``Q⁻¹ ∇²(−log π)``: exact for λ = 1, at worst ``1 − ε/2``).
 
-    ``method="langevin"``: unadjusted Langevin with the likelihood tempered by σ_i,
+    ``method="langevin"``: unadjusted Langevin (:func:`fastscore.sampling.langevin` per
+    level) with the likelihood tempered by σ_i,
 
     .. math::
 
         x ← x + α_i \\left(\\frac{A^*(y - A x)}{σ_n^2 + σ_i^2} + s(x; σ_i)\\right)
               + \\sqrt{2 α_i}\\, ξ,  \\qquad α_i = \\frac{ε}{L_i},
               \\quad L_i = \\frac{‖A‖^2}{σ_n^2 + σ_i^2} + L_{prior}(σ_i)
+
+    The other methods are in :mod:`fastscore.posterior`: ``"hmc"`` (annealed HMC on π_i,
+    Metropolis-adjusted when the prior has a log-density; `steps_per_sigma` HMC steps of
+    ``options["n_leapfrog"]`` (5) leapfrog steps, ``options["mass"]`` "preconditioned"
+    (Q above, default) or "identity", initial step `eps`), ``"pc"`` (predictor–corrector,
+    `steps_per_sigma` corrector steps per level with signal-to-noise ratio `eps`),
+    ``"ode"`` (probability-flow ODE, Heun), ``"dps"`` (diffusion posterior sampling,
+    guidance weight `eps`) and ``"diffpir"`` (HQS inside the reverse diffusion, noise mix
+    ζ = `eps`, ``options["lam"]`` = 1); the last three run on the ladder refined with
+    `steps_per_sigma` geometric sub-steps per interval. ``"laplace"``: the Gaussian
+    approximation around the MAP estimate (:func:`map_estimate` with
+    ``options["map_options"]``, default HQS, 10 steps ``2σ_n → σ_n/4``) whose precision
+    is the data term plus the patch Hessians at the last σ (:func:`fastscore.posterior.laplace`);
+    ``samples`` are exact draws of that Gaussian and ``mean`` is the MAP estimate.
 
     Parameters
     ----------
@@ -316,33 +331,46 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         Non-increasing ladder; default ``sigma_ladder(max(4σ_n, …), max(σ_n/4, prior floor), 8)``.
     steps_per_sigma : int
     eps : float in (0, 1], optional
-        Step: ε above ("preconditioned", default 1) or the fraction of ``1/L_i``
-        ("langevin", default 0.5).
+        The method's step (see above); defaults: preconditioned 1, langevin 0.5, hmc 1,
+        pc 0.16, dps 1, diffpir 1.
     x0 : ndarray, optional
         Common start of the chains (default as in :func:`map_estimate`) plus ladder noise.
     rng : None, int or Generator
     trace_every : int, optional
         Keep every k-th state of all chains.
-    method : {"preconditioned", "langevin"}
+    callback : callable(k, x, info) -> bool, optional
+        Called after each step with the chains and a dict holding at least ``sigma`` and
+        ``step_size``; returning True stops.
+    progress : bool
+        Progress bar ("preconditioned" only).
+    method : {"preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace"}
     cg_iter : int
-        Conjugate-gradient iterations per step ("preconditioned"; relative tolerance 1e-6),
+        Conjugate-gradient iterations per data solve (relative tolerance 1e-6),
         preconditioned by ``operator.gram_preconditioner(1/σ_n², c)`` when available.
+    options : dict, optional
+        Method-specific settings named above.
 
     Returns
     -------
     PosteriorSamples
         ``samples`` (n_samples, *image_shape): the chains' last states, draws of π at the
-        last level. ``mean``: "langevin", their average; "preconditioned", the
-        Rao–Blackwellised MMSE estimate ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x])
-        over the chains and the states of the last level (``steps_per_sigma`` of them),
-        i.e. the posterior mean of the clean image z for ``p(z) N(y; A z, σ_n² I + σ² A A*)``.
-        ``std``: pixelwise std of ``samples``.
+        last level. ``mean``: "preconditioned", the Rao–Blackwellised MMSE estimate
+        ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x]) over the chains and the states of
+        the last level (``steps_per_sigma`` of them), i.e. the posterior mean of the clean
+        image z for ``p(z) N(y; A z, σ_n² I + σ² A A*)``; "laplace", the MAP estimate;
+        otherwise the average of the samples. ``std``: pixelwise std of ``samples``.
+        ``n_score_evals``: prior score evaluations per chain.
     """
     n_samples = check_int(n_samples, "n_samples", low=1)
     steps_per_sigma = check_int(steps_per_sigma, "steps_per_sigma", low=1)
-    method = check_choice(method, "method", ("preconditioned", "langevin"))
+    method = check_choice(method, "method", _METHODS)
+    options = dict(options or {})
+    unknown = set(options) - set(_OPTIONS.get(method, ()))
+    if unknown:
+        raise ValueError(f"`options` for method={method!r} take {list(_OPTIONS.get(method, ()))}; "
+                         f"got unknown {sorted(unknown)}.")
     if eps is None:
-        eps = 1.0 if method == "preconditioned" else 0.5
+        eps = _DEFAULT_EPS.get(method, 1.0)
     eps = check_scalar(eps, "eps", low=0, high=1, low_inclusive=False)
     cg_iter = check_int(cg_iter, "cg_iter", low=1)
     rng = check_rng(rng)
@@ -358,56 +386,68 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     if np.any(sigmas <= 0) or np.any(np.diff(sigmas) > 0):
         raise ValueError("`sigmas` must be positive and non-increasing.")
     dtype = x_start.dtype
-    image_shape = tuple(operator.shape_in)
+    problem = _posterior.Problem(likelihood, prior, rng, cg_iter)
+    if method == "laplace":
+        map_options = dict(method="hqs", n_steps=10, cg_iter=cg_iter,
+                           sigma_schedule=(2 * likelihood.noise_sigma,
+                                           likelihood.noise_sigma / 4))
+        map_options.update(options.get("map_options") or {})
+        x_map = map_estimate(likelihood.y, operator, likelihood.noise_sigma, prior, x0=x0,
+                             rng=rng, **map_options)
+        sigma_last = float(x_map.history["sigma"][-1])
+        samples, mean, n_evals, _ = _posterior.laplace(problem, x_map.x, sigma_last,
+                                                       n_samples)
+        return _summarise(samples, mean, None, n_evals + x_map.n_iter)
     x = np.repeat(x_start[np.newaxis], n_samples, axis=0)
     x += dtype.type(sigmas[0]) * rng.standard_normal(x.shape).astype(dtype)
-    norm2 = operator.norm_squared()
-    noise_var = likelihood.noise_sigma ** 2
-    inv_n2 = 1.0 / noise_var
+    if method != "preconditioned":
+        kwargs = dict(trace_every=trace_every, callback=callback)
+        fine = _refine(sigmas, steps_per_sigma)
+        if method == "hmc":
+            out = _posterior.hmc(problem, x, sigmas, steps_per_sigma=steps_per_sigma, eps=eps,
+                                 **options, **kwargs)
+        elif method in ("langevin", "pc"):
+            out = getattr(_posterior, method)(problem, x, sigmas, eps=eps,
+                                              steps_per_sigma=steps_per_sigma, **kwargs)
+        elif method == "ode":
+            out = _posterior.ode(problem, x, fine, **kwargs)
+        else:
+            out = getattr(_posterior, method)(problem, x, fine, eps=eps, **options, **kwargs)
+        samples, mean, n_evals, trace = out
+        return _summarise(samples, mean, trace, n_evals)
+    inv_n2 = 1.0 / likelihood.noise_sigma ** 2
     noise_scale = dtype.type(np.sqrt(eps * (2 - eps)))
     tweedie_sum, n_tweedie = np.zeros_like(x), 0
     trace = []
     total = len(sigmas) * steps_per_sigma
     for t in progress_range(total, "posterior", progress):
         sigma = float(sigmas[t // steps_per_sigma])
-        if method == "langevin":
-            var = noise_var + sigma ** 2
-            L = norm2 / var + prior.lipschitz(image_shape, sigma)
-            alpha = eps / L
-            # tempered likelihood: A*(y − A x)/(σ_n² + σ²) = score · σ_n²/(σ_n² + σ²)
-            drift = likelihood.score(x) * dtype.type(noise_var / var)
-            drift += prior.score(x, sigma, rng=rng)
-            x += dtype.type(alpha) * drift
-            x += dtype.type(np.sqrt(2 * alpha)) * rng.standard_normal(x.shape).astype(dtype)
-        else:
-            c = prior.lipschitz(image_shape, sigma)
-            s_prior = prior.score(x, sigma, rng=rng)
-            if t >= total - steps_per_sigma:                # last level
-                tweedie_sum += x + dtype.type(sigma ** 2) * s_prior      # E[clean | x]
-                n_tweedie += 1
-            # Q v = ε ∇log π(x) + sqrt(ε(2−ε)) (A*ξ₁/σ_n + sqrt(c) ξ₂), cov of (…) = Q
-            rhs = operator.adjoint(_measurement_noise(likelihood, n_samples, rng)).real
-            rhs = (rhs * likelihood.noise_sigma * inv_n2).astype(dtype)
-            rhs += dtype.type(np.sqrt(c)) * rng.standard_normal(x.shape).astype(dtype)
-            rhs *= noise_scale
-            rhs += dtype.type(eps) * (likelihood.score(x) + s_prior)
-            apply = lambda v: (operator.adjoint(operator.forward(v)).real * inv_n2
-                               + v * c).astype(dtype)
-            x = x + conjugate_gradient(
-                apply, rhs, np.zeros_like(x), cg_iter=cg_iter, tol=1e-6,
-                precondition=_gram_preconditioner(operator, inv_n2, c), n_batch=1)
-            alpha = eps / c
+        c = prior.lipschitz(tuple(operator.shape_in), sigma)
+        s_prior = problem.prior_score(x, sigma)
+        if t >= total - steps_per_sigma:                # last level
+            tweedie_sum += x + dtype.type(sigma ** 2) * s_prior      # E[clean | x]
+            n_tweedie += 1
+        # Q v = ε ∇log π(x) + sqrt(ε(2−ε)) (A*ξ₁/σ_n + sqrt(c) ξ₂), cov of (…) = Q
+        rhs = problem.gram_noise(n_samples, c)
+        rhs *= noise_scale
+        rhs += dtype.type(eps) * (likelihood.score(x) + s_prior)
+        x = x + problem.solve(rhs, inv_n2, c)
         if not np.all(np.isfinite(x)):
             raise FloatingPointError(f"posterior_sample diverged at step {t} "
                                      f"(sigma={sigma:.3g}); use a smaller eps.")
         if trace_every and t % trace_every == 0:
             trace.append(x.copy())
-        if callback is not None and callback(t, x, {"sigma": sigma, "step_size": alpha}):
+        if callback is not None and callback(t, x, {"sigma": sigma, "step_size": eps / c}):
             break
-    std = x.std(axis=0, ddof=1 if n_samples > 1 else 0)
     mean = tweedie_sum.mean(axis=0) / n_tweedie if n_tweedie else x.mean(axis=0)
-    return PosteriorSamples(samples=x, mean=mean.astype(dtype, copy=False), std=std,
-                            trace=np.stack(trace) if trace else None)
+    return _summarise(x, mean, np.stack(trace) if trace else None, problem.n_evals)
+
+
+def _summarise(samples, mean, trace, n_evals):
+    n = samples.shape[0]
+    std = samples.std(axis=0, ddof=1 if n > 1 else 0)
+    return PosteriorSamples(samples=samples, mean=mean.astype(samples.dtype, copy=False),
+                            std=std, trace=trace, n_score_evals=int(n_evals))
 
 
 def posterior_summary(samples, *, credible=0.9):
