@@ -237,13 +237,13 @@ def langevin(problem, x, sigmas, *, steps_per_sigma, eps, trace_every=None, call
     return x, x.mean(axis=0), problem.n_evals, trace
 
 
-def pc(problem, x, sigmas, *, steps_per_sigma, eps, trace_every=None, callback=None):
-    """Predictor–corrector on the tempered posterior score: `steps_per_sigma` corrector
-    steps per level with signal-to-noise ratio `eps`
-    (:func:`fastscore.sampling.predictor_corrector`)."""
-    res = sampling.predictor_corrector(problem.tempered_score, sigmas, x,
-                                       n_corrector=steps_per_sigma, snr=eps,
-                                       final_denoise=False, rng=problem.rng,
+def pc(problem, x, sigmas, *, eps, trace_every=None, callback=None):
+    """Predictor–corrector on the tempered posterior score: a reverse-SDE predictor step
+    between consecutive levels of the (refined) ladder, then one Langevin corrector step
+    with signal-to-noise ratio `eps` (:func:`fastscore.sampling.predictor_corrector`); two
+    score evaluations per level."""
+    res = sampling.predictor_corrector(problem.tempered_score, sigmas, x, n_corrector=1,
+                                       snr=eps, final_denoise=False, rng=problem.rng,
                                        callback=callback, trace_every=trace_every)
     return _result(problem, res)
 

@@ -312,11 +312,11 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     Metropolis-adjusted when the prior has a log-density; `steps_per_sigma` HMC steps of
     ``options["n_leapfrog"]`` (5) leapfrog steps, ``options["mass"]`` "preconditioned"
     (Q above, default) or "identity", initial step `eps`), ``"pc"`` (predictor–corrector,
-    `steps_per_sigma` corrector steps per level with signal-to-noise ratio `eps`),
-    ``"ode"`` (probability-flow ODE, Heun), ``"dps"`` (diffusion posterior sampling,
-    guidance weight `eps`) and ``"diffpir"`` (HQS inside the reverse diffusion, noise mix
-    ζ = `eps`, ``options["lam"]`` = 1); the last three run on the ladder refined with
-    `steps_per_sigma` geometric sub-steps per interval. ``"laplace"``: the Gaussian
+    one corrector step per level with signal-to-noise ratio `eps`), ``"ode"``
+    (probability-flow ODE, Heun), ``"dps"`` (diffusion posterior sampling, guidance weight
+    `eps`) and ``"diffpir"`` (HQS inside the reverse diffusion, noise mix ζ = `eps`,
+    ``options["lam"]`` = 1); these four run on the ladder refined with `steps_per_sigma`
+    geometric sub-steps per interval. ``"laplace"``: the Gaussian
     approximation around the MAP estimate (:func:`map_estimate` with
     ``options["map_options"]``, default HQS, 10 steps ``2σ_n → σ_n/4``) whose precision
     is the data term plus the patch Hessians at the last σ (:func:`fastscore.posterior.laplace`);
@@ -406,9 +406,9 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         if method == "hmc":
             out = _posterior.hmc(problem, x, sigmas, steps_per_sigma=steps_per_sigma, eps=eps,
                                  **options, **kwargs)
-        elif method in ("langevin", "pc"):
-            out = getattr(_posterior, method)(problem, x, sigmas, eps=eps,
-                                              steps_per_sigma=steps_per_sigma, **kwargs)
+        elif method == "langevin":
+            out = _posterior.langevin(problem, x, sigmas, eps=eps,
+                                      steps_per_sigma=steps_per_sigma, **kwargs)
         elif method == "ode":
             out = _posterior.ode(problem, x, fine, **kwargs)
         else:
