@@ -318,7 +318,7 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     ``options["lam"]`` = 1); these four run on the ladder refined with `steps_per_sigma`
     geometric sub-steps per interval. ``"laplace"``: the Gaussian
     approximation around the MAP estimate (:func:`map_estimate` with
-    ``options["map_options"]``, default HQS, 10 steps ``2σ_n → σ_n/4``) whose precision
+    ``options["map_options"]``, default HQS, 8 steps ``2σ_n → σ_n/4``) whose precision
     is the data term plus the patch Hessians at the last σ (:func:`fastscore.posterior.laplace`);
     ``samples`` are exact draws of that Gaussian and ``mean`` is the MAP estimate.
 
@@ -388,7 +388,7 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     dtype = x_start.dtype
     problem = _posterior.Problem(likelihood, prior, rng, cg_iter)
     if method == "laplace":
-        map_options = dict(method="hqs", n_steps=10, cg_iter=cg_iter,
+        map_options = dict(method="hqs", n_steps=8, cg_iter=cg_iter,
                            sigma_schedule=(2 * likelihood.noise_sigma,
                                            likelihood.noise_sigma / 4))
         map_options.update(options.get("map_options") or {})
