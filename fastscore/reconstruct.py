@@ -339,8 +339,8 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     trace_every : int, optional
         Keep every k-th state of all chains.
     callback : callable(k, x, info) -> bool, optional
-        Called after each step with the chains and a dict holding at least ``sigma`` and
-        ``step_size``; returning True stops.
+        Called after each step (k = steps done, from 1) with the chains and a dict
+        holding at least ``sigma`` and ``step_size``; returning True stops.
     progress : bool
         Progress bar ("preconditioned" only).
     method : {"preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace"}
@@ -437,7 +437,8 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
                                      f"(sigma={sigma:.3g}); use a smaller eps.")
         if trace_every and t % trace_every == 0:
             trace.append(x.copy())
-        if callback is not None and callback(t, x, {"sigma": sigma, "step_size": eps / c}):
+        if callback is not None and callback(t + 1, x, {"sigma": sigma,
+                                                        "step_size": eps / c}):
             break
     mean = tweedie_sum.mean(axis=0) / n_tweedie if n_tweedie else x.mean(axis=0)
     return _summarise(x, mean, np.stack(trace) if trace else None, problem.n_evals)
