@@ -180,7 +180,7 @@ def work_study(table, models, quick):
     ys = [ct.simulate(x, 0.02, rng=rng).astype(np.float32) for _ in range(2 if quick else 3)]
     selected.append((f"CT 30 views {size}²", np.stack([x] * len(ys)), ys, ct, 0.02,
                      PatchPrior(models["shepp"], 3, weight=1 / 9), ct.fbp(ys[0]), None))
-    sweep = (1, 3) if quick else (1, 3, 8)
+    sweep = (1, 3) if quick else (1, 4)
     for name, clean, ys, A, noise, prior, x0, _ in selected:
         clean, ys = clean[:2], ys[:2]
         for method in METHODS:
@@ -231,25 +231,33 @@ def plot(rows, path):
 
 
 def main():
-    args = parser(__doc__).parse_args()
+    p = parser(__doc__)
+    p.add_argument("--part", nargs="+", default=["floor", "calibration", "map", "work"],
+                   choices=["floor", "calibration", "map", "work"],
+                   help="parts to run (separate processes can run parts side by side)")
+    args = p.parse_args()
     fastscore.set_num_threads(2)
     print(header("posterior samplers", threads=2, dtype="float32", chains=16), flush=True)
     trained = models(args.quick)
-    floor_study(trained["rectangles"], args.quick)
-    steps = 2 if args.quick else 3
-    table = Table(["case", "method", "coverage (90%)", "PSNR mean", "score evals/chain",
-                   "s per image"])
-    calibration_study(table, trained, args.quick, steps)
-    print(f"\n## calibration (steps_per_sigma={steps}, default ladder)\n" + table.render(),
-          flush=True)
-    table = Table(["case", "method", "PSNR", "vs MAP", "score evals/chain", "s"])
-    map_vs_mean_study(table, trained, args.quick)
-    print("\n## posterior mean against MAP\n" + table.render(), flush=True)
-    table = Table(["case", "method", "steps_per_sigma", "score evals/chain", "PSNR mean",
-                   "coverage"])
-    rows = work_study(table, trained, args.quick)
-    print("\n## quality per unit of work\n" + table.render(), flush=True)
-    plot(rows, os.path.join(os.path.dirname(os.path.abspath(__file__)), "posterior.png"))
+    if "floor" in args.part:
+        floor_study(trained["rectangles"], args.quick)
+    if "calibration" in args.part:
+        steps = 2 if args.quick else 3
+        table = Table(["case", "method", "coverage (90%)", "PSNR mean", "score evals/chain",
+                       "s per image"])
+        calibration_study(table, trained, args.quick, steps)
+        print(f"\n## calibration (steps_per_sigma={steps}, default ladder)\n"
+              + table.render(), flush=True)
+    if "map" in args.part:
+        table = Table(["case", "method", "PSNR", "vs MAP", "score evals/chain", "s"])
+        map_vs_mean_study(table, trained, args.quick)
+        print("\n## posterior mean against MAP\n" + table.render(), flush=True)
+    if "work" in args.part:
+        table = Table(["case", "method", "steps_per_sigma", "score evals/chain", "PSNR mean",
+                       "coverage"])
+        rows = work_study(table, trained, args.quick)
+        print("\n## quality per unit of work\n" + table.render(), flush=True)
+        plot(rows, os.path.join(os.path.dirname(os.path.abspath(__file__)), "posterior.png"))
 
 
 if __name__ == "__main__":
