@@ -224,7 +224,7 @@ def plot(rows, path):
         axes[1, j].set_ylabel("coverage of 90% intervals")
         axes[1, j].axhline(0.9, color="k", lw=0.5)
         axes[1, j].set_xlabel("score evaluations per chain")
-    axes[0, 0].legend(fontsize=7)
+    axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     print(f"# plot: {path}")
@@ -235,7 +235,9 @@ def main():
     p.add_argument("--part", nargs="+", default=["floor", "calibration", "map", "work"],
                    choices=["floor", "calibration", "map", "work"],
                    help="parts to run (separate processes can run parts side by side)")
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     args = p.parse_args()
+    METHODS[:] = args.methods
     fastscore.set_num_threads(2)
     print(header("posterior samplers", threads=2, dtype="float32", chains=16), flush=True)
     trained = models(args.quick)
