@@ -24,15 +24,16 @@ benchmarks/_cache (git-ignored).
     python benchmarks/bench_posterior.py --quick    # small and fast (CI)
 """
 
+import itertools
 import os
 import time
 
 import numpy as np
-
 from _timing import Table, header, measure, parser
 
 import fastscore
-from fastscore import data, metrics, operators as ops
+from fastscore import data, metrics
+from fastscore import operators as ops
 from fastscore.nn import PatchScoreModel
 from fastscore.prior import PatchPrior
 from fastscore.reconstruct import map_estimate, posterior_sample
@@ -65,7 +66,7 @@ def models(quick):
 
 def network_gflop(model, n_pixels):
     widths = model.model.net.widths
-    per_patch = 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    per_patch = 2 * sum(a * b for a, b in itertools.pairwise(widths))
     return per_patch * n_pixels / 1e9
 
 
