@@ -25,10 +25,13 @@ import time
 
 import numpy as np
 
+from ._cg import conjugate_gradient
 from ._progress import progress_range
 from ._validation import (as_float_array, check_choice, check_int, check_rng, check_scalar,
                           check_scale)
 from .operators import GaussianLikelihood, Identity, LinearOperator
+from . import posterior as _posterior
+from .posterior import gram_preconditioner as _gram_preconditioner
 
 __all__ = ["Reconstruction", "PosteriorSamples", "map_estimate", "posterior_sample",
            "posterior_summary", "noise_realizations", "sigma_ladder"]
@@ -62,11 +65,13 @@ class PosteriorSamples:
         preconditioned sampler, see :func:`posterior_sample`)
     std : ndarray, pixelwise standard deviation (the uncertainty map)
     trace : ndarray or None, thinned chain states (n_saved, n_samples, *image_shape)
+    n_score_evals : int, prior score evaluations per chain (the unit of work)
     """
     samples: np.ndarray
     mean: np.ndarray
     std: np.ndarray
     trace: np.ndarray = None
+    n_score_evals: int = 0
 
 
 def sigma_ladder(sigma_max, sigma_min, n):
@@ -185,74 +190,6 @@ def _rms(a):
     return float(np.sqrt(np.vdot(a, a).real / max(a.size, 1)))
 
 
-def _cg(apply, rhs, x, n_iter, tol, precondition=None):
-    """Conjugate gradients for the SPD system apply(x) = rhs (all arrays image-shaped),
-    stopped when ``‖rhs − apply(x)‖ ≤ tol ‖rhs‖`` or after `n_iter` iterations.
-
-    `precondition` (optional): ``r ↦ M r`` with M ≈ apply⁻¹ symmetric positive definite
-    (standard PCG: ``z = M r``, ``β = ⟨r', z'⟩ / ⟨r, z⟩``); None is plain CG."""
-    if precondition is not None:
-        return _pcg(apply, rhs, x, n_iter, tol, precondition)
-    r = rhs - apply(x)
-    p = r.copy()
-    rr = float(np.vdot(r, r).real)
-    stop = tol ** 2 * max(float(np.vdot(rhs, rhs).real), 1e-300)
-    for _ in range(n_iter):
-        if rr <= stop:
-            break
-        Ap = apply(p)
-        alpha = rr / float(np.vdot(p, Ap).real)
-        x += alpha * p
-        r -= alpha * Ap
-        rr_new = float(np.vdot(r, r).real)
-        p *= rr_new / rr
-        p += r
-        rr = rr_new
-    return x
-
-
-def _pcg(apply, rhs, x, n_iter, tol, precondition):
-    r = rhs - apply(x)
-    z = precondition(r)
-    p = z.copy()
-    rz = float(np.vdot(r, z).real)
-    stop = tol ** 2 * max(float(np.vdot(rhs, rhs).real), 1e-300)
-    for _ in range(n_iter):
-        if float(np.vdot(r, r).real) <= stop or rz <= 0:
-            break
-        Ap = apply(p)
-        alpha = rz / float(np.vdot(p, Ap).real)
-        x += alpha * p
-        r -= alpha * Ap
-        z = precondition(r)
-        rz_new = float(np.vdot(r, z).real)
-        p *= rz_new / rz
-        p += z
-        rz = rz_new
-    return x
-
-
-def _gram_preconditioner(operator, weight, shift):
-    """``operator.gram_preconditioner(weight, shift)`` (≈ (weight A*A + shift I)⁻¹), None
-    when shift is not > 0."""
-    return operator.gram_preconditioner(weight, shift) if shift > 0 else None
-
-
-def _measurement_noise(likelihood, n, rng):
-    """White N(0, 1) noise on every real component of `n` measurements (A* of it has
-    covariance A*A); shape (n, *operator.shape_out)."""
-    y = likelihood.y
-    shape = (n,) + y.shape
-    real = likelihood.dtype
-    noise = rng.standard_normal(shape, dtype=real)
-    if y.dtype.kind == "c":
-        noise = noise + 1j * rng.standard_normal(shape, dtype=real)
-    measured = likelihood.operator.measured
-    if measured is not None:
-        noise *= measured
-    return noise.astype(y.dtype, copy=False)
-
-
 def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=100,
                  step_size="auto", x0=None, sigma_schedule=None, momentum=False, tol=1e-5,
                  cg_iter=30, rng=None, callback=None, progress=False):
@@ -345,8 +282,10 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
             rhs = data_rhs + (z * inv_s2).astype(x.dtype)
             apply = lambda v: (_image_part(operator, operator.adjoint(operator.forward(v)))
                                * inv_n2 + v * inv_s2).astype(x.dtype)
-            x_new = _cg(apply, rhs, z.copy(), cg_iter, 1e-6,
-                        _gram_preconditioner(operator, inv_n2, inv_s2))
+            x_new = conjugate_gradient(
+                apply, rhs, z.copy(), cg_iter=cg_iter, tol=1e-6,
+                precondition=_gram_preconditioner(operator, inv_n2, inv_s2),
+                n_batch=x.ndim - len(image_shape))
             alpha = sigma ** 2
             grad = x_new - x
         change = _rms(x_new - x) / max(_rms(x), 1e-30)
@@ -371,9 +310,26 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
     return Reconstruction(x=x, history=history, n_iter=n_iter)
 
 
+_METHODS = ("preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace")
+_OPTIONS = {"hmc": ("n_leapfrog", "mass", "target_acceptance"), "diffpir": ("lam",),
+            "laplace": ("map_options",)}
+_DEFAULT_EPS = {"preconditioned": 1.0, "langevin": 0.5, "hmc": 1.0, "pc": 0.16, "dps": 1.0,
+                "diffpir": 1.0}
+
+
+def _refine(sigmas, k):
+    """The ladder with k geometric sub-steps between consecutive levels."""
+    if k == 1 or len(sigmas) == 1:
+        return sigmas
+    logs = np.log(sigmas)
+    grid = np.linspace(0, len(sigmas) - 1, (len(sigmas) - 1) * k + 1)
+    return np.exp(np.interp(grid, np.arange(len(sigmas)), logs))
+
+
 def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=None,
                      steps_per_sigma=20, eps=None, x0=None, rng=None, trace_every=None,
-                     callback=None, progress=False, method="preconditioned", cg_iter=100):
+                     callback=None, progress=False, method="preconditioned", cg_iter=100,
+                     options=None):
     """Sample ``p(x | y)`` with `n_samples` chains at once, annealed over a σ ladder.
 
     ``method="preconditioned"`` (default): at level σ_i the target is
@@ -393,13 +349,28 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     exact and a variance is scaled by ``(2 − ε)/(2 − ελ)`` (λ ∈ (0, 1] the eigenvalue of
     ``Q⁻¹ ∇²(−log π)``: exact for λ = 1, at worst ``1 − ε/2``).
 
-    ``method="langevin"``: unadjusted Langevin with the likelihood tempered by σ_i,
+    ``method="langevin"``: unadjusted Langevin (:func:`fastscore.sampling.langevin` per
+    level) with the likelihood tempered by σ_i,
 
     .. math::
 
         x ← x + α_i \\left(\\frac{A^*(y - A x)}{σ_n^2 + σ_i^2} + s(x; σ_i)\\right)
               + \\sqrt{2 α_i}\\, ξ,  \\qquad α_i = \\frac{ε}{L_i},
               \\quad L_i = \\frac{‖A‖^2}{σ_n^2 + σ_i^2} + L_{prior}(σ_i)
+
+    The other methods are in :mod:`fastscore.posterior`: ``"hmc"`` (annealed HMC on π_i,
+    Metropolis-adjusted when the prior has a log-density; `steps_per_sigma` HMC steps of
+    ``options["n_leapfrog"]`` (5) leapfrog steps, ``options["mass"]`` "preconditioned"
+    (Q above, default) or "identity", initial step `eps`), ``"pc"`` (predictor–corrector,
+    one corrector step per level with signal-to-noise ratio `eps`), ``"ode"``
+    (probability-flow ODE, Heun), ``"dps"`` (diffusion posterior sampling, guidance weight
+    `eps`) and ``"diffpir"`` (HQS inside the reverse diffusion, noise mix ζ = `eps`,
+    ``options["lam"]`` = 1); these four run on the ladder refined with `steps_per_sigma`
+    geometric sub-steps per interval. ``"laplace"``: the Gaussian
+    approximation around the MAP estimate (:func:`map_estimate` with
+    ``options["map_options"]``, default HQS, 8 steps ``2σ_n → σ_n/4``) whose precision
+    is the data term plus the patch Hessians at the last σ (:func:`fastscore.posterior.laplace`);
+    ``samples`` are exact draws of that Gaussian and ``mean`` is the MAP estimate.
 
     Parameters
     ----------
@@ -412,33 +383,46 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         denoising) and floor the prior's ``sigma_min``.
     steps_per_sigma : int
     eps : float in (0, 1], optional
-        Step: ε above ("preconditioned", default 1) or the fraction of ``1/L_i``
-        ("langevin", default 0.5).
+        The method's step (see above); defaults: preconditioned 1, langevin 0.5, hmc 1,
+        pc 0.16, dps 1, diffpir 1.
     x0 : ndarray, optional
         Common start of the chains (default as in :func:`map_estimate`) plus ladder noise.
     rng : None, int or Generator
     trace_every : int >= 1, optional
         Keep every k-th state of all chains.
-    method : {"preconditioned", "langevin"}
+    callback : callable(k, x, info) -> bool, optional
+        Called after each step (k = steps done, from 1) with the chains and a dict
+        holding at least ``sigma`` and ``step_size``; returning True stops.
+    progress : bool
+        Progress bar ("preconditioned" only).
+    method : {"preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace"}
     cg_iter : int
-        Conjugate-gradient iterations per step ("preconditioned"; relative tolerance 1e-6),
+        Conjugate-gradient iterations per data solve (relative tolerance 1e-6),
         preconditioned by ``operator.gram_preconditioner(1/σ_n², c)`` when available.
+    options : dict, optional
+        Method-specific settings named above.
 
     Returns
     -------
     PosteriorSamples
         ``samples`` (n_samples, *image_shape): the chains' last states, draws of π at the
-        last level. ``mean``: "langevin", their average; "preconditioned", the
-        Rao–Blackwellised MMSE estimate ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x])
-        over the chains and the states of the last level (``steps_per_sigma`` of them),
-        i.e. the posterior mean of the clean image z for ``p(z) N(y; A z, σ_n² I + σ² A A*)``.
-        ``std``: pixelwise std of ``samples``.
+        last level. ``mean``: "preconditioned", the Rao–Blackwellised MMSE estimate
+        ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x]) over the chains and the states of
+        the last level (``steps_per_sigma`` of them), i.e. the posterior mean of the clean
+        image z for ``p(z) N(y; A z, σ_n² I + σ² A A*)``; "laplace", the MAP estimate;
+        otherwise the average of the samples. ``std``: pixelwise std of ``samples``.
+        ``n_score_evals``: prior score evaluations per chain.
     """
     n_samples = check_int(n_samples, "n_samples", low=1)
     steps_per_sigma = check_int(steps_per_sigma, "steps_per_sigma", low=1)
-    method = check_choice(method, "method", ("preconditioned", "langevin"))
+    method = check_choice(method, "method", _METHODS)
+    options = dict(options or {})
+    unknown = set(options) - set(_OPTIONS.get(method, ()))
+    if unknown:
+        raise ValueError(f"`options` for method={method!r} take {list(_OPTIONS.get(method, ()))}; "
+                         f"got unknown {sorted(unknown)}.")
     if eps is None:
-        eps = 1.0 if method == "preconditioned" else 0.5
+        eps = _DEFAULT_EPS.get(method, 1.0)
     eps = check_scalar(eps, "eps", low=0, high=1, low_inclusive=False)
     cg_iter = check_int(cg_iter, "cg_iter", low=1)
     if trace_every is not None:
@@ -458,56 +442,74 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         raise ValueError("`sigmas` must be positive and non-increasing.")
     check_scale(sigmas, "sigmas", x_start.dtype)
     dtype = x_start.dtype
-    image_shape = tuple(operator.shape_in)
+    if operator.complex_domain and method != "preconditioned":
+        raise NotImplementedError(
+            f"posterior_sample(method={method!r}) samples real images; complex images "
+            "(a complex-domain operator such as MRI(..., complex_image=True) or SENSE) "
+            "use method='preconditioned'.")
+    problem = _posterior.Problem(likelihood, prior, rng, cg_iter)
+    if method == "laplace":
+        map_options = dict(method="hqs", n_steps=8, cg_iter=cg_iter,
+                           sigma_schedule=(2 * likelihood.noise_sigma,
+                                           likelihood.noise_sigma / 4))
+        map_options.update(options.get("map_options") or {})
+        x_map = map_estimate(likelihood.y, operator, likelihood.noise_sigma, prior, x0=x0,
+                             rng=rng, **map_options)
+        sigma_last = float(x_map.history["sigma"][-1])
+        samples, mean, n_evals, _ = _posterior.laplace(problem, x_map.x, sigma_last,
+                                                       n_samples)
+        return _summarise(samples, mean, None, n_evals + x_map.n_iter)
     x = np.repeat(x_start[np.newaxis], n_samples, axis=0)
     x += _white(x.shape, dtype, rng) * x.real.dtype.type(sigmas[0])
-    norm2 = operator.norm_squared()
-    noise_var = likelihood.noise_sigma ** 2
-    inv_n2 = 1.0 / noise_var
+    if method != "preconditioned":
+        kwargs = dict(trace_every=trace_every, callback=callback)
+        fine = _refine(sigmas, steps_per_sigma)
+        if method == "hmc":
+            out = _posterior.hmc(problem, x, sigmas, steps_per_sigma=steps_per_sigma, eps=eps,
+                                 **options, **kwargs)
+        elif method == "langevin":
+            out = _posterior.langevin(problem, x, sigmas, eps=eps,
+                                      steps_per_sigma=steps_per_sigma, **kwargs)
+        elif method == "ode":
+            out = _posterior.ode(problem, x, fine, **kwargs)
+        else:
+            out = getattr(_posterior, method)(problem, x, fine, eps=eps, **options, **kwargs)
+        samples, mean, n_evals, trace = out
+        return _summarise(samples, mean, trace, n_evals)
+    inv_n2 = 1.0 / likelihood.noise_sigma ** 2
     noise_scale = dtype.type(np.sqrt(eps * (2 - eps)))
     tweedie_sum, n_tweedie = np.zeros_like(x), 0
     trace = []
     total = len(sigmas) * steps_per_sigma
     for t in progress_range(total, "posterior", progress):
         sigma = float(sigmas[t // steps_per_sigma])
-        if method == "langevin":
-            var = noise_var + sigma ** 2
-            L = norm2 / var + prior.lipschitz(image_shape, sigma)
-            alpha = eps / L
-            # tempered likelihood: A*(y − A x)/(σ_n² + σ²) = score · σ_n²/(σ_n² + σ²)
-            drift = likelihood.score(x) * dtype.type(noise_var / var)
-            drift += prior.score(x, sigma, rng=rng)
-            x += dtype.type(alpha) * drift
-            x += _white(x.shape, dtype, rng) * x.real.dtype.type(np.sqrt(2 * alpha))
-        else:
-            c = prior.lipschitz(image_shape, sigma)
-            s_prior = prior.score(x, sigma, rng=rng)
-            if t >= total - steps_per_sigma:                # last level
-                tweedie_sum += x + dtype.type(sigma ** 2) * s_prior      # E[clean | x]
-                n_tweedie += 1
-            # Q v = ε ∇log π(x) + sqrt(ε(2−ε)) (A*ξ₁/σ_n + sqrt(c) ξ₂), cov of (…) = Q
-            rhs = _image_part(operator, operator.adjoint(
-                _measurement_noise(likelihood, n_samples, rng)))
-            rhs = (rhs * likelihood.noise_sigma * inv_n2).astype(dtype)
-            rhs += _white(x.shape, dtype, rng) * x.real.dtype.type(np.sqrt(c))
-            rhs *= noise_scale
-            rhs += dtype.type(eps) * (likelihood.score(x) + s_prior)
-            apply = lambda v: (_image_part(operator, operator.adjoint(operator.forward(v)))
-                               * inv_n2 + v * c).astype(dtype)
-            x = x + _cg(apply, rhs, np.zeros_like(x), cg_iter, 1e-6,
-                        _gram_preconditioner(operator, inv_n2, c))
-            alpha = eps / c
+        c = prior.lipschitz(tuple(operator.shape_in), sigma)
+        s_prior = problem.prior_score(x, sigma)
+        if t >= total - steps_per_sigma:                # last level
+            tweedie_sum += x + dtype.type(sigma ** 2) * s_prior      # E[clean | x]
+            n_tweedie += 1
+        # Q v = ε ∇log π(x) + sqrt(ε(2−ε)) (A*ξ₁/σ_n + sqrt(c) ξ₂), cov of (…) = Q
+        rhs = problem.gram_noise(n_samples, c)
+        rhs *= noise_scale
+        rhs += dtype.type(eps) * (likelihood.score(x) + s_prior)
+        x = x + problem.solve(rhs, inv_n2, c)
         if not np.all(np.isfinite(x)):
             raise FloatingPointError(f"posterior_sample diverged at step {t} "
                                      f"(sigma={sigma:.3g}); use a smaller eps.")
         if trace_every and t % trace_every == 0:
             trace.append(x.copy())
-        if callback is not None and callback(t, x, {"sigma": sigma, "step_size": alpha}):
+        if callback is not None and callback(t + 1, x, {"sigma": sigma,
+                                                        "step_size": eps / c}):
             break
-    std = x.std(axis=0, ddof=1 if n_samples > 1 else 0)
     mean = tweedie_sum.mean(axis=0) / n_tweedie if n_tweedie else x.mean(axis=0)
-    return PosteriorSamples(samples=x, mean=mean.astype(dtype, copy=False), std=std,
-                            trace=np.stack(trace) if trace else None)
+    return _summarise(x, mean, np.stack(trace) if trace else None, problem.n_evals)
+
+
+def _summarise(samples, mean, trace, n_evals):
+    n = samples.shape[0]
+    std = samples.std(axis=0, ddof=1 if n > 1 else 0)
+    return PosteriorSamples(samples=samples, mean=mean.astype(samples.dtype, copy=False),
+                            std=std, trace=trace, n_score_evals=int(n_evals))
 
 
 def posterior_summary(samples, *, credible=0.9):

@@ -1,4 +1,6 @@
-"""Langevin samplers driven by a score function: plain, annealed (NCSN) and Metropolis-adjusted.
+"""Samplers driven by a score function: Langevin (plain, annealed, Metropolis-adjusted),
+annealed Hamiltonian Monte Carlo, and the reverse-diffusion samplers of the variance-exploding
+SDE (predictor–corrector and the probability-flow ODE).
 
 All samplers run many chains at once: ``x0`` has a leading chain axis and any trailing
 shape (points ``(n_chains, d)``, images ``(n_chains, H, W)``, …), and the score callable maps
@@ -8,7 +10,10 @@ The working dtype follows ``x0`` (float32 or float64; integers become float64), 
 is drawn in that dtype.
 
 Each sampler returns a :class:`SamplingResult` with the final samples and, when
-``trace_every`` is given, a thinned trace of the chains.
+``trace_every`` is given, a thinned trace of the chains. The annealed samplers added with
+the posterior work (:func:`annealed_hmc`, :func:`predictor_corrector`,
+:func:`probability_flow`) take ``rng`` keyword-only and call ``callback(k, x, info) -> bool``
+with ``info`` a dict holding at least ``sigma`` and ``step_size``.
 """
 
 from dataclasses import dataclass
@@ -17,7 +22,15 @@ import numpy as np
 
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 
-__all__ = ["SamplingResult", "langevin", "annealed_langevin", "mala"]
+__all__ = [
+    "SamplingResult",
+    "annealed_hmc",
+    "annealed_langevin",
+    "langevin",
+    "mala",
+    "predictor_corrector",
+    "probability_flow",
+]
 
 
 @dataclass
@@ -36,7 +49,12 @@ class SamplingResult:
     n_steps : int
         Steps performed (fewer than asked when a callback stopped the run).
     acceptance_rate : float or None
-        Fraction of accepted proposals over all chains and steps (:func:`mala` only).
+        Fraction of accepted proposals over all chains and steps (:func:`mala`,
+        :func:`annealed_hmc`; for the unadjusted HMC variant, the mean of the estimated
+        acceptance probabilities).
+    n_score_evals : int
+        Score evaluations per chain (the unit of work of the annealed samplers; 0 when not
+        counted).
     """
 
     samples: np.ndarray
@@ -44,6 +62,7 @@ class SamplingResult:
     trace_steps: np.ndarray = None
     n_steps: int = 0
     acceptance_rate: float = None
+    n_score_evals: int = 0
 
 
 def _schedule(value, n_steps, name, *, allow_zero=False):
@@ -101,11 +120,11 @@ class _Trace:
             self.states.append(x.copy())
             self.steps.append(t)
 
-    def result(self, x, n_steps, acceptance_rate=None):
+    def result(self, x, n_steps, acceptance_rate=None, n_score_evals=0):
         if self.every is None:
-            return SamplingResult(x, None, None, n_steps, acceptance_rate)
+            return SamplingResult(x, None, None, n_steps, acceptance_rate, n_score_evals)
         return SamplingResult(x, np.stack(self.states), np.asarray(self.steps, dtype=np.intp),
-                              n_steps, acceptance_rate)
+                              n_steps, acceptance_rate, n_score_evals)
 
 
 def _check_finite_state(x, t, sampler):
@@ -241,12 +260,7 @@ def annealed_langevin(score, sigmas, steps_per_sigma, eps, x0, rng=None, *,
     distribution", NeurIPS 2019.
     """
     x = _check_x0(x0)
-    sigmas = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
-    if np.any(sigmas <= 0):
-        raise ValueError(f"`sigmas` must be positive; got minimum {sigmas.min()!r}.")
-    if np.any(np.diff(sigmas) > 0):
-        raise ValueError("`sigmas` must be non-increasing (largest noise level first); "
-                         f"got {sigmas.tolist()}.")
+    sigmas = _check_ladder(sigmas)
     steps_per_sigma = check_int(steps_per_sigma, "steps_per_sigma", low=1)
     eps = check_scalar(eps, "eps", low=0, low_inclusive=False)
     rng = check_rng(rng)
@@ -274,6 +288,22 @@ def annealed_langevin(score, sigmas, steps_per_sigma, eps, x0, rng=None, *,
         x = x + (sigma ** 2 * _call_score(score, x, sigma)).astype(x.dtype, copy=False)
         _check_finite_state(x, t, "annealed_langevin (final denoising)")
     return trace.result(x, t)
+
+
+def _check_ladder(sigmas, *, monotone="non-increasing"):
+    """A noise ladder as float64: positive, and non-increasing (or monotone either way)."""
+    sigmas = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
+    if sigmas.size == 0:
+        raise ValueError("`sigmas` must hold at least one noise level; got an empty array.")
+    if np.any(sigmas <= 0):
+        raise ValueError(f"`sigmas` must be positive; got minimum {sigmas.min()!r}.")
+    diff = np.diff(sigmas)
+    if monotone == "non-increasing" and np.any(diff > 0):
+        raise ValueError("`sigmas` must be non-increasing (largest noise level first); "
+                         f"got {sigmas.tolist()}.")
+    if monotone == "either" and np.any(diff > 0) and np.any(diff < 0):
+        raise ValueError(f"`sigmas` must be monotone; got {sigmas.tolist()}.")
+    return sigmas
 
 
 def _sum_rest(a):
@@ -359,3 +389,160 @@ def mala(logpdf, score, x0, n_steps, step_size, rng=None, *, callback=None, trac
             break
     rate = accepted / (n_chains * t) if t > 0 else float("nan")
     return trace.result(x, t, acceptance_rate=rate)
+
+
+def _chain_norm(a):
+    """Euclidean norm of each chain, shape (n_chains,) float64."""
+    return np.sqrt(_sum_rest(np.square(a, dtype=np.float64)))
+
+
+def _call_log_density(log_density, x, sigma):
+    lp = np.asarray(log_density(x, sigma), dtype=np.float64)
+    if lp.shape != (x.shape[0],):
+        raise ValueError(f"`log_density` must return shape ({x.shape[0]},) (one value per "
+                         f"chain); got {lp.shape}.")
+    return lp
+
+
+_DIVERGENT = 1e-3   # unadjusted HMC drops trajectories whose estimated acceptance is below
+
+
+class _IdentityMass:
+    """Unit mass matrix: momenta N(0, I), velocity M⁻¹p = p."""
+
+    def sample(self, rng, x):
+        return rng.standard_normal(x.shape, dtype=x.dtype)
+
+    def solve(self, p):
+        return p
+
+
+def annealed_hmc(score, sigmas, x0, *, n_steps=10, n_leapfrog=5, step_size=0.5,
+                 log_density=None, mass=None, target_acceptance=None, adapt=True, rng=None,
+                 callback=None, trace_every=None):
+    """Annealed Hamiltonian Monte Carlo over a decreasing noise ladder.
+
+    At level σ_i the target is ``π_i ∝ exp(U_i)`` with ``∇U_i = score(·, σ_i)``. Each step
+    draws momenta ``p ~ N(0, M)`` and runs `n_leapfrog` leapfrog steps of length ε_i,
+
+    .. math::
+
+        p ← p + \\tfrac{ε}{2} ∇U(x), \\quad x ← x + ε M^{-1} p, \\quad
+        p ← p + \\tfrac{ε}{2} ∇U(x),
+
+    then, when `log_density` is given, accepts the end point per chain with probability
+    ``min(1, exp(ΔU − ΔK))``, ``K = ½ pᵀM⁻¹p`` (exact Metropolis correction: the chains
+    target π_i exactly at any step size). Without it the move is unadjusted (always
+    accepted) and ΔU is estimated by the trapezoid rule along the trajectory,
+    ``ΔU ≈ Σ_k ½⟨∇U(x_k) + ∇U(x_{k+1}), x_{k+1} − x_k⟩`` (exact for Gaussian targets),
+    which drives the step-size adaptation; only divergent trajectories (estimated
+    acceptance below 1e-3) are dropped. The step size is adapted by
+    ``log ε ← log ε + ½ (a − target)`` (a the mean acceptance probability over the chains)
+    during the first half of each level's steps with the Metropolis correction, so the last
+    states are draws of a fixed Markov kernel, and at every step without it; the adapted
+    factor carries over to the next level.
+
+    Parameters
+    ----------
+    score : callable
+        ``score(x, sigma) -> array of x.shape``, ``∇ log π_i``.
+    sigmas : array_like of shape (L,)
+        Non-increasing ladder σ_1 ≥ … ≥ σ_L > 0.
+    x0 : array_like of shape (n_chains, ...)
+    n_steps : int >= 1
+        HMC steps per level.
+    n_leapfrog : int >= 1
+        Leapfrog steps per HMC step (score evaluations per step).
+    step_size : float > 0 or callable sigma -> float
+        Initial leapfrog step ε_i; a float means ``step_size · σ_i`` (the natural length
+        at level σ_i for a unit mass).
+    log_density : callable, optional
+        ``log_density(x, sigma) -> (n_chains,)``, log π_i up to a constant.
+    mass : callable, optional
+        ``mass(sigma)`` returning an object with ``sample(rng, x) -> p ~ N(0, M)`` and
+        ``solve(p) -> M⁻¹p`` (per chain); default the identity.
+    target_acceptance : float in (0, 1), optional
+        Default 0.65 with the Metropolis correction; 0.95 without it, where the step
+        size sets the bias (for a Gaussian of variance v the unadjusted stationary
+        variance is ``v / (1 − ε²/(4v))``: small energy errors are needed).
+    adapt : bool
+    rng : None, int or numpy.random.Generator
+    callback : callable, optional
+        ``callback(k, x, info) -> bool`` after each HMC step (k = 1 … L·n_steps), info
+        with ``sigma``, ``step_size`` and ``acceptance`` (mean over chains); True stops.
+    trace_every : int >= 1, optional
+
+    Returns
+    -------
+    SamplingResult
+        With ``acceptance_rate`` (mean over all steps) and ``n_score_evals``.
+
+    References
+    ----------
+    R. M. Neal, "MCMC using Hamiltonian dynamics", Handbook of MCMC, 2011.
+    """
+    x = _check_x0(x0)
+    sigmas = _check_ladder(sigmas)
+    n_steps = check_int(n_steps, "n_steps", low=1)
+    n_leapfrog = check_int(n_leapfrog, "n_leapfrog", low=1)
+    if not callable(step_size):
+        step_size = check_scalar(step_size, "step_size", low=0, low_inclusive=False)
+    if target_acceptance is None:
+        target_acceptance = 0.95 if log_density is None else 0.65
+    target_acceptance = check_scalar(target_acceptance, "target_acceptance", low=0, high=1,
+                                     low_inclusive=False, high_inclusive=False)
+    rng = check_rng(rng)
+    trace = _Trace(trace_every, x)
+    n_chains = x.shape[0]
+    log_factor, t, evals, acc_sum = 0.0, 0, 0, 0.0
+    for sigma in map(float, sigmas):
+        base = float(step_size(sigma)) if callable(step_size) else step_size * sigma
+        M = _IdentityMass() if mass is None else mass(sigma)
+        g = np.array(_call_score(score, x, sigma))
+        evals += 1
+        lp = None if log_density is None else _call_log_density(log_density, x, sigma)
+        for j in range(n_steps):
+            eps = base * np.exp(log_factor)
+            p = M.sample(rng, x)
+            v = M.solve(p)
+            kinetic0 = 0.5 * _sum_rest(p * v)
+            xn, gn, pn, du = x, g, p, np.zeros(n_chains)
+            with np.errstate(over="ignore", invalid="ignore"):
+                for _ in range(n_leapfrog):
+                    pn = pn + x.dtype.type(0.5 * eps) * gn
+                    step = x.dtype.type(eps) * M.solve(pn)
+                    xn_next = xn + step
+                    gn_next = np.asarray(_call_score(score, xn_next, sigma))
+                    du += 0.5 * _sum_rest((gn + gn_next) * step)
+                    pn = pn + x.dtype.type(0.5 * eps) * gn_next
+                    xn, gn = xn_next, gn_next
+                evals += n_leapfrog
+                kinetic1 = 0.5 * _sum_rest(pn * M.solve(pn))
+                if log_density is not None:
+                    lp_new = _call_log_density(log_density, xn, sigma)
+                    du = lp_new - lp
+                log_ratio = du - kinetic1 + kinetic0
+                prob = np.where(np.isfinite(log_ratio), np.exp(np.minimum(log_ratio, 0.0)), 0.0)
+            finite = _sum_rest(~np.isfinite(xn)) == 0
+            if log_density is not None:
+                accept = (rng.random(n_chains) < prob) & finite & np.isfinite(lp_new)
+                x, g = x.copy(), g.copy()
+                x[accept], g[accept], lp[accept] = xn[accept], gn[accept], lp_new[accept]
+                rate = float(np.mean(accept))
+            else:
+                accept = finite & (prob > _DIVERGENT)
+                x, g = x.copy(), g.copy()
+                x[accept], g[accept] = xn[accept], gn[accept]
+                rate = float(np.mean(prob))
+            acc_sum += rate
+            if adapt and (log_density is None or j < n_steps // 2):
+                log_factor += 0.5 * (float(np.mean(prob)) - target_acceptance)
+            t += 1
+            trace.add(t, x)
+            if callback is not None and callback(t, x, {"sigma": sigma, "step_size": eps,
+                                                        "acceptance": rate}) is True:
+                return trace.result(x, t, acc_sum / t, evals)
+    return trace.result(x, t, acc_sum / max(t, 1), evals)
+
+
+from ._diffusion import predictor_corrector, probability_flow

@@ -1,0 +1,267 @@
+"""Posterior samplers: calibration, quality per unit of work, the compute floor.
+
+Part 1 (floor): one prior-score evaluation of a 256² image with a 3×3 model of the
+tutorial's architecture (network FLOPs counted from the widths), a 16-chain step, and
+``posterior_sample(..., method="laplace")`` on 256² denoising (σ 0.1, 16 samples), with its
+cost split into MAP, patch Hessians and sampling.
+
+Part 2 (calibration): coverage of the pixelwise 90% credible intervals
+``mean ± 1.645 std`` (16 chains) over many noise realisations, for toy rectangles (16²,
+σ 0.1), disks (16², σ 0.1) and 4× Cartesian MRI of Shepp–Logan (32², σ_n 0.02), plus PSNR
+of the posterior mean, score evaluations per chain and seconds — every sampler.
+
+Part 3 (posterior mean against MAP): 30-view parallel CT and Shepp–Logan denoising
+(σ 0.1): PSNR of the MAP estimate (HQS) and of every sampler's posterior mean.
+
+Part 4 (quality per unit of work): PSNR of the posterior mean and coverage against score
+evaluations per chain (steps_per_sigma swept) on denoising, MRI and CT; a table and
+``benchmarks/posterior.png`` (matplotlib, when installed).
+
+The 3×3 models are trained here (1500 Adam steps, σ ∈ [0.02, 0.5]) and cached in
+benchmarks/_cache (git-ignored).
+
+    python benchmarks/bench_posterior.py            # full study
+    python benchmarks/bench_posterior.py --quick    # small and fast (CI)
+"""
+
+import itertools
+import os
+import time
+
+import numpy as np
+from _timing import Table, header, measure, parser
+
+import fastscore
+from fastscore import data, metrics
+from fastscore import operators as ops
+from fastscore.nn import PatchScoreModel
+from fastscore.prior import PatchPrior
+from fastscore.reconstruct import map_estimate, posterior_sample
+from fastscore.train import fit_patch_score
+
+CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cache")
+METHODS = ["preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace"]
+Z90 = 1.6448536269514722
+
+
+def trained_model(name, images, steps=1500):
+    os.makedirs(CACHE, exist_ok=True)
+    path = os.path.join(CACHE, f"post_{name}_{steps}.npz")
+    if not os.path.exists(path):
+        fit_patch_score(images, patch_size=3, n_steps=steps, sigmas=(0.02, 0.5),
+                        rng=0).save(path)
+    return PatchScoreModel.load(path)
+
+
+def models(quick):
+    steps = 300 if quick else 1500
+    n = 300 if quick else 2000
+    return {"rectangles": trained_model("rectangles", data.rectangles(
+                n, rng=0, dtype=np.float32), steps),
+            "disks": trained_model("disks", data.disks(n, rng=1, dtype=np.float32), steps),
+            "shepp": trained_model("shepp-logan-family", [
+                data.shepp_logan((s, s)).astype(np.float32) for s in (80, 96, 160, 192, 256)],
+                steps)}
+
+
+def network_gflop(model, n_pixels):
+    widths = model.model.net.widths
+    per_patch = 2 * sum(a * b for a, b in itertools.pairwise(widths))
+    return per_patch * n_pixels / 1e9
+
+
+def floor_study(model, quick):
+    size = 64 if quick else 256
+    prior = PatchPrior(model, 3, weight=1 / 9)
+    x = data.rectangles(1, size, rng=3, dtype=np.float32)[0]
+    y = x + 0.1 * np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    one, _ = measure(lambda: prior.score(y, 0.05), repeat=3)
+    batch = np.stack([y] * 16)
+    sixteen, _ = measure(lambda: prior.score(batch, 0.05), repeat=1)
+    t0 = time.perf_counter()
+    out = posterior_sample(y, ops.Identity(y.shape), 0.1, prior, n_samples=16,
+                           method="laplace", rng=0)
+    lap = time.perf_counter() - t0
+    cover = float(np.mean(np.abs(out.mean - x) <= Z90 * out.std))
+    print(f"# floor {size}²: network {network_gflop(model, size * size):.1f} GFLOP per "
+          f"prior score; one score {one * 1e3:.0f} ms; 16 chains {sixteen * 1e3:.0f} ms; "
+          f"laplace (16 samples) {lap:.2f} s = {lap / one:.1f} score times "
+          f"({out.n_score_evals} score evaluations: 8 HQS + 10 for the patch Jacobians); "
+          f"PSNR {metrics.psnr(x, out.mean):.2f} dB, coverage {cover:.3f}", flush=True)
+    return one
+
+
+def coverage(truth, mean, std):
+    return float(np.mean(np.abs(mean - truth) <= Z90 * std))
+
+
+def run(method, y, A, noise, prior, x0, steps, rng, sigmas=None):
+    kw = {"sigmas": sigmas} if sigmas is not None else {}
+    if method == "laplace":
+        kw = {}
+    t0 = time.perf_counter()
+    out = posterior_sample(y, A, noise, prior, n_samples=16, method=method, rng=rng,
+                           steps_per_sigma=steps, x0=x0, **kw)
+    return out, time.perf_counter() - t0
+
+
+def cases(models, quick):
+    rng = np.random.default_rng(11)
+    n_toy = 4 if quick else 12
+    out = []
+    for name, fam in (("rectangles 16² σ0.1", "rectangles"), ("disks 16² σ0.1", "disks")):
+        clean = (data.rectangles if fam == "rectangles" else data.disks)(
+            n_toy, rng=20, dtype=np.float32)
+        A = ops.Identity(clean.shape[1:])
+        ys = [A.simulate(c, 0.1, rng=rng).astype(np.float32) for c in clean]
+        out.append((name, clean, ys, A, 0.1, PatchPrior(models[fam], 3, weight=1 / 9), None,
+                    None))
+    size = 32
+    x = data.shepp_logan((size, size)).astype(np.float32)
+    A = ops.MRI(ops.cartesian_mask(x.shape, 4, rng=0))
+    reps = 2 if quick else 4
+    ys = [A.simulate(x, 0.02, rng=rng) for _ in range(reps)]
+    ys = [y.astype(np.complex64) for y in ys]
+    out.append((f"MRI 4x {size}² σ0.02", np.stack([x] * reps), ys, A, 0.02,
+                PatchPrior(models["shepp"], 3, weight=1 / 9), None, None))
+    return out
+
+
+def calibration_study(table, models, quick, steps):
+    for name, clean, ys, A, noise, prior, x0, sigmas in cases(models, quick):
+        for method in METHODS:
+            cov, psnr, secs, evals = [], [], 0.0, 0
+            for i, (c, y) in enumerate(zip(clean, ys)):
+                out, sec = run(method, y, A, noise, prior, x0, steps, 100 + i, sigmas)
+                cov.append(coverage(c, out.mean, out.std))
+                psnr.append(metrics.psnr(c, out.mean))
+                secs += sec
+                evals = out.n_score_evals
+            table.add(name, method, f"{np.mean(cov):.3f}", f"{np.mean(psnr):.2f}", evals,
+                      f"{secs / len(clean):.2f}")
+            print(f"#   {name} {method}: coverage {np.mean(cov):.3f}, "
+                  f"PSNR {np.mean(psnr):.2f}", flush=True)
+
+
+def map_vs_mean_study(table, models, quick):
+    size = 32 if quick else 64
+    x = data.shepp_logan((size, size)).astype(np.float32)
+    prior = PatchPrior(models["shepp"], 3, weight=1 / 9)
+    rng = np.random.default_rng(5)
+    ct = ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))
+    problems = [("CT 30 views σ0.02", ct, 0.02), ("Shepp-Logan σ0.1", ops.Identity(x.shape), 0.1)]
+    for name, A, noise in problems:
+        y = A.simulate(x, noise, rng=rng).astype(np.float32)
+        base = A.fbp(y) if hasattr(A, "fbp") else y
+        top = max(0.2, 2 * noise)
+        t0 = time.perf_counter()
+        est = map_estimate(y, A, noise, prior, method="hqs", n_steps=30,
+                           sigma_schedule=(top, max(noise / 4, 0.02)), x0=base).x
+        p_map = metrics.psnr(x, est)
+        table.add(f"{name} {size}²", "MAP (HQS 30)", f"{p_map:.2f}", "-", 30,
+                  f"{time.perf_counter() - t0:.2f}")
+        ladder = np.geomspace(top, max(noise / 4, 0.02), 10)
+        for method in METHODS:
+            steps = 1 if method in ("preconditioned",) else 2
+            out, sec = run(method, y, A, noise, prior, base, steps, 7,
+                           None if method == "laplace" else ladder)
+            p = metrics.psnr(x, out.mean)
+            table.add(f"{name} {size}²", method, f"{p:.2f}", f"{p - p_map:+.2f}",
+                      out.n_score_evals, f"{sec:.2f}")
+            print(f"#   {name} {method}: {p:.2f} dB (MAP {p_map:.2f})", flush=True)
+
+
+def work_study(table, models, quick):
+    rows = []
+    selected = [c for c in cases(models, quick) if c[0].startswith(("rectangles", "MRI"))]
+    size = 32
+    x = data.shepp_logan((size, size)).astype(np.float32)
+    ct = ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))
+    rng = np.random.default_rng(9)
+    ys = [ct.simulate(x, 0.02, rng=rng).astype(np.float32) for _ in range(2 if quick else 3)]
+    selected.append((f"CT 30 views {size}²", np.stack([x] * len(ys)), ys, ct, 0.02,
+                     PatchPrior(models["shepp"], 3, weight=1 / 9), ct.fbp(ys[0]), None))
+    sweep = (1, 3) if quick else (1, 4)
+    for name, clean, ys, A, noise, prior, x0, _ in selected:
+        clean, ys = clean[:2], ys[:2]
+        for method in METHODS:
+            for steps in ((1,) if method == "laplace" else sweep):
+                cov, psnr, evals = [], [], 0
+                for i, (c, y) in enumerate(zip(clean, ys)):
+                    out, _ = run(method, y, A, noise, prior, x0, steps, 200 + i)
+                    cov.append(coverage(c, out.mean, out.std))
+                    psnr.append(metrics.psnr(c, out.mean))
+                    evals = out.n_score_evals
+                rows.append((name, method, evals, float(np.mean(psnr)), float(np.mean(cov))))
+                table.add(name, method, steps, evals, f"{np.mean(psnr):.2f}",
+                          f"{np.mean(cov):.3f}")
+                print(f"#   work {name} {method} steps={steps}: {evals} evals, "
+                      f"{np.mean(psnr):.2f} dB, coverage {np.mean(cov):.3f}", flush=True)
+    return rows
+
+
+def plot(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("# matplotlib not installed: no plot")
+        return
+    names = sorted({r[0] for r in rows})
+    fig, axes = plt.subplots(2, len(names), figsize=(4.5 * len(names), 7), squeeze=False)
+    for j, name in enumerate(names):
+        for method in METHODS:
+            pts = sorted((r[2], r[3], r[4]) for r in rows if r[0] == name and r[1] == method)
+            if not pts:
+                continue
+            e, p, c = zip(*pts)
+            axes[0, j].plot(e, p, "o-", label=method)
+            axes[1, j].plot(e, c, "o-", label=method)
+        axes[0, j].set_title(name)
+        axes[0, j].set_xscale("log")
+        axes[1, j].set_xscale("log")
+        axes[0, j].set_ylabel("PSNR of the posterior mean (dB)")
+        axes[1, j].set_ylabel("coverage of 90% intervals")
+        axes[1, j].axhline(0.9, color="k", lw=0.5)
+        axes[1, j].set_xlabel("score evaluations per chain")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"# plot: {path}")
+
+
+def main():
+    p = parser(__doc__)
+    p.add_argument("--part", nargs="+", default=["floor", "calibration", "map", "work"],
+                   choices=["floor", "calibration", "map", "work"],
+                   help="parts to run (separate processes can run parts side by side)")
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    args = p.parse_args()
+    METHODS[:] = args.methods
+    fastscore.set_num_threads(2)
+    print(header("posterior samplers", threads=2, dtype="float32", chains=16), flush=True)
+    trained = models(args.quick)
+    if "floor" in args.part:
+        floor_study(trained["rectangles"], args.quick)
+    if "calibration" in args.part:
+        steps = 2 if args.quick else 3
+        table = Table(["case", "method", "coverage (90%)", "PSNR mean", "score evals/chain",
+                       "s per image"])
+        calibration_study(table, trained, args.quick, steps)
+        print(f"\n## calibration (steps_per_sigma={steps}, default ladder)\n"
+              + table.render(), flush=True)
+    if "map" in args.part:
+        table = Table(["case", "method", "PSNR", "vs MAP", "score evals/chain", "s"])
+        map_vs_mean_study(table, trained, args.quick)
+        print("\n## posterior mean against MAP\n" + table.render(), flush=True)
+    if "work" in args.part:
+        table = Table(["case", "method", "steps_per_sigma", "score evals/chain", "PSNR mean",
+                       "coverage"])
+        rows = work_study(table, trained, args.quick)
+        print("\n## quality per unit of work\n" + table.render(), flush=True)
+        plot(rows, os.path.join(os.path.dirname(os.path.abspath(__file__)), "posterior.png"))
+
+
+if __name__ == "__main__":
+    main()
