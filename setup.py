@@ -5,7 +5,8 @@ exists) and ``csrc/fs_common.c``; adding a kernel concept needs no change here.
 Flags: -O3, OpenMP when the compiler supports it, no -march=native (SIMD comes from
 runtime dispatch, see csrc/fs_common.h). ``FASTSCORE_DEBUG_CYTHON=1`` turns Cython's
 bounds and wraparound checks on; ``FASTSCORE_NO_OPENMP=1`` builds without OpenMP; ``FASTSCORE_BUILD_ONLY=patches,kde``
-(development only) builds just the named modules.
+(development only) builds just the named modules; ``FASTSCORE_SANITIZE=1`` (development
+and CI only, see .ci/sanitize.sh) builds with AddressSanitizer + UndefinedBehaviorSanitizer.
 """
 
 import glob
@@ -53,6 +54,11 @@ def _flags():
             link_args += ["-fopenmp"]
         else:
             print("fastscore: building WITHOUT OpenMP (kernels run on one thread)")
+        if os.environ.get("FASTSCORE_SANITIZE", "") not in ("", "0"):
+            sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                        "-fno-sanitize-recover=all"]
+            compile_args += sanitize + ["-g"]
+            link_args += sanitize
     directives = {
         "language_level": 3,
         "boundscheck": debug,

@@ -13,6 +13,15 @@ may leave a hidden ``.<name>.*.tmp`` file behind; nothing else).
 raises ``FileNotFoundError`` naming the path; anything that is not a complete, intact
 fastscore archive of a format this version understands raises :class:`ModelFileError` (a
 ``ValueError``) saying what is wrong and where. Arrays are read with pickling disabled.
+
+Hostile files are refused before any large allocation: an archive whose declared
+(inflated) size exceeds 64 MiB and 100 times its size on disk (a decompression bomb), an
+``.npy`` header declaring more or less data than its member or file holds, metadata over
+16 MiB or nested deeper than 64 levels, image headers declaring more pixels than Pillow's
+decompression-bomb limit or NIfTI headers more voxels than the file can hold, and a
+``fastscore-scaling`` PNG text that is not a valid mapping. A write that fails (read-only
+or full disk, missing permission) raises an ``OSError`` of the same errno naming the
+destination; the temporary file is removed and a previous file is untouched.
 """
 
 import errno
@@ -224,6 +233,9 @@ def write_model_file(path, kind, arrays, metadata=None, *, compress=False):
         Reserved metadata keys or invalid array names.
     FileNotFoundError
         The destination folder does not exist.
+    OSError
+        The write failed (read-only or full disk, permission): same errno, the message
+        names `path`; nothing is left behind and a previous file is unchanged.
     """
     if not isinstance(kind, str) or not kind:
         raise TypeError(f"`kind` must be a non-empty string; got {kind!r}.")
@@ -405,8 +417,12 @@ def read_model_file(path, kind=None):
         No file at `path` (the exception names it).
     ModelFileError
         Not an ``.npz`` archive; truncated; a member corrupt (CRC or format); no fastscore
-        metadata or metadata that is not valid JSON; another kind than `kind`; a format
-        version newer than :data:`FORMAT_VERSION` (written by a newer fastscore).
+        metadata or metadata that is not valid JSON (or too large or too deeply nested);
+        another kind than `kind`; a format version newer than :data:`FORMAT_VERSION`
+        (written by a newer fastscore); a decompression bomb or an .npy header whose
+        declared size disagrees with the archive (both refused before decompressing).
+    IsADirectoryError
+        `path` is a folder.
     """
     arrays = _read_archive(path, "model file")
     raw = arrays.pop(_METADATA_KEY, None)
@@ -558,7 +574,9 @@ def load_image(path, *, key=None):
 
     Raises
     ------
-    FileNotFoundError, ValueError (unreadable or unsupported file),
+    FileNotFoundError, IsADirectoryError (the path is a folder),
+    ValueError (unreadable, truncated, forged or unsupported file; an image larger than
+    Pillow's decompression-bomb limit; an invalid ``fastscore-scaling`` text),
     ImportError (the optional reader is not installed; the message names the extra).
     """
     from ._optional import import_optional
@@ -567,27 +585,26 @@ def load_image(path, *, key=None):
     path = os.fspath(path)
     if suffix in (".npy", ".npz"):
         arr = load_array(path, key=key)
+    elif not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "image file not found", path)
+    elif os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "expected an image file, found a folder", path)
+    elif suffix in _PILLOW_SUFFIXES:
+        arr = _load_pillow(path)
+    elif suffix in _NIFTI_SUFFIXES:
+        arr = _load_nifti(path)
+    elif suffix == ".dcm":
+        pydicom = import_optional("pydicom", "io")
+        try:
+            ds = pydicom.dcmread(path)
+            arr = ds.pixel_array.astype(np.float32)
+        except Exception as exc:
+            raise ValueError(f"{path}: not a readable DICOM file ({exc}).") from None
+        arr = arr * np.float32(getattr(ds, "RescaleSlope", 1.0)) + np.float32(
+            getattr(ds, "RescaleIntercept", 0.0))
     else:
-        _check_input_file(path, "image file")
-        if suffix in _PILLOW_SUFFIXES:
-            arr = _load_pillow(path)
-        elif suffix in _NIFTI_SUFFIXES:
-            arr = _load_nifti(path)
-        elif suffix == ".dcm":
-            pydicom = import_optional("pydicom", "io")
-            try:
-                ds = pydicom.dcmread(path)
-                arr = ds.pixel_array.astype(np.float32)
-            except MemoryError:
-                raise
-            except Exception as exc:
-                raise ValueError(f"{path}: not a readable DICOM file ({exc}).") from None
-            arr = arr * np.float32(getattr(ds, "RescaleSlope", 1.0)) + np.float32(
-                getattr(ds, "RescaleIntercept", 0.0))
-        else:
-            raise ValueError(f"`path` {path!r}: unsupported image format "
-                             f"{suffix or '(none)'}; use .npy, .npz, .png, .tif, .nii or "
-                             ".nii.gz.")
+        raise ValueError(f"`path` {path!r}: unsupported image format {suffix or '(none)'}; use "
+                         ".npy, .npz, .png, .tif, .nii or .nii.gz.")
     arr = np.asarray(arr)
     if arr.dtype.kind not in "fiubc" or arr.ndim not in (2, 3):
         raise ValueError(f"{path}: expected a 2-D image or 3-D volume of numbers; got "
