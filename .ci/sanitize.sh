@@ -37,7 +37,8 @@ cd "$WORK"
 
 start=$(date +%s)
 echo "== sanitize: building with FASTSCORE_SANITIZE=1 in $WORK"
-FASTSCORE_SANITIZE=1 CC=$CC "$PYTHON" setup.py build_ext --inplace -q >build.log 2>&1 || {
+FASTSCORE_SANITIZE=1 CC=$CC "$PYTHON" setup.py build_ext --inplace -q \
+    --parallel "$(nproc 2>/dev/null || echo 2)" >build.log 2>&1 || {
     cat build.log >&2
     exit 1
 }

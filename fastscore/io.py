@@ -712,6 +712,9 @@ def save_image(path, array, *, bits=16):
         raise ValueError("`array` must be finite to be written as an image.")
     if suffix in (".npy", ".npz"):
         return save_array(path, arr)
+    if arr.size == 0:
+        raise ValueError(f"`array` is empty (shape {arr.shape}); {suffix or 'image'} files "
+                         "need at least one pixel (.npy and .npz hold empty arrays).")
     if suffix in (".png", ".tif", ".tiff"):
         Image = import_optional("PIL.Image", "io")
         if arr.ndim != 2:

@@ -156,6 +156,9 @@ def gaussian_kernel(sigma, size=None, ndim=2):
     """
     sigma = check_scalar(sigma, "sigma", low=0.0, low_inclusive=False)
     ndim = check_int(ndim, "ndim", low=1, high=3)
+    if size is None and not 3 * sigma < _MAX_KERNEL_ENTRIES:
+        raise ValueError(f"`sigma` {sigma!r} gives a Gaussian kernel wider than "
+                         f"{_MAX_KERNEL_ENTRIES} pixels; give a smaller `sigma` or `size`.")
     size = 2 * math.ceil(3 * sigma) + 1 if size is None else check_int(size, "size", low=1)
     if size ** ndim > _MAX_KERNEL_ENTRIES:
         raise ValueError(f"a Gaussian kernel of size {size} in {ndim}-D has {size ** ndim} "

@@ -3,6 +3,9 @@
 ``ci`` (default): a budget that keeps the whole battery within about a minute on 2 cores.
 ``long``: at least 10 000 cases per entry point, for a run by hand or a nightly job:
 ``python -m pytest tests/test_properties.py --hypothesis-profile=long``.
+``dev``: 5 cases, while editing the strategies.
+
+Tests with their own ``@settings(max_examples=...)`` keep their budget in every profile.
 """
 
 from hypothesis import HealthCheck, settings
@@ -14,4 +17,3 @@ settings.register_profile("ci", max_examples=30, **_COMMON)
 settings.register_profile("long", max_examples=10_000, **_COMMON)
 settings.register_profile("dev", max_examples=5, **_COMMON)
 settings.load_profile("ci")
-settings.register_profile("probe", max_examples=300, **_COMMON)
