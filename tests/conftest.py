@@ -3,7 +3,8 @@
 ``ci`` (default): a budget that keeps the whole battery within about a minute on 2 cores.
 ``long``: at least 10 000 cases per entry point, for a run by hand or a nightly job:
 ``python -m pytest tests/test_properties.py --hypothesis-profile=long``.
-``dev``: 5 cases, while editing the strategies.
+``chunk``: 1 000 cases, to run ``long`` as ten runs with ``--hypothesis-seed=0..9`` on a
+busy machine. ``dev``: 5 cases, while editing the strategies.
 
 Tests with their own ``@settings(max_examples=...)`` keep their budget in every profile.
 """
@@ -15,5 +16,6 @@ _COMMON = dict(deadline=None, print_blob=True,
                                       HealthCheck.filter_too_much])
 settings.register_profile("ci", max_examples=30, **_COMMON)
 settings.register_profile("long", max_examples=10_000, **_COMMON)
+settings.register_profile("chunk", max_examples=1_000, **_COMMON)
 settings.register_profile("dev", max_examples=5, **_COMMON)
 settings.load_profile("ci")
