@@ -22,6 +22,12 @@ if [ ! -e "$ASAN_LIB" ]; then
     exit 1
 fi
 
+# the in-place build needs the build requirements in the active environment (a CI venv
+# made by `pip install .` has them only in pip's isolated build environment)
+if ! "$PYTHON" -c "import Cython, setuptools" 2>/dev/null; then
+    "$PYTHON" -m pip install --quiet "Cython>=3.0" "setuptools>=77"
+fi
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fastscore-sanitize.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 if git -C "$SRC" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
