@@ -165,7 +165,7 @@ def _bounded_memory():
 # ------------------------------------------------------------------ shared small objects
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model():
     from fastscore.nn import NoiseConditionalScore, PatchScoreModel
 
@@ -173,7 +173,7 @@ def _model():
     return PatchScoreModel(ncs, 3, sigma_min=0.05, sigma_max=1.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _prior():
     from fastscore.prior import PatchPrior
 
@@ -213,7 +213,7 @@ def test_patch_operator(image_shape, patch_size, stride, padding, x):
 def test_gaussian_kde(bandwidth, X, Q, exclude_self):
     from fastscore import GaussianKDE
 
-    (xa, xmod), (qa, qmod) = X, Q
+    (xa, _), (qa, _) = X, Q
     assume(not _extreme(bandwidth))
     kde = outcome(GaussianKDE, bandwidth, exclude_self=exclude_self)
     if kde is None or outcome(kde.fit, xa) is None:
@@ -297,7 +297,6 @@ def test_patch_prior_constructor(patch_size, stride, padding, weight, tiling, ch
 def _operators(draw_arr, image_shape):
     from fastscore import operators as ops
 
-    H, W = image_shape
     mask = np.random.default_rng(0).random(image_shape) < 0.5
     return [
         lambda: ops.Identity(image_shape),
@@ -320,7 +319,7 @@ def _operators(draw_arr, image_shape):
        param=hostile_arrays(max_dims=3), x=hostile_arrays(max_dims=3, max_side=9),
        which=st.integers(0, 11))
 def test_operators(image_shape, param, x, which):
-    arr, moderate = x
+    arr, _ = x
     op = outcome(_operators(param[0], image_shape)[which])
     if op is None:
         return
@@ -358,7 +357,7 @@ def test_map_estimate(y, noise_sigma, method, n_steps, cg_iter, step_size):
     from fastscore.operators import Identity
     from fastscore.reconstruct import map_estimate
 
-    arr, moderate = y
+    arr, _ = y
     assume(not isinstance(n_steps, int) or n_steps <= 5)
     assume(not _extreme(noise_sigma))
     op = outcome(Identity, arr.shape[-2:])
@@ -430,7 +429,7 @@ def test_save_and_load_image(tmp_path_factory, x, suffix, bits):
         np.testing.assert_array_equal(back, arr.astype(back.dtype))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _good_model_bytes():
     import os
 

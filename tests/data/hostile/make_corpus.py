@@ -125,9 +125,9 @@ def gz(data):
 
 def base_model_members():
     """The members of a small valid patch score model file (3x3 patches, float32)."""
-    from fastscore.nn import NoiseConditionalScore, PatchScoreModel
-
     import tempfile
+
+    from fastscore.nn import NoiseConditionalScore, PatchScoreModel
 
     ncs = NoiseConditionalScore.for_patches((3, 3), hidden=(8,), rng=0)
     model = PatchScoreModel(ncs, 3, sigma_min=0.05, sigma_max=1.0)
