@@ -85,13 +85,14 @@ def _shape_ints(n):
                      hostile_ints)
 
 
-def outcome(fn, *args, **kwargs):
-    """Call `fn`: a result, or None after a documented exception with a message."""
+def outcome(fn, *args, _also=(), **kwargs):
+    """Call `fn`: a result, or None after a documented exception with a message (`_also`:
+    exceptions documented by this entry point only)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # overflow etc. in NumPy on extreme input
         try:
             result = fn(*args, **kwargs)
-        except DOCUMENTED as exc:
+        except DOCUMENTED + tuple(_also) as exc:
             assert str(exc), f"{type(exc).__name__} without a message"
             note(f"{type(exc).__name__}: {exc}")
             event(f"{getattr(fn, '__name__', 'call')}: {type(exc).__name__}")
@@ -362,8 +363,9 @@ def test_map_estimate(y, noise_sigma, method, n_steps, cg_iter, step_size):
     assume(not _extreme(noise_sigma))
     op = outcome(Identity, arr.shape[-2:])
     assume(op is not None)
-    res = outcome(map_estimate, arr, op, noise_sigma, _prior(), method=method,
-                  n_steps=n_steps, cg_iter=cg_iter, step_size=step_size, rng=0)
+    # FloatingPointError: the solvers' "diverged at iteration k" (σ far outside the model)
+    res = outcome(map_estimate, arr, op, noise_sigma, _prior(),
+                  _also=(FloatingPointError,), method=method, n_steps=n_steps, cg_iter=cg_iter, step_size=step_size, rng=0)
     if res is not None:
         assert res.x.shape == arr.shape
 
@@ -384,7 +386,7 @@ def test_posterior_sample(y, noise_sigma, n_samples, steps_per_sigma, sigmas, me
     op = outcome(Identity, arr.shape)
     assume(op is not None)
     res = outcome(posterior_sample, arr, op, noise_sigma, _prior(),
-                  n_samples=n_samples, sigmas=sigmas, steps_per_sigma=steps_per_sigma,
+                  _also=(FloatingPointError,), n_samples=n_samples, sigmas=sigmas, steps_per_sigma=steps_per_sigma,
                   method=method, eps=eps, cg_iter=3, rng=0)
     if res is not None:
         assert res.samples.shape[-2:] == arr.shape
