@@ -365,7 +365,8 @@ def test_map_estimate(y, noise_sigma, method, n_steps, cg_iter, step_size):
     assume(op is not None)
     # FloatingPointError: the solvers' "diverged at iteration k" (σ far outside the model)
     res = outcome(map_estimate, arr, op, noise_sigma, _prior(),
-                  _also=(FloatingPointError,), method=method, n_steps=n_steps, cg_iter=cg_iter, step_size=step_size, rng=0)
+                  _also=(FloatingPointError,), method=method, n_steps=n_steps,
+                  cg_iter=cg_iter, step_size=step_size, rng=0)
     if res is not None:
         assert res.x.shape == arr.shape
 
