@@ -387,8 +387,8 @@ def test_posterior_sample(y, noise_sigma, n_samples, steps_per_sigma, sigmas, me
     op = outcome(Identity, arr.shape)
     assume(op is not None)
     res = outcome(posterior_sample, arr, op, noise_sigma, _prior(),
-                  _also=(FloatingPointError,), n_samples=n_samples, sigmas=sigmas, steps_per_sigma=steps_per_sigma,
-                  method=method, eps=eps, cg_iter=3, rng=0)
+                  _also=(FloatingPointError,), n_samples=n_samples, sigmas=sigmas,
+                  steps_per_sigma=steps_per_sigma, method=method, eps=eps, cg_iter=3, rng=0)
     if res is not None:
         assert res.samples.shape[-2:] == arr.shape
 
