@@ -25,6 +25,8 @@ Environment switches:
   Python-semantics division (a debug build for the test suite).
 - ``FASTSCORE_NO_OPENMP=1``: build without OpenMP (kernels run on one thread).
 - ``FASTSCORE_BUILD_ONLY=patches,kde`` (development): build just the named modules.
+- ``FASTSCORE_SANITIZE=1`` (development and CI, see ``.ci/sanitize.sh``): build with
+  AddressSanitizer + UndefinedBehaviorSanitizer.
 - ``FASTSCORE_CLONE_SET=0|1|2|3`` and ``FASTSCORE_KDE_SPEC=SCORE_MASK,DENSITY_MASK``
   (measurement of variants, ``benchmarks/build_times.py``): override the clone set of
   every extension and the KDE specialisation masks.
@@ -97,6 +99,11 @@ def _flags():
         link_args += ["-fopenmp"]
     else:
         print("fastscore: building WITHOUT OpenMP (kernels run on one thread)")
+    if _enabled("FASTSCORE_SANITIZE"):
+        sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                    "-fno-sanitize-recover=all"]
+        compile_args += sanitize + ["-g"]
+        link_args += sanitize
     directives = {
         "language_level": 3,
         "boundscheck": debug,

@@ -26,6 +26,7 @@ __all__ = [
     "check_scalar",
     "check_int",
     "check_int_tuple",
+    "check_size",
     "check_choice",
     "check_rng",
     "check_finite",
@@ -186,6 +187,18 @@ def check_int_tuple(x, name, n, *, low=None):
     if low is not None and any(v < low for v in values):
         raise ValueError(f"`{name}` must be >= {low} along every axis; got {x!r}.")
     return values
+
+
+def check_size(shape, name, itemsize=8):
+    """Raise ``ValueError`` if an array of `shape` could not be addressed (more than
+    2**62 bytes at `itemsize` bytes per element): checked before anything is allocated."""
+    n = 1
+    for v in shape:
+        n *= int(v)
+    if n * itemsize > 2**62:
+        raise ValueError(f"`{name}` {tuple(shape)} is too large: {n} elements cannot be "
+                         "addressed.")
+    return tuple(shape)
 
 
 def check_choice(x, name, choices):

@@ -14,10 +14,20 @@ same name removes once its writer process is gone; nothing else).
 raises ``FileNotFoundError`` naming the path; anything that is not a complete, intact
 fastscore archive of a format this version understands raises :class:`ModelFileError` (a
 ``ValueError``) saying what is wrong and where. Arrays are read with pickling disabled.
+
+Hostile files are refused before any large allocation: an archive whose declared
+(inflated) size exceeds 64 MiB and 100 times its size on disk (a decompression bomb), an
+``.npy`` header declaring more or less data than its member or file holds, metadata over
+16 MiB or nested deeper than 64 levels, image headers declaring more pixels than Pillow's
+decompression-bomb limit or NIfTI headers more voxels than the file can hold, and a
+``fastscore-scaling`` PNG text that is not a valid mapping. A write that fails (read-only
+or full disk, missing permission) raises an ``OSError`` of the same errno naming the
+destination; the temporary file is removed and a previous file is untouched.
 """
 
 import errno
 import json
+import math
 import os
 import socket
 import stat
@@ -46,6 +56,14 @@ FORMAT_VERSION = 1
 
 _METADATA_KEY = "__fastscore_metadata__"
 _RESERVED = ("format_version", "kind", "fastscore_version")
+# hostile-file limits: an archive may inflate to at most _MAX_INFLATION times its size on
+# disk once it holds more than _BOMB_FLOOR bytes (deflate reaches ~1000x only on constant
+# data; fastscore writes uncompressed archives), metadata is small and shallow
+_MAX_INFLATION = 100
+_BOMB_FLOOR = 64 * 2**20
+_MAX_MEMBERS = 10_000
+_MAX_METADATA = 16 * 2**20
+_MAX_METADATA_DEPTH = 64
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".nii", ".nii.gz",
                    ".dcm", ".mha", ".mhd", ".nrrd")
 
@@ -156,7 +174,10 @@ def _atomic_write(path, write):
     except OSError:
         mode = 0o666 & ~_umask()
     _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _write_error(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -164,14 +185,30 @@ def _atomic_write(path, write):
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _write_error(exc, path) from exc
         raise
     _fsync_folder(folder)
     return path
+
+
+def _write_error(exc, path):
+    """An OSError of the same errno (hence class) naming the destination, not the temp file.
+
+    ``OSError(errno, ...)`` picks the matching subclass (``PermissionError`` for EACCES,
+    plain ``OSError`` for ENOSPC / EROFS), so callers can still test ``exc.errno``.
+    """
+    reason = exc.strerror or str(exc)
+    if exc.errno is None:
+        return OSError(f"cannot write {path}: {reason}; nothing was written and a "
+                       "previous file at that path is unchanged.")
+    return OSError(exc.errno, f"cannot write the file ({reason}); nothing was written and a "
+                              "previous file at that path is unchanged", path)
 
 
 # --------------------------------------------------------------------- model files
@@ -237,6 +274,9 @@ def write_model_file(path, kind, arrays, metadata=None, *, compress=False):
         Reserved metadata keys or invalid array names.
     FileNotFoundError
         The destination folder does not exist.
+    OSError
+        The write failed (read-only or full disk, permission): same errno, the message
+        names `path`; nothing is left behind and a previous file is unchanged.
     """
     if not isinstance(kind, str) or not kind:
         raise TypeError(f"`kind` must be a non-empty string; got {kind!r}.")
@@ -259,13 +299,61 @@ def write_model_file(path, kind, arrays, metadata=None, *, compress=False):
     return _atomic_write(path, lambda f: save(f, **payload))
 
 
-def _read_archive(path, what):
-    """Every array of an .npz, fully read and CRC-checked -> dict; ModelFileError if broken."""
-    path = os.fspath(path)
+def _check_input_file(path, what):
+    """FileNotFoundError / IsADirectoryError naming `path`, before anything is opened."""
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"{what} not found", path)
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, f"expected a {what}, found a folder", path)
+
+
+def _npy_header(fp):
+    """Read an .npy header from `fp` -> (shape, fortran_order, dtype, header bytes).
+
+    Only the header is read (at most ~10 kB), so a caller can check the size it declares
+    before any array is allocated; raises ValueError for anything that is not an .npy
+    header of a plain (non-object) dtype.
+    """
+    start = fp.tell()
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"dtype {dtype} holds Python objects (pickles are refused)")
+    return shape, fortran, dtype, fp.tell() - start
+
+
+def _npy_nbytes(shape, dtype):
+    return math.prod(shape) * dtype.itemsize
+
+
+def _check_archive_sizes(path, infos):
+    """Refuse, from the zip's declared sizes alone, archives that would inflate hugely."""
+    if len(infos) > _MAX_MEMBERS:
+        raise ModelFileError(path, f"the archive holds {len(infos)} members (at most "
+                                   f"{_MAX_MEMBERS} are read).")
+    total = sum(info.file_size for info in infos)
+    on_disk = os.path.getsize(path)
+    if total > _BOMB_FLOOR and total > _MAX_INFLATION * on_disk:
+        raise ModelFileError(
+            path, f"the archive's members inflate to {total} bytes from {on_disk} bytes on "
+                  f"disk (more than {_MAX_INFLATION}x): a decompression bomb? Refused "
+                  "before decompressing.")
+
+
+def _read_archive(path, what):
+    """Every array of an .npz, fully read and CRC-checked -> dict; ModelFileError if broken.
+
+    Before any array is allocated: the zip's declared sizes are checked against the file's
+    size (decompression bombs), and each member's .npy header against the member's declared
+    size (a header claiming more or less data than the member holds is refused).
+    """
+    path = os.fspath(path)
+    _check_input_file(path, what)
     if os.path.getsize(path) == 0:
         raise ModelFileError(path, "the file is empty (0 bytes): an interrupted write by "
                                    "another program?")
@@ -280,11 +368,25 @@ def _read_archive(path, what):
     arrays = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
+            infos = zf.infolist()
+            _check_archive_sizes(path, infos)
+            for info in infos:
                 name = info.filename
                 if not name.endswith(".npy"):
                     raise ModelFileError(path, f"unexpected member {name!r} in the archive "
                                                "(an .npz holds only .npy arrays).")
+                with zf.open(info) as member:
+                    try:
+                        shape, _, dtype, head = _npy_header(member)
+                    except ValueError as exc:
+                        raise ModelFileError(
+                            path, f"the archive is corrupt: array {name[:-4]!r} has no valid "
+                                  f".npy header ({exc}).") from None
+                    if head + _npy_nbytes(shape, dtype) != info.file_size:
+                        raise ModelFileError(
+                            path, f"array {name[:-4]!r}: its header declares shape {shape} "
+                                  f"of {dtype} ({_npy_nbytes(shape, dtype)} bytes) but the "
+                                  f"member holds {info.file_size - head} bytes of data.")
                 with zf.open(info) as member:
                     arr = np.lib.format.read_array(member, allow_pickle=False)
                     if member.read():     # reading to the end also checks the CRC
@@ -297,6 +399,40 @@ def _read_archive(path, what):
         raise ModelFileError(path, f"the archive is corrupt ({type(exc).__name__}: {exc}).") \
             from exc
     return arrays
+
+
+def _parse_metadata(path, raw):
+    """The uint8 metadata member -> dict; ModelFileError for anything else."""
+    try:
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"metadata stored as {raw.dtype} of shape {raw.shape}")
+        if raw.size > _MAX_METADATA:
+            raise ValueError(f"{raw.size} bytes of metadata (at most {_MAX_METADATA})")
+        metadata = json.loads(raw.tobytes().decode("utf-8"))
+    except RecursionError:
+        raise ModelFileError(path, "the metadata is nested too deeply to be fastscore "
+                                   "metadata.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(path, f"the metadata is not valid JSON ({exc}).") from None
+    if not isinstance(metadata, dict):
+        raise ModelFileError(path, "the metadata is not a JSON object.")
+    depth = _json_depth(metadata)
+    if depth > _MAX_METADATA_DEPTH:
+        raise ModelFileError(path, f"the metadata is nested too deeply ({depth} levels; "
+                                   f"fastscore metadata has at most {_MAX_METADATA_DEPTH}).")
+    return metadata
+
+
+def _json_depth(obj):
+    """Nesting depth of decoded JSON, iteratively (no recursion on hostile input)."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            depth = max(depth, level)
+            values = item.values() if isinstance(item, dict) else item
+            stack.extend((v, level + 1) for v in values if isinstance(v, (dict, list)))
+    return depth
 
 
 def read_model_file(path, kind=None):
@@ -322,22 +458,19 @@ def read_model_file(path, kind=None):
         No file at `path` (the exception names it).
     ModelFileError
         Not an ``.npz`` archive; truncated; a member corrupt (CRC or format); no fastscore
-        metadata or metadata that is not valid JSON; another kind than `kind`; a format
-        version newer than :data:`FORMAT_VERSION` (written by a newer fastscore).
+        metadata or metadata that is not valid JSON (or too large or too deeply nested);
+        another kind than `kind`; a format version newer than :data:`FORMAT_VERSION`
+        (written by a newer fastscore); a decompression bomb or an .npy header whose
+        declared size disagrees with the archive (both refused before decompressing).
+    IsADirectoryError
+        `path` is a folder.
     """
     arrays = _read_archive(path, "model file")
     raw = arrays.pop(_METADATA_KEY, None)
     if raw is None:
         raise ModelFileError(path, "no fastscore metadata in the archive: it is an .npz, but "
                                    "not one written by fastscore.io.write_model_file.")
-    try:
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"metadata stored as {raw.dtype} of shape {raw.shape}")
-        metadata = json.loads(raw.tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(path, f"the metadata is not valid JSON ({exc}).") from None
-    if not isinstance(metadata, dict):
-        raise ModelFileError(path, "the metadata is not a JSON object.")
+    metadata = _parse_metadata(path, raw)
     version = metadata.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFileError(path, f"the metadata has no valid format_version (got "
@@ -435,10 +568,16 @@ def load_array(path, *, key=None):
         if key not in arrays:
             raise ValueError(f"{path} has no array {key!r}; it holds {sorted(arrays)}.")
         return arrays[key]
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "array file not found", path)
+    _check_input_file(path, "array file")
     try:
         with open(path, "rb") as f:
+            shape, _, dtype, head = _npy_header(f)
+            size = os.fstat(f.fileno()).st_size
+            if head + _npy_nbytes(shape, dtype) != size:
+                raise ValueError(f"the header declares shape {shape} of {dtype} "
+                                 f"({_npy_nbytes(shape, dtype)} bytes) but the file holds "
+                                 f"{size - head} bytes of data")
+            f.seek(0)
             arr = np.lib.format.read_array(f, allow_pickle=False)
             if f.read(1):
                 raise ValueError("trailing bytes after the array")
@@ -476,7 +615,9 @@ def load_image(path, *, key=None):
 
     Raises
     ------
-    FileNotFoundError, ValueError (unreadable or unsupported file),
+    FileNotFoundError, IsADirectoryError (the path is a folder),
+    ValueError (unreadable, truncated, forged or unsupported file; an image larger than
+    Pillow's decompression-bomb limit; an invalid ``fastscore-scaling`` text),
     ImportError (the optional reader is not installed; the message names the extra).
     """
     from ._optional import import_optional
@@ -487,29 +628,12 @@ def load_image(path, *, key=None):
         arr = load_array(path, key=key)
     elif not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "image file not found", path)
+    elif os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "expected an image file, found a folder", path)
     elif suffix in _PILLOW_SUFFIXES:
-        Image = import_optional("PIL.Image", "io")
-        try:
-            with Image.open(path) as im:
-                im.load()
-                info = dict(im.info)
-                if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
-                    im = im.convert("L")
-                arr = np.array(im)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: not a readable image ({exc}).") from None
-        scaling = info.get(_SCALING_KEY)
-        if arr.dtype.kind in "ui" and scaling:
-            low, high, levels = (float(v) for v in scaling.split(","))
-            arr = (low + arr.astype(np.float64) * ((high - low) / levels)).astype(np.float32)
-        elif arr.dtype.kind in "ui":
-            arr = arr.astype(np.float32) / np.float32(255 if arr.dtype.itemsize == 1 else 65535)
+        arr = _load_pillow(path)
     elif suffix in _NIFTI_SUFFIXES:
-        nib = import_optional("nibabel", "io")
-        try:
-            arr = np.asarray(nib.load(path).get_fdata(dtype=np.float32))
-        except Exception as exc:  # nibabel raises many types for bad files
-            raise ValueError(f"{path}: not a readable NIfTI file ({exc}).") from None
+        arr = _load_nifti(path)
     elif suffix == ".dcm":
         pydicom = import_optional("pydicom", "io")
         try:
@@ -529,6 +653,81 @@ def load_image(path, *, key=None):
     if arr.dtype.kind in "fc" and arr.dtype.itemsize >= 4:
         return arr                 # float32/64 and complex data (e.g. MRI k-space) kept
     return arr.astype(np.float32)
+
+
+def _load_pillow(path):
+    """PNG/TIFF/JPEG/BMP -> ndarray (integers scaled, see load_image); ValueError if bad."""
+    from ._optional import import_optional
+
+    Image = import_optional("PIL.Image", "io")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            info = dict(im.info)
+            if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
+                im = im.convert("L")
+            arr = np.array(im)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"{path}: the image is too large to read safely ({exc}).") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error, ... on bad files
+        raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc}).") \
+            from None
+    if arr.dtype.kind not in "ui":
+        return arr
+    scaling = info.get(_SCALING_KEY)
+    if scaling is None:
+        return arr.astype(np.float32) / np.float32(255 if arr.dtype.itemsize == 1 else 65535)
+    low, high, levels = _parse_scaling(path, scaling, arr.dtype)
+    return (low + arr.astype(np.float64) * ((high - low) / levels)).astype(np.float32)
+
+
+def _parse_scaling(path, text, dtype):
+    """The ``fastscore-scaling`` text of a PNG -> (low, high, levels), checked."""
+    try:
+        low, high, levels = (float(v) for v in str(text).split(","))
+    except ValueError:
+        low = high = levels = math.nan
+    full = float(np.iinfo(dtype).max)
+    if not (np.isfinite(low) and np.isfinite(high) and high > low and levels == full
+            and np.isfinite(high - low)):
+        raise ValueError(f"{path}: invalid {_SCALING_KEY} text {str(text)[:80]!r}; expected "
+                         f"'low,high,levels' with finite low < high and levels = {full:g} "
+                         f"for {dtype} pixels (as written by save_image).")
+    return low, high, levels
+
+
+def _load_nifti(path):
+    """NIfTI -> float32 ndarray, its declared size checked before any data is read."""
+    from ._optional import import_optional
+
+    nib = import_optional("nibabel", "io")
+    try:
+        image = nib.load(path)
+        shape = tuple(int(n) for n in image.header.get_data_shape())
+        itemsize = image.header.get_data_dtype().itemsize
+    except MemoryError:
+        raise
+    except Exception as exc:  # nibabel raises many types for bad files
+        raise ValueError(f"{path}: not a readable NIfTI file ({exc}).") from None
+    if len(shape) not in (2, 3):
+        raise ValueError(f"{path}: expected a 2-D image or 3-D volume; the NIfTI header "
+                         f"declares shape {shape}.")
+    nbytes = math.prod(shape) * itemsize
+    on_disk = os.path.getsize(path)
+    # gzip inflates at most ~1032x; an uncompressed file must hold all the voxels
+    limit = on_disk * 1100 if _suffix(path) == ".nii.gz" else on_disk
+    if nbytes > limit:
+        raise ValueError(f"{path}: the NIfTI header declares shape {shape} ({nbytes} bytes of "
+                         f"voxels), more than the {on_disk}-byte file can hold: truncated or "
+                         "a forged header.")
+    try:
+        return np.asarray(image.get_fdata(dtype=np.float32))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable NIfTI file ({exc}).") from None
 
 
 def save_image(path, array, *, bits=16):
@@ -554,6 +753,9 @@ def save_image(path, array, *, bits=16):
         raise ValueError("`array` must be finite to be written as an image.")
     if suffix in (".npy", ".npz"):
         return save_array(path, arr)
+    if arr.size == 0:
+        raise ValueError(f"`array` is empty (shape {arr.shape}); {suffix or 'image'} files "
+                         "need at least one pixel (.npy and .npz hold empty arrays).")
     if suffix in (".png", ".tif", ".tiff"):
         Image = import_optional("PIL.Image", "io")
         if arr.ndim != 2:
@@ -584,16 +786,16 @@ def save_image(path, array, *, bits=16):
 
 
 def _atomic_nifti(path, image):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                               suffix=_suffix(path), dir=folder)
-    os.close(fd)
-    try:
-        image.to_filename(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write a NIfTI image atomically (nibabel picks the format from the suffix)."""
+    suffix = _suffix(path)
+
+    def write(f):
+        if suffix == ".nii.gz":
+            import gzip
+
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
+                gz.write(image.to_bytes())
+        else:
+            f.write(image.to_bytes())
+
+    return _atomic_write(path, write)

@@ -169,7 +169,8 @@ class GaussianKDE:
                 f"(n_dims={self.n_dims_}); got {arr.shape}.")
         if arr.size:
             # every |x_t - q|^2 must be finite in the working dtype
-            bound = (self._absmax + float(np.max(np.abs(arr)))) ** 2 * self.n_dims_
+            reach = self._absmax + float(np.max(np.abs(arr)))
+            bound = reach * reach * self.n_dims_      # inf, not OverflowError, when huge
             if not bound < np.finfo(dtype).max / 16:
                 raise ValueError(
                     f"`Q` and `X` values are too large for {dtype} arithmetic (squared "

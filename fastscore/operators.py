@@ -125,6 +125,9 @@ class Mask(LinearOperator):
         return f"shape={self.shape_in}, observed={self.n_measurements}"
 
 
+_MAX_KERNEL_ENTRIES = 2**26      # 512 MiB of float64: larger than any image it could blur
+
+
 def gaussian_kernel(sigma, size=None, ndim=2):
     """Normalised Gaussian blur kernel (sums to 1), for :class:`Blur`.
 
@@ -138,7 +141,14 @@ def gaussian_kernel(sigma, size=None, ndim=2):
     """
     sigma = check_scalar(sigma, "sigma", low=0.0, low_inclusive=False)
     ndim = check_int(ndim, "ndim", low=1, high=3)
+    if size is None and not 3 * sigma < _MAX_KERNEL_ENTRIES:
+        raise ValueError(f"`sigma` {sigma!r} gives a Gaussian kernel wider than "
+                         f"{_MAX_KERNEL_ENTRIES} pixels; give a smaller `sigma` or `size`.")
     size = 2 * math.ceil(3 * sigma) + 1 if size is None else check_int(size, "size", low=1)
+    if size ** ndim > _MAX_KERNEL_ENTRIES:
+        raise ValueError(f"a Gaussian kernel of size {size} in {ndim}-D has {size ** ndim} "
+                         f"entries (at most {_MAX_KERNEL_ENTRIES}); give a smaller `sigma` "
+                         f"({sigma!r}) or `size`.")
     t = np.arange(size) - (size - 1) / 2
     g = np.exp(-0.5 * (t / sigma) ** 2)
     kernel = g

@@ -12,7 +12,7 @@ import numpy as np
 from ._threads import effective_threads, resolve_n_threads
 from ._ext import patches as _kernels
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
-                          check_out, check_same_dtype)
+                          check_out, check_same_dtype, check_size)
 
 __all__ = ["PatchOperator"]
 
@@ -147,6 +147,7 @@ class PatchOperator:
         ndim = len(image_shape)
         self.image_shape = check_int_tuple(image_shape, "image_shape", ndim, low=1)
         self.padding = check_choice(padding, "padding", PADDING_MODES)
+        check_size(self.image_shape, "image_shape")
         self.patch_shape = check_int_tuple(patch_size, "patch_size", ndim, low=1)
         self.stride = check_int_tuple(stride, "stride", ndim, low=1)
         if any(p > n for p, n in zip(self.patch_shape, self.image_shape)):
@@ -177,6 +178,7 @@ class PatchOperator:
         self.channels = None if channels is None else check_int(channels, "channels", low=1)
         self._spatial_dim = math.prod(self.patch_shape)
         self.patch_dim = (self.channels or 1) * self._spatial_dim
+        check_size((self.n_patches, self.patch_dim), "patch matrix shape")
         self._maps = [_axis_map(n, q, b, padding) for n, q, b in
                       zip(self.image_shape, self.padded_shape, self.pad_before)]
         self._geometries = {}

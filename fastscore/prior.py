@@ -67,7 +67,8 @@ class PatchPrior(_Prior):
     weight : "mean", "sum" or float > 0, default "mean"
         ``w``: "mean" divides by the number of patches covering each pixel (the patch
         scores are averaged, which undoes the n-fold over-counting of overlapping
-        marginal patch scores); "sum" is ``w = 1`` (the plain MRF sum); a float β gives
+        marginal patch scores; pixels no patch covers, possible with "valid" padding and
+        a stride, score 0); "sum" is ``w = 1`` (the plain MRF sum); a float β gives
         ``w = β``.
     tiling : {"overlap", "random_shift"}, default "overlap"
         "overlap": all patches at the given stride. "random_shift": non-overlapping
@@ -297,7 +298,10 @@ class PatchPrior(_Prior):
         total, _ = self._patch_sum(arr, image_shape, sigma, rng, channels)
         if weight == "mean":
             if self.tiling == "overlap":
-                total /= self.counts(image_shape).astype(arr.dtype)
+                # pixels no patch covers ("valid" with a stride that does not fit the
+                # image) have a zero sum: their score is 0, as with weight="sum"
+                counts = self.counts(image_shape)
+                np.divide(total, counts, out=total, where=counts > 0, casting="unsafe")
         elif weight != "sum":
             total *= arr.dtype.type(weight)
         return total

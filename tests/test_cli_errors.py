@@ -118,7 +118,7 @@ def _nested_model(path, depth=200_000):
 @pytest.mark.parametrize("make, message", [
     (lambda d: _png_with_scaling(d / "zero.png", "0,1,0"), "cannot read noisy image"),
     (lambda d: _png_with_scaling(d / "text.png", "low,high,levels"), "cannot read noisy image"),
-    (lambda d: _png_with_scaling(d / "nan.png", "nan,1,255"), "holds NaN or infinite values"),
+    (lambda d: _png_with_scaling(d / "nan.png", "nan,1,255"), "invalid fastscore-scaling text"),
     (lambda d: (d / "bomb.png").write_bytes(_png_claiming(30000, 30000)) and d / "bomb.png",
      "cannot read noisy image"),
     (lambda d: np.save(d / "c.npy", np.ones((16, 16), np.complex64)) or d / "c.npy",
