@@ -566,3 +566,11 @@ class GaussianLikelihood:
     def __repr__(self):
         return (f"GaussianLikelihood(operator={self.operator!r}, y shape {self.y.shape}, "
                 f"noise_sigma={self.noise_sigma:g})")
+
+
+# ----------------------------------------------------------------------------------------
+# Fan-beam CT (fastscore/_fanbeam.py)
+# ----------------------------------------------------------------------------------------
+from ._fanbeam import FanBeamCT  # re-exported
+
+__all__ += ["FanBeamCT"]
