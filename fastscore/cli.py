@@ -16,6 +16,7 @@ import traceback
 import numpy as np
 
 from ._cli_parser import build_parser as _build_parser
+from ._cli_scanner import fanbeam_operator
 from ._cli_support import (
     WRITABLE_SUFFIXES,
     Console,
@@ -324,7 +325,7 @@ def _cmd_denoise(args, console):
 
 
 # --------------------------------------------------------------------------- reconstruct
-def _operator(args, image_shape, console):
+def _operator(args, image_shape, console, data_shape):
     from . import operators as ops
 
     name = args.operator
@@ -339,6 +340,8 @@ def _operator(args, image_shape, console):
     if name == "ct":
         angles = np.linspace(0, np.pi, args.angles, endpoint=False)
         return ops.ParallelBeamCT(image_shape, angles)
+    if name == "fanbeam":
+        return fanbeam_operator(args, image_shape, data_shape)
     if name == "blur":
         kernel = (as_real(read_image(args.kernel, "kernel", console), "kernel", args.kernel)
                   if args.kernel else ops.gaussian_kernel(args.blur_sigma))
@@ -359,9 +362,9 @@ def _cmd_reconstruct(args, console):
     y = read_image(args.data, "measurement", console)
     if args.operator == "superres":
         image_shape = tuple(n * args.factor for n in y.shape)
-    elif args.operator == "ct":
+    elif args.operator in ("ct", "fanbeam"):
         if args.image_shape is None:
-            raise UsageError("--operator ct needs --image-shape H W")
+            raise UsageError(f"--operator {args.operator} needs --image-shape H W")
         image_shape = tuple(args.image_shape)
     else:
         image_shape = tuple(args.image_shape) if args.image_shape else y.shape
@@ -382,7 +385,7 @@ def _cmd_reconstruct(args, console):
     check_outputs(outputs, [args.data, args.model, args.mask, args.kernel],
                   overwrite=args.overwrite, ndim=len(image_shape))
     with checking("operator parameters"):
-        A = _operator(args, image_shape, console)
+        A = _operator(args, image_shape, console, y.shape)
         y = A.check_measurement(y, "--data")
     prior = _prior(model, args, intensity="none")   # no reliable (k, b) from y
     t0 = time.perf_counter()
