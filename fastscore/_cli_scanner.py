@@ -6,7 +6,20 @@ import numpy as np
 
 from ._cli_support import UsageError
 
-__all__ = ["fanbeam_operator"]
+__all__ = ["fanbeam_operator", "nifti_geometry"]
+
+
+def nifti_geometry(path):
+    """``{"affine", "header"}`` of a NIfTI input (kept by NIfTI outputs), else None."""
+    from ._cli_support import reading, suffix_of
+
+    if path == "-" or suffix_of(path) not in (".nii", ".nii.gz"):
+        return None
+    from .io_medical import load_nifti
+
+    with reading("image", path):
+        volume = load_nifti(path)
+    return {"affine": volume.affine, "header": volume.header}
 
 
 def fanbeam_operator(args, image_shape, data_shape):

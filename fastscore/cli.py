@@ -16,7 +16,7 @@ import traceback
 import numpy as np
 
 from ._cli_parser import build_parser as _build_parser
-from ._cli_scanner import fanbeam_operator
+from ._cli_scanner import fanbeam_operator, nifti_geometry
 from ._cli_support import (
     WRITABLE_SUFFIXES,
     Console,
@@ -307,19 +307,20 @@ def _cmd_denoise(args, console):
         with checking("intensity calibration"):
             prior.calibrate(y, sigma)
     A = Identity(y.shape if y.ndim == len(model.patch_size) else y.shape[1:])
+    geometry = nifti_geometry(args.noisy)          # a NIfTI output keeps it
     t0 = time.perf_counter()
     if args.method == "posterior":
         post = posterior_sample(y, A, sigma, prior, n_samples=args.samples, rng=args.seed,
                                 progress=console.progress)
-        write_result(outputs[0], post.mean, console)
-        write_result(outputs[1], post.std, console)
+        write_result(outputs[0], post.mean, console, geometry)
+        write_result(outputs[1], post.std, console, geometry)
         console.say(f"posterior mean of {args.samples} samples -> {outputs[0]}; std -> "
                     f"{outputs[1]} ({time.perf_counter() - t0:.1f} s)")
     else:
         x = map_estimate(y, A, sigma, prior, method="hqs" if args.method == "hqs"
                          else "gradient", n_steps=args.steps, rng=args.seed,
                          progress=console.progress).x
-        where = write_result(args.out, x, console)
+        where = write_result(args.out, x, console, geometry)
         console.say(f"{args.method} estimate -> {where} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
