@@ -9,22 +9,16 @@ from fastscore.data import rectangles
 from fastscore.io import load_image
 from fastscore.operators import FanBeamCT
 from fastscore.train import fit_patch_score
+from test_cli_errors import one_line
 
 
 def run(args, capsys):
+    """Exit code (also of option errors, which end in the parser), stdout, stderr."""
     try:
         code = main([str(a) for a in args])
-    except SystemExit as exc:                  # option errors end in the parser
+    except SystemExit as exc:
         code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
+    return (code, *capsys.readouterr())
 
 
 @pytest.fixture(scope="module")
