@@ -95,8 +95,20 @@ def load_nifti(path):
     path = _check_exists(path, "NIfTI file")
     try:
         image = nib.load(path)
-        raw = np.asanyarray(image.dataobj)
+        shape = tuple(int(n) for n in image.header.get_data_shape())
+        nbytes = math.prod(shape) * image.header.get_data_dtype().itemsize
     except Exception as exc:  # nibabel raises many types for bad files
+        raise ValueError(f"{path}: not a readable NIfTI file ({exc}).") from None
+    # a forged header must not make us allocate: the voxels must fit in the file (gzip
+    # inflates at most ~1032×)
+    on_disk = os.path.getsize(path)
+    if nbytes > on_disk * (1100 if path.lower().endswith(".gz") else 1):
+        raise ValueError(f"{path}: the NIfTI header declares shape {shape} ({nbytes} bytes "
+                         f"of voxels), more than the {on_disk}-byte file can hold: truncated "
+                         "or a forged header.")
+    try:
+        raw = np.asanyarray(image.dataobj)
+    except Exception as exc:
         raise ValueError(f"{path}: not a readable NIfTI file ({exc}).") from None
     arr = np.asarray(raw)
     while arr.ndim > 3 and arr.shape[-1] == 1:

@@ -118,6 +118,11 @@ def test_nifti_errors_name_the_problem(tmp_path):
         tmp_path / "4d.nii")
     with pytest.raises(ValueError, match=r"4d.nii: expected a 2-D image or 3-D volume"):
         load_nifti(tmp_path / "4d.nii")
+    forged = bytearray((tmp_path / "4d.nii").read_bytes())
+    forged[42:44] = (30000).to_bytes(2, "little")             # dim[1]: 3 -> 30000
+    (tmp_path / "forged.nii").write_bytes(bytes(forged))
+    with pytest.raises(ValueError, match="forged.nii: the NIfTI header declares shape"):
+        load_nifti(tmp_path / "forged.nii")
 
 
 # -- DICOM ----------------------------------------------------------------------------------
