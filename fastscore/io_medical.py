@@ -410,6 +410,10 @@ def load_tiff(path):
                     raise ValueError(f"page {k} is {page.shape} {page.dtype}, page 0 is "
                                      f"{first.shape} {first.dtype}; a volume needs equal "
                                      "pages")
+            declared = sum(math.prod(p.shape) * p.dtype.itemsize for p in pages)
+            if declared > 1100 * os.path.getsize(path):      # deflate/LZW inflate < ~1000×
+                raise ValueError(f"the pages declare {declared} bytes, far more than the file "
+                                 "holds (a forged header or a decompression bomb)")
             rgb = int(getattr(first, "photometric", 0)) == 2
             axes = str(getattr(first, "axes", ""))
             arr = np.stack([p.asarray() for p in pages])

@@ -306,6 +306,16 @@ def test_tiff_errors(tmp_path, monkeypatch):
         w.write(np.zeros((5, 4), np.float32))
     with pytest.raises(ValueError, match=r"mixed.tif: .*page 1 is \(5, 4\)"):
         load_image(tmp_path / "mixed.tif")
+    tifffile.imwrite(tmp_path / "forged.tif", np.zeros((4, 4), np.uint8),
+                     photometric="minisblack")
+    with tifffile.TiffFile(tmp_path / "forged.tif") as tif:
+        offsets = [tif.pages[0].tags[n].valueoffset for n in ("ImageWidth", "ImageLength")]
+    forged = bytearray((tmp_path / "forged.tif").read_bytes())
+    for offset in offsets:                               # 4 x 4 -> 60000 x 60000 pixels
+        forged[offset:offset + 4] = (60000).to_bytes(4, "little")
+    (tmp_path / "forged.tif").write_bytes(bytes(forged))
+    with pytest.raises(ValueError, match="forged.tif: .*far more than the file holds"):
+        load_tiff(tmp_path / "forged.tif")
     (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
     with pytest.raises(ValueError, match="bad.tif: not a readable TIFF"):
         load_tiff(tmp_path / "bad.tif")
