@@ -4,7 +4,9 @@ Cases (float32, the same thread count for every contender, ratios from the same 
 
 - forward throughput (patches/s) on a batch of 65 536 patches; contenders may chunk it
   (each gets its best chunk of a few; fastscore takes the whole batch in one call);
-- training step = forward + residual + backward + Adam at batch 512 and 4096.
+- training step = forward + residual + backward + Adam at batch 512 and 4096;
+- concurrent throughput: 1 and 2 Python threads calling ``predict`` on one shared MLP
+  against one MLP per thread (the thread-safety cost; workspaces are per thread).
 
 Contenders: fastscore (compiled tiles over scipy's BLAS; Adam = fastscore.optim.Adam when
 present, else a NumPy Adam over the flat buffer - the table says which); a clean
@@ -312,6 +314,42 @@ def profile_fastscore(net, x, batch, n_threads, repeat):
 # ------------------------------------------------------------------------- main
 
 
+def concurrent_throughput(x, n_python, repeat, calls=4):
+    """Patches/s of `n_python` Python threads each predicting its own batch `calls` times,
+    all sharing one MLP or each with its own (same weights; kernels on one thread each).
+    Returns {"shared": s, "separate": s}, seconds per round (min over rounds)."""
+    import threading
+
+    base = MLP(rng=0, n_threads=1)
+    models = {"shared": [base] * n_python,
+              "separate": [base] + [base.copy() for _ in range(n_python - 1)]}
+    batches = [np.ascontiguousarray(x[k::n_python]) for k in range(n_python)]
+    best = {}
+    for name, nets in models.items():
+        for net, b in zip(nets, batches):
+            net.predict(b)                      # warm-up: workspaces of every thread
+        times = []
+        for _ in range(repeat):
+            start = threading.Barrier(n_python + 1)
+
+            def work(net, b, start):
+                start.wait()
+                for _ in range(calls):
+                    net.predict(b)
+
+            threads = [threading.Thread(target=work, args=(net, b, start))
+                       for net, b in zip(nets, batches)]
+            for t in threads:
+                t.start()
+            t0 = time.perf_counter()
+            start.wait()
+            for t in threads:
+                t.join()
+            times.append(time.perf_counter() - t0)
+        best[name] = min(times)
+    return best
+
+
 def main():
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--repeat", type=int, default=None, help="rounds per case")
@@ -459,6 +497,22 @@ def main():
                   f"reduction, load imbalance) {busy - gemm - elem:.3f} ms, outside the "
                   f"kernels (Python, validation, thread start-up) {wall - busy:.3f} ms")
             print(t.render())
+
+    # concurrency: one model shared by Python threads (per-thread workspaces, no lock)
+    # against one model per thread; the kernels run on one OpenMP thread each
+    print()
+    print("## concurrent throughput: Python threads calling predict on their own batches "
+          f"({n_fwd} patches split between them, 4 calls each per round; kernels on 1 "
+          "thread each)")
+    t = Table(["python threads", "models", "ms per round", "patches/s", "vs separate"])
+    for n_python in (1, 2):
+        res = concurrent_throughput(x, n_python, repeat)
+        for name in ("shared", "separate") if n_python > 1 else ("shared",):
+            rate = 4 * n_fwd / res[name]
+            t.add(n_python, "one shared" if name == "shared" else "one per thread",
+                  f"{res[name] * 1e3:.1f}", f"{rate:,.0f}",
+                  f"{res[name] / res['separate']:.2f}x" if n_python > 1 else "-")
+    print(t.render())
 
 
 if __name__ == "__main__":

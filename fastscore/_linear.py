@@ -252,7 +252,7 @@ class LinearOperator:
 
     def __mul__(self, scale):
         if isinstance(scale, numbers.Real) and not isinstance(scale, (bool, np.bool_)):
-            return _Scaled(self, float(scale))
+            return _Scaled(self, check_scalar(scale, "scale"))    # finite
         return NotImplemented
 
     __rmul__ = __mul__

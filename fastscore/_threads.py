@@ -173,6 +173,24 @@ def set_num_threads(n):
     return _Setting(previous)
 
 
+def _process_wide_count(lib):
+    """(get, set) of an OpenBLAS's process-wide thread count, or None.
+
+    threadpoolctl's own setter acts only from the first thread that used it (for OpenBLAS
+    with its pthreads pool; later threads silently change nothing), so kernels called from
+    any Python thread use the library's global ``openblas_get/set_num_threads``.
+    """
+    if getattr(lib, "internal_api", None) != "openblas":
+        return None
+    if getattr(lib, "threading_layer", None) == "openmp":
+        return None      # per-thread pools: a BLAS call inside an OpenMP region is serial
+    get = lib._get_symbol("openblas_get_num_threads")
+    put = lib._get_symbol("openblas_set_num_threads")
+    if get is None or put is None:
+        return None
+    return get, put
+
+
 class _SingleThreadedBlas:
     """Scope in which the BLAS behind ``scipy.linalg.cython_blas`` runs one thread.
 
@@ -209,9 +227,11 @@ class _SingleThreadedBlas:
         own = [p for p in paths if os.path.abspath(p).startswith((root + os.sep,
                                                                   root + ".libs"))]
         # scipy's own copy (scipy.libs, scipy/.dylibs), else the only BLAS in the process
-        if own:
-            return blas.select(filepath=own)
-        return blas if len(paths) == 1 else None
+        chosen = blas.select(filepath=own) if own else blas if len(paths) == 1 else None
+        if chosen is None:
+            return None
+        pairs = [_process_wide_count(lib) for lib in chosen.lib_controllers]
+        return pairs if all(pairs) else None
 
     @property
     def available(self):
@@ -224,11 +244,10 @@ class _SingleThreadedBlas:
                 if self._depth == 0:
                     # threadpoolctl's per-library get/set (what its limiter does, without
                     # the ~40 us of bookkeeping per call: this runs on every MLP call)
-                    self._saved = [(lib, lib.get_num_threads())
-                                   for lib in controller.lib_controllers]
-                    for lib, old in self._saved:
+                    self._saved = [(put, get()) for get, put in controller]
+                    for put, old in self._saved:
                         if old != 1:
-                            lib.set_num_threads(1)
+                            put(1)
                 self._depth += 1
         return self
 
@@ -237,9 +256,9 @@ class _SingleThreadedBlas:
             with self._lock:
                 self._depth -= 1
                 if self._depth == 0:
-                    for lib, old in self._saved:
+                    for put, old in self._saved:
                         if old != 1:
-                            lib.set_num_threads(old)
+                            put(old)
                     self._saved = []
         return False
 

@@ -30,6 +30,7 @@ __all__ = [
     "check_rng",
     "check_finite",
     "check_out",
+    "check_scale",
 ]
 
 
@@ -206,3 +207,25 @@ def check_rng(rng):
         return np.random.default_rng(rng)
     raise TypeError(
         f"`rng` must be None, an int seed or a numpy.random.Generator; got {type(rng).__name__}.")
+
+
+def check_scale(value, name, dtype):
+    """Check that a positive scale (a noise level σ or a bandwidth; float or array) works in
+    `dtype` arithmetic: σ² and 1/σ² finite and nonzero (σ² a normal number). Returns it.
+
+    ``ValueError`` names the argument, the value and the range for that dtype, e.g.
+    ``score(x32, 1e-50)``: σ = 1e-50 passes a float64 check but σ² is 0 in float32.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        dtype = np.dtype(np.float32) if dtype == np.complex64 else np.dtype(np.float64)
+    info = np.finfo(dtype)
+    low = float(np.sqrt(info.tiny))                # σ² normal, so 1/σ² finite
+    high = float(np.sqrt(info.max / 16))           # σ² finite, with room for sums
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size and not (np.all(arr >= low) and np.all(arr <= high)):
+        bad = arr[(arr < low) | (arr > high) | ~np.isfinite(arr)]
+        shown = bad.flat[0] if bad.size else arr.flat[0]
+        raise ValueError(f"`{name}` must be in [{low:.3g}, {high:.3g}] for {dtype} "
+                         f"arithmetic (σ² and 1/σ² finite and nonzero); got {float(shown)!r}.")
+    return value

@@ -93,6 +93,11 @@ class InvariantPatchScore:
         Average ``Tᵀ s̃(T v)`` over the patch's symmetry group.
     eps : float > 0
         Floor of the contrast ``c(v)`` (flat patches), in intensity units.
+
+    Notes
+    -----
+    Holds no scratch: :meth:`score` may be called from several Python threads at once
+    when the wrapped patch score allows it (a :class:`fastscore.nn.PatchScoreModel` does).
     """
 
     def __init__(self, patch_score, patch_shape, *, dc=False, contrast=False, symmetrize=False,

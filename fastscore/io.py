@@ -7,7 +7,8 @@ file format version, the kind of object stored (``"patch_score_model"``, ``"chec
 file in the destination folder, is flushed and ``fsync``-ed, then renamed over the final
 name with ``os.replace`` (and the folder is synced), so the final name only ever holds a
 complete file - the previous one survives any failure or crash during the write (a crash
-may leave a hidden ``.<name>.*.tmp`` file behind; nothing else).
+may leave a hidden ``.<name>.<pid>-<host>.*.tmp`` file behind, which the next write to the
+same name removes once its writer process is gone; nothing else).
 
 :func:`read_model_file` checks everything it can before handing data out: a missing file
 raises ``FileNotFoundError`` naming the path; anything that is not a complete, intact
@@ -19,6 +20,7 @@ import errno
 import importlib.util
 import json
 import os
+import socket
 import stat
 import tempfile
 import zipfile
@@ -96,6 +98,45 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
+def _temp_prefix(path):
+    """Prefix of this process's temporary files for `path`: ``.<name>.<pid>-<host>.``."""
+    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
+    return f".{os.path.basename(path)}.{os.getpid()}-{host:08x}."
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:          # exists but belongs to someone else
+        return True
+    return True
+
+
+def _remove_stale_temps(path):
+    """Remove temporary files of earlier writes to `path` whose writer process (on this
+    host) no longer runs: what a killed write leaves behind."""
+    folder = os.path.dirname(os.path.abspath(path))
+    base = f".{os.path.basename(path)}."
+    host = _temp_prefix(path).rsplit("-", 1)[1]
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(base) and name.endswith(".tmp")):
+            continue
+        owner = name[len(base):].split(".", 1)[0]          # "<pid>-<host>"
+        pid, _, owner_host = owner.partition("-")
+        if owner_host + "." != host or not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
 def _atomic_write(path, write):
     """Call ``write(file)`` on a temporary file next to `path`, then rename it to `path`.
 
@@ -115,8 +156,8 @@ def _atomic_write(path, write):
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=folder)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._threads import resolve_n_threads
 from ._ext import kde as _kernels
-from ._validation import as_float_array, check_scalar
+from ._validation import as_float_array, check_scalar, check_scale
 
 
 def _aligned_empty(shape, dtype, align):
@@ -74,7 +74,9 @@ class GaussianKDE:
     also for float32 data (float32 maximum relative score error ≈ 1e-6 against a float64
     evaluation of the same data). Threads split the queries with a static schedule, so
     the result is identical for any thread count. float32 is about twice as fast as
-    float64.
+    float64. A fitted KDE holds no scratch: :meth:`score` and :meth:`log_density` may be
+    called from several Python threads at once (same results as serial calls); :meth:`fit`
+    replaces the training set for every thread.
 
     Examples
     --------
@@ -92,6 +94,7 @@ class GaussianKDE:
 
     def __init__(self, bandwidth, *, exclude_self=False, n_threads=None):
         self.bandwidth = check_scalar(bandwidth, "bandwidth", low=0, low_inclusive=False)
+        check_scale(self.bandwidth, "bandwidth", np.float64)   # float32 data: checked at use
         if not isinstance(exclude_self, (bool, np.bool_)):
             raise TypeError(f"`exclude_self` must be a bool; got {exclude_self!r}.")
         self.exclude_self = bool(exclude_self)
@@ -183,6 +186,7 @@ class GaussianKDE:
 
     def _check_bandwidth(self, dtype):
         sigma = check_scalar(self.bandwidth, "bandwidth", low=0, low_inclusive=False)
+        check_scale(sigma, "bandwidth", dtype)
         info = np.finfo(dtype)
         # the exponent scale log2(e) / (2 sigma^2) must be a finite number of this dtype
         if not (math.log2(math.e) / (2.0 * sigma * sigma) < float(info.max) / 16):

@@ -38,12 +38,13 @@ identical for any thread count.
 
 import math
 import numbers
+import threading
 
 import numpy as np
 
 from ._threads import effective_threads, resolve_n_threads, single_threaded_blas
 from ._validation import (as_float_array, check_choice, check_finite, check_int,
-                          check_int_tuple, check_out, check_rng, check_scalar)
+                          check_int_tuple, check_out, check_rng, check_scalar, check_scale)
 
 __all__ = [
     "ACTIVATIONS",
@@ -230,8 +231,16 @@ class MLP:
     model), about twice that backward. :meth:`forward` keeps every layer's activations
     for :meth:`backward` (``N Σ_l w_l`` values); :meth:`predict` keeps none and needs
     memory independent of N. Workspaces are allocated on the first call with a batch size
-    and reused while it stays the same. An MLP object is not meant to be used from several
-    Python threads at once (its workspaces are shared); its kernels are parallel inside.
+    and reused while it stays the same.
+
+    Thread safety: workspaces are per Python thread, so one MLP may be shared by threads
+    (a web service, Dask's threaded scheduler): concurrent :meth:`predict`,
+    :meth:`jacobian_diagonal` and :meth:`jacobian_diagonal_vjp` calls give exactly the
+    serial results, and each thread's :meth:`backward` uses its own last :meth:`forward`.
+    Not for concurrent use: :meth:`backward` writes the one :attr:`grad` buffer, and
+    changing :attr:`params` (training, :meth:`set_params`) while another thread computes
+    gives that thread a mix of old and new weights. Each thread keeps its workspaces (a
+    few MB for large batches) until it ends. The kernels are parallel inside (OpenMP).
 
     Examples
     --------
@@ -267,9 +276,11 @@ class MLP:
                         for l, (w, _) in enumerate(self._layout)]
         self.biases = [self.params[b:b + self.widths[l + 1]]
                        for l, (_, b) in enumerate(self._layout)]
-        self._train = None      # workspace of forward/backward, for one batch size
-        self._scratch = {}      # predict / jacobian scratch, by (kind, n_threads, ...)
-        self._forward_n = None  # batch size of the last forward() (for backward())
+        # Workspaces are per Python thread (threading.local): an MLP shared by threads
+        # never shares scratch memory. Each thread keeps `train` (forward/backward
+        # workspace, one batch size), `scratch` (predict / jacobian buffers by (kind,
+        # n_threads, ...)) and `forward_n` (batch size of its last forward()).
+        self._local = threading.local()
         self.reset_parameters(rng)
 
     # -- construction ----------------------------------------------------------------
@@ -417,11 +428,30 @@ class MLP:
             return np.empty((n, width), dtype=self.dtype)
         return check_out(out, name, (n, width), self.dtype)
 
+    @property
+    def _scratch(self):
+        """This thread's predict / jacobian scratch buffers (a dict)."""
+        local = self._local
+        if not hasattr(local, "scratch"):
+            local.scratch = {}
+        return local.scratch
+
+    @property
+    def _train(self):
+        """This thread's forward/backward workspace (None before its first forward)."""
+        return getattr(self._local, "train", None)
+
+    @property
+    def _forward_n(self):
+        """Batch size of this thread's last forward() (None before it)."""
+        return getattr(self._local, "forward_n", None)
+
     def _get_scratch(self, key, size):
-        buf = self._scratch.get(key)
+        scratch = self._scratch
+        buf = scratch.get(key)
         if buf is None or buf.size < size:
             buf = np.empty(max(int(size), 1), dtype=self.dtype)
-            self._scratch[key] = buf
+            scratch[key] = buf
         return buf
 
     def _train_workspace(self, n, n_threads):
@@ -439,7 +469,7 @@ class MLP:
                                 dtype=self.dtype),
             "dscratch": np.empty(self._net.backward_dscratch(n_slots), dtype=np.float64),
         }
-        self._train = ws
+        self._local.train = ws
         return ws
 
     # -- passes ----------------------------------------------------------------------
@@ -467,7 +497,7 @@ class MLP:
         arr = self._check_input(x)
         n = arr.shape[0]
         y = self._output(out, n, self.widths[-1])
-        self._forward_n = n
+        self._local.forward_n = n
         if n == 0:
             return y
         threads = _kernel_threads(self.n_threads)
@@ -705,6 +735,7 @@ def _check_sigma(sigma, n, dtype, name="sigma"):
                          "(N,).")
     if np.ndim(sigma) == 0:
         value = check_scalar(sigma, name, low=0.0, low_inclusive=False)
+        check_scale(value, name, dtype)
         return np.full(n, value, dtype=dtype)
     arr = np.asarray(sigma)
     if arr.dtype.kind not in "fiu":
@@ -715,6 +746,7 @@ def _check_sigma(sigma, n, dtype, name="sigma"):
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"`{name}` must be positive and finite; got minimum "
                          f"{np.nanmin(arr)!r}.")
+    check_scale(arr, name, dtype)
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -763,6 +795,13 @@ class NoiseConditionalScore:
     is :meth:`forward`/:meth:`backward` (or :meth:`scaled_score` /
     :meth:`scaled_score_backward`): forward keeps the activations, backward writes
     :math:`\\partial/\\partial θ` into ``net.grad`` with no copies.
+
+    Thread safety: as :class:`MLP`. :meth:`score` and :meth:`jacobian_diagonal` without
+    `params` may be called from several threads at once and give the serial results (also
+    in the other dtype, whose twin network is only rewritten when the parameters
+    changed); the forward state kept for :meth:`backward` is per thread. Calls that pass
+    `params` copy them into the shared network, and training writes ``net.grad``: those
+    are for one thread at a time.
     """
 
     noise_conditional = True
@@ -789,7 +828,17 @@ class NoiseConditionalScore:
         self.std = check_scalar(std, "std", low=0.0, low_inclusive=False)
         self.baseline = bool(baseline)
         self._twins = {}
-        self._state = None
+        self._local = threading.local()   # per-thread state of forward() for backward()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_local"]
+        state["_twins"] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     @classmethod
     def for_patches(cls, patch_size, patches=None, *, hidden=DEFAULT_HIDDEN,
@@ -872,7 +921,9 @@ class NoiseConditionalScore:
         if twin is None:
             twin = self.net.astype(dtype)
             self._twins[np.dtype(dtype)] = twin
-        else:
+        elif not np.array_equal(twin.params, self.net.params.astype(twin.dtype)):
+            # written only when the parameters changed: threads sharing the model read
+            # the twin concurrently and must never see it being rewritten
             twin.params[...] = self.net.params
         return twin
 
@@ -920,17 +971,18 @@ class NoiseConditionalScore:
         arr = self._check_x(x, dtype=self.net.dtype)
         sig = _check_sigma(sigma, arr.shape[0], arr.dtype)
         h = self.net.forward(self._inputs(arr, sig), out=out)
-        self._state = (arr, sig, scaled)
+        self._local.state = (arr, sig, scaled)
         return self._finish(h, arr, sig, scaled)
 
     def backward(self, grad, *, input_grad=False):
         """Gradient of ``Σ grad · s`` after :meth:`forward` (or of ``Σ grad · σ s`` after
         ``scaled_score(keep=True)``): the parameter part into ``net.grad`` (overwritten),
         and the part in ``x`` (x-units, exact chain rule) returned when `input_grad`."""
-        if self._state is None:
+        state = getattr(self._local, "state", None)
+        if state is None:
             raise RuntimeError("backward() needs forward() or scaled_score(keep=True) "
                                "first.")
-        x, sig, scaled = self._state
+        x, sig, scaled = state
         g = as_float_array(grad, "grad", ndim=2, dtype=self.net.dtype)
         if g.shape != x.shape:
             raise ValueError(f"`grad` must have shape {x.shape} (the last forward batch); "
@@ -1037,6 +1089,12 @@ class PatchScoreModel:
         Intensity statistics of the training images.
 
     All options are stored by :meth:`save`; :meth:`with_invariances` changes them.
+
+    Notes
+    -----
+    Thread safety: :meth:`score` and :meth:`denoise` may be called from several Python
+    threads sharing one model (the network's workspaces are per thread) and give exactly
+    the serial results; loading or training a model is for one thread.
 
     Examples
     --------

@@ -24,7 +24,7 @@ import scipy.fft
 from ._ct import ParallelBeamCT
 from ._linear import LinearOperator, _check_shape, _complex_of, _real_of
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
-                          check_rng, check_scalar)
+                          check_rng, check_scalar, check_scale)
 
 __all__ = [
     "LinearOperator",
@@ -519,6 +519,7 @@ class GaussianLikelihood:
         self.noise_sigma = check_scalar(noise_sigma, "noise_sigma", low=0.0,
                                         low_inclusive=False)
         self.dtype = _real_of(self.y.dtype)
+        check_scale(self.noise_sigma, "noise_sigma", self.dtype)
         self._batched = self.y.ndim == len(operator.shape_out) + 1
 
     def _check_x(self, x):

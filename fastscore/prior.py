@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
-                          check_scalar)
+                          check_scalar, check_scale)
 from .invariance import IntensityNormalization
 from .patches import PatchOperator
 
@@ -44,7 +44,9 @@ class _Prior:
         """
         sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
         arr = self._check_x(x)
-        return arr + sigma ** 2 * self.score(arr, sigma, rng=rng, weight="mean")
+        check_scale(sigma, "sigma", arr.dtype)
+        return arr + arr.dtype.type(sigma) ** 2 * self.score(arr, sigma, rng=rng,
+                                                             weight="mean")
 
 
 class PatchPrior(_Prior):
@@ -90,6 +92,12 @@ class PatchPrior(_Prior):
 
     Notes
     -----
+    Thread safety: :meth:`score`, :meth:`denoise` and the reconstructions built on them
+    may share one prior (and its network) between Python threads and give the serial
+    results, provided each call with ``tiling="random_shift"`` passes its own `rng`
+    (the prior's default stream is shared, so the shifts would depend on the order of the
+    calls); :meth:`calibrate` changes the prior for every thread.
+
     ``PatchPrior(...).score`` is the exact gradient of ``w Σ_q log p_V(G_q x)`` when `w`
     is a scalar and the patch score is a gradient; the "mean" weighting and the random
     shifts make it an estimate of the image score instead.
@@ -108,6 +116,11 @@ class PatchPrior(_Prior):
             raise ValueError(f"`patch_size` must be an int or a tuple of 2 or 3 ints; got "
                              f"{patch_size!r}.")
         self._patch_shape = check_int_tuple(patch_size, "patch_size", n_axes, low=1)
+        declared = getattr(patch_score, "patch_size", None)     # a trained model's shape
+        if declared is not None and tuple(declared) != self._patch_shape:
+            raise ValueError(f"`patch_size` {self._patch_shape} differs from the patch "
+                             f"shape {tuple(declared)} the patch score was made for; "
+                             f"use patch_size={tuple(declared)}.")
         self.stride = stride
         self.padding = check_choice(padding, "padding", ("reflect", "zero", "circular", "valid"))
         self.tiling = check_choice(tiling, "tiling", ("overlap", "random_shift"))
@@ -224,6 +237,7 @@ class PatchPrior(_Prior):
         arr = self._check_x(x)
         if sigma is not None:
             sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
+            check_scale(sigma, "sigma", arr.dtype)
         weight = self.weight if weight is None else weight
         rng = self._rng if rng is None else check_rng(rng)
         image_shape = self._image_shape(arr)
@@ -401,16 +415,24 @@ class KDEPatchScore:
         self._cache = {}
 
     def _kde(self, sigma, dtype):
-        h = math.sqrt(self.bandwidth ** 2 + (0.0 if sigma is None else sigma ** 2))
+        h = math.hypot(self.bandwidth, 0.0 if sigma is None else sigma)
         if h <= 0:
             raise ValueError("`sigma` must be > 0 when the KDE bandwidth is 0.")
+        check_scale(h, "sqrt(bandwidth² + sigma²)", dtype)
         key = (h, np.dtype(dtype))
-        if key not in self._cache:
-            if len(self._cache) >= 4:
-                self._cache.pop(next(iter(self._cache)))
+        kde = self._cache.get(key)
+        if kde is None:
+            # built before it is published, and returned from the local variable: threads
+            # sharing this score may evict each other's entries but never see a half one
             kde = self._kde_class(h, n_threads=self.n_threads)
-            self._cache[key] = kde.fit(self._train.astype(dtype, copy=False))
-        return self._cache[key]
+            kde.fit(self._train.astype(dtype, copy=False))
+            while len(self._cache) >= 4:
+                try:
+                    self._cache.pop(next(iter(self._cache)), None)
+                except (StopIteration, RuntimeError):   # emptied / resized by another thread
+                    break
+            self._cache[key] = kde
+        return kde
 
     def score(self, patches, sigma):
         return self._kde(sigma, patches.dtype).score(patches)

@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 from ._progress import progress_range
-from ._validation import as_float_array, check_choice, check_int, check_rng, check_scalar
+from ._validation import (as_float_array, check_choice, check_int, check_rng, check_scalar,
+                          check_scale)
 from .operators import GaussianLikelihood, LinearOperator
 
 __all__ = ["Reconstruction", "PosteriorSamples", "map_estimate", "posterior_sample",
@@ -119,6 +120,10 @@ def _setup(y, operator, noise_sigma, x0):
     if not isinstance(operator, LinearOperator):
         raise TypeError(f"`operator` must be a fastscore.operators.LinearOperator; got "
                         f"{type(operator).__name__}.")
+    if operator.complex_domain:
+        raise TypeError(f"the image priors reconstruct real images, but {operator!r} has a "
+                        "complex image domain; use a real-image operator (e.g. "
+                        "MRI(mask, complex_image=False)).")
     likelihood = GaussianLikelihood(operator, y, noise_sigma)
     dtype = likelihood.dtype
     if x0 is None:
@@ -243,7 +248,7 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
         Nesterov acceleration (gradient method).
     tol : float >= 0
         Stop when ``‖x_{k+1} − x_k‖ / ‖x_k‖ < tol`` once σ has reached its last value.
-    cg_iter : int
+    cg_iter : int >= 1
         Conjugate-gradient iterations per HQS data step (relative tolerance 1e-6),
         preconditioned by ``operator.gram_preconditioner(1/σ_n², 1/σ_k²)`` when the
         operator has one (exact, i.e. one iteration, for Identity, Mask, periodic Blur,
@@ -265,8 +270,10 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
     if step_size != "auto":
         step_size = check_scalar(step_size, "step_size", low=0, high=2, low_inclusive=False,
                                  high_inclusive=False)
+    cg_iter = check_int(cg_iter, "cg_iter", low=1)
     likelihood, x = _setup(y, operator, noise_sigma, x0)
     sigmas = _schedule(sigma_schedule, likelihood.noise_sigma, n_steps, prior)
+    check_scale(sigmas, "sigma_schedule", x.dtype)
     rng = check_rng(rng)
     fraction = 1.0 if step_size == "auto" else step_size
     L_lik = likelihood.lipschitz()
@@ -365,7 +372,7 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     x0 : ndarray, optional
         Common start of the chains (default as in :func:`map_estimate`) plus ladder noise.
     rng : None, int or Generator
-    trace_every : int, optional
+    trace_every : int >= 1, optional
         Keep every k-th state of all chains.
     method : {"preconditioned", "langevin"}
     cg_iter : int
@@ -389,6 +396,8 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         eps = 1.0 if method == "preconditioned" else 0.5
     eps = check_scalar(eps, "eps", low=0, high=1, low_inclusive=False)
     cg_iter = check_int(cg_iter, "cg_iter", low=1)
+    if trace_every is not None:
+        trace_every = check_int(trace_every, "trace_every", low=1)
     rng = check_rng(rng)
     likelihood, x_start = _setup(y, operator, noise_sigma, x0)
     if likelihood.y.ndim != len(operator.shape_out):
@@ -401,6 +410,7 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     sigmas = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
     if np.any(sigmas <= 0) or np.any(np.diff(sigmas) > 0):
         raise ValueError("`sigmas` must be positive and non-increasing.")
+    check_scale(sigmas, "sigmas", x_start.dtype)
     dtype = x_start.dtype
     image_shape = tuple(operator.shape_in)
     x = np.repeat(x_start[np.newaxis], n_samples, axis=0)

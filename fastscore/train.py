@@ -28,7 +28,7 @@ import numpy as np
 
 from ._progress import progress_range
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
-                          check_scalar)
+                          check_scalar, check_scale)
 from .data import extract_patches
 from .invariance import IntensityReference, map_back, normalize_patches
 
@@ -301,8 +301,12 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                          f"levels; got {sigmas!r}.")
     ladder = sorted(sig.tolist(), reverse=True) if sig.size > 2 else []
     sigma_min, sigma_max = float(sig.min()), float(sig.max())
+    if sig.size == 2 and not sig[0] < sig[1]:
+        raise ValueError(f"`sigmas` must be (sigma_min, sigma_max) with sigma_min < "
+                         f"sigma_max; got {sigmas!r}.")
     if sigma_min >= sigma_max:
         raise ValueError(f"`sigmas` needs sigma_min < sigma_max; got {sigmas!r}.")
+    check_scale(sig, "sigmas", dtype)
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path.")
 
@@ -379,10 +383,12 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
 
     t0 = time.perf_counter() - (history["time"][-1] if history["time"] else 0.0)
     step = start
+    pending = None      # RNG state before the draws of a step not yet applied
     try:
         for step in progress_range(n_steps, "training", progress):
             if step < start:
                 continue
+            pending = train_rng.bit_generator.state
             x = draw(batch_size, train_rng)
             sigma = _sample_sigmas(cfg, batch_size, train_rng, dtype)
             z = train_rng.standard_normal(x.shape).astype(dtype)
@@ -395,13 +401,15 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                 raise TrainingDiverged(step, f"loss {loss}, gradient norm {norm}",
                                        checkpoint if checkpoint and os.path.exists(checkpoint)
                                        else None)
-            current_lr = optimizer.step(model.net.grad)
-            # EMA warm-up: early averages must not remember the random initial weights
-            ema.decay = min(ema_decay, (1.0 + ema.n_updates) / (10.0 + ema.n_updates))
-            ema.update(model.net.params)
-            history["step"].append(step + 1)
-            history["loss"].append(loss)
-            history["time"].append(time.perf_counter() - t0)
+            with _deferred_interrupt():     # a step is applied entirely or not at all
+                current_lr = optimizer.step(model.net.grad)
+                # EMA warm-up: early averages must not remember the random initial weights
+                ema.decay = min(ema_decay, (1.0 + ema.n_updates) / (10.0 + ema.n_updates))
+                ema.update(model.net.params)
+                history["step"].append(step + 1)
+                history["loss"].append(loss)
+                history["time"].append(time.perf_counter() - t0)
+                pending = None
             info = {"loss": loss, "lr": float(current_lr), "grad_norm": float(norm)}
             if val is not None and ((step + 1) % validate_every == 0 or step + 1 == n_steps):
                 losses = _with_ema(model, ema, lambda: _validate(model, val, cfg))
@@ -409,14 +417,17 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                 history["val_loss"].append(float(np.mean(list(losses.values()))))
                 info["val_loss"] = losses
             if checkpoint and ((step + 1) % checkpoint_every == 0):
-                _write_checkpoint(checkpoint, model, optimizer, ema, train_rng, step + 1,
-                                  history)
+                with _deferred_interrupt():
+                    _write_checkpoint(checkpoint, model, optimizer, ema, train_rng, step + 1,
+                                      history)
             if callback is not None and callback(step + 1, info):
                 step += 1
                 break
         else:
             step = n_steps
     except KeyboardInterrupt:
+        if pending is not None:     # interrupted before the update: the step is not done
+            train_rng.bit_generator.state = pending
         if checkpoint:
             done = len(history["step"])
             _write_checkpoint(checkpoint, model, optimizer, ema, train_rng, done, history)
@@ -438,6 +449,39 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                            history=history, training=summary, dc=dc, contrast=contrast,
                            contrast_eps=contrast_eps, symmetrize=symmetrize,
                            intensity=intensity, intensity_reference=reference)
+
+
+class _deferred_interrupt:
+    """Hold back Ctrl-C (SIGINT) for the duration of the block and deliver it at its end.
+
+    Keeps the training state consistent: an interrupt lands before or after a parameter
+    update, never between the optimiser, the EMA and the history. Only the main thread
+    receives signals, and only Python's default handler is replaced (a custom handler or
+    an ignored SIGINT is left alone).
+    """
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._old = None
+        self._received = None
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._old = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum, frame):
+        self._received = (signum, frame)
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            if self._received is not None and exc[0] is None:
+                self._old(*self._received)      # raises KeyboardInterrupt
+        return False
 
 
 def _with_ema(model, ema, fn):

@@ -243,9 +243,19 @@ def test_bandwidth_type_and_too_small_for_float32():
     with pytest.raises(TypeError, match="`bandwidth`"):
         GaussianKDE("0.1")
     X = np.zeros((3, 2), dtype=np.float32)
-    with pytest.raises(ValueError, match="`bandwidth` must be larger"):
+    with pytest.raises(ValueError, match=r"`bandwidth` must be in \[.*\] for float32"):
         GaussianKDE(1e-25).fit(X).score(X)
+    with pytest.raises(ValueError, match=r"`bandwidth` must be larger than 1.53e-19 for "
+                                         r"float32 data; got 1.2e-19"):
+        GaussianKDE(1.2e-19).fit(X).score(X)      # σ² fine, exponent scale overflows
     GaussianKDE(1e-25).fit(X.astype(np.float64)).score(X.astype(np.float64))
+
+
+@pytest.mark.parametrize("bandwidth", [1e-300, 1e-160, 1e300, 1e160])
+def test_bandwidth_out_of_float64_range(bandwidth):
+    # σ² underflows / overflows even in float64 (once a ZeroDivisionError)
+    with pytest.raises(ValueError, match=r"`bandwidth` must be in \[.*\] for float64"):
+        GaussianKDE(bandwidth)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -554,3 +554,21 @@ def test_ct_preconditioner_is_spd_and_speeds_up_cg():
     cg = _pcg_residuals(apply, b, lambda r: r, 30)
     pcg = _pcg_residuals(apply, b, A.gram_preconditioner(weight, shift), 30)
     assert pcg[10] < cg[10] / 2 and pcg[30] < cg[30] / 2      # measured: 2.7x, 3.4x
+
+
+@pytest.mark.parametrize("scale", [np.nan, np.inf, -np.inf])
+def test_scaling_by_non_finite_is_refused(scale):
+    with pytest.raises(ValueError, match="`scale` must be finite"):
+        Identity((4, 4)) * scale
+    with pytest.raises(ValueError, match="`scale` must be finite"):
+        scale * Identity((4, 4))
+
+
+@pytest.mark.parametrize("dtype, noise_sigma", [(np.float32, 1e-30), (np.float32, 1e30),
+                                                (np.float64, 1e-300), (np.float64, 1e300)])
+def test_likelihood_noise_sigma_outside_the_dtype(dtype, noise_sigma):
+    # 1e-300 was a ZeroDivisionError, 1e300 an OverflowError
+    y = np.zeros((4, 4), dtype=dtype)
+    with pytest.raises(ValueError, match=rf"`noise_sigma` must be in \[.*\] for "
+                                         rf"{np.dtype(dtype).name}"):
+        GaussianLikelihood(Identity((4, 4)), y, noise_sigma)

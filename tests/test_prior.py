@@ -169,3 +169,37 @@ def test_sum_prior_and_errors():
         PatchPrior(identity_score(9), 3).log_density(x)
     with pytest.raises(RuntimeError, match=r"not fitted"):
         GaussianPatchScore().score(np.zeros((2, 4)), 0.1)
+
+
+def test_patch_shape_must_match_the_model():
+    from fastscore.nn import NoiseConditionalScore, PatchScoreModel
+
+    model = PatchScoreModel(NoiseConditionalScore.for_patches(3, hidden=(8,), rng=0), 3,
+                            sigma_min=0.1, sigma_max=1.0)
+    for shape in [(1, 9), (9, 1), (1, 3, 3)]:           # same pixel count, other shape
+        with pytest.raises(ValueError, match=r"`patch_size` .* differs from the patch shape "
+                                             r"\(3, 3\)"):
+            PatchPrior(model, shape)
+    PatchPrior(model, 3)
+    PatchPrior(model, (3, 3))
+
+
+@pytest.mark.parametrize("dtype, sigma", [(np.float32, 1e-30), (np.float32, 1e30),
+                                          (np.float64, 1e-300), (np.float64, 1e300)])
+def test_sigma_outside_the_working_dtype(dtype, sigma):
+    prior = PatchPrior(GaussianPatchScore().fit(image((500, 4), 3)), 2)
+    x = image((6, 6), dtype=dtype)
+    want = rf"`sigma` must be in \[.*\] for {np.dtype(dtype).name}"
+    with pytest.raises(ValueError, match=want):
+        prior.score(x, sigma)
+    with pytest.raises(ValueError, match=want):
+        prior.denoise(x, sigma)                         # once an OverflowError
+
+
+def test_kde_patch_score_extreme_bandwidth():
+    from fastscore.prior import KDEPatchScore
+
+    v = image((20, 4), 4)
+    for bandwidth in (1e300, 1e200):                      # once an OverflowError (h²)
+        with pytest.raises(ValueError, match=r"`sqrt\(bandwidth² \+ sigma²\)` must be in"):
+            KDEPatchScore(v, bandwidth).score(v, 0.1)

@@ -281,3 +281,33 @@ def test_cg_without_preconditioner_is_unchanged():
         np.testing.assert_allclose(_cg(apply, b, np.zeros((8, 8)), n, 1e-12),
                                    _cg(apply, b, np.zeros((8, 8)), n, 1e-12, lambda r: r.copy()),
                                    rtol=1e-9, atol=1e-12)
+
+
+def test_nonsense_arguments_are_refused():
+    prior, _ = gaussian_prior()
+    A, y = ops.Identity((6, 6)), np.ones((6, 6))
+    for cg_iter in (0, -3):                       # once: the data step silently skipped
+        with pytest.raises(ValueError, match="`cg_iter` must be >= 1"):
+            map_estimate(y, A, 0.1, prior, method="hqs", cg_iter=cg_iter)
+    with pytest.raises(ValueError, match="`trace_every` must be >= 1"):
+        posterior_sample(y, A, 0.1, prior, trace_every=0, steps_per_sigma=1)
+    with pytest.raises(ValueError, match=r"`noise_sigma` must be in \[.*\] for float64"):
+        map_estimate(y, A, 1e-300, prior)
+    with pytest.raises(ValueError, match=r"`sigma_schedule` must be in \[.*\] for float32"):
+        map_estimate(y.astype(np.float32), A, 0.1, prior, sigma_schedule=1e-30)
+    with pytest.raises(ValueError, match=r"`sigmas` must be in \[.*\] for float32"):
+        posterior_sample(y.astype(np.float32), A, 0.1, prior, sigmas=[1e30, 1.0])
+
+
+def test_complex_input_is_refused_not_reduced_to_its_real_part():
+    prior, _ = gaussian_prior()
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((6, 6)) + 1j * rng.standard_normal((6, 6))
+    with pytest.raises(TypeError, match="complex"):
+        map_estimate(y, ops.Identity((6, 6)), 0.1, prior)
+    with pytest.raises(TypeError, match="complex"):
+        prior.denoise(y, 0.1)
+    mri = ops.MRI(np.ones((6, 6), bool), complex_image=True)
+    for run in (map_estimate, posterior_sample):
+        with pytest.raises(TypeError, match="complex image domain"):
+            run(y, mri, 0.1, prior)

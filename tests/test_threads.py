@@ -156,3 +156,37 @@ def test_scoped_blas_limit_nests_and_restores():
             pass
         assert 1 in blas_counts()                # still pinned after the inner exit
     assert blas_counts() == before
+
+
+def test_scoped_blas_limit_pins_from_any_python_thread():
+    """The pin is process-wide: a kernel called from a worker thread runs BLAS on one
+    thread too (threadpoolctl's own setter acts only from the first thread that used it),
+    so an MLP gives the same bits in a worker thread as in the main thread."""
+    import threading
+
+    from fastscore.nn import MLP
+
+    scope = _threads.single_threaded_blas
+    if not scope.available:
+        pytest.skip("no BLAS behind scipy whose process-wide count can be set")
+    seen = {}
+
+    def inside(tag):
+        with scope:
+            seen[tag] = [get() for get, _ in scope._controller]
+
+    with fastscore.set_num_threads(2):
+        inside("main")
+        worker = threading.Thread(target=inside, args=("worker",))
+        worker.start()
+        worker.join()
+        assert seen["main"] == seen["worker"] == [1] * len(seen["main"])
+
+        net = MLP((9, 40, 80, 40, 9), rng=0)
+        x = np.random.default_rng(1).standard_normal((3000, 9)).astype(np.float32)
+        serial = net.predict(x)
+        result = {}
+        worker = threading.Thread(target=lambda: result.setdefault("y", net.predict(x)))
+        worker.start()
+        worker.join()
+        np.testing.assert_array_equal(result["y"], serial)

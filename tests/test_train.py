@@ -130,6 +130,10 @@ def test_errors(images, tmp_path):
         fit_patch_score(images, sigmas=(1.0, 1.0))
     with pytest.raises(ValueError, match=r"`resume=True` needs a `checkpoint`"):
         fit_patch_score(images, resume=True)
+    with pytest.raises(ValueError, match=r"sigma_min < sigma_max; got \(1.0, 0.02\)"):
+        fit_patch_score(images, sigmas=(1.0, 0.02))      # reversed: not silently swapped
+    with pytest.raises(ValueError, match=r"`sigmas` must be in \[.*\] for float32"):
+        fit_patch_score(images, sigmas=(1e-30, 1.0))
     with pytest.raises(ValueError, match=r"`patches` must have 9 columns"):
         fit_patch_score(patches=np.zeros((10, 4)), patch_size=3)
     with pytest.raises(ValueError, match=r"`images` must be finite"):
