@@ -40,7 +40,7 @@ _LAZY = {
 _SUBMODULES = {
     "patches", "kde", "distributions", "losses", "sampling", "nn", "optim", "train",
     "prior", "operators", "reconstruct", "data", "metrics", "io", "cli", "tv", "invariance",
-    "plot", "mixture", "posterior",
+    "plot", "mixture", "posterior", "io_medical", "mri",
 }
 
 

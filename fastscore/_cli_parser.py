@@ -210,12 +210,12 @@ def build_parser(commands):
 
     p = command("reconstruct", "solve an inverse problem (MRI, CT, deblurring, inpainting, "
                 "super-resolution)", "Reconstruct an image from measurements: accelerated "
-                "MRI, sparse-view CT, deblurring, inpainting or super-resolution, by MAP or "
-                "posterior sampling with the model as prior.",
+                "MRI, sparse-view CT (parallel or fan beam), deblurring, inpainting or "
+                "super-resolution, by MAP or posterior sampling with the model as prior.",
                 "fastscore reconstruct --operator mri --data kspace.npy --acceleration 4 "
                 "--noise-sigma 0.05 --model model.npz --out x.npy", units=True)
     p.add_argument("--operator", required=True,
-                   choices=["mri", "ct", "blur", "inpaint", "superres"],
+                   choices=["mri", "ct", "fanbeam", "blur", "inpaint", "superres"],
                    help="forward model of the measurements")
     p.add_argument("--data", required=True,
                    help="measurements file (complex k-space for mri), or - for .npy on stdin")
@@ -226,11 +226,31 @@ def build_parser(commands):
                    help="result file, or - for .npy on stdout; --samples also writes OUT_std")
     overwrite(p)
     p.add_argument("--image-shape", type=positive_int, nargs="+",
-                   help="image shape (needed for ct; default: the shape of the data)")
+                   help="image shape (needed for ct and fanbeam; default: the shape of the "
+                   "data)")
     p.add_argument("--mask", help="sampling mask (mri) or observed-pixel mask (inpaint)")
     p.add_argument("--acceleration", type=positive_float, default=4.0,
                    help="MRI acceleration of the Cartesian mask drawn when no --mask")
     p.add_argument("--angles", type=positive_int, default=30, help="CT views over 180 degrees")
+    fan = p.add_argument_group(
+        "fan-beam CT (--operator fanbeam)", "The data are a sinogram (views, detector bins): "
+        "the views equally spaced over --scan-degrees from 0, the bins centred on the "
+        "central ray. Lengths are in pixels, or in the unit of --pixel-size.")
+    fan.add_argument("--source-distance", type=positive_float,
+                     help="source to isocentre (required for fanbeam)")
+    fan.add_argument("--detector-distance", type=positive_float,
+                     help="source to detector (required for fanbeam)")
+    fan.add_argument("--detector", choices=["flat", "arc"], default="flat",
+                     help="flat panel, or arc centred on the source")
+    fan.add_argument("--detector-spacing", type=positive_float,
+                     help="bin spacing on the detector (default: one pixel at the isocentre)")
+    fan.add_argument("--detector-offset", type=float, default=0.0,
+                     help="shift of the detector along itself")
+    fan.add_argument("--pixel-size", type=positive_float, default=1.0,
+                     help="side of an image pixel")
+    fan.add_argument("--scan-degrees", type=positive_float, default=360.0,
+                     help="angle covered by the views (360: a full turn; a short scan is "
+                     "180 plus the fan angle)")
     p.add_argument("--kernel", help="blur kernel file (default: a Gaussian, --blur-sigma)")
     p.add_argument("--blur-sigma", type=positive_float, default=1.5,
                    help="Gaussian blur width in pixels")

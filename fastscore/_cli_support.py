@@ -356,14 +356,17 @@ def as_real(arr, what, path, dtype=None):
     return arr
 
 
-def write_result(path, array, console):
+def write_result(path, array, console, geometry=None):
+    """Write `array` to `path` (``-``: stdout); `geometry` (``{"affine", "header"}`` of a
+    NIfTI input) is kept when `path` is NIfTI."""
     from .io import save_image
 
     if path == "-":
         write_stdout_array(array)
         return "standard output"
+    keep = geometry if geometry and suffix_of(path) in (".nii", ".nii.gz") else {}
     with writing(path):
-        save_image(path, array)
+        save_image(path, array, **keep)
     return path
 
 

@@ -60,90 +60,94 @@ def _ray_pixel_lengths(image_shape, cos, sin, offsets):
     return ray, rows[keep] * W + cols[keep], lengths[keep]
 
 
-class ParallelBeamCT(LinearOperator):
-    """Parallel-beam CT projector: a sparse system matrix of exact ray–pixel lengths.
+def _filtered_backprojection(arr, angles, image_shape, filter):
+    """Parallel-beam FBP of a checked sinogram batch ``(n, n_angles, n_detectors)`` (bins of
+    spacing 1 centred at ``(n_detectors − 1)/2``) onto an (H, W) image; see
+    :meth:`ParallelBeamCT.fbp`."""
+    n_angles, n_det = arr.shape[1:]
+    H, W = image_shape
+    size = max(64, 1 << int(math.ceil(math.log2(2 * n_det))))
+    # ramp filter, spatial form (Kak & Slaney eq. 61), detector spacing 1
+    h = np.zeros(size)
+    h[0] = 0.25
+    odd = np.concatenate([np.arange(1, size // 2 + 1, 2), np.arange(size // 2 - 1, 0, -2)])
+    h[1::2] = -1.0 / (np.pi * odd) ** 2
+    response = np.real(np.fft.fft(h))
+    f = np.fft.fftfreq(size)
+    window = {"ramp": 1.0, "shepp-logan": np.sinc(f), "cosine": np.cos(np.pi * f),
+              "hamming": 0.54 + 0.46 * np.cos(2 * np.pi * f),
+              "hann": 0.5 + 0.5 * np.cos(2 * np.pi * f)}[filter]
+    response = response * window
+    filtered = np.real(np.fft.ifft(np.fft.fft(arr, n=size, axis=-1) * response, axis=-1))
+    filtered = filtered[..., :n_det]
+    # angular weights: half the gaps to the neighbouring angles (mod π)
+    folded = np.mod(angles, np.pi)
+    order = np.argsort(folded)
+    sorted_angles = folded[order]
+    gaps = np.diff(np.concatenate([sorted_angles, [sorted_angles[0] + np.pi]]))
+    weights = np.empty(n_angles)
+    weights[order] = 0.5 * (gaps + np.roll(gaps, 1))
+    # pixel-driven back-projection: linear interpolation at each pixel centre's s
+    xc = np.arange(W) - W / 2 + 0.5
+    yc = H / 2 - np.arange(H) - 0.5
+    x_flat = np.broadcast_to(xc, (H, W)).ravel()
+    y_flat = np.broadcast_to(yc[:, None], (H, W)).ravel()
+    bins = np.arange(n_det)
+    centre = (n_det - 1) / 2
+    out = np.zeros((arr.shape[0], H * W))
+    for a, angle in enumerate(angles):
+        u = math.cos(angle) * x_flat + (math.sin(angle) * y_flat + centre)
+        for b in range(arr.shape[0]):
+            out[b] += np.interp(u, bins, weights[a] * filtered[b, a], left=0.0, right=0.0)
+    return out.reshape((arr.shape[0], H, W)).astype(_real_of(arr.dtype))
 
-    Geometry: pixels of size 1, the image centred at the origin; column j covers
-    x ∈ [j − W/2, j + 1 − W/2), row i covers y ∈ (H/2 − i − 1, H/2 − i] (row 0 at the top,
-    y up). For the angle θ and detector bin k (spacing 1, centred: offset
-    ``s_k = k − (n_detectors − 1)/2``) one ray through the bin centre,
-    ``{p : p·(cos θ, sin θ) = s_k}``; the measurement is the line integral of the
-    piecewise-constant image along it, ``y[θ, k] = Σ_p a_{θk,p} x_p`` with ``a`` the length
-    of the ray inside pixel p (Siddon's method, exact up to rounding). At θ = 0 the rays are
-    vertical (column sums, s increasing with the column index); at θ = π/2 horizontal
-    (s increasing upwards). The adjoint is the exact transpose.
+
+def _system_matrix(image_shape, theta, offsets):
+    """Sparse matrix of exact ray–pixel lengths, one row per ray ``{p : p·(cos θ, sin θ) = s}``.
+
+    Built in chunks of rays (bounded memory) with :func:`_ray_pixel_lengths`; directions
+    within 1e-12 of an axis are snapped to it so axis-aligned rays are exact.
 
     Parameters
     ----------
     image_shape : tuple (H, W)
-    angles : int or array_like of float
-        Projection angles in radians, or a number n of angles ``π k / n``, k < n.
-    n_detectors : int, optional
-        Detector bins per angle; default ``ceil(sqrt(H² + W²))``, which covers the image
-        at every angle.
+    theta, offsets : ndarray of shape (n_rays,)
+        Normal angle and signed distance from the image centre of each ray.
 
-    Attributes
-    ----------
-    matrix : scipy.sparse.csr_array of shape (n_angles · n_detectors, H · W), float64
-        The system matrix (angle-major rows).
-
-    Notes
-    -----
-    The matrix is built once (vectorised over rays, in chunks of bounded memory); it holds
-    about ``n_angles · n_detectors · 1.5 max(H, W)`` nonzeros. float32 inputs use a float32
-    copy made on first use.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastscore.operators import ParallelBeamCT
-    >>> x = np.zeros((64, 64)); x[16:48, 16:48] = 1
-    >>> A = ParallelBeamCT(x.shape, 60)                 # 60 angles in [0, π)
-    >>> y = A.forward(x)
-    >>> y.shape, float(y[0].max())                      # vertical rays cross 32 pixels
-    ((60, 91), 32.0)
-    >>> bool(np.abs(A.fbp(y) - x).mean() < 0.05)
-    True
+    Returns
+    -------
+    scipy.sparse.csr_array of shape (n_rays, H · W), float64
     """
+    H, W = image_shape
+    cos, sin = np.cos(theta), np.sin(theta)
+    cos[np.abs(cos) < 1e-12] = 0.0   # exact axis-aligned rays
+    sin[np.abs(sin) < 1e-12] = 0.0
+    n_rays = len(offsets)
+    chunk = max(1, (1 << 21) // (H + W + 4))
+    rows, cols, vals = [], [], []
+    for start in range(0, n_rays, chunk):
+        part = slice(start, start + chunk)
+        r, c, v = _ray_pixel_lengths((H, W), cos[part], sin[part], offsets[part])
+        rows.append(r + start)
+        cols.append(c)
+        vals.append(v)
+    matrix = scipy.sparse.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_rays, H * W))
+    matrix.sum_duplicates()
+    return matrix
 
-    def __init__(self, image_shape, angles, n_detectors=None):
-        H, W = _check_shape(image_shape, "image_shape", (2,))
-        if isinstance(angles, numbers.Integral) and not isinstance(angles, (bool, np.bool_)):
-            n = check_int(angles, "angles", low=1)
-            angles = np.pi * np.arange(n) / n
-        angles = as_float_array(angles, "angles", ndim=1, dtype=np.float64, finite=True)
-        self.angles = angles.copy()
-        self.angles.flags.writeable = False
-        self.n_detectors = (int(math.ceil(math.hypot(H, W))) if n_detectors is None
-                            else check_int(n_detectors, "n_detectors", low=1))
-        super().__init__((H, W), (len(self.angles), self.n_detectors))
-        self.matrix = self._build()
-        self._matrices = {np.dtype(np.float64): self.matrix}
-        self._gram_spectrum = None
 
-    def _build(self):
-        H, W = self.shape_in
-        n_angles, n_det = self.shape_out
-        cos, sin = np.cos(self.angles), np.sin(self.angles)
-        cos[np.abs(cos) < 1e-12] = 0.0   # exact axis-aligned rays
-        sin[np.abs(sin) < 1e-12] = 0.0
-        offsets = np.arange(n_det) - (n_det - 1) / 2
-        n_rays = n_angles * n_det
-        cos, sin = np.repeat(cos, n_det), np.repeat(sin, n_det)
-        offsets = np.tile(offsets, n_angles)
-        chunk = max(1, (1 << 21) // (H + W + 4))
-        rows, cols, vals = [], [], []
-        for start in range(0, n_rays, chunk):
-            part = slice(start, start + chunk)
-            r, c, v = _ray_pixel_lengths((H, W), cos[part], sin[part], offsets[part])
-            rows.append(r + start)
-            cols.append(c)
-            vals.append(v)
-        matrix = scipy.sparse.csr_array(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n_rays, H * W))
-        matrix.sum_duplicates()
-        return matrix
+class _SparseProjector(LinearOperator):
+    """A real 2-D projector given by a sparse system matrix ``self.matrix`` (float64, set
+    by the subclass): forward ``A x``, the exact transpose as adjoint, float32 copies made
+    on first use, and a circulant gram preconditioner."""
+
+    _gram_spectrum = None
+
+    def _init_matrix(self, matrix):
+        self.matrix = matrix
+        self._matrices = {np.dtype(np.float64): matrix}
 
     def _matrix_for(self, dtype):
         dtype = np.dtype(dtype)
@@ -203,6 +207,72 @@ class ParallelBeamCT(LinearOperator):
             return scipy.fft.irfft2(z, s=(H, W)).astype(v.dtype, copy=False)
         return apply
 
+
+class ParallelBeamCT(_SparseProjector):
+    """Parallel-beam CT projector: a sparse system matrix of exact ray–pixel lengths.
+
+    Geometry: pixels of size 1, the image centred at the origin; column j covers
+    x ∈ [j − W/2, j + 1 − W/2), row i covers y ∈ (H/2 − i − 1, H/2 − i] (row 0 at the top,
+    y up). For the angle θ and detector bin k (spacing 1, centred: offset
+    ``s_k = k − (n_detectors − 1)/2``) one ray through the bin centre,
+    ``{p : p·(cos θ, sin θ) = s_k}``; the measurement is the line integral of the
+    piecewise-constant image along it, ``y[θ, k] = Σ_p a_{θk,p} x_p`` with ``a`` the length
+    of the ray inside pixel p (Siddon's method, exact up to rounding). At θ = 0 the rays are
+    vertical (column sums, s increasing with the column index); at θ = π/2 horizontal
+    (s increasing upwards). The adjoint is the exact transpose.
+
+    Parameters
+    ----------
+    image_shape : tuple (H, W)
+    angles : int or array_like of float
+        Projection angles in radians, or a number n of angles ``π k / n``, k < n.
+    n_detectors : int, optional
+        Detector bins per angle; default ``ceil(sqrt(H² + W²))``, which covers the image
+        at every angle.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_array of shape (n_angles · n_detectors, H · W), float64
+        The system matrix (angle-major rows).
+
+    Notes
+    -----
+    The matrix is built once (vectorised over rays, in chunks of bounded memory); it holds
+    about ``n_angles · n_detectors · 1.5 max(H, W)`` nonzeros. float32 inputs use a float32
+    copy made on first use.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastscore.operators import ParallelBeamCT
+    >>> x = np.zeros((64, 64)); x[16:48, 16:48] = 1
+    >>> A = ParallelBeamCT(x.shape, 60)                 # 60 angles in [0, π)
+    >>> y = A.forward(x)
+    >>> y.shape, float(y[0].max())                      # vertical rays cross 32 pixels
+    ((60, 91), 32.0)
+    >>> bool(np.abs(A.fbp(y) - x).mean() < 0.05)
+    True
+    """
+
+    def __init__(self, image_shape, angles, n_detectors=None):
+        H, W = _check_shape(image_shape, "image_shape", (2,))
+        if isinstance(angles, numbers.Integral) and not isinstance(angles, (bool, np.bool_)):
+            n = check_int(angles, "angles", low=1)
+            angles = np.pi * np.arange(n) / n
+        angles = as_float_array(angles, "angles", ndim=1, dtype=np.float64, finite=True)
+        self.angles = angles.copy()
+        self.angles.flags.writeable = False
+        self.n_detectors = (int(math.ceil(math.hypot(H, W))) if n_detectors is None
+                            else check_int(n_detectors, "n_detectors", low=1))
+        super().__init__((H, W), (len(self.angles), self.n_detectors))
+        self._init_matrix(self._build())
+
+    def _build(self):
+        n_det = self.shape_out[1]
+        offsets = np.arange(n_det) - (n_det - 1) / 2
+        return _system_matrix(self.shape_in, np.repeat(self.angles, n_det),
+                              np.tile(offsets, len(self.angles)))
+
     def fbp(self, sinogram, *, filter="ramp"):
         """Filtered back-projection: a fast approximate inverse for initialisation and comparison.
 
@@ -228,42 +298,7 @@ class ParallelBeamCT(LinearOperator):
         """
         check_choice(filter, "filter", FBP_FILTERS)
         arr, batched = self._check(sinogram, "sinogram", self.shape_out, False, finite=True)
-        n_angles, n_det = self.shape_out
-        H, W = self.shape_in
-        size = max(64, 1 << int(math.ceil(math.log2(2 * n_det))))
-        # ramp filter, spatial form (Kak & Slaney eq. 61), detector spacing 1
-        h = np.zeros(size)
-        h[0] = 0.25
-        odd = np.concatenate([np.arange(1, size // 2 + 1, 2), np.arange(size // 2 - 1, 0, -2)])
-        h[1::2] = -1.0 / (np.pi * odd) ** 2
-        response = np.real(np.fft.fft(h))
-        f = np.fft.fftfreq(size)
-        window = {"ramp": 1.0, "shepp-logan": np.sinc(f), "cosine": np.cos(np.pi * f),
-                  "hamming": 0.54 + 0.46 * np.cos(2 * np.pi * f),
-                  "hann": 0.5 + 0.5 * np.cos(2 * np.pi * f)}[filter]
-        response = response * window
-        filtered = np.real(np.fft.ifft(np.fft.fft(arr, n=size, axis=-1) * response, axis=-1))
-        filtered = filtered[..., :n_det]
-        # angular weights: half the gaps to the neighbouring angles (mod π)
-        folded = np.mod(self.angles, np.pi)
-        order = np.argsort(folded)
-        sorted_angles = folded[order]
-        gaps = np.diff(np.concatenate([sorted_angles, [sorted_angles[0] + np.pi]]))
-        weights = np.empty(n_angles)
-        weights[order] = 0.5 * (gaps + np.roll(gaps, 1))
-        # pixel-driven back-projection: linear interpolation at each pixel centre's s
-        xc = np.arange(W) - W / 2 + 0.5
-        yc = H / 2 - np.arange(H) - 0.5
-        x_flat = np.broadcast_to(xc, (H, W)).ravel()
-        y_flat = np.broadcast_to(yc[:, None], (H, W)).ravel()
-        bins = np.arange(n_det)
-        centre = (n_det - 1) / 2
-        out = np.zeros((arr.shape[0], H * W))
-        for a, angle in enumerate(self.angles):
-            u = math.cos(angle) * x_flat + (math.sin(angle) * y_flat + centre)
-            for b in range(arr.shape[0]):
-                out[b] += np.interp(u, bins, weights[a] * filtered[b, a], left=0.0, right=0.0)
-        out = out.reshape((arr.shape[0], H, W)).astype(_real_of(arr.dtype))
+        out = _filtered_backprojection(arr, self.angles, self.shape_in, filter)
         return out if batched else out[0]
 
     def _describe(self):

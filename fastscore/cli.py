@@ -16,6 +16,7 @@ import traceback
 import numpy as np
 
 from ._cli_parser import build_parser as _build_parser
+from ._cli_scanner import fanbeam_operator, nifti_geometry
 from ._cli_support import (
     WRITABLE_SUFFIXES,
     Console,
@@ -308,25 +309,26 @@ def _cmd_denoise(args, console):
         with checking("intensity calibration"):
             prior.calibrate(y, sigma)
     A = Identity(y.shape if y.ndim == len(model.patch_size) else y.shape[1:])
+    geometry = nifti_geometry(args.noisy)          # a NIfTI output keeps it
     t0 = time.perf_counter()
     if args.method == "posterior":
         post = posterior_sample(y, A, sigma, prior, n_samples=args.samples, rng=args.seed,
                                 progress=console.progress)
-        write_result(outputs[0], post.mean, console)
-        write_result(outputs[1], post.std, console)
+        write_result(outputs[0], post.mean, console, geometry)
+        write_result(outputs[1], post.std, console, geometry)
         console.say(f"posterior mean of {args.samples} samples -> {outputs[0]}; std -> "
                     f"{outputs[1]} ({time.perf_counter() - t0:.1f} s)")
     else:
         x = map_estimate(y, A, sigma, prior, method="hqs" if args.method == "hqs"
                          else "gradient", n_steps=args.steps, rng=args.seed,
                          progress=console.progress).x
-        where = write_result(args.out, x, console)
+        where = write_result(args.out, x, console, geometry)
         console.say(f"{args.method} estimate -> {where} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 # --------------------------------------------------------------------------- reconstruct
-def _operator(args, image_shape, console):
+def _operator(args, image_shape, console, data_shape):
     from . import operators as ops
 
     name = args.operator
@@ -341,6 +343,8 @@ def _operator(args, image_shape, console):
     if name == "ct":
         angles = np.linspace(0, np.pi, args.angles, endpoint=False)
         return ops.ParallelBeamCT(image_shape, angles)
+    if name == "fanbeam":
+        return fanbeam_operator(args, image_shape, data_shape)
     if name == "blur":
         kernel = (as_real(read_image(args.kernel, "kernel", console), "kernel", args.kernel)
                   if args.kernel else ops.gaussian_kernel(args.blur_sigma))
@@ -361,9 +365,9 @@ def _cmd_reconstruct(args, console):
     y = read_image(args.data, "measurement", console)
     if args.operator == "superres":
         image_shape = tuple(n * args.factor for n in y.shape)
-    elif args.operator == "ct":
+    elif args.operator in ("ct", "fanbeam"):
         if args.image_shape is None:
-            raise UsageError("--operator ct needs --image-shape H W")
+            raise UsageError(f"--operator {args.operator} needs --image-shape H W")
         image_shape = tuple(args.image_shape)
     else:
         image_shape = tuple(args.image_shape) if args.image_shape else y.shape
@@ -384,7 +388,7 @@ def _cmd_reconstruct(args, console):
     check_outputs(outputs, [args.data, args.model, args.mask, args.kernel],
                   overwrite=args.overwrite, ndim=len(image_shape))
     with checking("operator parameters"):
-        A = _operator(args, image_shape, console)
+        A = _operator(args, image_shape, console, y.shape)
         y = A.check_measurement(y, "--data")
     prior = _prior(model, args, intensity="none")   # no reliable (k, b) from y
     t0 = time.perf_counter()

@@ -26,6 +26,7 @@ destination; the temporary file is removed and a previous file is untouched.
 """
 
 import errno
+import importlib.util
 import json
 import math
 import os
@@ -601,7 +602,11 @@ def load_image(path, *, key=None):
     PNG/TIFF are read as float32 in [0, 1] (8-bit / 255, 16-bit / 65535) unless the file
     records the scaling :func:`save_image` applied, which is then undone exactly (up to the
     quantisation); colour images are converted to grey (Pillow's "L" luminance). NIfTI
-    (nibabel) and DICOM (pydicom, rescale slope and intercept applied) give float32 arrays.
+    (nibabel; float64 and complex files keep their type, the others become float32) and
+    DICOM (pydicom, rescale slope and intercept applied, float32): a folder is read as a
+    DICOM series ordered by slice position. Multi-page TIFF files are read as volumes
+    (with tifffile; without it they raise ``ImportError``). For the geometry (affine,
+    header) use :mod:`fastscore.io_medical`.
 
     Parameters
     ----------
@@ -624,28 +629,26 @@ def load_image(path, *, key=None):
 
     suffix = _suffix(path)
     path = os.fspath(path)
+    from . import io_medical
+
     if suffix in (".npy", ".npz"):
         arr = load_array(path, key=key)
     elif not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "image file not found", path)
     elif os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "expected an image file, found a folder", path)
+        arr = io_medical.load_dicom_series(path).array
+    elif suffix in (".tif", ".tiff") and importlib.util.find_spec("tifffile") is not None:
+        arr = io_medical.load_tiff(path)
     elif suffix in _PILLOW_SUFFIXES:
         arr = _load_pillow(path)
     elif suffix in _NIFTI_SUFFIXES:
-        arr = _load_nifti(path)
+        _check_nifti_size(path)
+        arr = io_medical.load_nifti(path).array
     elif suffix == ".dcm":
-        pydicom = import_optional("pydicom", "io")
-        try:
-            ds = pydicom.dcmread(path)
-            arr = ds.pixel_array.astype(np.float32)
-        except Exception as exc:
-            raise ValueError(f"{path}: not a readable DICOM file ({exc}).") from None
-        arr = arr * np.float32(getattr(ds, "RescaleSlope", 1.0)) + np.float32(
-            getattr(ds, "RescaleIntercept", 0.0))
+        arr = io_medical.load_dicom(path)
     else:
         raise ValueError(f"`path` {path!r}: unsupported image format {suffix or '(none)'}; use "
-                         ".npy, .npz, .png, .tif, .nii or .nii.gz.")
+                         ".npy, .npz, .png, .tif, .nii, .nii.gz, .dcm or a DICOM folder.")
     arr = np.asarray(arr)
     if arr.dtype.kind not in "fiubc" or arr.ndim not in (2, 3):
         raise ValueError(f"{path}: expected a 2-D image or 3-D volume of numbers; got "
@@ -663,13 +666,16 @@ def _load_pillow(path):
     try:
         with Image.open(path) as im:
             im.load()
+            if getattr(im, "n_frames", 1) > 1:
+                raise ImportError(f"{path} has {im.n_frames} pages; reading them as a "
+                                  "volume needs tifffile: pip install 'fastscore[io]'")
             info = dict(im.info)
             if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
                 im = im.convert("L")
             arr = np.array(im)
     except Image.DecompressionBombError as exc:
         raise ValueError(f"{path}: the image is too large to read safely ({exc}).") from None
-    except MemoryError:
+    except (MemoryError, ImportError):
         raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error, ... on bad files
         raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc}).") \
@@ -698,8 +704,8 @@ def _parse_scaling(path, text, dtype):
     return low, high, levels
 
 
-def _load_nifti(path):
-    """NIfTI -> float32 ndarray, its declared size checked before any data is read."""
+def _check_nifti_size(path):
+    """A NIfTI file's declared size checked against the file before any data is read."""
     from ._optional import import_optional
 
     nib = import_optional("nibabel", "io")
@@ -722,21 +728,18 @@ def _load_nifti(path):
         raise ValueError(f"{path}: the NIfTI header declares shape {shape} ({nbytes} bytes of "
                          f"voxels), more than the {on_disk}-byte file can hold: truncated or "
                          "a forged header.")
-    try:
-        return np.asarray(image.get_fdata(dtype=np.float32))
-    except MemoryError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable NIfTI file ({exc}).") from None
 
 
-def save_image(path, array, *, bits=16):
+def save_image(path, array, *, bits=16, affine=None, header=None):
     """Write an image or volume; the format follows the suffix.
 
-    ``.npy``/``.npz``: exact. ``.tif``/``.tiff``: 2-D float32, exact. ``.png``: 2-D,
-    `bits` (8 or 16) per pixel after mapping [min, max] of the array linearly to the full
-    integer range; the mapping is recorded in the file and :func:`load_image` undoes it.
-    ``.nii``/``.nii.gz``: 2-D or 3-D float32 with an identity affine (nibabel).
+    ``.npy``/``.npz``: exact (complex too). ``.tif``/``.tiff``: 2-D float32, exact.
+    ``.png``: 2-D, `bits` (8 or 16) per pixel after mapping [min, max] of the array
+    linearly to the full integer range; the mapping is recorded in the file and
+    :func:`load_image` undoes it. ``.nii``/``.nii.gz``: 2-D or 3-D, real or complex, in
+    the array's float type, with `affine` and `header` (e.g. from
+    :func:`fastscore.io_medical.load_nifti`; default the identity) — see
+    :func:`fastscore.io_medical.save_nifti`.
 
     Returns
     -------
@@ -746,9 +749,15 @@ def save_image(path, array, *, bits=16):
 
     suffix = _suffix(path)
     arr = np.asarray(array)
-    if arr.dtype.kind not in "fiub" or arr.ndim not in (2, 3):
-        raise ValueError(f"`array` must be a 2-D image or 3-D volume of real numbers; got "
+    if arr.dtype.kind not in "fiubc" or arr.ndim not in (2, 3):
+        raise ValueError(f"`array` must be a 2-D image or 3-D volume of numbers; got "
                          f"shape {arr.shape}, dtype {arr.dtype}.")
+    if arr.dtype.kind == "c" and suffix not in (".npy", ".npz") + _NIFTI_SUFFIXES:
+        raise ValueError(f"`array` is complex ({arr.dtype}); {suffix or 'this format'} holds "
+                         "real images: use .npy, .npz or .nii(.gz), or save the magnitude.")
+    if (affine is not None or header is not None) and suffix not in _NIFTI_SUFFIXES:
+        raise ValueError(f"`affine` and `header` are for NIfTI files; got {suffix or 'no '}"
+                         "suffix.")
     if not np.all(np.isfinite(arr)):
         raise ValueError("`array` must be finite to be written as an image.")
     if suffix in (".npy", ".npz"):
@@ -777,10 +786,8 @@ def save_image(path, array, *, bits=16):
         image = Image.fromarray(q)
         return _atomic_write(path, lambda f: image.save(f, format="PNG", pnginfo=meta))
     if suffix in _NIFTI_SUFFIXES:
-        nib = import_optional("nibabel", "io")
-        image = nib.Nifti1Image(np.asarray(arr, dtype=np.float32), np.eye(4))
-        # nibabel picks the format from the file name, so write beside and rename
-        return _atomic_nifti(path, image)
+        from .io_medical import save_nifti
+        return save_nifti(path, arr, affine, header)
     raise ValueError(f"`path` {os.fspath(path)!r}: cannot write {suffix or '(no suffix)'} "
                      "files; use .npy, .npz, .png, .tif or .nii(.gz).")
 

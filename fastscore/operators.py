@@ -570,3 +570,10 @@ class GaussianLikelihood:
 from_scipy = LinearOperator.from_scipy
 
 from .mri import SENSE, birdcage_maps, cartesian_mask_3d, estimate_coil_maps  # noqa: E402
+
+# ----------------------------------------------------------------------------------------
+# Fan-beam CT (fastscore/_fanbeam.py)
+# ----------------------------------------------------------------------------------------
+from ._fanbeam import FanBeamCT  # re-exported
+
+__all__ += ["FanBeamCT"]

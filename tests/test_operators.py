@@ -11,6 +11,7 @@ from fastscore.operators import (MRI, SENSE, Blur, Downsample, GaussianLikelihoo
                                  LinearOperator, Mask, ParallelBeamCT, birdcage_maps,
                                  cartesian_mask, cartesian_mask_3d, gaussian_kernel,
                                  radial_mask)
+from fastscore.operators import FanBeamCT
 
 
 # -- the registry: name -> (builder(shape, rng), image dimensions it supports) -----------
@@ -39,6 +40,9 @@ REGISTRY = {
     "mri-complex": (lambda s, r: MRI(radial_mask(s, 3), complex_image=True), (2,)),
     "ct": (lambda s, r: ParallelBeamCT(s, r.uniform(0, np.pi, 5)), (2,)),
     "ct-few-detectors": (lambda s, r: ParallelBeamCT(s, 4, n_detectors=3), (2,)),
+    "fanbeam-arc": (lambda s, r: FanBeamCT(s, r.uniform(0, 2 * np.pi, 5), detector="arc",
+                                           source_distance=math.hypot(*s),
+                                           detector_distance=2 * math.hypot(*s)), (2,)),
     "downsample@blur": (lambda s, r: Downsample(s, _factor(s))
                         @ Blur(_small_kernel(s, r, 3), s, "zero"), (2, 3)),
     "mri@blur": (lambda s, r: MRI(cartesian_mask(s, 2, 0.2, r))
