@@ -215,10 +215,12 @@ def build_parser(commands):
                 "fastscore reconstruct --operator mri --data kspace.npy --acceleration 4 "
                 "--noise-sigma 0.05 --model model.npz --out x.npy", units=True)
     p.add_argument("--operator", required=True,
-                   choices=["mri", "ct", "fanbeam", "blur", "inpaint", "superres"],
+                   choices=["mri", "sense", "ct", "fanbeam", "blur", "inpaint", "superres"],
                    help="forward model of the measurements")
     p.add_argument("--data", required=True,
-                   help="measurements file (complex k-space for mri), or - for .npy on stdin")
+                   help="measurements file (complex k-space for mri; for sense a fastMRI "
+                   ".h5 file, or .npy/.npz k-space (coils, H, W) or (slices, coils, H, W)), "
+                   "or - for .npy on stdin")
     p.add_argument("--model", required=True, help="model file written by fastscore train")
     p.add_argument("--noise-sigma", type=positive_float, required=True,
                    help="noise standard deviation of the measurements")
@@ -232,6 +234,16 @@ def build_parser(commands):
     p.add_argument("--acceleration", type=positive_float, default=4.0,
                    help="MRI acceleration of the Cartesian mask drawn when no --mask")
     p.add_argument("--angles", type=positive_int, default=30, help="CT views over 180 degrees")
+    sense = p.add_argument_group(
+        "multi-coil MRI (--operator sense)", "The result is complex: OUT (.npy, .npz or "
+        ".nii) holds it and OUT_magnitude its magnitude. An .h5 file is read in the fastMRI "
+        "layout (kspace, mask); .npy/.npz k-space in fastscore's centred layout, the mask "
+        "from --mask or its nonzero entries.")
+    sense.add_argument("--coil-maps", default="auto",
+                       help="coil sensitivities: auto (estimated from the fully sampled "
+                       "centre) or a .npy/.npz file (coils, H, W) or (slices, coils, H, W)")
+    sense.add_argument("--slices", type=nonnegative_int, nargs="+",
+                       help="which slices of the k-space file (default: all)")
     fan = p.add_argument_group(
         "fan-beam CT (--operator fanbeam)", "The data are a sinogram (views, detector bins): "
         "the views equally spaced over --scan-degrees from 0, the bins centred on the "

@@ -16,7 +16,7 @@ import traceback
 import numpy as np
 
 from ._cli_parser import build_parser as _build_parser
-from ._cli_scanner import fanbeam_operator, nifti_geometry
+from ._cli_scanner import fanbeam_operator, nifti_geometry, reconstruct_sense
 from ._cli_support import (
     WRITABLE_SUFFIXES,
     Console,
@@ -362,6 +362,8 @@ def _cmd_reconstruct(args, console):
     _threads(args)
     _settings(args, console)
     model = _load_model(args.model, console)
+    if args.operator == "sense":              # multi-coil, slice by slice, complex result
+        return reconstruct_sense(args, console, model, _prior, _check_patch_dims)
     y = read_image(args.data, "measurement", console)
     if args.operator == "superres":
         image_shape = tuple(n * args.factor for n in y.shape)

@@ -106,3 +106,91 @@ def test_denoise_keeps_the_nifti_geometry(model, tmp_path, capsys):
     code, _, err = run(["denoise", tmp_path / "noisy.nii.gz", "--model", model, "--sigma",
                         "0.1", "--steps", "2", "--out", tmp_path / "clean.npy", "-q"], capsys)
     assert code == 0 and load_image(tmp_path / "clean.npy").shape == (16, 16)
+
+
+# -- multi-coil MRI -------------------------------------------------------------------------
+def _fastmri(coil_images):
+    axes = (-2, -1)
+    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(coil_images, axes=axes),
+                                       norm="ortho"), axes=axes)
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    """Two slices, 4 coils, 16×16, every other phase-encode line plus the centre."""
+    h5py = pytest.importorskip("h5py")
+    from fastscore.operators import birdcage_maps
+
+    folder = tmp_path_factory.mktemp("sense")
+    x = rectangles(2, rng=5) * np.exp(1j * np.linspace(0, 0.5, 16))[None, None, :]
+    maps = birdcage_maps((16, 16), 4)
+    lines = np.zeros(16, bool)
+    lines[::2] = True
+    lines[6:10] = True
+    k = _fastmri(maps[None] * x[:, None]) * lines
+    with h5py.File(folder / "k.h5", "w") as f:
+        f.create_dataset("kspace", data=k.astype(np.complex64))
+        f.create_dataset("mask", data=lines.astype(np.float32))
+    with h5py.File(folder / "nok.h5", "w") as f:
+        f.create_dataset("reconstruction_rss", data=np.abs(x))
+    np.save(folder / "maps.npy", maps.astype(np.complex64))
+    np.save(folder / "bad_maps.npy", maps[:3])
+    return {"x": x, "maps": maps, "mask": np.broadcast_to(lines, (16, 16)), "folder": folder}
+
+
+def _sense_args(model, data, out, *extra):
+    return ["reconstruct", "--operator", "sense", "--data", data, "--model", model,
+            "--noise-sigma", "0.02", "--out", out, "--steps", "3", "-q", *extra]
+
+
+def test_sense_reconstructs_fastmri_file_with_complex_and_magnitude_outputs(model, scan,
+                                                                            tmp_path, capsys):
+    f = scan["folder"]
+    code, out, err = run(_sense_args(model, f / "k.h5", tmp_path / "x.npy"), capsys)
+    assert code == 0 and out == "" and err == "", err
+    x = np.load(tmp_path / "x.npy")
+    assert x.shape == (2, 16, 16) and np.iscomplexobj(x)
+    np.testing.assert_allclose(np.load(tmp_path / "x_magnitude.npy"), np.abs(x))
+    truth = np.abs(scan["x"])
+    assert np.linalg.norm(np.abs(x) - truth) < 0.5 * np.linalg.norm(truth)
+    # given maps, one slice, complex NIfTI out
+    code, _, err = run(_sense_args(model, f / "k.h5", tmp_path / "one.nii.gz", "--slices",
+                                   "1", "--coil-maps", f / "maps.npy"), capsys)
+    assert code == 0, err
+    one = load_image(tmp_path / "one.nii.gz")
+    assert one.shape == (16, 16) and one.dtype.kind == "c"
+    assert load_image(tmp_path / "one_magnitude.nii.gz").dtype.kind == "f"
+
+
+def test_sense_from_npy_kspace_in_fastscore_layout(model, scan, tmp_path, capsys):
+    from fastscore.operators import SENSE
+
+    y = SENSE(scan["maps"], scan["mask"]).forward(scan["x"][0].astype(np.complex128))
+    np.save(tmp_path / "k.npy", y)
+    code, _, err = run(_sense_args(model, tmp_path / "k.npy", tmp_path / "x.npz",
+                                   "--coil-maps", scan["folder"] / "maps.npy",
+                                   "--samples", "2"), capsys)
+    assert code == 0, err
+    assert load_image(tmp_path / "x.npz").shape == (16, 16)
+    assert load_image(tmp_path / "x_std.npz").dtype.kind == "f"
+
+
+@pytest.mark.parametrize("extra, data, out, message", [
+    (["--coil-maps", "{f}/bad_maps.npy"], "k.h5", "x.npy", "--coil-maps"),
+    ([], "nok.h5", "x.npy", "no 'kspace' dataset"),
+    ([], "k.h5", "x.png", "the result is complex; use one of .npy"),
+    ([], "k.h5", "-", "give a file name, not -"),
+    (["--slices", "5"], "k.h5", "x.npy", "out of range"),
+    (["--mask", "{f}/maps.npy"], "k.h5", "x.npy", "is read from the file"),
+    (["--coil-maps", "{f}/missing.npy"], "k.h5", "x.npy", "coil maps file not found"),
+])
+def test_sense_mistakes_exit_2_in_one_line(model, scan, tmp_path, capsys, extra, data, out,
+                                           message):
+    f = scan["folder"]
+    extra = [e.format(f=f) for e in extra]
+    target = out if out == "-" else tmp_path / out
+    code, _, err = run(_sense_args(model, f / data, target, *extra), capsys)
+    assert code == 2 and message in one_line(err)
+    np.save(tmp_path / "real.npy", np.ones((4, 16, 16)))
+    code, _, err = run(_sense_args(model, tmp_path / "real.npy", tmp_path / "x.npy"), capsys)
+    assert code == 2 and "expected complex k-space" in one_line(err)
