@@ -36,6 +36,7 @@ CACHE = os.path.join(HERE, "_cache", "pretrained")
 RESULTS = os.path.join(CACHE, "denoise.jsonl")
 SIGMAS = (0.05, 0.1, 0.2)
 SIDE = 256
+TOY_STEPS = 2000      # the toy-rectangle prior: the demo recipe at 2000 steps × 512
 
 
 def test_images():
@@ -98,7 +99,7 @@ def _prior(name):
             from bench_toy_budget import model_for
 
             from fastscore.prior import PatchPrior
-            _PRIORS[name] = PatchPrior(model_for(8000, (0.02, 0.5)), 3)
+            _PRIORS[name] = PatchPrior(model_for(TOY_STEPS, (0.02, 0.5)), 3)
         else:
             _PRIORS[name] = pretrained.prior(name)
     return _PRIORS[name]

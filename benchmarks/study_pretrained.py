@@ -33,6 +33,8 @@ MODELS = {
                                             "n_patches": 100000, "n_iter": 20}),
     "phantom_gmm8_k32": ("phantom", "gmm", {"patch": 8, "n_components": 32,
                                             "n_patches": 50000, "n_iter": 15}),
+    "phantom_gmm8_k64": ("phantom", "gmm", {"patch": 8, "n_components": 64,
+                                            "n_patches": 100000, "n_iter": 20}),
     "phantom_mlp5dc": ("phantom", "mlp", {"patch": 5, "steps": 2000, "dc": True}),
 }
 
@@ -55,8 +57,6 @@ def train(key, seed=0):
     images = tp.natural_images() if data == "natural" else tp.phantom_images(seed)
     t0 = time.perf_counter()
     model = (tp.train_mlp if family == "mlp" else tp.train_gmm)(images, seed=seed, **opts)
-    model.training = dict(getattr(model, "training", {}) or {},
-                          study_seconds=time.perf_counter() - t0)
     model.save(path)
     print(f"trained {key} in {time.perf_counter() - t0:.0f} s", flush=True)
 

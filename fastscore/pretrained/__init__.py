@@ -25,7 +25,7 @@ _NAMES = ("natural", "phantom")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: PatchPrior settings of each shipped prior (chosen on the validation images).
-PRIOR_OPTIONS = {"natural": {"stride": 1}, "phantom": {"stride": 1}}
+PRIOR_OPTIONS = {"natural": {"stride": 2}, "phantom": {"stride": 2}}
 #: :func:`fastscore.reconstruct.map_estimate` settings (method "hqs") of each prior for
 #: denoising (chosen on the validation images).
 MAP_OPTIONS = {"natural": {"n_steps": 6, "sigma_schedule": None},
@@ -102,3 +102,13 @@ def prior(name, **options):
 
     model = load(name)
     return PatchPrior(model, model.patch_size, **{**PRIOR_OPTIONS[name], **options})
+
+
+def describe(name):
+    """One line about the shipped prior `name`: kind, patch size, noise range, file size."""
+    model = load(name)
+    kind = type(model).__name__
+    extra = (f"{model.n_components} components" if hasattr(model, "n_components")
+             else f"{model.model.n_params} parameters")
+    return (f"{name}: {kind}, patch {'x'.join(map(str, model.patch_size))}, {extra}, sigma in "
+            f"[{model.sigma_min:g}, {model.sigma_max:g}], {os.path.getsize(path(name)) / 1e6:.2f} MB")
