@@ -169,7 +169,7 @@ def timing(images, rows):
     clean = images["moon"][0]
     y = noisy(clean, 0.1, "moon")
     for method, fn in list(METHODS.items()):
-        if method.startswith(("TV", "NL")):
+        if method.startswith(("TV", "NL", "toy")):
             continue
         for n in (1, 2):
             if any(r.get("timing") and r["method"] == method and r["threads"] == n
