@@ -1,87 +1,88 @@
 """The ``fastscore`` command: demo, train, denoise, reconstruct, sample, info, bench.
 
-Only this module prints. A user mistake (missing file, unreadable image, model for another
-patch size, wrong operator parameters) ends in one line on stderr and exit code 2, never a
-traceback; Ctrl-C during training leaves a resumable checkpoint.
+Only this module (with its helpers in ``_cli_support``) prints. Exit codes: 0 success;
+2 a user mistake (a missing or unreadable file, a model for another patch size, an option
+out of range, an output that exists), reported in one line; 1 an internal error, reported
+in one line with "run with --debug for the traceback"; 130 on Ctrl-C (training leaves a
+resumable checkpoint). How the two kinds of errors are told apart: see ``_cli_support``.
 """
 
-import argparse
+import json
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
-from ._validation import check_scalar
+from ._cli_parser import build_parser as _build_parser
+from ._cli_support import (
+    WRITABLE_SUFFIXES,
+    Console,
+    UsageError,
+    as_real,
+    check_noise_level,
+    check_outputs,
+    check_size,
+    checking,
+    new_folder,
+    one_line,
+    read_image,
+    reading,
+    sibling,
+    suffix_of,
+    table,
+    write_result,
+    writing,
+)
+from ._version import __version__
 
-__all__ = ["main"]
-
-
-class UsageError(Exception):
-    """A user mistake: reported in one line, exit code 2."""
+__all__ = ["build_parser", "main"]
 
 
 # --------------------------------------------------------------------------- helpers
-def _say(*parts):
-    print(*parts, flush=True)
-
-
-def _new_folder(base):
-    """`base`, or `base-2`, `base-3`, … : never an existing folder."""
-    path, k = base, 1
-    while os.path.exists(path):
-        k += 1
-        path = f"{base}-{k}"
-    os.makedirs(path)
-    return path
-
-
 def _threads(args):
     import fastscore
 
     if getattr(args, "threads", None) is not None:
-        fastscore.set_num_threads(args.threads)
+        with checking("--threads"):
+            fastscore.set_num_threads(args.threads)
 
 
-def _load_model(path):
-    from .io import ModelFileError
+def _settings(args, console):
+    """-v: the settings used."""
+    import fastscore
+
+    shown = {k: v for k, v in sorted(vars(args).items()) if k not in ("func", "command")}
+    console.detail(f"fastscore {__version__} {args.command}: " + ", ".join(
+        f"{k}={v}" for k, v in shown.items()))
+    if hasattr(args, "threads"):
+        console.detail(f"threads: {fastscore.get_num_threads()}")
+
+
+def _load_model(path, console):
     from .nn import PatchScoreModel
 
-    if not os.path.exists(path):
-        raise UsageError(f"model file not found: {path}")
-    try:
-        return PatchScoreModel.load(path)
-    except ModelFileError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _read_image(path, what="image"):
-    from .io import load_image
-
-    if not os.path.exists(path):
-        raise UsageError(f"{what} file not found: {path}")
-    try:
-        return load_image(path)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc}") from None
-
-
-def _write_image(path, array):
-    from .io import save_image
-
-    save_image(path, array)
-    return path
+    if os.path.isdir(path):
+        raise UsageError(f"the model {path} is a folder; give a model file (.npz)")
+    with reading("model", path), console.timed("model loaded"):
+        model = PatchScoreModel.load(path)
+    console.detail(f"model: patch {'x'.join(map(str, model.patch_size))}, "
+                   f"{model.net.n_params} parameters ({model.net.dtype}), sigma in "
+                   f"[{model.sigma_min:g}, {model.sigma_max:g}]")
+    return model
 
 
 def _prior(model, args, intensity=None):
     """The patch prior of the command line: the model's stored options unless overridden."""
     from .prior import PatchPrior
 
-    if getattr(args, "symmetrize", False):
-        model = model.with_invariances(symmetrize=True)
-    return PatchPrior(model, model.patch_size, weight=args.weight,
-                      tiling=getattr(args, "tiling", "overlap"), rng=args.seed,
-                      intensity=intensity)
+    with checking("prior options"):
+        if getattr(args, "symmetrize", False):
+            model = model.with_invariances(symmetrize=True)
+        return PatchPrior(model, model.patch_size, weight=args.weight,
+                          tiling=getattr(args, "tiling", "overlap"), rng=args.seed,
+                          intensity=intensity)
 
 
 def _denoising_intensity(model, choice):
@@ -94,52 +95,51 @@ def _denoising_intensity(model, choice):
     return choice
 
 
-def _check_patch_dims(model, image):
-    k = len(model.patch_size)
-    if image.ndim not in (k, k + 1):
-        raise UsageError(f"the model scores {k}-D patches {model.patch_size} but the image "
-                         f"has shape {image.shape}")
-    if any(p > n for p, n in zip(model.patch_size, image.shape[-k:])):
-        raise UsageError(f"the image {image.shape} is smaller than the model's patch size "
+def _check_patch_dims(model, shape, what="image"):
+    """The image shape against the model's patch shape (shapes only: nothing allocated)."""
+    k, shape = len(model.patch_size), tuple(shape)
+    if len(shape) not in (k, k + 1):
+        raise UsageError(f"the model scores {k}-D patches {model.patch_size} but the {what} "
+                         f"has shape {shape}")
+    if any(p > n for p, n in zip(model.patch_size, shape[-k:])):
+        raise UsageError(f"the {what} {shape} is smaller than the model's patch size "
                          f"{model.patch_size}")
 
 
-def _table(rows, header):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
 # --------------------------------------------------------------------------- demo
-def _cmd_demo(args):
-    from . import data, metrics, plot as _plot_module  # noqa: F401  (plot imported lazily)
+def _cmd_demo(args, console):
+    from . import data, metrics
     from .operators import Identity
     from .reconstruct import map_estimate, posterior_sample
     from .train import fit_patch_score
     from .tv import tune_tv_weight
 
     _threads(args)
+    _settings(args, console)
     quick = args.quick
     rng = np.random.default_rng(args.seed)
-    out = _new_folder(args.out or "fastscore-demo")
+    with writing(args.out or "fastscore-demo"):
+        out = new_folder(args.out or "fastscore-demo")
     noise = 0.1
     n_train, n_test = (300, 2) if quick else (4000, 8)
     steps = 300 if quick else 8000
-    _say(f"fastscore demo: toy rectangles (16x16), noise sigma = {noise}, results in {out}/")
+    console.say(f"fastscore demo: toy rectangles (16x16), noise sigma = {noise}, "
+                f"results in {out}/")
     train = data.rectangles(n_train, rng=rng, dtype=np.float32)
     test = data.rectangles(n_test, rng=rng, dtype=np.float32)
     noisy = test + noise * rng.standard_normal(test.shape).astype(np.float32)
 
-    _say(f"training a 3x3 patch score network ({steps} steps, batch 512) ...")
+    console.say(f"training a 3x3 patch score network ({steps} steps, batch 512) ...")
     t0 = time.perf_counter()
     model = fit_patch_score(train, patch_size=3, n_steps=steps, batch_size=512,
-                            sigmas=(0.02, 0.5), rng=rng, progress=not args.no_progress)
+                            sigmas=(0.02, 0.5), rng=rng, progress=console.progress)
     t_train = time.perf_counter() - t0
     hist = model.history
     marks = [hist["loss"][int(f * (len(hist["loss"]) - 1))] for f in (0, 0.25, 0.5, 1.0)]
     val = f", validation {hist['val_loss'][0]:.3f} -> {hist['val_loss'][-1]:.3f}" \
         if hist["val_loss"] else ""
-    _say(f"trained in {t_train:.1f} s: loss {' -> '.join(f'{m:.3f}' for m in marks)}{val}")
+    console.say(f"trained in {t_train:.1f} s: loss "
+                f"{' -> '.join(f'{m:.3f}' for m in marks)}{val}")
     model_path = model.save(os.path.join(out, "model.npz"))
 
     prior = _prior(model, args)
@@ -169,9 +169,9 @@ def _cmd_demo(args):
     for name, (est, sec) in results.items():
         p, s = scores(est)
         rows.append([name, f"{p:.2f}", f"{s:.3f}", f"{sec / n_test:.3f}"])
-    _say("")
-    _say(_table(rows, ["method", "PSNR (dB)", "SSIM", "seconds / image"]))
-    _say("")
+    console.result("")
+    console.result(table(rows, ["method", "PSNR (dB)", "SSIM", "seconds / image"]))
+    console.result("")
 
     shown = {"noisy": noisy[0], "MAP": results["MAP"][0][0],
              "posterior mean": results["posterior mean"][0][0],
@@ -181,28 +181,19 @@ def _cmd_demo(args):
         figure = plot.reconstruction_figure(test[0], shown, std[0],
                                             path=os.path.join(out, "demo.png"))
         plot.training_curves(hist, path=os.path.join(out, "training.png"))
-        _say(f"figure: {figure}")
+        console.say(f"figure: {figure}")
     except ImportError:
         for name, im in [("clean", test[0])] + list(shown.items()) + [("posterior std", std[0])]:
             np.save(os.path.join(out, name.split(" (")[0].replace(" ", "_") + ".npy"), im)
-        _say("matplotlib is not installed: wrote .npy files instead of a figure "
+        console.say("matplotlib is not installed: wrote .npy files instead of a figure "
              "(pip install 'fastscore[plot]' for the figure)")
-    _say(f"model: {model_path} (use it with: fastscore denoise NOISY --model {model_path} "
+    console.say(f"model: {model_path} (use it with: fastscore denoise NOISY --model {model_path} "
          f"--sigma {noise} --out OUT)")
     return 0
 
 
 # --------------------------------------------------------------------------- train
-def _training_images(args):
-    from . import data
-
-    if args.phantom:
-        if args.images:
-            raise UsageError("give image files or --phantom, not both")
-        make = {"rectangles": data.rectangles, "disks": data.disks}[args.phantom]
-        return make(args.n_images, size=args.size, rng=args.seed, dtype=np.float32)
-    if not args.images:
-        raise UsageError("give training images (files or folders) or --phantom")
+def _training_files(args):
     files = []
     for path in args.images:
         if os.path.isdir(path):
@@ -210,91 +201,136 @@ def _training_images(args):
                             if not f.startswith("."))
         else:
             files.append(path)
+    return files
+
+
+def _training_images(args, files, console):
+    from . import data
+
+    if args.phantom:
+        if args.images:
+            raise UsageError("give image files or --phantom, not both")
+        check_size((args.size, args.size), "--n-images phantoms", count=args.n_images,
+                   itemsize=4, copies=2)
+        make = {"rectangles": data.rectangles, "disks": data.disks}[args.phantom]
+        with checking("phantom options"):
+            return make(args.n_images, size=args.size, rng=args.seed, dtype=np.float32)
+    if not args.images:
+        raise UsageError("give training images (files or folders) or --phantom")
     images = []
     for f in files:
-        arr = _read_image(f)
+        arr = as_real(read_image(f, "image", console), "image", f)
         images += list(arr) if arr.ndim == 3 and args.stack else [arr]
     if not images:
         raise UsageError("no images found in " + ", ".join(args.images))
     return [im.astype(np.float32) for im in images]
 
 
-def _cmd_train(args):
+def _check_training_patch(patch, images):
+    for im in images:
+        shape = tuple(im.shape)
+        dims = (patch,) * len(shape) if isinstance(patch, int) else patch
+        if len(dims) != len(shape) or any(p > n for p, n in zip(dims, shape)):
+            raise UsageError(f"--patch-size {patch} does not fit a training image of shape "
+                             f"{shape}")
+
+
+def _cmd_train(args, console):
     from .train import fit_patch_score
 
     _threads(args)
-    images = _training_images(args)
-    if os.path.exists(args.out) and not args.overwrite:
-        raise UsageError(f"{args.out} exists (use --overwrite to replace it)")
+    _settings(args, console)
+    if args.sigma_min >= args.sigma_max:
+        raise UsageError(f"--sigma-min ({args.sigma_min:g}) must be smaller than --sigma-max "
+                         f"({args.sigma_max:g})")
+    if args.scale_augment and not 0 < args.scale_augment[0] <= args.scale_augment[1]:
+        raise UsageError(f"--scale-augment LOW HIGH needs 0 < LOW <= HIGH; got "
+                         f"{args.scale_augment}")
     checkpoint = args.checkpoint or (args.out + ".checkpoint.npz")
+    files = _training_files(args)
+    check_outputs([args.out], files + [checkpoint], overwrite=args.overwrite, suffixes=None)
+    if args.resume and not os.path.isfile(checkpoint):
+        raise UsageError(f"--resume: no checkpoint {checkpoint} to continue from")
+    if args.checkpoint:
+        check_outputs([checkpoint], files, overwrite=True, suffixes=None)
+    images = _training_images(args, files, console)
+    patch = args.patch_size[0] if len(args.patch_size) == 1 else tuple(args.patch_size)
+    _check_training_patch(patch, images)
     try:
-        patch = args.patch_size[0] if len(args.patch_size) == 1 else tuple(args.patch_size)
-        model = fit_patch_score(images, patch_size=patch, n_steps=args.steps,
-                                batch_size=args.batch_size, lr=args.lr,
-                                sigmas=(args.sigma_min, args.sigma_max), rng=args.seed,
-                                augment=not args.no_augment,
-                                scale_augment=args.scale_augment, dc=args.dc,
-                                contrast=args.contrast, intensity=args.intensity,
-                                checkpoint=checkpoint,
-                                checkpoint_every=args.checkpoint_every, resume=args.resume,
-                                progress=not args.no_progress)
+        with console.timed("training"):
+            model = fit_patch_score(images, patch_size=patch, n_steps=args.steps,
+                                    batch_size=args.batch_size, lr=args.lr,
+                                    sigmas=(args.sigma_min, args.sigma_max), rng=args.seed,
+                                    augment=not args.no_augment,
+                                    scale_augment=args.scale_augment, dc=args.dc,
+                                    contrast=args.contrast, intensity=args.intensity,
+                                    checkpoint=checkpoint,
+                                    checkpoint_every=args.checkpoint_every,
+                                    resume=args.resume, progress=console.progress)
     except KeyboardInterrupt:
         print(f"fastscore train: interrupted; resume with the same command plus --resume "
               f"(checkpoint {checkpoint})", file=sys.stderr)
         return 130
-    model.save(args.out)
+    with writing(args.out):
+        model.save(args.out)
     h = model.history
-    _say(f"trained {len(h['loss'])} steps in {h['time'][-1]:.1f} s; final loss "
-         f"{h['loss'][-1]:.4f}" + (f", validation {h['val_loss'][-1]:.4f}" if h["val_loss"]
-                                   else "") + f"; model written to {args.out}")
+    console.say(f"trained {len(h['loss'])} steps in {h['time'][-1]:.1f} s; final loss "
+                f"{h['loss'][-1]:.4f}" + (f", validation {h['val_loss'][-1]:.4f}"
+                                          if h["val_loss"] else "")
+                + f"; model written to {args.out}")
     return 0
 
 
 # --------------------------------------------------------------------------- denoise
-def _cmd_denoise(args):
+def _cmd_denoise(args, console):
     from .operators import Identity
     from .reconstruct import map_estimate, posterior_sample
 
     _threads(args)
-    model = _load_model(args.model)
-    y = _read_image(args.noisy, "noisy image").astype(model.net.dtype)
-    _check_patch_dims(model, y)
+    _settings(args, console)
+    model = _load_model(args.model, console)
+    y = as_real(read_image(args.noisy, "noisy image", console), "noisy image", args.noisy,
+              model.net.dtype)
+    _check_patch_dims(model, y.shape)
+    sigma = check_noise_level(args.sigma, "--sigma", model.net.dtype)
+    outputs = [args.out]
+    if args.method == "posterior":
+        if args.out == "-":
+            raise UsageError("--out - holds one array; posterior sampling writes the mean and "
+                             "the std: give a file name")
+        check_size(y.shape, "posterior samples", count=args.samples, itemsize=y.itemsize)
+        outputs.append(sibling(args.out, "_std"))
+    check_outputs(outputs, [args.noisy, args.model], overwrite=args.overwrite, ndim=y.ndim)
     prior = _prior(model, args, _denoising_intensity(model, args.intensity))
     if prior.intensity is not None:       # (k, b) from the noisy image, fixed throughout
-        prior.calibrate(y, check_scalar(args.sigma, "noise_sigma", low=0,
-                                        low_inclusive=False))
+        with checking("intensity calibration"):
+            prior.calibrate(y, sigma)
     A = Identity(y.shape if y.ndim == len(model.patch_size) else y.shape[1:])
     t0 = time.perf_counter()
     if args.method == "posterior":
-        post = posterior_sample(y, A, args.sigma, prior, n_samples=args.samples, rng=args.seed,
-                                progress=not args.no_progress)
-        _write_image(args.out, post.mean)
-        std_path = _sibling(args.out, "_std")
-        _write_image(std_path, post.std)
-        _say(f"posterior mean of {args.samples} samples -> {args.out}; std -> {std_path} "
-             f"({time.perf_counter() - t0:.1f} s)")
+        post = posterior_sample(y, A, sigma, prior, n_samples=args.samples, rng=args.seed,
+                                progress=console.progress)
+        write_result(outputs[0], post.mean, console)
+        write_result(outputs[1], post.std, console)
+        console.say(f"posterior mean of {args.samples} samples -> {outputs[0]}; std -> "
+                    f"{outputs[1]} ({time.perf_counter() - t0:.1f} s)")
     else:
-        x = map_estimate(y, A, args.sigma, prior, method="hqs" if args.method == "hqs"
+        x = map_estimate(y, A, sigma, prior, method="hqs" if args.method == "hqs"
                          else "gradient", n_steps=args.steps, rng=args.seed,
-                         progress=not args.no_progress).x
-        _write_image(args.out, x)
-        _say(f"{args.method} estimate -> {args.out} ({time.perf_counter() - t0:.1f} s)")
+                         progress=console.progress).x
+        where = write_result(args.out, x, console)
+        console.say(f"{args.method} estimate -> {where} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
-def _sibling(path, suffix):
-    root, ext = os.path.splitext(path)
-    return f"{root}{suffix}{ext}"
-
-
 # --------------------------------------------------------------------------- reconstruct
-def _operator(args, image_shape):
+def _operator(args, image_shape, console):
     from . import operators as ops
 
     name = args.operator
     if name == "mri":
         if args.mask:
-            mask = _read_image(args.mask, "mask") > 0
+            mask = read_image(args.mask, "mask", console) > 0
             if mask.shape != image_shape:
                 raise UsageError(f"the mask has shape {mask.shape}; the image is {image_shape}")
         else:
@@ -304,24 +340,23 @@ def _operator(args, image_shape):
         angles = np.linspace(0, np.pi, args.angles, endpoint=False)
         return ops.ParallelBeamCT(image_shape, angles)
     if name == "blur":
-        kernel = (_read_image(args.kernel, "kernel") if args.kernel
-                  else ops.gaussian_kernel(args.blur_sigma))
+        kernel = (as_real(read_image(args.kernel, "kernel", console), "kernel", args.kernel)
+                  if args.kernel else ops.gaussian_kernel(args.blur_sigma))
         return ops.Blur(kernel, image_shape)
     if name == "inpaint":
         if not args.mask:
             raise UsageError("--operator inpaint needs --mask FILE (nonzero = observed)")
-        return ops.Mask(_read_image(args.mask, "mask") > 0)
-    if name == "superres":
-        return ops.Downsample(image_shape, args.factor)
-    raise UsageError(f"unknown operator {name}")
+        return ops.Mask(read_image(args.mask, "mask", console) > 0)
+    return ops.Downsample(image_shape, args.factor)
 
 
-def _cmd_reconstruct(args):
+def _cmd_reconstruct(args, console):
     from .reconstruct import map_estimate, posterior_sample
 
     _threads(args)
-    model = _load_model(args.model)
-    y = _read_image(args.data, "measurement")
+    _settings(args, console)
+    model = _load_model(args.model, console)
+    y = read_image(args.data, "measurement", console)
     if args.operator == "superres":
         image_shape = tuple(n * args.factor for n in y.shape)
     elif args.operator == "ct":
@@ -331,57 +366,113 @@ def _cmd_reconstruct(args):
     else:
         image_shape = tuple(args.image_shape) if args.image_shape else y.shape
     if args.operator != "mri":
-        y = y.astype(model.net.dtype)
+        y = as_real(y, "measurement", args.data, model.net.dtype)
     elif not np.iscomplexobj(y):
         raise UsageError("--operator mri needs complex k-space data (.npy or .npz)")
-    _check_patch_dims(model, np.empty(image_shape))
-    try:
-        A = _operator(args, image_shape)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"operator parameters: {exc}") from None
+    check_size(image_shape, "the image", count=max(1, args.samples),
+               itemsize=np.dtype(model.net.dtype).itemsize)
+    _check_patch_dims(model, image_shape)
+    sigma = check_noise_level(args.noise_sigma, "--noise-sigma", model.net.dtype)
+    outputs = [args.out]
+    if args.samples:
+        if args.out == "-":
+            raise UsageError("--out - holds one array; --samples writes the mean and the "
+                             "std: give a file name")
+        outputs.append(sibling(args.out, "_std"))
+    check_outputs(outputs, [args.data, args.model, args.mask, args.kernel],
+                  overwrite=args.overwrite, ndim=len(image_shape))
+    with checking("operator parameters"):
+        A = _operator(args, image_shape, console)
+        y = A.check_measurement(y, "--data")
     prior = _prior(model, args, intensity="none")   # no reliable (k, b) from y
     t0 = time.perf_counter()
     if args.samples:
-        post = posterior_sample(y, A, args.noise_sigma, prior, n_samples=args.samples,
-                                rng=args.seed, progress=not args.no_progress)
-        _write_image(args.out, post.mean)
-        _write_image(_sibling(args.out, "_std"), post.std)
+        post = posterior_sample(y, A, sigma, prior, n_samples=args.samples,
+                                rng=args.seed, progress=console.progress)
+        write_result(outputs[0], post.mean, console)
+        write_result(outputs[1], post.std, console)
     else:
-        x = map_estimate(y, A, args.noise_sigma, prior, method=args.method,
-                         n_steps=args.steps, rng=args.seed, progress=not args.no_progress).x
-        _write_image(args.out, x)
-    _say(f"{args.operator} reconstruction -> {args.out} ({time.perf_counter() - t0:.1f} s)")
+        x = map_estimate(y, A, sigma, prior, method=args.method,
+                         n_steps=args.steps, rng=args.seed, progress=console.progress).x
+        write_result(args.out, x, console)
+    shown = "standard output" if args.out == "-" else args.out
+    console.say(f"{args.operator} reconstruction -> {shown} "
+                f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 # --------------------------------------------------------------------------- sample
-def _cmd_sample(args):
+def _sample_paths(out, n):
+    """The files `sample` writes: `out` (n = 1) or OUT_000.ext, … when `out` is a file name
+    (it has a suffix); sample_000.npy, … in the folder `out` otherwise."""
+    if out == "-":
+        raise UsageError("sample writes image files: give a file name or a folder, not -")
+    suffix = suffix_of(out)
+    if suffix and not os.path.isdir(out):
+        root = out[:-len(suffix)]
+        return [out] if n == 1 else [f"{root}_{k:03d}{out[len(root):]}" for k in range(n)]
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out} exists and is not a folder; give a folder, or a file "
+                         f"name ending in {', '.join(WRITABLE_SUFFIXES)}")
+    return [os.path.join(out, f"sample_{k:03d}.npy") for k in range(n)]
+
+
+def _cmd_sample(args, console):
     from .sampling import annealed_langevin
 
     _threads(args)
-    model = _load_model(args.model)
+    _settings(args, console)
+    model = _load_model(args.model, console)
     shape = tuple(args.shape)
-    _check_patch_dims(model, np.empty(shape))
+    if len(shape) != len(model.patch_size):
+        raise UsageError(f"the model scores {len(model.patch_size)}-D patches "
+                         f"{model.patch_size}; --shape {' '.join(map(str, shape))} is "
+                         f"{len(shape)}-D")
+    _check_patch_dims(model, shape, "sample shape")
+    dtype = np.dtype(model.net.dtype)
+    check_size(shape, "--n samples", count=args.n, itemsize=dtype.itemsize)
+    paths = _sample_paths(args.out, args.n)
+    folder = os.path.dirname(paths[0])
+    make_folder = os.path.dirname(os.path.abspath(paths[0])) == os.path.abspath(args.out) \
+        and not os.path.isdir(folder)
+    if make_folder:
+        parent = os.path.dirname(os.path.abspath(folder))
+        if not os.path.isdir(parent):
+            raise UsageError(f"cannot write {args.out}: the folder {parent} does not exist")
+    else:
+        check_outputs(paths, [args.model], overwrite=args.overwrite, ndim=len(shape))
     prior = _prior(model, args, intensity="none")     # no image to normalise
     rng = np.random.default_rng(args.seed)
     sigmas = np.geomspace(model.sigma_max, model.sigma_min, args.levels)
     mean = float(np.mean(model.model.mean))
-    x0 = (mean + sigmas[0] * rng.standard_normal((args.n,) + shape)).astype(model.net.dtype)
-    result = annealed_langevin(lambda x, s: prior.score(x, s, rng=rng), sigmas,
-                               args.steps_per_level, args.eps, x0, rng=rng)
+    x0 = (mean + sigmas[0] * rng.standard_normal((args.n,) + shape)).astype(dtype)
+    with console.timed("sampling"):
+        result = annealed_langevin(lambda x, s: prior.score(x, s, rng=rng), sigmas,
+                                   args.steps_per_level, args.eps, x0, rng=rng)
     samples = getattr(result, "samples", result)
-    os.makedirs(args.out, exist_ok=True)
-    for k, im in enumerate(samples):
-        _write_image(os.path.join(args.out, f"sample_{k:03d}.npy"), im)
-    _say(f"{args.n} samples of shape {shape} -> {args.out}/")
+    if make_folder:
+        with writing(args.out):
+            os.makedirs(folder)
+    for path, im in zip(paths, samples):
+        write_result(path, im, console)
+    where = f"{args.out}/" if make_folder or os.path.isdir(args.out) else ", ".join(
+        paths[:2]) + (", ..." if len(paths) > 2 else "")
+    console.say(f"{args.n} samples of shape {shape} -> {where}")
     return 0
 
 
 # --------------------------------------------------------------------------- info, bench
-def _cmd_info(args):
-    model = _load_model(args.model)
+def _cmd_info(args, console):
+    console.data_on_stdout = args.json
+    model = _load_model(args.model, console)
     config = model.get_config()
     net = config["model"]["net"]
+    if args.json:
+        console.result(json.dumps({
+            "fastscore_version": __version__, "file": os.path.abspath(args.model),
+            "kind": model.kind, "n_params": int(model.net.n_params), "config": config},
+            indent=1, sort_keys=True))
+        return 0
     rows = [("patch size", "x".join(map(str, model.patch_size))),
             ("architecture", " -> ".join(map(str, net["widths"]))),
             ("activations", ", ".join(net["activations"])),
@@ -394,8 +485,9 @@ def _cmd_info(args):
         + [f"intensity {inv['intensity']}"])))
     ref = model.intensity_reference
     if ref is not None:
-        rows.append(("training intensities", f"{ref.percentile:g}-{100 - ref.percentile:g}% "
-                     f"range [{ref.low[0]:.4g}, {ref.high[0]:.4g}]"))
+        rows.append(("training intensities",
+                     (f"{ref.percentile:g}-{100 - ref.percentile:g}% range "
+                      f"[{ref.low[0]:.4g}, {ref.high[0]:.4g}]")))
     training = model.training or {}
     for key in ("n_steps", "batch_size", "lr", "augment", "scale_augment", "final_loss",
                 "final_val_loss", "seconds", "data"):
@@ -403,14 +495,13 @@ def _cmd_info(args):
             value = training[key]
             rows.append((f"training {key.replace('_', ' ')}",
                          f"{value:.4g}" if isinstance(value, float) else value))
-    from . import __version__
     rows.append(("fastscore version", __version__))
     for key, value in rows:
-        _say(f"{key:24s} {value}")
+        console.result(f"{key:24s} {value}")
     return 0
 
 
-def _cmd_bench(args):
+def _cmd_bench(args, console):
     import subprocess
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -424,154 +515,62 @@ def _cmd_bench(args):
     for script in sorted(f for f in os.listdir(folder) if f.startswith("bench_")):
         if args.only and args.only not in script:
             continue
-        _say(f"== {script} --quick")
-        status |= subprocess.call([sys.executable, os.path.join(folder, script), "--quick"],
-                                  cwd=folder)
+        console.say(f"== {script} --quick")
+        with console.timed(script):
+            status |= subprocess.call([sys.executable, os.path.join(folder, script),
+                                       "--quick"], cwd=folder)
     return status
 
 
-# --------------------------------------------------------------------------- parser
+# --------------------------------------------------------------------------- main
+COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "denoise": _cmd_denoise,
+            "reconstruct": _cmd_reconstruct, "sample": _cmd_sample, "info": _cmd_info,
+            "bench": _cmd_bench}
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="fastscore", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Score-based patch priors for imaging on ordinary CPUs.",
-        epilog="example: fastscore demo   (then: fastscore COMMAND --help)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name, help_, example):
-        p = sub.add_parser(name, help=help_, description=help_.capitalize() + ".",
-                           epilog=f"example: {example}",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        p.add_argument("--threads", type=int, default=None,
-                       help="kernel and BLAS threads (default: FASTSCORE_NUM_THREADS or all)")
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        return p
-
-    def prior_options(p):
-        p.add_argument("--weight", default="mean",
-                       help="prior weight: mean (default), sum, or a number beta")
-        p.add_argument("--tiling", choices=["overlap", "random_shift"], default="overlap")
-        p.add_argument("--symmetrize", action="store_true",
-                       help="average the patch score over rotations/flips (8x the work)")
-
-    p = command("demo", "train on built-in phantoms, then denoise with MAP and posterior "
-                "sampling", "fastscore demo --quick")
-    p.add_argument("--out", help="output folder (default: a new fastscore-demo folder)")
-    p.add_argument("--quick", action="store_true", help="a small run (about 30 s)")
-    p.set_defaults(func=_cmd_demo, weight=1 / 9, tiling="overlap")   # beta = 1/n
-
-    p = command("train", "train a patch score model on images",
-                "fastscore train --phantom rectangles --steps 2000 --out model.npz")
-    p.add_argument("images", nargs="*", help=".npy/.npz/PNG/TIFF/NIfTI files or folders")
-    p.add_argument("--phantom", choices=["rectangles", "disks"], help="built-in phantoms")
-    p.add_argument("--n-images", type=int, default=2000, help="phantoms to generate")
-    p.add_argument("--size", type=int, default=16, help="phantom size")
-    p.add_argument("--stack", action="store_true", help="treat 3-D files as stacks of 2-D images")
-    p.add_argument("--patch-size", type=int, nargs="+", default=[3])
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--sigma-min", type=float, default=0.02)
-    p.add_argument("--sigma-max", type=float, default=1.0)
-    p.add_argument("--no-augment", action="store_true", help="no flips/rotations")
-    p.add_argument("--scale-augment", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                   help="random intensity factors in [LOW, HIGH] (log-uniform)")
-    p.add_argument("--dc", action="store_true", help="train an exactly DC-invariant score")
-    p.add_argument("--contrast", action="store_true",
-                   help="train a contrast-normalised score (implies --dc)")
-    p.add_argument("--intensity", choices=["none", "scale", "affine"], default="none",
-                   help="image intensity normalisation stored with the model")
-    p.add_argument("--out", required=True, help="model file to write (.npz)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--checkpoint", help="checkpoint file (default OUT.checkpoint.npz)")
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    p.set_defaults(func=_cmd_train)
-
-    p = command("denoise", "denoise an image with a trained model",
-                "fastscore denoise noisy.npy --model model.npz --sigma 0.1 --out clean.npy")
-    p.add_argument("noisy")
-    p.add_argument("--model", required=True)
-    p.add_argument("--sigma", type=float, required=True, help="noise standard deviation")
-    p.add_argument("--out", required=True)
-    p.add_argument("--method", choices=["map", "hqs", "posterior"], default="map")
-    p.add_argument("--samples", type=int, default=16, help="posterior samples")
-    p.add_argument("--steps", type=int, default=100, help="MAP iterations")
-    p.add_argument("--intensity", choices=["auto", "none", "scale", "affine"], default="auto",
-                   help="map the image to the training intensities, calibrated from it "
-                   "(auto: affine when the model stores training statistics)")
-    prior_options(p)
-    p.set_defaults(func=_cmd_denoise)
-
-    p = command("reconstruct", "solve an inverse problem (MRI, CT, deblurring, inpainting, "
-                "super-resolution)", "fastscore reconstruct --operator mri --data kspace.npy "
-                "--acceleration 4 --noise-sigma 0.05 --model model.npz --out x.npy")
-    p.add_argument("--operator", required=True,
-                   choices=["mri", "ct", "blur", "inpaint", "superres"])
-    p.add_argument("--data", required=True, help="measurements")
-    p.add_argument("--model", required=True)
-    p.add_argument("--noise-sigma", type=float, required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--image-shape", type=int, nargs="+", help="image shape (CT; else from data)")
-    p.add_argument("--mask", help="sampling mask (MRI) or observed-pixel mask (inpaint)")
-    p.add_argument("--acceleration", type=float, default=4.0, help="MRI acceleration")
-    p.add_argument("--angles", type=int, default=30, help="CT views over 180 degrees")
-    p.add_argument("--kernel", help="blur kernel file")
-    p.add_argument("--blur-sigma", type=float, default=1.5, help="Gaussian blur width")
-    p.add_argument("--factor", type=int, default=2, help="super-resolution factor")
-    p.add_argument("--method", choices=["gradient", "hqs"], default="gradient")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--samples", type=int, default=0,
-                   help="posterior samples (mean and std written) instead of MAP")
-    prior_options(p)
-    p.set_defaults(func=_cmd_reconstruct)
-
-    p = command("sample", "draw images from the prior alone (annealed Langevin)",
-                "fastscore sample --model model.npz --shape 64 64 --n 4 --out samples")
-    p.add_argument("--model", required=True)
-    p.add_argument("--shape", type=int, nargs="+", required=True)
-    p.add_argument("--n", type=int, default=4)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--levels", type=int, default=10, help="noise levels")
-    p.add_argument("--steps-per-level", type=int, default=30)
-    p.add_argument("--eps", type=float, default=2e-5, help="Langevin step scale")
-    prior_options(p)
-    p.set_defaults(func=_cmd_sample)
-
-    p = command("info", "describe a model file", "fastscore info model.npz")
-    p.add_argument("model")
-    p.set_defaults(func=_cmd_info)
-
-    p = command("bench", "run the short versions of the benchmarks",
-                "fastscore bench --only patches")
-    p.add_argument("--only", help="run the scripts whose name contains this")
-    p.set_defaults(func=_cmd_bench)
-    return parser
+    """The command's argument parser."""
+    return _build_parser(COMMANDS)
 
 
 def main(argv=None):
+    """Run the command; returns the exit code (0, 1 internal error, 2 user mistake, 130)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    if hasattr(args, "weight") and args.weight not in ("mean", "sum"):
-        try:
-            args.weight = float(args.weight)
-        except ValueError:
-            print(f"fastscore {args.command}: error: --weight must be mean, sum or a number; "
-                  f"got {args.weight!r}", file=sys.stderr)
-            return 2
     try:
-        return args.func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"fastscore {args.command}: error: {message}", file=sys.stderr)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:         # --help, --version, or a mistake in the options
+        return exc.code
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    console = Console(args.verbosity, no_progress=getattr(args, "no_progress", False))
+    console.data_on_stdout = getattr(args, "out", None) == "-"
+    name = f"fastscore {args.command}"
+    try:
+        return args.func(args, console)
+    except UsageError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"fastscore {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:     # the system refused a file operation during the work
+        if args.debug:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"{name}: error: {exc.strerror or one_line(exc)}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001  (anything else is a defect: exit 1)
+        if args.debug:
+            traceback.print_exc()
+            print(f"{name}: internal error: {type(exc).__name__}: {one_line(exc)}",
+                  file=sys.stderr)
+        else:
+            print(f"{name}: internal error: {type(exc).__name__}: {one_line(exc)} (run with "
+                  "--debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

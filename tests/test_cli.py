@@ -1,5 +1,8 @@
 """The fastscore command end to end (small settings), and its one-line user errors."""
+import io
+import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -137,7 +140,7 @@ def test_bench_quick(capfd, monkeypatch):
     (["denoise", "NOISY", "--model", "MODEL5", "--sigma", "0.1", "--out", "o.npy"],
      "smaller than the model's patch size"),
     (["denoise", "NOISY", "--model", "MODEL", "--sigma", "-1", "--out", "o.npy"],
-     "`noise_sigma` must be > 0"),
+     "--sigma: expected a number > 0"),
     (["reconstruct", "--operator", "inpaint", "--data", "NOISY", "--model", "MODEL",
       "--noise-sigma", "0.1", "--out", "o.npy"], "needs --mask"),
     (["reconstruct", "--operator", "mri", "--data", "NOISY", "--model", "MODEL",
@@ -146,7 +149,7 @@ def test_bench_quick(capfd, monkeypatch):
       "--noise-sigma", "0.1", "--out", "o.npy"], "needs --image-shape"),
     (["train", "--out", "m.npz"], "give training images"),
     (["denoise", "NOISY", "--model", "MODEL", "--sigma", "0.1", "--out", "o.npy",
-      "--weight", "lots"], "--weight must be mean, sum or a number"),
+      "--weight", "lots"], "--weight: must be mean, sum or a number"),
 ])
 def test_user_mistakes_exit_2_with_one_line(args, message, model_path, noisy_path, tmp_path,
                                             capsys, monkeypatch):
@@ -164,7 +167,7 @@ def test_user_mistakes_exit_2_with_one_line(args, message, model_path, noisy_pat
              "BADMODEL": "bad.npz", "MODEL5": str(model5)}
     if "MODEL5" in args:
         subst["NOISY"] = str(big)
-    code, out, err = run([subst.get(a, a) for a in args], capsys)
+    code, _, err = run([subst.get(a, a) for a in args], capsys)
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], err
@@ -174,7 +177,7 @@ def test_user_mistakes_exit_2_with_one_line(args, message, model_path, noisy_pat
 def test_help_everywhere():
     for command in ("demo", "train", "denoise", "reconstruct", "sample", "info", "bench"):
         out = subprocess.run([sys.executable, "-m", "fastscore.cli", command, "--help"],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         assert out.returncode == 0 and "example:" in out.stdout
 
 
@@ -195,7 +198,7 @@ def test_invariance_options_train_info_denoise(tmp_path, noisy_path, capsys):
                                     ("shifted", shifted, "0.2", []),
                                     ("sym", noisy_path, "0.1", ["--symmetrize",
                                                                 "--intensity", "scale"])):
-        out = tmp_path / f"{name}.npy"
+        out = tmp_path / f"{name}-denoised.npy"
         code, _, err = run(["denoise", src, "--model", path, "--sigma", sigma, "--out", out,
                             "--method", "hqs", "--steps", "4", "--no-progress", *extra], capsys)
         assert code == 0, err
@@ -203,3 +206,141 @@ def test_invariance_options_train_info_denoise(tmp_path, noisy_path, capsys):
     # intensity normalisation calibrated from the image: denoising is affine-equivariant
     np.testing.assert_allclose(outs["shifted"], 2.0 * outs["plain"] + 0.5, atol=2e-4)
     assert not np.allclose(outs["sym"], outs["plain"], atol=1e-4)
+
+
+# ----------------------------------------------------------------- help, version, output
+def _subparsers():
+    from fastscore.cli import build_parser
+
+    parser = build_parser()
+    return parser, parser._subparsers._group_actions[0].choices
+
+
+def test_help_shows_every_option_with_its_default_and_proper_descriptions():
+    _, commands = _subparsers()
+    assert set(commands) == {"demo", "train", "denoise", "reconstruct", "sample", "info",
+                             "bench"}
+    for name, p in commands.items():
+        assert p.description[0].isupper() and p.description.endswith("."), name
+        text = p.format_help()
+        for action in p._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings} has no help line"
+            flag = action.nargs == 0
+            if action.option_strings and not flag and action.default is not None:
+                shown = (" ".join(map(str, action.default))
+                         if isinstance(action.default, list) else str(action.default))
+                assert f"(default: {shown})" in " ".join(text.split()), (name, action.dest)
+        for option in ("-q", "-v", "--debug"):
+            assert option in p._option_string_actions, (name, option)
+        if name in ("info", "bench"):
+            for option in ("--seed", "--threads", "--no-progress"):
+                assert option not in p._option_string_actions, (name, option)
+    assert "MRI, sparse-view CT" in commands["reconstruct"].description
+    assert "Langevin" in commands["sample"].description
+    assert "MAP" in commands["demo"].description
+    for name in ("denoise", "reconstruct", "train"):
+        assert "rescaled to [0, 1]" in " ".join(commands[name].format_help().split())
+    assert "(default: 3000)" in commands["train"].format_help()
+
+
+def test_version_and_info_show_it(model_path, capsys):
+    from fastscore import __version__
+
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"fastscore {__version__}"
+    code, out, _ = run(["info", model_path], capsys)
+    assert code == 0 and f"fastscore version{' ' * 8}{__version__}" in out
+    code, _, err = run(["info", model_path, "--seed", "1"], capsys)
+    assert code == 2 and "unrecognized arguments: --seed 1" in err
+
+
+def test_info_json(model_path, capsys):
+    from fastscore import __version__
+
+    code, out, err = run(["info", model_path, "--json", "-v"], capsys)
+    info = json.loads(out)
+    assert "model loaded" in err                         # -v details go to stderr
+    assert code == 0 and info["fastscore_version"] == __version__
+    assert info["config"]["patch_size"] == [3, 3] and info["n_params"] > 0
+    assert info["config"]["training"]["n_steps"] == 40
+
+
+def test_quiet_and_verbose(model_path, tmp_path, capsys):
+    from PIL import Image
+
+    x = rectangles(1, size=16, rng=3)[0]
+    Image.fromarray(np.round(255 * np.clip(x, 0, 1)).astype(np.uint8)).save(tmp_path / "y.png")
+    base = ["denoise", tmp_path / "y.png", "--model", model_path, "--sigma", "0.1",
+            "--steps", "3"]
+    code, out, err = run(base + ["--out", tmp_path / "q.npy", "-q"], capsys)
+    assert code == 0 and out == "" and err == ""
+    code, out, err = run(base + ["--out", tmp_path / "v.npy", "-v"], capsys)
+    assert code == 0 and err == ""
+    assert "sigma=0.1" in out and "method=map" in out                 # the settings used
+    assert "model loaded:" in out and "threads:" in out               # timings, threads
+    assert "intensities: 8-bit PNG, integer levels divided by 255 into [0, 1]" in out
+    code, out, _ = run(base + ["--out", tmp_path / "n.npy"], capsys)
+    assert code == 0 and len(out.splitlines()) == 1 and "intensities" not in out
+    code, out, _ = run(["info", model_path, "-q"], capsys)
+    assert code == 0 and "patch size" in out                          # the result itself
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bars_only_on_a_terminal(model_path, noisy_path, tmp_path, capsys,
+                                          monkeypatch):
+    base = ["denoise", noisy_path, "--model", model_path, "--sigma", "0.1", "--steps", "3"]
+    code, _, err = run(base + ["--out", tmp_path / "a.npy"], capsys)     # stderr captured
+    assert code == 0 and err == "" and "\r" not in err
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([str(a) for a in base + ["--out", tmp_path / "b.npy"]]) == 0
+    assert "\r" in terminal.getvalue()                                # a bar was drawn
+    terminal.truncate(0)
+    for flag in ("-q", "--no-progress"):
+        assert main([str(a) for a in base + ["--out", tmp_path / f"c{flag}.npy", flag]]) == 0
+    assert terminal.getvalue().strip("\x00") == ""
+
+
+def test_stdin_stdout_round_trip(model_path, noisy_path, tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    args = ["--model", str(model_path), "--steps", "3", "--seed", "5", "--threads", "1"]
+
+    def command(*words, stdin=None):
+        return subprocess.run([sys.executable, "-m", "fastscore.cli", *words], input=stdin,
+                              capture_output=True, env=env, check=False)
+
+    cases = {"denoise": ["denoise", "-", "--sigma", "0.1", *args],
+             "reconstruct": ["reconstruct", "--operator", "blur", "--data", "-",
+                             "--noise-sigma", "0.05", *args]}
+    for name, words in cases.items():
+        done = command(*words, "--out", "-", stdin=pathlib.Path(noisy_path).read_bytes())
+        assert done.returncode == 0, done.stderr.decode()
+        assert b"standard output" in done.stderr             # messages moved to stderr
+        piped = np.load(io.BytesIO(done.stdout), allow_pickle=False)
+        reference = tmp_path / f"{name}.npy"
+        dash = words.index("-")
+        done = command(*words[:dash], str(noisy_path), *words[dash + 1:], "--out",
+                       str(reference))
+        assert done.returncode == 0, done.stderr.decode()
+        np.testing.assert_array_equal(piped, load_image(reference))
+    done = command(*cases["denoise"], "--out", "-", stdin=b"not an array")
+    assert done.returncode == 2 and done.stdout == b""
+    assert b"cannot read the .npy array on standard input" in done.stderr
+
+
+@pytest.mark.parametrize("out, n, written", [("s.tif", 1, ["s.tif"]),
+                                             ("s.png", 2, ["s_000.png", "s_001.png"]),
+                                             ("v.nii.gz", 2, ["v_000.nii.gz", "v_001.nii.gz"])])
+def test_sample_writes_image_formats(out, n, written, model_path, tmp_path, capsys):
+    code, _, err = run(["sample", "--model", model_path, "--shape", "12", "12", "--n", n,
+                        "--levels", "2", "--steps-per-level", "2", "--out", tmp_path / out],
+                       capsys)
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == written
+    assert load_image(tmp_path / written[0]).shape == (12, 12)
