@@ -66,7 +66,7 @@ def estimate_noise_sigma(image):
                          f"the noise level; got shape {arr.shape}.")
     if np.ptp(arr) == 0:
         raise ValueError("cannot estimate the noise level of a constant image (every pixel "
-                         f"is {arr.flat[0]!r}); give the noise level explicitly.")
+                         f"is {float(arr.flat[0]):g}); give the noise level explicitly.")
     band = _diagonal_band(arr).ravel()
     mad = float(np.median(np.abs(band - np.median(band))))
     if mad <= 1e-12 * float(np.max(np.abs(arr))):

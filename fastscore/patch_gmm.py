@@ -227,6 +227,18 @@ class GaussianMixturePatchScore:
                    training={"n_patches": int(X.shape[0]), "n_iter": n_iter, "reg": reg,
                              "log_likelihood": log_lik})
 
+    @property
+    def n_params(self):
+        """Stored numbers: means, eigenvalues, eigenvectors and weights."""
+        K, m = self.means.shape
+        return K * (2 * m + m * m + 1)
+
+    def get_config(self):
+        """JSON-serialisable description (everything but the arrays)."""
+        return {"patch_size": list(self.patch_size), "n_components": self.n_components,
+                "sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "prune": self.prune,
+                "invariances": dict(self.invariances), "training": self.training}
+
     # ---------------------------------------------------------------- files
     def save(self, path):
         """Write to `path` (``.npz`` + JSON metadata, atomically, float32 arrays)."""
@@ -236,9 +248,7 @@ class GaussianMixturePatchScore:
                   "eigenvalues": self.eigenvalues.astype(np.float32),
                   "eigenvectors": self.eigenvectors.astype(np.float32),
                   "weights": self.weights}
-        meta = {"patch_size": list(self.patch_size), "sigma_min": self.sigma_min,
-                "sigma_max": self.sigma_max, "prune": self.prune, "training": self.training}
-        return write_model_file(path, self.kind, arrays, meta)
+        return write_model_file(path, self.kind, arrays, self.get_config())
 
     @classmethod
     def load(cls, path):

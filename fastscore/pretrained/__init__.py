@@ -75,7 +75,8 @@ def load(name):
     patch score
         :class:`fastscore.nn.PatchScoreModel` or
         :class:`fastscore.patch_gmm.GaussianMixturePatchScore`: ``score(patches, sigma)``,
-        ``patch_size``, ``sigma_min``, ``sigma_max``, ``invariances``.
+        ``patch_size``, ``sigma_min``, ``sigma_max``, ``invariances``, and
+        ``pretrained_name`` (= `name`).
 
     Raises
     ------
@@ -92,7 +93,9 @@ def load(name):
             f"the pretrained prior {name!r} is missing its file {file}: the installation is "
             "incomplete (reinstall fastscore, or rebuild it with "
             "benchmarks/train_pretrained.py).")
-    return load_file(file)
+    model = load_file(file)
+    model.pretrained_name = name
+    return model
 
 
 def prior(name, **options):
@@ -103,12 +106,3 @@ def prior(name, **options):
     model = load(name)
     return PatchPrior(model, model.patch_size, **{**PRIOR_OPTIONS[name], **options})
 
-
-def describe(name):
-    """One line about the shipped prior `name`: kind, patch size, noise range, file size."""
-    model = load(name)
-    kind = type(model).__name__
-    extra = (f"{model.n_components} components" if hasattr(model, "n_components")
-             else f"{model.model.n_params} parameters")
-    return (f"{name}: {kind}, patch {'x'.join(map(str, model.patch_size))}, {extra}, sigma in "
-            f"[{model.sigma_min:g}, {model.sigma_max:g}], {os.path.getsize(path(name)) / 1e6:.2f} MB")
