@@ -188,10 +188,12 @@ def timing(images, rows):
 
 def table(rows):
     """Mean PSNR / SSIM per class of images, method and σ; then the timing table."""
-    by = {}
+    by, seen = {}, set()
     for r in rows:
-        if r.get("timing"):
+        key = (r.get("image"), r.get("sigma"), r["method"])
+        if r.get("timing") or key in seen:
             continue
+        seen.add(key)
         by.setdefault((r["kind"], r["method"]), {}).setdefault(r["sigma"], []).append(r)
     order = ["noisy"] + list(METHODS) + list(POSTERIOR)
     for kind, images in (("natural", "moon, coins, clock"),
@@ -280,6 +282,7 @@ def main():
     p.add_argument("--noise", action="store_true", help="noise-level estimator table")
     p.add_argument("--only", nargs="+", help="images to run")
     p.add_argument("--methods", nargs="+", help="methods to run (name prefixes)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
     args = p.parse_args()
     os.makedirs(CACHE, exist_ok=True)
     images = test_images()
@@ -298,7 +301,7 @@ def main():
         else:
             methods = {k: v for k, v in METHODS.items()
                        if not args.methods or k.startswith(tuple(args.methods))}
-            measure(methods, SIGMAS, images, rows)
+            measure(methods, tuple(args.sigmas), images, rows)
     table(load_rows())
 
 
