@@ -1,11 +1,33 @@
 """Build the compiled kernels: one extension module per concept.
 
 Each ``fastscore/_ext/<name>.pyx`` is compiled together with ``csrc/<name>.c`` (when it
-exists) and ``csrc/fs_common.c``; adding a kernel concept needs no change here.
-Flags: -O3, OpenMP when the compiler supports it, no -march=native (SIMD comes from
-runtime dispatch, see csrc/fs_common.h). ``FASTSCORE_DEBUG_CYTHON=1`` turns Cython's
-bounds and wraparound checks on; ``FASTSCORE_NO_OPENMP=1`` builds without OpenMP; ``FASTSCORE_BUILD_ONLY=patches,kde``
-(development only) builds just the named modules.
+exists; a kernel with a long compile may instead have one unit per type,
+``csrc/<name>_f32.c`` and ``csrc/<name>_f64.c``, which compile in parallel) and
+``csrc/fs_common.c``; adding a kernel concept needs no change here.
+
+Compilers. GCC or Clang on Linux and macOS (x86_64, arm64). The kernels use GCC vector
+extensions and ``__restrict__``, which MSVC does not have: Windows is not supported
+(build under WSL, or with MinGW-w64 GCC at your own risk; no wheels are made for it).
+
+Flags: -O3, OpenMP when the compiler supports it, no -march=native. SIMD comes from
+runtime dispatch (``target_clones`` of the x86-64-v4 / -v3 levels with GCC on x86-64
+Linux, see csrc/fs_common.h), with the clone set and the KDE dimension specialisations
+chosen per extension in ``_PER_EXTENSION`` below (``benchmarks/README.md``, section
+build). Per-file flags live there too, never in ``#pragma``.
+
+Compilation runs in parallel (every source file of every extension, as many jobs as
+cores; ``FASTSCORE_BUILD_JOBS=N`` or ``build_ext -j N`` to change), also under
+``pip install .`` and ``pip wheel .``.
+
+Environment switches:
+
+- ``FASTSCORE_DEBUG_CYTHON=1``: Cython bounds, wraparound and initialisation checks, and
+  Python-semantics division (a debug build for the test suite).
+- ``FASTSCORE_NO_OPENMP=1``: build without OpenMP (kernels run on one thread).
+- ``FASTSCORE_BUILD_ONLY=patches,kde`` (development): build just the named modules.
+- ``FASTSCORE_CLONE_SET=0|1|2|3`` and ``FASTSCORE_KDE_SPEC=SCORE_MASK,DENSITY_MASK``
+  (measurement of variants, ``benchmarks/build_times.py``): override the clone set of
+  every extension and the KDE specialisation masks.
 """
 
 import glob
@@ -13,11 +35,35 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = "csrc"
+
+# Per extension: the SIMD clone set (csrc/fs_common.h: 0 none, 1 v3, 2 v4 + v3, 3 v4;
+# always with the x86-64 baseline), extra macros and extra compiler flags. A clone or a
+# KDE specialisation stays only if `benchmarks/build_times.py --variants` measures it
+# >= 5% faster; the table and what is still unmeasured are in benchmarks/README.md,
+# section build.
+_PER_EXTENSION = {
+    "_common": {"clones": 2},
+    "adam": {"clones": 2,
+             # a step is the same IEEE arithmetic in the vector body, the scalar tail and
+             # the NumPy reference whatever the clone: no a*b + c -> fma contraction
+             "flags": ["-ffp-contract=off"]},
+    "kde": {"clones": 2, "macros": [("FS_KDE_SPEC_SCORE", "0x31E"),
+                                    ("FS_KDE_SPEC_DENSITY", "0x31E")]},
+    "mlp": {"clones": 2},
+    "patches": {"clones": 2},
+}
+
+
+def _enabled(variable):
+    return os.environ.get(variable, "") not in ("", "0")
 
 
 def _compiler_accepts(flags):
@@ -39,20 +85,18 @@ def _compiler_accepts(flags):
 
 
 def _flags():
-    debug = os.environ.get("FASTSCORE_DEBUG_CYTHON", "") not in ("", "0")
-    compile_args, link_args = [], []
     if sys.platform == "win32":
-        compile_args += ["/O2"]
-        if os.environ.get("FASTSCORE_NO_OPENMP", "") in ("", "0"):
-            compile_args += ["/openmp"]
+        raise RuntimeError(
+            "fastscore's C kernels need GCC or Clang (GCC vector extensions); MSVC cannot "
+            "build them. Use WSL on Windows.")
+    debug = _enabled("FASTSCORE_DEBUG_CYTHON")
+    compile_args = ["-O3", "-fno-math-errno", "-Wno-unused-function"]
+    link_args = []
+    if not _enabled("FASTSCORE_NO_OPENMP") and _compiler_accepts(["-fopenmp"]):
+        compile_args += ["-fopenmp"]
+        link_args += ["-fopenmp"]
     else:
-        compile_args += ["-O3", "-fno-math-errno", "-Wno-unused-function"]
-        if os.environ.get("FASTSCORE_NO_OPENMP", "") in ("", "0") and _compiler_accepts(
-                ["-fopenmp"]):
-            compile_args += ["-fopenmp"]
-            link_args += ["-fopenmp"]
-        else:
-            print("fastscore: building WITHOUT OpenMP (kernels run on one thread)")
+        print("fastscore: building WITHOUT OpenMP (kernels run on one thread)")
     directives = {
         "language_level": 3,
         "boundscheck": debug,
@@ -62,6 +106,26 @@ def _flags():
         "embedsignature": True,
     }
     return compile_args, link_args, directives
+
+
+def _settings(name):
+    """Clone set, macros and flags of one extension (with the measurement overrides)."""
+    own = _PER_EXTENSION.get(name, {"clones": 2})
+    clones = int(os.environ.get("FASTSCORE_CLONE_SET") or own["clones"])
+    macros = [("FS_CLONE_SET", str(clones))]
+    for key, value in own.get("macros", []):
+        if name == "kde" and os.environ.get("FASTSCORE_KDE_SPEC"):
+            score, density = os.environ["FASTSCORE_KDE_SPEC"].split(",")
+            value = score if key == "FS_KDE_SPEC_SCORE" else density
+        macros.append((key, value))
+    return macros, own.get("flags", [])
+
+
+def _cost(ext):
+    """Source bytes of an extension, its kernel template included (compile-time proxy)."""
+    stem = os.path.join(CSRC, ext.name.rsplit(".", 1)[1].lstrip("_"))
+    files = list(ext.sources) + [stem + ".tmpl.c"]
+    return sum(os.path.getsize(f) for f in files if os.path.exists(f))
 
 
 def extensions():
@@ -75,19 +139,56 @@ def extensions():
         if only and name not in only:
             continue
         sources = [pyx, os.path.join(CSRC, "fs_common.c")]
-        kernel = os.path.join(CSRC, name.lstrip("_") + ".c")
-        if os.path.exists(kernel) and kernel not in sources:
-            sources.append(kernel)
+        stem = os.path.join(CSRC, name.lstrip("_"))
+        for kernel in [stem + ".c"] + sorted(glob.glob(stem + "_f[0-9][0-9].c")):
+            if os.path.exists(kernel) and kernel not in sources:
+                sources.append(kernel)
+        macros, flags = _settings(name)
         exts.append(Extension(
             f"fastscore._ext.{name}", sources,
             depends=sorted(glob.glob(os.path.join(CSRC, "*.h")) +
                            glob.glob(os.path.join(CSRC, "*.tmpl.c"))),
             include_dirs=[CSRC],
-            extra_compile_args=compile_args,
+            extra_compile_args=compile_args + flags,
             extra_link_args=link_args,
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            define_macros=macros,
         ))
-    return cythonize(exts, compiler_directives=directives, quiet=True)
+    exts.sort(key=_cost, reverse=True)          # the longest compile starts first
+    return cythonize(exts, compiler_directives=directives, quiet=True,
+                     nthreads=_jobs(None))
 
 
-setup(ext_modules=extensions())
+def _jobs(requested):
+    if isinstance(requested, int) and requested > 0:
+        return requested
+    env = os.environ.get("FASTSCORE_BUILD_JOBS", "")
+    if env.strip():
+        return max(1, int(env))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)
+
+
+class ParallelBuildExt(build_ext):
+    """build_ext compiling every source of every extension in parallel (bounded jobs)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.parallel = _jobs(self.parallel)
+
+    def build_extensions(self):
+        gate = threading.Semaphore(self.parallel)
+        compile_serial = self.compiler.compile
+
+        def compile_parallel(sources, *args, **kwargs):
+            def one(source):
+                with gate:
+                    return compile_serial([source], *args, **kwargs)
+
+            with ThreadPoolExecutor(max(1, len(sources))) as pool:
+                return [obj for objs in pool.map(one, sources) for obj in objs]
+
+        self.compiler.compile = compile_parallel
+        super().build_extensions()
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": ParallelBuildExt})

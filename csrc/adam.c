@@ -1,14 +1,9 @@
 /* Instantiates the optimiser kernels for float (f32) and double (f64).
  *
- * Floating-point contraction (a*b + c -> fma) is switched off for this unit, so a step is
- * the same IEEE arithmetic in the vector body, the scalar tail and a plain NumPy
+ * setup.py compiles this extension with -ffp-contract=off (no a*b + c -> fma), so a step
+ * is the same IEEE arithmetic in the vector body, the scalar tail and a plain NumPy
  * reference, whatever the SIMD target the runtime dispatch picks. The kernels are
  * memory-bound; fma would not make them faster. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("fp-contract=off")
-#elif defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#endif
 
 #include <math.h>
 #include <stdlib.h>

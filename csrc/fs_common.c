@@ -15,8 +15,12 @@ const char *fs_simd_target(void)
 {
 #if FS_HAVE_CLONES
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return "avx512f";
-    if (__builtin_cpu_supports("avx2")) return "avx2";
+#if FS_CLONE_SET != 1
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
+#endif
+#if FS_CLONE_SET != 3
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2 + FMA)";
+#endif
     return "default (x86-64 baseline)";
 #else
     return "compiler default (no runtime dispatch in this build)";

@@ -36,12 +36,31 @@
 /* Runtime SIMD dispatch: GCC compiles the marked function once per target and an ifunc
  * resolver picks the best one the CPU supports when the library loads. Mark the inner,
  * vectorisable functions (not the ones holding an OpenMP region: GCC outlines the region
- * body into a function that would not inherit the clones). */
+ * body into a function that would not inherit the clones).
+ *
+ * The targets are x86-64 micro-architecture levels: v4 (AVX-512 F/BW/CD/DQ/VL) and v3
+ * (AVX2 + FMA + BMI2; a plain "avx2" target would have no FMA). setup.py picks the set
+ * per extension with FS_CLONE_SET, keeping only the clones that measured >= 5% faster
+ * (benchmarks/README.md, section build):
+ *   0  no clones (x86-64 baseline)        1  v3 + baseline
+ *   2  v4 + v3 + baseline                 3  v4 + baseline                          */
+#ifndef FS_CLONE_SET
+#define FS_CLONE_SET 2
+#endif
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(FS_NO_CLONES)
+    && !defined(FS_NO_CLONES) && FS_CLONE_SET != 0
 #define FS_HAVE_CLONES 1
-#define FS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define FS_CLONES_NAMES "avx512f, avx2, default"
+#if FS_CLONE_SET == 1
+#define FS_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define FS_CLONES_NAMES "x86-64-v3, default"
+#elif FS_CLONE_SET == 3
+#define FS_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#define FS_CLONES_NAMES "x86-64-v4, default"
+#else
+#define FS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", \
+                                               "default")))
+#define FS_CLONES_NAMES "x86-64-v4, x86-64-v3, default"
+#endif
 #else
 #define FS_HAVE_CLONES 0
 #define FS_CLONES

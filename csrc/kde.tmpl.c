@@ -1,4 +1,5 @@
-/* Gaussian-KDE score and log-density, written once for REAL = float or double (kde.c).
+/* Gaussian-KDE score and log-density, written once for REAL = float or double
+ * (instantiated by kde_f32.c and kde_f64.c).
  *
  * Per query q (x_t the training points, sigma the bandwidth, m2 a reference distance):
  *   dm_t = |x_t - q|^2 - m2, from direct coordinate differences, m2 folded into the first
@@ -29,7 +30,7 @@
  * 2^127 (float) / 2^1023 (double) below the running maximum contribute nothing (they are
  * below the rounding of the sums anyway) and never reach denormal arithmetic. Products of
  * small nonzero weights with coordinate differences could still be denormal: the kernel
- * runs with FTZ/DAZ set on its threads (x86; restored on exit), see kde.c.
+ * runs with FTZ/DAZ set on its threads (x86; restored on exit), see kde_unit.h.
  *
  * Precision: the sums over T are accumulated in double even for float32 data. Inside a
  * tile each SIMD lane keeps its partial sums in REAL (at most FS_KDE_MAX_TILE_VECTORS = 128
@@ -356,7 +357,17 @@ FS_INLINE void FS_FN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdi
 }
 
 /* Dispatch on d so the coordinate loops of common patch sizes unroll and the
- * accumulators stay in registers; compiled once per SIMD target (FS_CLONES). */
+ * accumulators stay in registers; compiled once per SIMD target (FS_CLONES). Which
+ * (dimension, mode) pairs get their own body is set by the bit masks FS_KDE_SPEC_SCORE
+ * (score and log-density) and FS_KDE_SPEC_DENSITY (log-density only), bit D for d = D:
+ * setup.py keeps the ones measured >= 5% faster than the generic body (each costs compile
+ * time; benchmarks/README.md, section build). */
+#ifndef FS_KDE_SPEC_SCORE
+#define FS_KDE_SPEC_SCORE 0x31E         /* d = 1, 2, 3, 4, 8, 9 */
+#endif
+#ifndef FS_KDE_SPEC_DENSITY
+#define FS_KDE_SPEC_DENSITY 0x31E
+#endif
 FS_CLONES static void FS_FN(kde_block_tile)(const REAL *xt, ptrdiff_t ld, ptrdiff_t d,
                                             ptrdiff_t t0, ptrdiff_t t1, const REAL *queries,
                                             ptrdiff_t i0, ptrdiff_t i1,
@@ -365,16 +376,20 @@ FS_CLONES static void FS_FN(kde_block_tile)(const REAL *xt, ptrdiff_t ld, ptrdif
                                             VREAL *scratch, int with_score)
 {
 #define FS_KDE_CASE(D)                                                                  \
-    case D: {                                                                           \
-        VREAL acc[D];                                                                   \
-        if (with_score)                                                                 \
+    case D:                                                                             \
+        if (((FS_KDE_SPEC_SCORE >> D) & 1) && with_score) {                             \
+            VREAL acc[D];                                                               \
             FS_FN(kde_block_tile_d)(xt, ld, D, t0, t1, queries, i0, i1, exclude_start,  \
                                     c1, dmax, c1d, m2, st, acc, 1);                     \
-        else                                                                            \
+            return;                                                                     \
+        }                                                                               \
+        if (((FS_KDE_SPEC_DENSITY >> D) & 1) && !with_score) {                          \
+            VREAL acc[D];                                                               \
             FS_FN(kde_block_tile_d)(xt, ld, D, t0, t1, queries, i0, i1, exclude_start,  \
                                     c1, dmax, c1d, m2, st, acc, 0);                     \
-        break;                                                                          \
-    }
+            return;                                                                     \
+        }                                                                               \
+        break;
     switch (d) {
     FS_KDE_CASE(1)
     FS_KDE_CASE(2)
@@ -383,11 +398,11 @@ FS_CLONES static void FS_FN(kde_block_tile)(const REAL *xt, ptrdiff_t ld, ptrdif
     FS_KDE_CASE(8)
     FS_KDE_CASE(9)
     default:
-        FS_FN(kde_block_tile_d)(xt, ld, d, t0, t1, queries, i0, i1, exclude_start, c1, dmax,
-                                c1d, m2, st, scratch, with_score);
         break;
     }
 #undef FS_KDE_CASE
+    FS_FN(kde_block_tile_d)(xt, ld, d, t0, t1, queries, i0, i1, exclude_start, c1, dmax,
+                            c1d, m2, st, scratch, with_score);
 }
 
 ptrdiff_t FS_FN(fs_kde_leading_dim)(ptrdiff_t n_points)

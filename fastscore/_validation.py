@@ -146,8 +146,8 @@ def check_scalar(x, name, *, kind=numbers.Real, low=None, high=None,
         what = "an integer" if kind is numbers.Integral else "a real number"
         raise TypeError(f"`{name}` must be {what}; got {x!r} ({type(x).__name__}).")
     value = int(x) if kind is numbers.Integral else float(x)
-    if not np.isfinite(value):
-        raise ValueError(f"`{name}` must be finite; got {x!r}.")
+    if kind is not numbers.Integral and not np.isfinite(value):   # ints are finite (and
+        raise ValueError(f"`{name}` must be finite; got {x!r}.")    # may exceed int64)
     bad_low = low is not None and (value < low if low_inclusive else value <= low)
     bad_high = high is not None and (value > high if high_inclusive else value >= high)
     if bad_low or bad_high:

@@ -55,8 +55,10 @@ def _threads(args):
     import fastscore
 
     if getattr(args, "threads", None) is not None:
+        from ._threads import check_threads
+
         with checking("--threads"):
-            fastscore.set_num_threads(args.threads)
+            fastscore.set_num_threads(check_threads(args.threads, "--threads"))
 
 
 def _settings(args, console):

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._config import resolve_n_threads
+from ._threads import resolve_n_threads
 from ._ext import kde as _kernels
 from ._validation import as_float_array, check_scalar
 

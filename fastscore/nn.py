@@ -29,22 +29,19 @@ buffers::
         opt.step(model.net.grad)
 
 Threads. The kernels cut a batch into tiles of rows and run each tile through all layers
-on one OpenMP thread, calling BLAS single-threaded (fastscore pins the BLAS that scipy
-uses to one thread for the duration of each call and restores it afterwards), so the
+on one OpenMP thread, calling BLAS single-threaded (the scoped limit
+``fastscore._threads.single_threaded_blas``, through threadpoolctl), so the
 ``n_threads`` threads never oversubscribe the cores. Parameter gradients are summed per
 fixed group of tiles and the groups are added in a fixed order: results are bitwise
 identical for any thread count.
 """
 
-import ctypes
 import math
 import numbers
-import os
-import threading
 
 import numpy as np
 
-from ._config import resolve_n_threads
+from ._threads import effective_threads, resolve_n_threads, single_threaded_blas
 from ._validation import (as_float_array, check_choice, check_finite, check_int,
                           check_int_tuple, check_out, check_rng, check_scalar)
 
@@ -85,100 +82,7 @@ def _kernels():
 # ----------------------------------------------------------------------- BLAS threads
 
 
-class _BlasPin:
-    """Pins the BLAS behind ``scipy.linalg.cython_blas`` to one thread during a kernel.
-
-    scipy ships its own OpenBLAS (``libscipy_openblas``, not numpy's); its thread count is
-    read and set through the library's ``openblas_get/set_num_threads`` (found with
-    threadpoolctl when installed, else in the process's loaded libraries). When it cannot
-    be found (another BLAS), :attr:`available` is False and the MLP kernels run their
-    tiles on one thread, letting that BLAS parallelise the products itself.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._saved = None
-        self._funcs = None
-        self._resolved = False
-
-    def _resolve(self):
-        if self._resolved:
-            return self._funcs
-        self._resolved = True
-        import scipy
-        import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's BLAS)
-
-        root = os.path.dirname(os.path.abspath(scipy.__file__))
-        candidates = []
-        try:
-            import threadpoolctl
-
-            for info in threadpoolctl.threadpool_info():
-                if info.get("internal_api") == "openblas":
-                    candidates.append(info["filepath"])
-        except Exception:  # threadpoolctl missing or failing: fall back to the maps
-            try:
-                with open("/proc/self/maps") as f:
-                    for line in f:
-                        path = line.split()[-1] if line.strip() else ""
-                        if "openblas" in os.path.basename(path).lower() and \
-                                path not in candidates:
-                            candidates.append(path)
-            except OSError:
-                pass
-        # scipy's own copy lives next to the package (scipy.libs, scipy/.dylibs, ...)
-        own = [p for p in candidates
-               if os.path.abspath(p).startswith(root) or
-               os.path.abspath(p).startswith(root + ".libs")]
-        chosen = own or (candidates if len(candidates) == 1 else [])
-        for path in chosen:
-            try:
-                lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_LOCAL)
-            except OSError:
-                continue
-            for prefix in ("scipy_", ""):
-                for suffix in ("", "64_"):
-                    get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-                    put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-                    if get is not None and put is not None:
-                        get.restype = ctypes.c_int
-                        get.argtypes = []
-                        put.restype = None
-                        put.argtypes = [ctypes.c_int]
-                        self._funcs = (get, put)
-                        return self._funcs
-        return None
-
-    @property
-    def available(self):
-        return self._resolve() is not None
-
-    def __enter__(self):
-        funcs = self._resolve()
-        if funcs is None:
-            return self
-        with self._lock:
-            if self._depth == 0:
-                old = funcs[0]()
-                self._saved = old
-                if old != 1:
-                    funcs[1](1)
-            self._depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        funcs = self._funcs
-        if funcs is None:
-            return False
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0 and self._saved is not None and self._saved != 1:
-                funcs[1](self._saved)
-        return False
-
-
-_blas = _BlasPin()
+_blas = single_threaded_blas   # BLAS on one thread inside the tile loops
 
 
 def _predict_tile(n):
@@ -190,8 +94,7 @@ def _predict_tile(n):
 
 def _kernel_threads(n_threads):
     """Threads for the tile loop: the resolved count when BLAS can be pinned, else 1."""
-    n = resolve_n_threads(n_threads)
-    return n if _blas.available else 1
+    return effective_threads(n_threads, None if _blas.available else 1)
 
 
 # ------------------------------------------------------------------------- helpers

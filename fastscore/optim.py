@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from ._config import resolve_n_threads
+from ._threads import effective_threads, resolve_n_threads
 from ._ext import adam as _kernels
 from ._validation import as_float_array, check_int, check_scalar
 
@@ -60,7 +60,7 @@ MIN_ENTRIES_PER_THREAD = 1 << 19
 
 
 def _threads(n_threads, size):
-    return max(1, min(resolve_n_threads(n_threads), size // MIN_ENTRIES_PER_THREAD))
+    return effective_threads(n_threads, size // MIN_ENTRIES_PER_THREAD)
 
 
 # --------------------------------------------------------------------------- schedules

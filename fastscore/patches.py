@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._config import resolve_n_threads
+from ._threads import effective_threads, resolve_n_threads
 from ._ext import patches as _kernels
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_out, check_same_dtype)
@@ -187,8 +187,7 @@ class PatchOperator:
         return self._geometries[n_batch]
 
     def _threads(self, n_entries):
-        return max(1, min(resolve_n_threads(self.n_threads),
-                          n_entries // MIN_ENTRIES_PER_THREAD))
+        return effective_threads(self.n_threads, n_entries // MIN_ENTRIES_PER_THREAD)
 
     def _check_image(self, x, name, dtype=None):
         """Validate an image or batch; return (C-contiguous array, n_batch, batched)."""

@@ -14,6 +14,7 @@ def restore_threads():
     before = fastscore.get_num_threads()
     yield
     fastscore.set_num_threads(before)
+    fastscore.set_num_threads(None)     # and give BLAS its own counts back
 
 
 def test_set_and_get(restore_threads):
@@ -26,7 +27,8 @@ def test_set_and_get(restore_threads):
 
 
 def test_set_caps_blas(restore_threads):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl
+
     fastscore.set_num_threads(1)
     blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert blas and all(lib["num_threads"] == 1 for lib in blas)

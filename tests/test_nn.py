@@ -272,17 +272,17 @@ def test_thread_count_gives_identical_results(dtype):
 
 def test_blas_threads_restored_and_pinned_during_kernels():
     if not nn._blas.available:
-        pytest.skip("scipy's BLAS is not an OpenBLAS whose threads can be pinned")
-    get = nn._blas._funcs[0]
-    before = get()
+        pytest.skip("no BLAS behind scipy that threadpoolctl can control")
+    libs = nn._blas._resolve().lib_controllers
+    before = [lib.get_num_threads() for lib in libs]
     with nn._blas:
-        assert get() == 1
+        assert all(lib.get_num_threads() == 1 for lib in libs)
         with nn._blas:          # nested use keeps the pin
-            assert get() == 1
-        assert get() == 1
-    assert get() == before
+            assert all(lib.get_num_threads() == 1 for lib in libs)
+        assert all(lib.get_num_threads() == 1 for lib in libs)
+    assert [lib.get_num_threads() for lib in libs] == before
     MLP(rng=0).predict(_data(10, 9, np.float32))
-    assert get() == before
+    assert [lib.get_num_threads() for lib in libs] == before
 
 
 # --------------------------------------------------------------------- workspaces

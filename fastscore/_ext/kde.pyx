@@ -1,4 +1,5 @@
-# Bindings of csrc/kde.c: memoryviews in, GIL released, status to exception.
+# Bindings of csrc/kde_f32.c and csrc/kde_f64.c: memoryviews in, GIL released, status to
+# exception.
 # Arrays come from fastscore.kde, already validated.
 
 from cython cimport floating

@@ -1,0 +1,62 @@
+"""The sdist carries everything the build needs (checked on MANIFEST.in and pyproject.toml,
+without building), and the installed package has its compiled modules and package data."""
+
+import os
+import re
+
+import pytest
+
+import fastscore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCE_TREE = os.path.isfile(os.path.join(ROOT, "MANIFEST.in"))
+
+
+def manifest_files():
+    """Files of the source tree that MANIFEST.in puts in the sdist."""
+    from setuptools._distutils.filelist import FileList
+
+    files = FileList()
+    files.findall(ROOT)
+    files.allfiles = [os.path.relpath(p, ROOT) for p in files.allfiles]
+    with open(os.path.join(ROOT, "MANIFEST.in")) as f:
+        for line in f:
+            line = line.split("#")[0].strip()
+            if line:
+                files.process_template_line(line)
+    return {os.path.relpath(p, ROOT).replace(os.sep, "/") for p in files.files}
+
+
+@pytest.mark.skipif(not SOURCE_TREE, reason="needs the source tree (MANIFEST.in)")
+def test_sdist_holds_every_build_input():
+    files = manifest_files()
+    ext = os.path.join(ROOT, "fastscore", "_ext")
+    needed = {"setup.py", "pyproject.toml", "README.md", "LICENSE"}
+    for name in os.listdir(os.path.join(ROOT, "csrc")):
+        if name.endswith((".c", ".h")):
+            needed.add(f"csrc/{name}")
+    for name in os.listdir(ext):
+        if name.endswith(".pyx"):
+            needed.add(f"fastscore/_ext/{name}")
+            with open(os.path.join(ext, name)) as f:      # include "x.pxi" / cimport x
+                for inc in re.findall(r'^include\s+"([^"]+)"', f.read(), re.M):
+                    needed.add(f"fastscore/_ext/{inc}")
+    missing = sorted(needed - files)
+    assert not missing, f"MANIFEST.in leaves out {missing}"
+    assert not [f for f in files if f.endswith((".so", ".pyd"))]
+
+
+@pytest.mark.skipif(not SOURCE_TREE, reason="needs the source tree (pyproject.toml)")
+def test_package_data_patterns():
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        text = f.read()
+    assert '"*.pxi"' in text                    # _status.pxi for a rebuild from the wheel
+    assert '"pretrained/*.npz"' in text and '"pretrained/*.json"' in text
+
+
+def test_installed_package_is_complete():
+    from fastscore._ext import _common, adam, kde, mlp, patches  # noqa: F401
+
+    here = os.path.dirname(fastscore.__file__)
+    assert os.path.isfile(os.path.join(here, "_ext", "_status.pxi"))
+    assert fastscore.openmp_enabled() in (True, False)
