@@ -23,6 +23,7 @@ __all__ = [
     "GaussianKDE",
     "MLP",
     "Adam",
+    "estimate_noise_sigma",
 ]
 
 # public name -> submodule that defines it (imported lazily, on first attribute access)
@@ -35,12 +36,14 @@ _LAZY = {
     "Adam": "optim",
     "fit_patch_score": "train",
     "PatchPrior": "prior",
+    "estimate_noise_sigma": "noise",
 }
 
 _SUBMODULES = {
     "patches", "kde", "distributions", "losses", "sampling", "nn", "optim", "train",
     "prior", "operators", "reconstruct", "data", "metrics", "io", "cli", "tv", "invariance",
-    "plot", "mixture", "posterior", "io_medical", "mri",
+    "plot", "mixture", "posterior", "io_medical", "mri", "noise", "pretrained",
+    "patch_gmm", "multiscale", "phantoms",
 }
 
 

@@ -68,6 +68,11 @@ positive_float = _number(float, 0, False, "a number > 0")
 real = _number(float, -math.inf, False, "a finite number")
 
 
+def _sigma(text):
+    """--sigma: a number > 0 or auto."""
+    return "auto" if text == "auto" else positive_float(text)
+
+
 def _weight(text):
     if text in ("mean", "sum"):
         return text
@@ -184,25 +189,31 @@ def build_parser(commands):
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint (which must exist)")
 
-    p = command("denoise", "denoise an image with a trained model",
-                "Denoise an image with a trained model: MAP by gradient ascent or HQS, or "
-                "the posterior mean and standard deviation from posterior sampling.",
-                "fastscore denoise noisy.npy --model model.npz --sigma 0.1 --out clean.npy",
-                units=True)
+    p = command("denoise", "denoise an image with a pretrained or trained model",
+                "Denoise an image with a pretrained prior (default: natural) or a trained "
+                "model: MAP by HQS or gradient ascent, or the posterior mean and standard "
+                "deviation from posterior sampling. The noise level is estimated from the "
+                "image unless --sigma is given.",
+                "fastscore denoise photo.png --out clean.png", units=True)
     p.add_argument("noisy", help="noisy image file, or - for an .npy array on stdin")
-    p.add_argument("--model", required=True, help="model file written by fastscore train")
-    p.add_argument("--sigma", type=positive_float, required=True,
-                   help="noise standard deviation, in the image's intensity units")
+    p.add_argument("--model", default=None,
+                   help="a pretrained prior (natural, phantom) or a model file written by "
+                   "fastscore train (default: natural)")
+    p.add_argument("--sigma", type=_sigma, default="auto",
+                   help="noise standard deviation, in the image's intensity units, or auto "
+                   "(estimated from the image; the value used is printed)")
     p.add_argument("--out", required=True,
                    help="result file (.npy/.npz/.png/.tif/.nii), or - for .npy on stdout; "
                    "posterior sampling also writes OUT_std")
     overwrite(p)
-    p.add_argument("--method", choices=["map", "hqs", "posterior"], default="map",
-                   help="estimator")
+    p.add_argument("--method", choices=["map", "hqs", "posterior"], default="hqs",
+                   help="estimator: MAP by gradient ascent (map) or half-quadratic "
+                   "splitting (hqs), or posterior sampling")
     p.add_argument("--samples", type=positive_int, default=16,
                    help="posterior samples (--method posterior)")
-    p.add_argument("--steps", type=positive_int, default=100,
-                   help="MAP iterations (--method map/hqs)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="MAP iterations (default: a pretrained prior's setting, else 6 for "
+                   "hqs and 100 for map)")
     p.add_argument("--intensity", choices=["auto", "none", "scale", "affine"], default="auto",
                    help="map the image to the training intensities, calibrated from it "
                    "(auto: affine when the model stores training statistics)")
@@ -294,10 +305,14 @@ def build_parser(commands):
     p.add_argument("--eps", type=positive_float, default=2e-5, help="Langevin step scale")
     prior_options(p)
 
-    p = command("info", "describe a model file", "Describe a model file: patch size, "
-                "network, noise range, invariances and how it was trained.",
-                "fastscore info model.npz --json", seed=False, threads=False, progress=False)
-    p.add_argument("model", help="model file")
+    p = command("info", "describe a model file or the pretrained priors", "Describe a "
+                "model file (or a pretrained prior by name): patch size, network, noise "
+                "range, invariances and how it was trained; --pretrained lists the priors "
+                "shipped with fastscore.", "fastscore info model.npz --json", seed=False,
+                threads=False, progress=False)
+    p.add_argument("model", nargs="?", help="model file or pretrained prior name")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list the pretrained priors shipped with fastscore")
     p.add_argument("--json", action="store_true",
                    help="machine-readable output: the version, the model's configuration")
 

@@ -7,6 +7,7 @@ in one line with "run with --debug for the traceback"; 130 on Ctrl-C (training l
 resumable checkpoint). How the two kinds of errors are told apart: see ``_cli_support``.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -15,6 +16,16 @@ import traceback
 
 import numpy as np
 
+from ._cli_models import (
+    DEFAULT_MODEL,
+    describe_model,
+    info_pretrained,
+    map_options,
+    model_dtype,
+    noise_level,
+)
+from ._cli_models import load_model as _load_model
+from ._cli_models import make_prior as _prior
 from ._cli_parser import build_parser as _build_parser
 from ._cli_scanner import fanbeam_operator, nifti_geometry, reconstruct_sense
 from ._cli_support import (
@@ -29,7 +40,6 @@ from ._cli_support import (
     new_folder,
     one_line,
     read_image,
-    reading,
     sibling,
     suffix_of,
     table,
@@ -63,36 +73,12 @@ def _settings(args, console):
         console.detail(f"threads: {fastscore.get_num_threads()}")
 
 
-def _load_model(path, console):
-    from .nn import PatchScoreModel
-
-    if os.path.isdir(path):
-        raise UsageError(f"the model {path} is a folder; give a model file (.npz)")
-    with reading("model", path), console.timed("model loaded"):
-        model = PatchScoreModel.load(path)
-    console.detail(f"model: patch {'x'.join(map(str, model.patch_size))}, "
-                   f"{model.net.n_params} parameters ({model.net.dtype}), sigma in "
-                   f"[{model.sigma_min:g}, {model.sigma_max:g}]")
-    return model
-
-
-def _prior(model, args, intensity=None):
-    """The patch prior of the command line: the model's stored options unless overridden."""
-    from .prior import PatchPrior
-
-    with checking("prior options"):
-        if getattr(args, "symmetrize", False):
-            model = model.with_invariances(symmetrize=True)
-        return PatchPrior(model, model.patch_size, weight=args.weight,
-                          tiling=getattr(args, "tiling", "overlap"), rng=args.seed,
-                          intensity=intensity)
-
-
 def _denoising_intensity(model, choice):
     """--intensity of denoise: "auto" is "affine" when the model stores training statistics."""
+    reference = getattr(model, "intensity_reference", None)
     if choice == "auto":
-        return "affine" if model.intensity_reference is not None else "none"
-    if choice != "none" and model.intensity_reference is None:
+        return "affine" if reference is not None else "none"
+    if choice != "none" and reference is None:
         raise UsageError(f"--intensity {choice} needs a model trained on images (it stores "
                          "their intensity statistics); this one has none")
     return choice
@@ -159,6 +145,12 @@ def _cmd_demo(args, console):
                              steps_per_sigma=10 if quick else 20, rng=rng) for y in noisy]
     results["posterior mean"] = (np.stack([p.mean for p in post]), time.perf_counter() - t0)
     std = np.stack([p.std for p in post])
+    t0 = time.perf_counter()
+    natural = _load_model(DEFAULT_MODEL, console)
+    results["pretrained natural prior"] = (map_estimate(
+        noisy, A, noise, _prior(natural, argparse.Namespace(weight="mean", seed=args.seed)),
+        **map_options(natural, "hqs")).x,
+        time.perf_counter() - t0)
     t0 = time.perf_counter()
     tv = [tune_tv_weight(y, c) for y, c in zip(noisy, test)]
     results["TV (best weight)"] = (np.stack([t.estimate for t in tv]), time.perf_counter() - t0)
@@ -291,11 +283,13 @@ def _cmd_denoise(args, console):
 
     _threads(args)
     _settings(args, console)
-    model = _load_model(args.model, console)
+    model = _load_model(args.model or DEFAULT_MODEL, console)
+    dtype = model_dtype(model)
     y = as_real(read_image(args.noisy, "noisy image", console), "noisy image", args.noisy,
-              model.net.dtype)
+                dtype)
     _check_patch_dims(model, y.shape)
-    sigma = check_noise_level(args.sigma, "--sigma", model.net.dtype)
+    if args.sigma != "auto":
+        check_noise_level(args.sigma, "--sigma", dtype)
     outputs = [args.out]
     if args.method == "posterior":
         if args.out == "-":
@@ -303,7 +297,10 @@ def _cmd_denoise(args, console):
                              "the std: give a file name")
         check_size(y.shape, "posterior samples", count=args.samples, itemsize=y.itemsize)
         outputs.append(sibling(args.out, "_std"))
-    check_outputs(outputs, [args.noisy, args.model], overwrite=args.overwrite, ndim=y.ndim)
+    inputs = [args.noisy] + ([args.model] if args.model and os.path.exists(args.model) else [])
+    check_outputs(outputs, inputs, overwrite=args.overwrite, ndim=y.ndim)
+    sigma = check_noise_level(noise_level(args.sigma, y, len(model.patch_size), console),
+                              "--sigma", dtype)
     prior = _prior(model, args, _denoising_intensity(model, args.intensity))
     if prior.intensity is not None:       # (k, b) from the noisy image, fixed throughout
         with checking("intensity calibration"):
@@ -319,9 +316,8 @@ def _cmd_denoise(args, console):
         console.say(f"posterior mean of {args.samples} samples -> {outputs[0]}; std -> "
                     f"{outputs[1]} ({time.perf_counter() - t0:.1f} s)")
     else:
-        x = map_estimate(y, A, sigma, prior, method="hqs" if args.method == "hqs"
-                         else "gradient", n_steps=args.steps, rng=args.seed,
-                         progress=console.progress).x
+        x = map_estimate(y, A, sigma, prior, progress=console.progress, rng=args.seed,
+                         **map_options(model, args.method, args.steps)).x
         where = write_result(args.out, x, console, geometry)
         console.say(f"{args.method} estimate -> {where} ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -374,13 +370,13 @@ def _cmd_reconstruct(args, console):
     else:
         image_shape = tuple(args.image_shape) if args.image_shape else y.shape
     if args.operator != "mri":
-        y = as_real(y, "measurement", args.data, model.net.dtype)
+        y = as_real(y, "measurement", args.data, model_dtype(model))
     elif not np.iscomplexobj(y):
         raise UsageError("--operator mri needs complex k-space data (.npy or .npz)")
     check_size(image_shape, "the image", count=max(1, args.samples),
-               itemsize=np.dtype(model.net.dtype).itemsize)
+               itemsize=np.dtype(model_dtype(model)).itemsize)
     _check_patch_dims(model, image_shape)
-    sigma = check_noise_level(args.noise_sigma, "--noise-sigma", model.net.dtype)
+    sigma = check_noise_level(args.noise_sigma, "--noise-sigma", model_dtype(model))
     outputs = [args.out]
     if args.samples:
         if args.out == "-":
@@ -437,7 +433,7 @@ def _cmd_sample(args, console):
                          f"{model.patch_size}; --shape {' '.join(map(str, shape))} is "
                          f"{len(shape)}-D")
     _check_patch_dims(model, shape, "sample shape")
-    dtype = np.dtype(model.net.dtype)
+    dtype = np.dtype(model_dtype(model))
     check_size(shape, "--n samples", count=args.n, itemsize=dtype.itemsize)
     paths = _sample_paths(args.out, args.n)
     folder = os.path.dirname(paths[0])
@@ -471,16 +467,32 @@ def _cmd_sample(args, console):
 
 # --------------------------------------------------------------------------- info, bench
 def _cmd_info(args, console):
+    from . import pretrained
+
     console.data_on_stdout = args.json
+    if args.pretrained:
+        return info_pretrained(args.json, console)
+    if args.model is None:
+        raise UsageError("give a model file or a pretrained prior name, or --pretrained to "
+                         "list the pretrained priors")
     model = _load_model(args.model, console)
     config = model.get_config()
-    net = config["model"]["net"]
+    name = getattr(model, "pretrained_name", None)
     if args.json:
         console.result(json.dumps({
-            "fastscore_version": __version__, "file": os.path.abspath(args.model),
-            "kind": model.kind, "n_params": int(model.net.n_params), "config": config},
+            "fastscore_version": __version__,
+            "file": pretrained.path(name) if name else os.path.abspath(args.model),
+            "kind": model.kind, "config": config,
+            "n_params": int(model.net.n_params if hasattr(model, "net") else model.n_params)},
             indent=1, sort_keys=True))
         return 0
+    if "model" not in config:            # a Gaussian-mixture prior
+        for key, value in (("model", describe_model(model)),
+                           ("invariances", "dc (patch mean free)"),
+                           ("fastscore version", __version__)):
+            console.result(f"{key:24s} {value}")
+        return 0
+    net = config["model"]["net"]
     rows = [("patch size", "x".join(map(str, model.patch_size))),
             ("architecture", " -> ".join(map(str, net["widths"]))),
             ("activations", ", ".join(net["activations"])),

@@ -278,7 +278,7 @@ def test_quiet_and_verbose(model_path, tmp_path, capsys):
     assert code == 0 and out == "" and err == ""
     code, out, err = run(base + ["--out", tmp_path / "v.npy", "-v"], capsys)
     assert code == 0 and err == ""
-    assert "sigma=0.1" in out and "method=map" in out                 # the settings used
+    assert "sigma=0.1" in out and "method=hqs" in out                 # the settings used
     assert "model loaded:" in out and "threads:" in out               # timings, threads
     assert "intensities: 8-bit PNG, integer levels divided by 255 into [0, 1]" in out
     code, out, _ = run(base + ["--out", tmp_path / "n.npy"], capsys)

@@ -1,0 +1,160 @@
+"""Multi-scale priors: one image prior applied on the levels of a Haar (mean) pyramid.
+
+Level ``l`` of the pyramid is ``D_l = D^l``, where ``D`` averages the blocks of 2 pixels
+per axis (the Haar approximation band up to scale; a block cut by an odd border averages
+the pixels it has). The prior's log-density is the weighted sum of the level priors, and
+its score follows by the chain rule with the exact adjoint ``D_lᵀ``:
+
+.. math::  \\log p(x) = \\sum_l w_l \\log p_l(D_l x), \\qquad
+           s(x; σ) = \\sum_l w_l\\, D_l^\\top s(D_l x;\\ σ_l), \\quad
+           σ_l = σ / 2^{l\\,n/2}
+
+(``n`` spatial axes: averaging ``2ⁿ`` pixels divides white noise by ``2^{n/2}``). With
+weights summing to one, Tweedie's step ``x + σ² s(x; σ)`` adds the levels' denoising
+corrections, each brought back to the fine grid, in those proportions.
+"""
+
+import numpy as np
+
+from ._validation import as_float_array, check_int, check_scalar
+from .prior import _Prior
+
+__all__ = ["MultiScalePrior", "mean_pool", "mean_pool_adjoint"]
+
+
+def _spatial(arr, ndim):
+    return arr.shape[arr.ndim - ndim:]
+
+
+def _counts(shape):
+    """Pixels per block of the pooled grid (shape of the pooled image)."""
+    out = np.ones(1)
+    for n in shape:
+        per_axis = np.full((n + 1) // 2, 2.0)
+        if n % 2:
+            per_axis[-1] = 1.0
+        out = np.multiply.outer(out, per_axis)
+    return out.reshape(tuple((n + 1) // 2 for n in shape))
+
+
+def mean_pool(x, ndim=2):
+    """``D x``: means of 2-pixel blocks along the last `ndim` axes (leading axes batch).
+
+    Shape ``(…, n_1, …, n_k) → (…, ⌈n_1/2⌉, …, ⌈n_k/2⌉)``; a block cut by an odd border
+    averages the pixels it has.
+    """
+    arr = as_float_array(x, "x", finite=True)
+    ndim = check_int(ndim, "ndim", low=1, high=arr.ndim)
+    shape = _spatial(arr, ndim)
+    lead = arr.ndim - ndim
+    pad = [(0, 0)] * lead + [(0, n % 2) for n in shape]
+    a = np.pad(arr, pad)
+    for k in range(ndim):
+        axis = lead + k
+        a = a.take(range(0, a.shape[axis], 2), axis=axis) + \
+            a.take(range(1, a.shape[axis], 2), axis=axis)
+    return (a / _counts(shape)).astype(arr.dtype, copy=False)
+
+
+def mean_pool_adjoint(y, shape):
+    """``Dᵀ y``: each block's value divided by its pixel count, spread over its pixels;
+    `shape` is the fine grid's spatial shape (the exact adjoint of :func:`mean_pool`)."""
+    arr = as_float_array(y, "y", finite=True)
+    shape = tuple(int(n) for n in shape)
+    ndim = len(shape)
+    coarse = tuple((n + 1) // 2 for n in shape)
+    if _spatial(arr, ndim) != coarse:
+        raise ValueError(f"`y` must end with the pooled shape {coarse} of {shape}; got "
+                         f"{arr.shape}.")
+    a = arr / _counts(shape)
+    lead = arr.ndim - ndim
+    for k in range(ndim):
+        a = np.repeat(a, 2, axis=lead + k)
+    crop = (Ellipsis,) + tuple(slice(0, n) for n in shape)
+    return np.ascontiguousarray(a[crop], dtype=arr.dtype)
+
+
+class MultiScalePrior(_Prior):
+    """``s(x; σ) = Σ_l w_l D_lᵀ s(D_l x; σ_l)``: `prior` on `levels` pyramid levels.
+
+    Parameters
+    ----------
+    prior : image prior
+        Has ``score(x, sigma, *, rng=None, weight=None)`` (e.g.
+        :class:`fastscore.prior.PatchPrior`); used on every level.
+    levels : int >= 1
+        Number of levels (1 is the prior itself).
+    weights : sequence of `levels` floats > 0, optional
+        ``w_l``; default ``(1 − c, c)`` for two levels with ``c = 0.3``, in general
+        ``w_0 = 1 − c`` and ``c`` shared equally by the coarser levels.
+    ndim : int, default 2
+        Spatial axes (leading axes are a batch).
+    """
+
+    def __init__(self, prior, levels=2, weights=None, *, ndim=2):
+        if not callable(getattr(prior, "score", None)):
+            raise TypeError(f"`prior` must have a method score(x, sigma); got "
+                            f"{type(prior).__name__}.")
+        self.prior = prior
+        self.levels = check_int(levels, "levels", low=1, high=8)
+        self.ndim = check_int(ndim, "ndim", low=1, high=3)
+        if weights is None:
+            weights = [1.0] if self.levels == 1 else \
+                [0.7] + [0.3 / (self.levels - 1)] * (self.levels - 1)
+        w = [check_scalar(v, "weights", low=0, low_inclusive=False) for v in weights]
+        if len(w) != self.levels:
+            raise ValueError(f"`weights` must have {self.levels} values (one per level); "
+                             f"got {len(w)}.")
+        self.weights = tuple(w)
+        self.sigma_min = getattr(prior, "sigma_min", None) or \
+            getattr(getattr(prior, "patch_score", None), "sigma_min", None)
+        self._noise_factor = 2.0 ** (self.ndim / 2.0)
+
+    def _check_x(self, x):
+        arr = as_float_array(x, "x", finite=True)
+        if arr.ndim < self.ndim:
+            raise ValueError(f"`x` must have at least {self.ndim} axes; got shape {arr.shape}.")
+        if min(_spatial(arr, self.ndim)) < 2 ** (self.levels - 1):
+            raise ValueError(f"`x` of shape {arr.shape} is too small for {self.levels} "
+                             "levels.")
+        return arr
+
+    def _pyramid(self, arr):
+        out = [arr]
+        for _ in range(1, self.levels):
+            out.append(mean_pool(out[-1], self.ndim))
+        return out
+
+    def score(self, x, sigma=None, *, rng=None, weight=None):
+        """Image score (see the class formula); same shape and dtype as `x`."""
+        arr = self._check_x(x)
+        total = None
+        levels = self._pyramid(arr)
+        for l in range(self.levels - 1, -1, -1):             # coarse to fine
+            s_l = None if sigma is None else sigma / self._noise_factor ** l
+            g = np.asarray(self.prior.score(levels[l], s_l, rng=rng, weight=weight),
+                           dtype=arr.dtype) * arr.dtype.type(self.weights[l])
+            total = g if total is None else g + total
+            if l > 0:
+                total = mean_pool_adjoint(total, _spatial(levels[l - 1], self.ndim))
+        return total
+
+    def log_density(self, x, sigma=None):
+        """``Σ_l w_l log p(D_l x; σ_l)`` (needs the prior's ``log_density``)."""
+        arr = self._check_x(x)
+        return sum(w * self.prior.log_density(
+            level, None if sigma is None else sigma / self._noise_factor ** l)
+            for l, (w, level) in enumerate(zip(self.weights, self._pyramid(arr))))
+
+    def lipschitz(self, image_shape, sigma):
+        """``Σ_l w_l ‖D_l‖² L_l(σ_l)`` with ``‖D_l‖² = 2^{−l n}``."""
+        shape = tuple(image_shape)
+        total = 0.0
+        for l, w in enumerate(self.weights):
+            total += w * 2.0 ** (-l * self.ndim) * self.prior.lipschitz(
+                shape, sigma / self._noise_factor ** l)
+            shape = tuple((n + 1) // 2 for n in shape)
+        return total
+
+    def __repr__(self):
+        return f"MultiScalePrior({self.prior!r}, levels={self.levels}, weights={self.weights})"

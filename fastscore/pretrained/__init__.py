@@ -1,0 +1,108 @@
+"""Pretrained patch priors shipped with fastscore.
+
+>>> import fastscore.pretrained as pretrained
+>>> pretrained.available()
+('natural', 'phantom')
+>>> model = pretrained.load("natural")          # doctest: +SKIP
+
+* ``"natural"``: trained on photographs and micrographs that ship with scikit-image
+  (grey, [0, 1]); ``moon``, ``coins`` and ``clock`` were held out for the benchmark.
+* ``"phantom"``: trained on random piecewise-constant phantoms
+  (:func:`fastscore.phantoms.random_phantoms`; never on Shepp–Logan).
+
+Each is a patch score with ``score(patches, sigma)``, ``patch_size``, the noise range
+``sigma_min``/``sigma_max`` and its ``invariances``; :func:`prior` wraps one in the
+:class:`fastscore.prior.PatchPrior` settings chosen on the validation images.
+The training recipes, data, licences and measurements: ``docs/pretrained.md``,
+``benchmarks/train_pretrained.py``, ``benchmarks/README.md`` (denoise).
+"""
+
+import os
+
+__all__ = ["MAP_OPTIONS", "PRIOR_OPTIONS", "available", "load", "load_file", "path", "prior"]
+
+_NAMES = ("natural", "phantom")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+#: PatchPrior settings of each shipped prior (chosen on the validation images).
+PRIOR_OPTIONS = {"natural": {"stride": 2}, "phantom": {"stride": 2}}
+#: :func:`fastscore.reconstruct.map_estimate` settings (method "hqs") of each prior for
+#: denoising (chosen on the validation images).
+MAP_OPTIONS = {"natural": {"n_steps": 6, "sigma_schedule": None},
+               "phantom": {"n_steps": 6, "sigma_schedule": None}}
+
+
+def available():
+    """Names of the shipped priors, a tuple of str."""
+    return _NAMES
+
+
+def _check_name(name):
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a str naming a pretrained prior; got "
+                        f"{type(name).__name__}.")
+    if name not in _NAMES:
+        raise ValueError(f"unknown pretrained prior {name!r}; available: "
+                         f"{', '.join(_NAMES)}.")
+    return name
+
+
+def path(name):
+    """The file of the shipped prior `name` (``fastscore/pretrained/<name>.npz``)."""
+    return os.path.join(_HERE, f"{_check_name(name)}.npz")
+
+
+def load_file(file):
+    """A patch score from a model file of any kind fastscore writes for patch priors
+    (:class:`fastscore.nn.PatchScoreModel` or
+    :class:`fastscore.patch_gmm.GaussianMixturePatchScore`)."""
+    from ..io import ModelFileError, read_model_file
+    from ..nn import PatchScoreModel
+    from ..patch_gmm import GaussianMixturePatchScore
+
+    _, meta = read_model_file(file)
+    for cls in (PatchScoreModel, GaussianMixturePatchScore):
+        if meta["kind"] == cls.kind:
+            return cls.load(file)
+    raise ModelFileError(file, f"holds a {meta['kind']!r}, not a patch score.")
+
+
+def load(name):
+    """Load the shipped prior `name` (one of :func:`available`).
+
+    Returns
+    -------
+    patch score
+        :class:`fastscore.nn.PatchScoreModel` or
+        :class:`fastscore.patch_gmm.GaussianMixturePatchScore`: ``score(patches, sigma)``,
+        ``patch_size``, ``sigma_min``, ``sigma_max``, ``invariances``, and
+        ``pretrained_name`` (= `name`).
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the available ones).
+    FileNotFoundError
+        The shipped file is missing (an incomplete installation); names the file.
+    fastscore.io.ModelFileError
+        The shipped file is truncated or corrupt; names the file.
+    """
+    file = path(name)
+    if not os.path.exists(file):
+        raise FileNotFoundError(
+            f"the pretrained prior {name!r} is missing its file {file}: the installation is "
+            "incomplete (reinstall fastscore, or rebuild it with "
+            "benchmarks/train_pretrained.py).")
+    model = load_file(file)
+    model.pretrained_name = name
+    return model
+
+
+def prior(name, **options):
+    """:class:`fastscore.prior.PatchPrior` on the shipped prior `name` with its chosen
+    settings (`options` override them)."""
+    from ..prior import PatchPrior
+
+    model = load(name)
+    return PatchPrior(model, model.patch_size, **{**PRIOR_OPTIONS[name], **options})
+

@@ -1,0 +1,131 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from fastscore.io import ModelFileError
+from fastscore.patch_gmm import GaussianMixturePatchScore, zero_mean_basis
+from fastscore.prior import PatchPrior
+
+
+def mixture(seed=0, K=3, p=3, prune=0.0):
+    rng = np.random.default_rng(seed)
+    m = p * p - 1
+    means = 0.3 * rng.standard_normal((K, m))
+    U = np.stack([np.linalg.qr(rng.standard_normal((m, m)))[0] for _ in range(K)])
+    lam = rng.uniform(0.001, 0.2, (K, m))
+    w = rng.uniform(0.5, 1.5, K)
+    return GaussianMixturePatchScore(p, means, lam, U, w / w.sum(), prune=prune)
+
+
+def test_basis_is_orthonormal_and_orthogonal_to_constants():
+    B = zero_mean_basis(10)
+    np.testing.assert_allclose(B.T @ B, np.eye(9), atol=1e-12)
+    np.testing.assert_allclose(B.sum(axis=0), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.3])
+def test_score_is_gradient_of_log_density(sigma):
+    g = mixture()
+    v = np.random.default_rng(1).standard_normal((5, 9))
+    s = g.score(v, sigma)
+    h = 1e-6
+    fd = np.empty_like(v)
+    for j in range(9):
+        e = np.zeros(9)
+        e[j] = h
+        fd[:, j] = (g.log_density(v + e, sigma) - g.log_density(v - e, sigma)) / (2 * h)
+    np.testing.assert_allclose(s, fd, rtol=1e-5, atol=1e-6)
+
+
+def test_one_component_is_the_wiener_filter():
+    g = mixture(K=1)
+    B = g.basis
+    C = g.eigenvectors[0] @ np.diag(g.eigenvalues[0]) @ g.eigenvectors[0].T
+    v = np.random.default_rng(2).standard_normal((4, 9))
+    sigma = 0.2
+    expected = -(np.linalg.solve(C + sigma ** 2 * np.eye(8), (v @ B - g.means[0]).T)).T @ B.T
+    np.testing.assert_allclose(g.score(v, sigma), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_dc_invariance_and_float32():
+    g = mixture(prune=1e-4)
+    v = np.random.default_rng(3).standard_normal((6, 9))
+    s = g.score(v, 0.1)
+    np.testing.assert_allclose(g.score(v + 0.7, 0.1), s, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(s.sum(axis=1), 0.0, atol=1e-9)
+    s32 = g.score(v.astype(np.float32), 0.1)
+    assert s32.dtype == np.float32
+    np.testing.assert_allclose(s32, s, rtol=1e-3, atol=1e-3 * np.abs(s).max())
+
+
+def test_pruning_error_is_small():
+    exact, pruned = mixture(prune=0.0), mixture(prune=1e-4)
+    v = np.random.default_rng(4).standard_normal((200, 9))
+    a, b = exact.score(v, 0.1), pruned.score(v, 0.1)
+    assert np.max(np.abs(a - b)) <= 3 * 1e-4 * np.max(np.abs(a))
+
+
+def test_fit_recovers_two_well_separated_components():
+    rng = np.random.default_rng(5)
+    B = zero_mean_basis(4)
+    mu = np.zeros((2, 3))
+    mu[0, 0], mu[1, 0] = 2.0, -2.0
+    n0, n1 = 3000, 1000
+    c = np.concatenate([mu[0] + 0.3 * rng.standard_normal((n0, 3)),
+                        mu[1] + 0.1 * rng.standard_normal((n1, 3))])
+    v = c @ B.T + rng.uniform(-1, 1, (n0 + n1, 1))          # random DC: ignored
+    g = GaussianMixturePatchScore.fit(v, 2, 2, n_iter=20, rng=0)
+    order = np.argsort(g.means[:, 0])[::-1]
+    np.testing.assert_allclose(g.weights[order], [0.75, 0.25], atol=0.02)
+    np.testing.assert_allclose(g.means[order], mu, atol=0.05)
+    np.testing.assert_allclose(np.sqrt(g.eigenvalues[order].mean(axis=1)), [0.3, 0.1],
+                               rtol=0.1)
+    ll = g.training["log_likelihood"]
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(ll))          # EM never decreases
+
+
+def test_fit_is_deterministic_from_seed():
+    v = np.random.default_rng(6).standard_normal((400, 9))
+    a = GaussianMixturePatchScore.fit(v, 3, 4, n_iter=3, rng=1)
+    b = GaussianMixturePatchScore.fit(v, 3, 4, n_iter=3, rng=1)
+    np.testing.assert_array_equal(a.eigenvectors, b.eigenvectors)
+    np.testing.assert_array_equal(a.means, b.means)
+
+
+def test_save_load_roundtrip_and_corrupt_file(tmp_path):
+    g = mixture(prune=1e-4)
+    path = g.save(tmp_path / "g.npz")
+    h = GaussianMixturePatchScore.load(path)
+    v = np.random.default_rng(7).standard_normal((5, 9))
+    np.testing.assert_allclose(h.score(v, 0.1), g.score(v, 0.1), rtol=1e-4, atol=1e-5)
+    assert h.patch_size == (3, 3) and h.sigma_min == g.sigma_min
+    bad = tmp_path / "bad.npz"
+    with open(path, "rb") as f:
+        bad.write_bytes(f.read()[:200])
+    with pytest.raises(ModelFileError, match="bad.npz"):
+        GaussianMixturePatchScore.load(bad)
+
+
+def test_bad_arguments():
+    g = mixture()
+    with pytest.raises(ValueError, match="columns"):
+        g.score(np.zeros((2, 8)), 0.1)
+    with pytest.raises(ValueError, match="weights"):
+        GaussianMixturePatchScore(3, g.means, g.eigenvalues, g.eigenvectors, [0.5, 0.5, 0.5])
+    with pytest.raises(ValueError, match="eigenvectors"):
+        GaussianMixturePatchScore(3, g.means, g.eigenvalues, g.eigenvectors[:, :2],
+                                  g.weights)
+    with pytest.raises(ValueError, match="n_components"):
+        GaussianMixturePatchScore.fit(np.zeros((3, 9)), 3, 2)
+
+
+def test_in_a_patch_prior_denoises():
+    rng = np.random.default_rng(8)
+    x = np.kron(rng.uniform(0, 1, (4, 4)), np.ones((6, 6)))            # blocky image
+    P = np.lib.stride_tricks.sliding_window_view(x, (3, 3)).reshape(-1, 9)
+    g = GaussianMixturePatchScore.fit(P + 0.01 * rng.standard_normal(P.shape), 3, 4,
+                                      n_iter=10, rng=0)
+    y = x + 0.1 * rng.standard_normal(x.shape)
+    z = PatchPrior(g, 3).denoise(y, 0.1)
+    assert np.mean((z - x) ** 2) < 0.5 * np.mean((y - x) ** 2)
