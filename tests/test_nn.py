@@ -562,7 +562,7 @@ def test_patch_model_score_chunks_dtype_and_denoise(monkeypatch):
     np.testing.assert_allclose(pm.denoise(v, 0.3), v + 0.09 * full, rtol=1e-12)
     with pytest.raises(ValueError, match=r"`patches` must have 4 columns"):
         pm.score(np.zeros((3, 9)))
-    with pytest.raises(ValueError, match="has 4 pixels but the model scores vectors of "
+    with pytest.raises(ValueError, match="has 4 values but the model scores vectors of "
                                          "dimension 9"):
         PatchScoreModel(NoiseConditionalScore.for_patches(3, rng=0), 2, sigma_min=0.1,
                         sigma_max=1)

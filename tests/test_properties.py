@@ -110,8 +110,8 @@ def _moderate_sigma(sigma):
 
 
 def _extreme(value):
-    """A σ-like scalar outside float32's range: issue 11 item 4, fixed on another branch
-    (see the xfail tests at the end); the properties skip these values meanwhile."""
+    """A σ-like scalar outside float32's range: refused with a ValueError (check_scale),
+    tested by the explicit cases at the end; the properties draw moderate values."""
     try:
         v = abs(float(value))
     except (TypeError, ValueError, OverflowError):
@@ -496,14 +496,9 @@ def _good_path():
     return hostile_path("model_good.npz")
 
 
-# ------------------------------------------------------------------ known gaps (item 4)
+# -------------------------------------------- σ outside the working dtype's range
 
 
-_ITEM4 = pytest.mark.xfail(strict=False, reason="issue 11 item 4: σ outside float32's range "
-                                               "is refused on the reliability branch")
-
-
-@_ITEM4
 @pytest.mark.parametrize("sigma", [1e-50, 1e300])
 def test_sigma_outside_float32_refused(sigma):
     x = np.zeros((4, 9), np.float32)
@@ -511,7 +506,6 @@ def test_sigma_outside_float32_refused(sigma):
         _model().score(x, sigma)
 
 
-@_ITEM4
 @pytest.mark.parametrize("bandwidth", [1e-300, 1e-320])
 def test_kde_bandwidth_underflow_refused(bandwidth):
     from fastscore import GaussianKDE
@@ -521,7 +515,6 @@ def test_kde_bandwidth_underflow_refused(bandwidth):
                                                                                 np.float32))
 
 
-@_ITEM4
 @pytest.mark.parametrize("noise_sigma", [1e-300, 1e300])
 def test_noise_sigma_extremes_refused(noise_sigma):
     from fastscore.operators import Identity
