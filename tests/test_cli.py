@@ -308,12 +308,16 @@ def test_progress_bars_only_on_a_terminal(model_path, noisy_path, tmp_path, caps
 
 
 def test_stdin_stdout_round_trip(model_path, noisy_path, tmp_path):
-    env = dict(os.environ, PYTHONPATH=REPO)
+    import fastscore
+
+    # the fastscore under test (installed or built in place), never a bare source tree in
+    # the working directory, which `python -m` would put first on sys.path
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastscore.__file__)))
     args = ["--model", str(model_path), "--steps", "3", "--seed", "5", "--threads", "1"]
 
     def command(*words, stdin=None):
         return subprocess.run([sys.executable, "-m", "fastscore.cli", *words], input=stdin,
-                              capture_output=True, env=env, check=False)
+                              capture_output=True, env=env, cwd=tmp_path, check=False)
 
     cases = {"denoise": ["denoise", "-", "--sigma", "0.1", *args],
              "reconstruct": ["reconstruct", "--operator", "blur", "--data", "-",

@@ -158,7 +158,7 @@ def kill_chain(tmp_path, sig, n_kills, seed):
     delivered, in_write, child = 0, 0, None
     while delivered < n_kills:
         if child is None:
-            child = subprocess.Popen([sys.executable, "-c", CHILD, ckpt], env=env,
+            child = subprocess.Popen([sys.executable, "-c", CHILD, ckpt], env=env, cwd=tmp_path,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
         target, seen = int(rng.integers(1, 4)), 0    # steps to let it complete
