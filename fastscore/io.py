@@ -778,7 +778,9 @@ def save_image(path, array, *, bits=16, affine=None, header=None):
         PngInfo = import_optional("PIL.PngImagePlugin", "io").PngInfo
         low, high = float(arr.min()), float(arr.max())
         levels = 2 ** bits - 1
-        span = high - low if high > low else 1.0
+        # a constant image still needs low < high in the file: a span of 1, or of a few
+        # float64 steps where 1 is below the resolution of `low` (|low| >= 2**53)
+        span = high - low if high > low else max(1.0, 4 * float(np.spacing(abs(low))))
         q = np.round((arr.astype(np.float64) - low) * (levels / span))
         q = q.astype(np.uint8 if bits == 8 else np.uint16)
         meta = PngInfo()

@@ -33,6 +33,16 @@ def test_png_round_trip_with_recorded_scaling(tmp_path, bits):
     np.testing.assert_allclose(back, x, atol=0.51 * step + 1e-6)
 
 
+@pytest.mark.parametrize("value", [0.0, 1.5, -3.0, 2.0 ** 53, -(2.0 ** 60), 1e30])
+def test_png_of_a_constant_image_reads_back(tmp_path, value):
+    """A constant image's recorded range must still have low < high, also where adding 1
+    to `value` is lost to float64 rounding (|value| >= 2**53)."""
+    pytest.importorskip("PIL")
+    x = np.full((3, 4), value, np.float64)
+    back = load_image(save_image(tmp_path / "c.png", x, bits=8))
+    np.testing.assert_array_equal(back, x.astype(np.float32))
+
+
 def test_plain_png_is_scaled_to_unit_range(tmp_path):
     Image = pytest.importorskip("PIL.Image")
     q = (np.arange(20).reshape(4, 5) * 10).astype(np.uint8)
