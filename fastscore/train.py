@@ -441,6 +441,11 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                 history["loss"].append(loss)
                 history["time"].append(time.perf_counter() - t0)
                 pending = None
+            if not np.all(np.isfinite(model.net.params)):     # e.g. a far too large `lr`
+                raise TrainingDiverged(step + 1, "non-finite weights after the update "
+                                       f"(lr {float(current_lr):g})",
+                                       checkpoint if checkpoint and os.path.exists(checkpoint)
+                                       else None)
             info = {"loss": loss, "lr": float(current_lr), "grad_norm": float(norm)}
             if val is not None and ((step + 1) % validate_every == 0 or step + 1 == n_steps):
                 losses = _with_ema(model, ema, lambda: _validate(model, val, cfg))

@@ -140,3 +140,12 @@ def test_errors(images, tmp_path):
         fit_patch_score(np.full((4, 8, 8), np.nan))
     with pytest.raises(TypeError, match=r"`dtype` must be float32 or float64"):
         fit_patch_score(images, dtype=np.int32)
+
+
+def test_a_far_too_large_learning_rate_is_reported_not_returned():
+    """One step with lr = 1e37 leaves non-finite weights: an error, not such a model."""
+    images = np.array([[0.0, 1.0]], np.float32)      # the case the property tests found
+    with pytest.raises(TrainingDiverged, match=r"non-finite weights after the update"):
+        fit_patch_score(images, patch_size=1, n_steps=1, batch_size=1,
+                        lr=3.402823567797336e+37, warmup=0, validation_fraction=0.0, rng=0,
+                        dtype=np.float32)
