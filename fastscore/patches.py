@@ -179,8 +179,15 @@ class PatchOperator:
         self._spatial_dim = math.prod(self.patch_shape)
         self.patch_dim = (self.channels or 1) * self._spatial_dim
         check_size((self.n_patches, self.patch_dim), "patch matrix shape")
-        self._maps = [_axis_map(n, q, b, padding) for n, q, b in
-                      zip(self.image_shape, self.padded_shape, self.pad_before)]
+        try:
+            self._maps = [_axis_map(n, q, b, padding) for n, q, b in
+                          zip(self.image_shape, self.padded_shape, self.pad_before)]
+        except MemoryError:
+            need = 8 * sum(self.padded_shape)
+            raise MemoryError(
+                f"`image_shape` {self.image_shape}: its per-axis index maps need {need} bytes "
+                "(8 per padded pixel along each axis), more than can be allocated here."
+            ) from None
         self._geometries = {}
 
     # -- geometry ------------------------------------------------------------------------
