@@ -9,13 +9,20 @@ place):
   building only that clone, or no dimension specialisation) and time the kernel of each
   variant in a fresh process, alternating variants over ``--rounds`` rounds (best time per
   variant, so a busy machine disturbs the ratios less). Prints time / reference variant.
+  With ``--before TREE`` every variant is also built from another checkout (e.g. the
+  kernel before a change) and timed in the same rounds: before/after from one run.
+  ``--lock FILE`` holds that file lock (``flock``) during the builds only, so builds on a
+  shared machine are serialised with other builds but the timing rounds do not block them.
 
     python benchmarks/build_times.py --times
     python benchmarks/build_times.py --variants kde --rounds 3
+    python benchmarks/build_times.py --variants kde --before /tmp/old-checkout
     python benchmarks/build_times.py --variants mlp
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import resource
@@ -122,25 +129,44 @@ def times(root):
     print(f"| whole build (setup.py build_ext, default jobs) | {wall:.1f} | {cpu:.1f} |")
 
 
-def variant_tree(name, env_extra, ext):
-    """A package tree whose `ext` is the variant and whose other modules are the in-place
-    build; returns (its path, the build's wall seconds)."""
+def variant_tree(name, env_extra, ext, root=ROOT):
+    """A package tree whose `ext` is the variant built from the checkout `root` and whose
+    other modules are that checkout's in-place build; returns (its path, the build's CPU
+    seconds)."""
     safe = "".join(c if c.isalnum() else "_" for c in name)
     tree = os.path.join(CACHE, ext, safe)
     shutil.rmtree(tree, ignore_errors=True)
-    shutil.copytree(os.path.join(ROOT, "fastscore"), os.path.join(tree, "fastscore"),
+    shutil.copytree(os.path.join(root, "fastscore"), os.path.join(tree, "fastscore"),
                     ignore=shutil.ignore_patterns(f"{ext}.*.so", "__pycache__", "*.c"))
-    return tree, build(env_extra, tree, [ext])[1]
+    return tree, build(env_extra, tree, [ext], root)[1]
 
 
-def variants(ext, rounds):
+@contextlib.contextmanager
+def locked(path):
+    """Hold the flock(1)-compatible exclusive lock on `path` (nothing if path is None)."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def variants(ext, rounds, before=None, lock=None):
     code = KDE_CODE if ext == "kde" else MLP_CODE
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(VARIANTS[ext])) as pool:     # all variants at once
-        jobs = {name: pool.submit(variant_tree, name, env_extra, ext)
-                for name, env_extra in VARIANTS[ext].items()}
-    trees = {name: job.result() for name, job in jobs.items()}
+    builds = [(name, env_extra, ROOT) for name, env_extra in VARIANTS[ext].items()]
+    if before:
+        builds = [b for name, env_extra, _ in builds
+                  for b in ((f"{name} [before]", env_extra, before), (name, env_extra, ROOT))]
+    with locked(lock), ThreadPoolExecutor(len(VARIANTS[ext])) as pool:  # side by side
+        jobs = {name: pool.submit(variant_tree, name, env_extra, ext, root)
+                for name, env_extra, root in builds}
+        trees = {name: job.result() for name, job in jobs.items()}
     for name, (_, cpu) in trees.items():
         print(f"built {ext} variant {name!r}: {cpu:.1f} CPU s (concurrent builds: "
               f"the CPU time of each is not separable)", flush=True)
@@ -165,6 +191,14 @@ def variants(ext, rounds):
         cells = [f"{best[n][key]:.3f} ({best[n][key] / ref:.2f})" for n in names]
         print(f"| {key} | " + " | ".join(cells) + " |")
     print("| build CPU s | " + " | ".join(f"{trees[n][1]:.1f}" for n in names) + " |")
+    if before:
+        after = [n for n in names if not n.endswith(" [before]")]
+        print(f"\n{ext}: after / before, same rounds (before: {before})")
+        print("| case | " + " | ".join(after) + " |")
+        print("|---" * (len(after) + 1) + "|")
+        for key in keys:
+            cells = [f"{best[n][key] / best[n + ' [before]'][key]:.2f}" for n in after]
+            print(f"| {key} | " + " | ".join(cells) + " |")
 
 
 def main():
@@ -173,12 +207,16 @@ def main():
     p.add_argument("--variants", choices=sorted(VARIANTS))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--root", default=ROOT, help="tree to time (--times; default: this one)")
+    p.add_argument("--lock", help="--variants: hold this file lock (flock) while building")
+    p.add_argument("--before", help="--variants: also build each variant from this checkout "
+                   "(with its in-place build) and time both in the same rounds")
     args = p.parse_args()
     os.makedirs(CACHE, exist_ok=True)
     if args.times:
         times(os.path.abspath(args.root))
     if args.variants:
-        variants(args.variants, args.rounds)
+        variants(args.variants, args.rounds,
+                 os.path.abspath(args.before) if args.before else None, args.lock)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,346 @@
+/* One SIMD body of the KDE kernel (see kde.tmpl.c for the algorithm): every function that
+ * touches vectors, written for vectors of FS_KDE_VBYTES bytes. kde.tmpl.c includes it once
+ * per body, i.e. per (vector width, target) pair, with
+ *   FS_KDE_VBYTES  bytes of one vector (a power of two, <= FS_KDE_VBYTES_MAX)
+ *   FS_KDE_WSFX    name suffix of the body (names WFN(kde_x) -> kde_x_f32_w64)
+ *   FS_KDE_TARGET  the function attribute that compiles it for its target (or nothing)
+ * and the body undefines all three at its end. Only WFN(kde_block) is a real function; the
+ * rest is always inlined into it, so compiled for its target. */
+#ifndef FS_KDE_VBYTES
+#error "include kde_simd.tmpl.c from kde.tmpl.c with FS_KDE_VBYTES, FS_KDE_WSFX, FS_KDE_TARGET"
+#endif
+
+#define WFN(name) FS_CAT(FS_FN(name), FS_KDE_WSFX)
+#define NL ((ptrdiff_t)(FS_KDE_VBYTES / sizeof(REAL)))
+#define VREAL WFN(fs_kde_vreal)
+#define VREALU WFN(fs_kde_vrealu)
+#define VUINT WFN(fs_kde_vuint)
+#define VMASK WFN(fs_kde_vmask)
+
+typedef REAL VREAL __attribute__((vector_size(FS_KDE_VBYTES)));
+typedef REAL VREALU __attribute__((vector_size(FS_KDE_VBYTES), aligned(sizeof(REAL))));
+typedef FS_KDE_UINT VUINT __attribute__((vector_size(FS_KDE_VBYTES)));
+typedef FS_KDE_SINT VMASK __attribute__((vector_size(FS_KDE_VBYTES))); /* -1 / 0 lanes */
+#define MASK_ELT(v) ((FS_KDE_SINT)(v))
+
+/* Lane-wise m ? a : b and a broadcast scalar (macros: no vector passed by value). */
+#define SELECT(m, a, b) ((VREAL)(((m) & (VMASK)(a)) | (~(m) & (VMASK)(b))))
+#define SPLAT(v) ((VREAL){0} + (REAL)(v))
+
+/* Lane-wise minimum as a compare and a select (exact: the same lanes as a < b ? a : b).
+ * Not a lane loop: GCC vectorises that into one vminps in isolation but, inside the
+ * kernel's loops, mostly into one scalar minss per lane (measured 2-5x slower per body,
+ * the AVX-512 one included; benchmarks/README.md, section build). */
+FS_INLINE VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
+{
+    return SELECT(*a < *b, *a, *b);
+}
+
+/* 2^(dm * nc1), nc1 = -c1, with dm clamped to dm <= dmax = -FS_KDE_TMIN / c1 so the
+ * exponent t is >= FS_KDE_TMIN, where the result is exactly +0. Needs t < BIAS + 1; tiles
+ * that are kept have t <= FS_KDE_MARGIN (see kde_query_tile). The product is folded into
+ * the range reduction (fused multiply-adds where the target has them). */
+FS_INLINE VREAL WFN(kde_exp2)(const VREAL *dm, const VREAL *nc1, const VREAL *dmax)
+{
+    const REAL magic = (REAL)(1.5 * (double)((FS_KDE_UINT)1 << FS_KDE_MANT)) + FS_KDE_BIAS;
+    const VREAL dmc = WFN(kde_min)(dm, dmax);
+    const VREAL r = dmc * *nc1 + magic;      /* low bits: round(t) + BIAS */
+    const VREAL n = r - magic;               /* round(t) */
+    const VREAL f = dmc * *nc1 - n;          /* [-1/2, 1/2] */
+    const VUINT e = (VUINT)r << FS_KDE_MANT; /* 2^round(t) */
+    const VREAL f2 = f * f;
+    return FS_KDE_POLY(f, f2) * (VREAL)e;
+}
+
+FS_INLINE double WFN(kde_hmin)(const VREAL *vp)
+{
+    const VREAL v = *vp;
+    REAL m = v[0];
+    for (ptrdiff_t l = 1; l < NL; ++l)
+        m = v[l] < m ? v[l] : m;
+    return (double)m;
+}
+
+/* Lane sums of one tile, widened to 8 doubles: lane l goes to double lane l % 8 (up to 8
+ * lanes converted at a time and added; fewer than 8 lanes fill the first ones). */
+FS_INLINE fs_kde_vdbl WFN(kde_widen)(const VREAL *vp)
+{
+    enum { PART = NL < 8 ? NL : 8 };
+    typedef REAL vpart __attribute__((vector_size(PART * sizeof(REAL))));
+    typedef double vpartd __attribute__((vector_size(PART * sizeof(double))));
+    fs_kde_vdbl out = {0};
+    for (ptrdiff_t j = 0; j < NL; j += PART) {
+        vpart part;
+        memcpy(&part, (const REAL *)vp + j, sizeof part);
+        const vpartd wide = __builtin_convertvector(part, vpartd);
+        fs_kde_vdbl lanes = {0};
+        memcpy(&lanes, &wide, sizeof wide);
+        out = j ? out + lanes : lanes;
+    }
+    return out;
+}
+
+/* One vector of NL training points x[k*ld + l] against query q (d coordinates), relative
+ * to the reference m2: returns dm = |x - q|^2 - m2 (m2 folded into the first partial sum,
+ * so the difference costs nothing and keeps the precision of |x - q|^2) and updates the
+ * lane minimum vmin. masked: lanes outside `valid` get dm = +inf. */
+FS_INLINE VREAL WFN(kde_dist)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
+                                const REAL *q, const VREAL *m2, const int masked,
+                                const VMASK *valid, VREAL *vmin)
+{
+    /* two interleaved partial sums: a shorter dependency chain */
+    const VREAL df0 = *(const VREALU *)x - q[0];
+    VREAL even = df0 * df0 - *m2, odd = SPLAT(0);
+    for (ptrdiff_t k = 1; k < d; ++k) {
+        const VREAL df = *(const VREALU *)(x + k * ld) - q[k];
+        if (k % 2)
+            odd = k == 1 ? df * df : odd + df * df;
+        else
+            even += df * df;
+    }
+    VREAL dm = d > 1 ? even + odd : even;
+    if (masked)
+        dm = SELECT(*valid, dm, SPLAT((REAL)INFINITY));
+    *vmin = WFN(kde_min)(&dm, vmin);
+    return dm;
+}
+
+/* Adds the weights w = 2^(-dm c1) of one vector into acc0 and, with with_score,
+ * w (x - q) into acc[k]. nc1 = -c1, dmax: the exp2 clamp (see kde_exp2). */
+FS_INLINE void WFN(kde_accumulate)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
+                                     const REAL *q, const VREAL *dm, const VREAL *nc1,
+                                     const VREAL *dmax, const int with_score,
+                                     const int masked, const VMASK *valid, VREAL *acc0,
+                                     VREAL *acc)
+{
+    VREAL w = WFN(kde_exp2)(dm, nc1, dmax);
+    if (masked)
+        w = SELECT(*valid, w, SPLAT(0));
+    *acc0 += w;
+    if (with_score)
+        for (ptrdiff_t k = 0; k < d; ++k)
+            acc[k] += w * (*(const VREALU *)(x + k * ld) - q[k]);
+}
+
+/* mode 0: minimum of dm only; mode 1: also the sums (see kde_accumulate). */
+FS_INLINE void WFN(kde_step)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+                               const VREAL *nc1, const VREAL *m2, const int mode,
+                               const VREAL *dmax, const int with_score, const int masked,
+                               const VMASK *valid, VREAL *vmin, VREAL *acc0, VREAL *acc)
+{
+    const VREAL dm = WFN(kde_dist)(x, ld, d, q, m2, masked, valid, vmin);
+    if (mode == 1)
+        WFN(kde_accumulate)(x, ld, d, q, &dm, nc1, dmax, with_score, masked, valid, acc0,
+                              acc);
+}
+
+/* Two vectors with their independent distance computations ahead of the exponentials,
+ * so the out-of-order window holds more independent work. */
+FS_INLINE void WFN(kde_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+                                const VREAL *nc1, const VREAL *m2, const int mode,
+                                const VREAL *dmax, const int with_score, VREAL *vmin,
+                                VREAL *acc0, VREAL *acc)
+{
+    const VMASK all = {0};
+    const VREAL dm0 = WFN(kde_dist)(x, ld, d, q, m2, 0, &all, vmin);
+    const VREAL dm1 = WFN(kde_dist)(x + NL, ld, d, q, m2, 0, &all, vmin);
+    if (mode == 1) {
+        WFN(kde_accumulate)(x, ld, d, q, &dm0, nc1, dmax, with_score, 0, &all, acc0, acc);
+        WFN(kde_accumulate)(x + NL, ld, d, q, &dm1, nc1, dmax, with_score, 0, &all, acc0,
+                              acc);
+    }
+}
+
+/* Vectors [0, nv) of a tile starting at x, with the n_special vectors sp[j] masked by
+ * spm[j] (sp sorted ascending). */
+FS_INLINE void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+                               ptrdiff_t nv, const ptrdiff_t *sp, const VMASK *spm,
+                               int n_special, const VREAL *nc1, const VREAL *m2,
+                               const VREAL *dmax, const int mode,
+                               const int with_score, VREAL *vmin, VREAL *acc0, VREAL *acc)
+{
+    const VMASK all = {0};
+    ptrdiff_t v = 0;
+    for (int j = 0; j <= n_special; ++j) {
+        const ptrdiff_t stop = j < n_special ? sp[j] : nv;
+        for (; v + 1 < stop; v += 2)
+            WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, vmin, acc0,
+                             acc);
+        for (; v < stop; ++v)
+            WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, 0, &all,
+                            vmin, acc0, acc);
+        if (j < n_special) {
+            WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, 1, &spm[j],
+                            vmin, acc0, acc);
+            ++v;
+        }
+    }
+}
+
+/* Adds training points [t0, t1) (t0 a multiple of NL) to the running state of one query:
+ * *m2p the reference minimum of d2 (+inf before the first point), st[0] the lane sums of
+ * w, st[1 + k] those of w (x_k - q_k). `self` is the left-out point, or -1. acc: d
+ * vectors of scratch. */
+FS_INLINE void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
+                                     ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self,
+                                     const REAL *q, REAL c1, REAL dmax, double c1d,
+                                     double *m2p, fs_kde_vdbl *st, VREAL *acc,
+                                     const int with_score)
+{
+    const ptrdiff_t n = t1 - t0, nv = (n + NL - 1) / NL;
+    const REAL *x = xt + t0;
+    const VREAL nc1 = SPLAT(-c1);
+    const VREAL zero = SPLAT(0);
+    const VREAL inf = SPLAT((REAL)INFINITY);
+    const VREAL vdmax = SPLAT(dmax);
+    VMASK lane;
+    for (ptrdiff_t l = 0; l < NL; ++l)
+        lane[l] = MASK_ELT(l);
+
+    /* masked vectors: the partial last one and the one holding the left-out point */
+    ptrdiff_t sp[2];
+    VMASK spm[2];
+    int n_special = 0;
+    const ptrdiff_t v_tail = n % NL ? nv - 1 : -1;
+    const ptrdiff_t v_self = (self >= t0 && self < t1) ? (self - t0) / NL : -1;
+    if (v_self >= 0) {
+        sp[n_special] = v_self;
+        spm[n_special] = lane != MASK_ELT(self - t0 - v_self * NL);
+        if (v_self == v_tail)
+            spm[n_special] &= lane < MASK_ELT(n - v_tail * NL);
+        ++n_special;
+    }
+    if (v_tail >= 0 && v_tail != v_self) {
+        sp[n_special] = v_tail;
+        spm[n_special] = lane < MASK_ELT(n - v_tail * NL);
+        if (n_special == 1 && v_tail < sp[0]) {
+            sp[1] = sp[0];
+            spm[1] = spm[0];
+            sp[0] = v_tail;
+            spm[0] = lane < MASK_ELT(n - v_tail * NL);
+        }
+        ++n_special;
+    }
+
+    VREAL vmin, acc0;
+    if (*m2p == (double)INFINITY) {       /* first points of this query: find a reference */
+        vmin = inf;
+        WFN(kde_pass)(x, ld, d, q, nv, sp, spm, n_special, &nc1, &zero, &vdmax, 0, 0,
+                        &vmin, &acc0, acc);
+        *m2p = WFN(kde_hmin)(&vmin);
+        if (*m2p == (double)INFINITY)
+            return;                       /* every point of the tile was left out */
+    }
+    for (;;) {
+        const VREAL vm2 = SPLAT((REAL)*m2p);
+        vmin = inf;
+        acc0 = zero;
+        if (with_score)
+            for (ptrdiff_t k = 0; k < d; ++k)
+                acc[k] = zero;
+        WFN(kde_pass)(x, ld, d, q, nv, sp, spm, n_special, &nc1, &vm2, &vdmax, 1,
+                        with_score, &vmin, &acc0, acc);
+        const double tile_min = WFN(kde_hmin)(&vmin);     /* min |x - q|^2 - m2 */
+        if (-tile_min * c1d > FS_KDE_MARGIN) {
+            /* a point much nearer than the reference: rescale and sum the tile again */
+            const double m2_new = (double)(REAL)(*m2p + tile_min);
+            const fs_kde_vdbl scale = (fs_kde_vdbl){0} + exp2((m2_new - *m2p) * c1d);
+            for (ptrdiff_t k = 0; k <= (with_score ? d : 0); ++k)
+                st[k] *= scale;
+            *m2p = m2_new;
+            continue;
+        }
+        st[0] += WFN(kde_widen)(&acc0);
+        if (with_score)
+            for (ptrdiff_t k = 0; k < d; ++k)
+                st[1 + k] += WFN(kde_widen)(&acc[k]);
+        return;
+    }
+}
+
+/* Queries [i0, i1) against training points [t0, t1); state of query i at
+ * m2[i - i0], st + (i - i0) * (d + 1). */
+FS_INLINE void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
+                                       ptrdiff_t t0, ptrdiff_t t1, const REAL *queries,
+                                       ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t exclude_start,
+                                       REAL c1, REAL dmax, double c1d, double *m2,
+                                       fs_kde_vdbl *st, VREAL *acc, const int with_score)
+{
+    for (ptrdiff_t i = i0; i < i1; ++i)
+        WFN(kde_query_tile)(xt, ld, d, t0, t1, exclude_start >= 0 ? exclude_start + i : -1,
+                              queries + i * d, c1, dmax, c1d, m2 + (i - i0),
+                              st + (i - i0) * (d + 1), acc, with_score);
+}
+
+/* Queries [i0, i1) against the whole training set, tile by tile (the tile depends only on
+ * d and the vector width, see kde.tmpl.c); state of query i at m2[i - i0],
+ * st + (i - i0) * (d + 1). scratch: d vectors of accumulators for the generic-d body.
+ *
+ * Dispatch on d so the coordinate loops of common patch sizes unroll and the accumulators
+ * stay in registers. Which (dimension, mode) pairs get their own body is set by the bit
+ * masks FS_KDE_SPEC_SCORE (score and log-density) and FS_KDE_SPEC_DENSITY (log-density
+ * only), bit D for d = D: setup.py keeps the ones measured >= 5% faster than the generic
+ * body (each costs compile time; benchmarks/README.md, section build). */
+#ifndef FS_KDE_SPEC_SCORE
+#define FS_KDE_SPEC_SCORE 0x31E         /* d = 1, 2, 3, 4, 8, 9 */
+#endif
+#ifndef FS_KDE_SPEC_DENSITY
+#define FS_KDE_SPEC_DENSITY 0x31E
+#endif
+FS_KDE_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
+                                         ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
+                                         ptrdiff_t i1, ptrdiff_t exclude_start, REAL c1,
+                                         REAL dmax, double c1d, double *m2, fs_kde_vdbl *st,
+                                         void *scratch, int with_score)
+{
+    /* training tile: FS_KDE_TILE_BYTES of coordinates, in whole vectors */
+    ptrdiff_t tile_vectors = FS_KDE_TILE_BYTES / (d * FS_KDE_VBYTES);
+    if (tile_vectors < FS_KDE_MIN_TILE_VECTORS) tile_vectors = FS_KDE_MIN_TILE_VECTORS;
+    if (tile_vectors > FS_KDE_MAX_TILE_VECTORS) tile_vectors = FS_KDE_MAX_TILE_VECTORS;
+    const ptrdiff_t tile = tile_vectors * NL;
+
+#define FS_KDE_TILES(D, ACC, WITH_SCORE)                                                \
+    for (ptrdiff_t t0 = 0; t0 < n_points; t0 += tile)                                   \
+        WFN(kde_block_tile_d)(xt, ld, D, t0, t0 + tile < n_points ? t0 + tile : n_points, \
+                              queries, i0, i1, exclude_start, c1, dmax, c1d, m2, st, ACC, \
+                              WITH_SCORE)
+#define FS_KDE_CASE(D)                                                                  \
+    case D:                                                                             \
+        if (((FS_KDE_SPEC_SCORE >> D) & 1) && with_score) {                             \
+            VREAL acc[D];                                                               \
+            FS_KDE_TILES(D, acc, 1);                                                    \
+            return;                                                                     \
+        }                                                                               \
+        if (((FS_KDE_SPEC_DENSITY >> D) & 1) && !with_score) {                          \
+            VREAL acc[D];                                                               \
+            FS_KDE_TILES(D, acc, 0);                                                    \
+            return;                                                                     \
+        }                                                                               \
+        break;
+    switch (d) {
+    FS_KDE_CASE(1)
+    FS_KDE_CASE(2)
+    FS_KDE_CASE(3)
+    FS_KDE_CASE(4)
+    FS_KDE_CASE(8)
+    FS_KDE_CASE(9)
+    default:
+        break;
+    }
+    FS_KDE_TILES(d, (VREAL *)scratch, with_score);
+#undef FS_KDE_CASE
+#undef FS_KDE_TILES
+}
+
+#undef WFN
+#undef NL
+#undef VREAL
+#undef VREALU
+#undef VUINT
+#undef VMASK
+#undef MASK_ELT
+#undef SELECT
+#undef SPLAT
+#undef FS_KDE_VBYTES
+#undef FS_KDE_WSFX
+#undef FS_KDE_TARGET
