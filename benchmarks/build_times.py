@@ -13,6 +13,7 @@ place):
   kernel before a change) and timed in the same rounds: before/after from one run.
   ``--lock FILE`` holds that file lock (``flock``) during the builds only, so builds on a
   shared machine are serialised with other builds but the timing rounds do not block them.
+  ``--no-build`` times the trees of an earlier run again (``_cache/build/<ext>/``).
 
     python benchmarks/build_times.py --times
     python benchmarks/build_times.py --variants kde --rounds 3
@@ -129,12 +130,16 @@ def times(root):
     print(f"| whole build (setup.py build_ext, default jobs) | {wall:.1f} | {cpu:.1f} |")
 
 
+def tree_path(ext, name):
+    """Directory of the package tree of variant `name` of `ext`."""
+    return os.path.join(CACHE, ext, "".join(c if c.isalnum() else "_" for c in name))
+
+
 def variant_tree(name, env_extra, ext, root=ROOT):
     """A package tree whose `ext` is the variant built from the checkout `root` and whose
     other modules are that checkout's in-place build; returns (its path, the build's CPU
     seconds)."""
-    safe = "".join(c if c.isalnum() else "_" for c in name)
-    tree = os.path.join(CACHE, ext, safe)
+    tree = tree_path(ext, name)
     shutil.rmtree(tree, ignore_errors=True)
     shutil.copytree(os.path.join(root, "fastscore"), os.path.join(tree, "fastscore"),
                     ignore=shutil.ignore_patterns(f"{ext}.*.so", "__pycache__", "*.c"))
@@ -155,7 +160,7 @@ def locked(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def variants(ext, rounds, before=None, lock=None):
+def variants(ext, rounds, before=None, lock=None, rebuild=True):
     code = KDE_CODE if ext == "kde" else MLP_CODE
     from concurrent.futures import ThreadPoolExecutor
 
@@ -163,10 +168,13 @@ def variants(ext, rounds, before=None, lock=None):
     if before:
         builds = [b for name, env_extra, _ in builds
                   for b in ((f"{name} [before]", env_extra, before), (name, env_extra, ROOT))]
-    with locked(lock), ThreadPoolExecutor(len(VARIANTS[ext])) as pool:  # side by side
-        jobs = {name: pool.submit(variant_tree, name, env_extra, ext, root)
-                for name, env_extra, root in builds}
-        trees = {name: job.result() for name, job in jobs.items()}
+    if not rebuild:
+        trees = {name: (tree_path(ext, name), float("nan")) for name, _, _ in builds}
+    else:
+        with locked(lock), ThreadPoolExecutor(len(VARIANTS[ext])) as pool:  # side by side
+            jobs = {name: pool.submit(variant_tree, name, env_extra, ext, root)
+                    for name, env_extra, root in builds}
+            trees = {name: job.result() for name, job in jobs.items()}
     for name, (_, cpu) in trees.items():
         print(f"built {ext} variant {name!r}: {cpu:.1f} CPU s (concurrent builds: "
               f"the CPU time of each is not separable)", flush=True)
@@ -207,6 +215,8 @@ def main():
     p.add_argument("--variants", choices=sorted(VARIANTS))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--root", default=ROOT, help="tree to time (--times; default: this one)")
+    p.add_argument("--no-build", action="store_true",
+                   help="--variants: time the trees built by an earlier run")
     p.add_argument("--lock", help="--variants: hold this file lock (flock) while building")
     p.add_argument("--before", help="--variants: also build each variant from this checkout "
                    "(with its in-place build) and time both in the same rounds")
@@ -216,7 +226,8 @@ def main():
         times(os.path.abspath(args.root))
     if args.variants:
         variants(args.variants, args.rounds,
-                 os.path.abspath(args.before) if args.before else None, args.lock)
+                 os.path.abspath(args.before) if args.before else None, args.lock,
+                 not args.no_build)
 
 
 if __name__ == "__main__":
