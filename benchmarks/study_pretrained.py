@@ -42,6 +42,10 @@ MODELS = {
                                                   "n_patches": 300000, "n_iter": 15}),
     "phantom_gmm8_k32_n300k": ("phantom", "gmm", {"patch": 8, "n_components": 32,
                                                   "n_patches": 300000, "n_iter": 15}),
+    "natural_gmm8_k64_n600k": ("natural", "gmm", {"patch": 8, "n_components": 64,
+                                                  "n_patches": 600000, "n_iter": 15}),
+    "phantom_gmm8_k64_n600k": ("phantom", "gmm", {"patch": 8, "n_components": 64,
+                                                  "n_patches": 600000, "n_iter": 15}),
 }
 
 
