@@ -56,7 +56,7 @@ def load_file(file):
     """A patch score from a model file of any kind fastscore writes for patch priors
     (:class:`fastscore.nn.PatchScoreModel` or
     :class:`fastscore.patch_gmm.GaussianMixturePatchScore`)."""
-    from ..io import ModelFileError, read_model_file
+    from ..model_file import ModelFileError, read_model_file
     from ..score_model import PatchScoreModel
     from ..patch_gmm import GaussianMixturePatchScore
 
