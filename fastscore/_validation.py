@@ -25,6 +25,7 @@ __all__ = [
     "check_choice",
     "check_finite",
     "check_float_dtype",
+    "check_float_dtype_match",
     "check_int",
     "check_int_tuple",
     "check_out",
@@ -254,6 +255,23 @@ def check_float_dtype(dtype, name="dtype"):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"`{name}` must be float32 or float64; got {dtype}.")
     return dtype
+
+
+def check_float_dtype_match(x, name, dtype, other):
+    """Raise ``TypeError`` if float input `x` works in another precision than `dtype`.
+
+    The working dtype of `x` follows the dtype table; for float (or float16) input it must
+    equal `dtype`, the dtype of the array named `other` (e.g. fitted training points):
+    mismatched float dtypes are never cast, in either direction. Integer and bool input is
+    left to :func:`as_float_array` (it follows `dtype`).
+    """
+    x_dtype = getattr(x, "dtype", None)
+    x_dtype = np.dtype(np.asarray(x).dtype if x_dtype is None else x_dtype)
+    if x_dtype.kind == "f":
+        work = _working_dtype(x_dtype, name) if x_dtype.itemsize <= 8 else x_dtype
+        if work != np.dtype(dtype):
+            raise TypeError(f"`{name}` has dtype {x_dtype} but {other} is {np.dtype(dtype)}; "
+                            "the dtypes must match: cast one of them explicitly.")
 
 
 def check_patch_size(patch_size, name="patch_size"):
