@@ -216,8 +216,8 @@ def read_archive(path: str | os.PathLike[str], what: str) -> dict[str, np.ndarra
                                    "another program?")
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as f:
-            head = f.read(4)
-        if head == b"PK\x03\x04":
+            magic = f.read(4)
+        if magic == b"PK\x03\x04":
             raise ModelFileError(path, "the .npz (zip) archive is truncated or damaged: its "
                                        "central directory at the end is missing.")
         raise ModelFileError(path, "not an .npz (zip) archive; a fastscore model file is an "

@@ -57,8 +57,8 @@ def load_file(file):
     (:class:`fastscore.nn.PatchScoreModel` or
     :class:`fastscore.patch_gmm.GaussianMixturePatchScore`)."""
     from ..model_file import ModelFileError, read_model_file
-    from ..score_model import PatchScoreModel
     from ..patch_gmm import GaussianMixturePatchScore
+    from ..score_model import PatchScoreModel
 
     _, meta = read_model_file(file)
     for cls in (PatchScoreModel, GaussianMixturePatchScore):
