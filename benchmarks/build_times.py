@@ -175,7 +175,7 @@ def variants(ext, rounds, before=None, lock=None, rebuild=True):
             jobs = {name: pool.submit(variant_tree, name, env_extra, ext, root)
                     for name, env_extra, root in builds}
             trees = {name: job.result() for name, job in jobs.items()}
-    for name, (_, cpu) in trees.items():
+    for name, (_, cpu) in trees.items() if rebuild else ():
         print(f"built {ext} variant {name!r}: {cpu:.1f} CPU s (concurrent builds: "
               f"the CPU time of each is not separable)", flush=True)
     best = {}

@@ -6,7 +6,7 @@
  *   FS_KDE_TARGET  the function attribute that compiles it for its target (or nothing)
  * and the body undefines all three at its end. Only WFN(kde_block) is a real function; the
  * rest is always inlined into it, so compiled for its target. */
-#ifndef FS_KDE_VBYTES
+#if !defined(REAL) || !defined(FS_KDE_VBYTES)
 #error "include kde_simd.tmpl.c from kde.tmpl.c with FS_KDE_VBYTES, FS_KDE_WSFX, FS_KDE_TARGET"
 #endif
 
@@ -27,13 +27,26 @@ typedef FS_KDE_SINT VMASK __attribute__((vector_size(FS_KDE_VBYTES))); /* -1 / 0
 #define SELECT(m, a, b) ((VREAL)(((m) & (VMASK)(a)) | (~(m) & (VMASK)(b))))
 #define SPLAT(v) ((VREAL){0} + (REAL)(v))
 
-/* Lane-wise minimum as a compare and a select (exact: the same lanes as a < b ? a : b).
- * Not a lane loop: GCC vectorises that into one vminps in isolation but, inside the
- * kernel's loops, mostly into one scalar minss per lane (measured 2-5x slower per body,
- * the AVX-512 one included; benchmarks/README.md, section build). */
+/* Lane-wise minimum, exactly a < b ? a : b per lane, in one of two forms, the faster one
+ * per body as measured in the built extension (benchmarks/README.md, section build):
+ *   lane loop       one vminps in the hot loops of the 64- and 32-byte bodies;
+ *   compare+select  a compare and a blend, for the 16-byte baseline body.
+ * FS_KDE_MIN_LANES = 0 / 1 forces one form in every body (measurement only). */
+#ifdef FS_KDE_MIN_LANES
+#define KDE_MIN_LANES FS_KDE_MIN_LANES
+#else
+#define KDE_MIN_LANES (FS_KDE_VBYTES >= 32)
+#endif
 FS_INLINE VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
 {
+#if KDE_MIN_LANES
+    VREAL r;
+    for (ptrdiff_t l = 0; l < NL; ++l)
+        r[l] = (*a)[l] < (*b)[l] ? (*a)[l] : (*b)[l];
+    return r;
+#else
     return SELECT(*a < *b, *a, *b);
+#endif
 }
 
 /* 2^(dm * nc1), nc1 = -c1, with dm clamped to dm <= dmax = -FS_KDE_TMIN / c1 so the
@@ -332,6 +345,7 @@ FS_KDE_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t
 #undef FS_KDE_TILES
 }
 
+#undef KDE_MIN_LANES
 #undef WFN
 #undef NL
 #undef VREAL
