@@ -1,12 +1,15 @@
 """The base class of fastscore's forward models (:mod:`fastscore.operators`): validation,
 batch axis, ‖A‖², composition and scaling. Public names are re-exported there."""
 
+from __future__ import annotations
+
 import math
 import numbers
 
 import numpy as np
 import scipy.fft
 
+from ._deprecation import renamed_arguments
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_rng, check_scalar)
 
@@ -211,7 +214,10 @@ class LinearOperator:
         """A*A v for one float64/complex128 image."""
         return self._adjoint(self._forward(v[np.newaxis]))[0]
 
-    def estimate_norm_squared(self, *, method="lanczos", tol=1e-8, max_iter=1000, rng=0):
+    @renamed_arguments(max_iter="n_steps")
+    def estimate_norm_squared(self, *, method: str = "lanczos", tol: float = 1e-8,
+                              n_steps: int = 1000,
+                              rng: int | np.random.Generator | None = 0) -> float:
         """Largest eigenvalue of A*A by an iterative method in float64 (not cached).
 
         Parameters
@@ -225,13 +231,14 @@ class LinearOperator:
             (‖v‖ = 1) changes by less than `tol` relative; it approaches ‖A‖² from below.
             Images of at most 64 pixels use a dense eigensolver (exact).
         tol : float > 0
-        max_iter : int >= 1
+        n_steps : int >= 1
+            Maximum iterations (ARPACK restarts, or power steps); formerly ``max_iter``.
         rng : int or Generator, default 0
             Start vector (a fixed seed by default, so the estimate is reproducible).
         """
         check_choice(method, "method", ("lanczos", "power"))
         tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
-        max_iter = check_int(max_iter, "max_iter", low=1)
+        n_steps = check_int(n_steps, "n_steps", low=1)
         rng = check_rng(rng)
         size = math.prod(self.shape_in)
         dtype = np.complex128 if self.complex_domain else np.float64
@@ -251,12 +258,12 @@ class LinearOperator:
                 matvec=lambda u: self._normal(u.reshape(self.shape_in)).ravel())
             try:
                 value = sla.eigsh(normal, k=1, which="LA", v0=v.ravel(), tol=tol,
-                                  maxiter=max_iter, return_eigenvectors=False)[0]
+                                  maxiter=n_steps, return_eigenvectors=False)[0]
                 return float(max(0.0, value))
             except sla.ArpackNoConvergence:
                 pass  # fall back to power iteration from the same start
         value = 0.0
-        for _ in range(max_iter):
+        for _ in range(n_steps):
             w = self._normal(v)
             new = float(np.real(np.vdot(v, w)))
             length = np.linalg.norm(w)

@@ -44,7 +44,10 @@ class GaussianKDE:
     Parameters
     ----------
     bandwidth : float > 0
-        Kernel standard deviation :math:`\\sigma`, in the units of the data.
+        Kernel standard deviation :math:`\\sigma`, in the units of the data: the same
+        quantity as :class:`fastscore.prior.KDEPatchScore`'s ``bandwidth`` (there the
+        kernel of the clean patches, widened to :math:`\\sqrt{h^2 + \\sigma^2}` at a
+        noise level).
     exclude_self : bool, default False
         Leave-one-out scoring of the training points. When True, the queries given to
         :meth:`score` / :meth:`log_density` must be the fitted ``X`` itself (same shape and

@@ -8,9 +8,13 @@ score-matching objective — and maximum likelihood, through
 ``scipy.optimize.minimize(fun, theta0, jac=True, method="L-BFGS-B")``.
 """
 
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
+from ._deprecation import deprecated_alias, keyword_only
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 from .distributions import GaussianMixture
 
@@ -125,9 +129,9 @@ class GaussianMixtureScoreModel:
     >>> from fastscore.losses import ism
     >>> x = Gamma(8.0).sample(100, rng=np.random.default_rng(0))
     >>> model = GaussianMixtureScoreModel.from_data(x, 3)
-    >>> res = minimize(lambda th: ism(model, th, x), model.get_params(), jac=True,
+    >>> res = minimize(lambda th: ism(model, th, x), model.get_weights(), jac=True,
     ...                method="L-BFGS-B")
-    >>> model.set_params(res.x)
+    >>> model.set_weights(res.x)
     """
 
     def __init__(self, means, stds, weights=None, *, noise_conditional=False):
@@ -179,13 +183,19 @@ class GaussianMixtureScoreModel:
         weights = special.softmax(theta[2 * K * d:])
         return means, stds, weights
 
-    def get_params(self):
-        """A copy of the current parameter vector, shape (n_params,)."""
+    def get_weights(self) -> np.ndarray:
+        """A copy of the current flat parameter vector θ, shape (n_params,), float64.
+
+        (Named as Keras does: ``get_params`` is scikit-learn's hyper-parameter protocol.)
+        """
         return self._params.copy()
 
-    def set_params(self, params):
-        """Set the current parameter vector (copied)."""
+    def set_weights(self, params: ArrayLike) -> None:
+        """Set the current flat parameter vector θ, shape (n_params,) (copied)."""
         self._params = self._check_params(params).copy()
+
+    get_params = deprecated_alias("get_weights", "get_params")
+    set_params = deprecated_alias("set_weights", "set_params")
 
     def bounds(self, min_std=None, max_std=None):
         """Box constraints for ``scipy.optimize.minimize(..., method="L-BFGS-B")``.
@@ -336,6 +346,8 @@ class GaussianMixtureScoreModel:
         grad[2 * self.n_components * self.dim:] += special.softmax(f.logits)
         return float(loss), grad
 
-    def sample(self, n, params=None, rng=None):
+    @keyword_only("rng")
+    def sample(self, n: int, params: ArrayLike | None = None, *,
+               rng: int | np.random.Generator | None = None) -> np.ndarray:
         """Draw ``n`` points from the mixture, shape (n, d)."""
-        return self.to_distribution(params).sample(n, check_rng(rng))
+        return self.to_distribution(params).sample(n, rng=check_rng(rng))

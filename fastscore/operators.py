@@ -16,11 +16,14 @@ and imaginary parts each with variance σ² for complex data); then
 ``∇ₓ log p(y | x) = A*(y − A x) / σ²`` (:class:`GaussianLikelihood`).
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
 import scipy.fft
 
+from ._deprecation import keyword_only
 from ._ct import ParallelBeamCT
 from ._linear import (FunctionOperator, LinearOperator, _check_shape, _complex_of,
                       _fourier_preconditioner, _real_of)
@@ -393,7 +396,9 @@ class MRI(LinearOperator):
                 f"complex_image={self.complex_domain}")
 
 
-def cartesian_mask(shape, acceleration, center_fraction=0.08, rng=None):
+@keyword_only("rng")
+def cartesian_mask(shape: tuple[int, ...], acceleration: float, center_fraction: float = 0.08,
+                   *, rng: int | np.random.Generator | None = None) -> np.ndarray:
     """Cartesian undersampling mask: fully sampled centre lines plus random lines.
 
     Whole columns (phase-encoding lines along the last axis) are sampled:

@@ -7,11 +7,14 @@ and parameter updated together, OpenMP over entries, SIMD inside each thread's r
 Every kernel here gives the same bits for any thread count.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 
 import numpy as np
 
+from ._deprecation import deprecated_attribute, renamed_arguments
 from ._threads import effective_threads, resolve_n_threads
 from ._ext import adam as _kernels
 from ._validation import as_float_array, check_int, check_scalar
@@ -153,7 +156,7 @@ class CosineLR(_Schedule):
 
 
 class StepLR(_Schedule):
-    """Step decay: multiply the rate by `gamma` every `step_size` steps.
+    """Step decay: multiply the rate by `gamma` every `period` steps.
 
     .. math:: \\eta_t = \\eta\\, \\gamma^{\\lfloor t / s \\rfloor}
 
@@ -161,19 +164,23 @@ class StepLR(_Schedule):
     ----------
     lr : float >= 0
         :math:`\\eta`.
-    step_size : int >= 1
-        :math:`s`, steps between decays.
+    period : int >= 1
+        :math:`s`, steps between decays (formerly ``step_size``, which in fastscore
+        always means the size of a step).
     gamma : float in (0, 1], default 0.1
         :math:`\\gamma`, the factor applied at each decay.
     """
 
-    def __init__(self, lr, step_size, gamma=0.1):
+    @renamed_arguments(step_size="period")
+    def __init__(self, lr: float, period: int, gamma: float = 0.1) -> None:
         self.lr = check_scalar(lr, "lr", low=0.0)
-        self.step_size = check_int(step_size, "step_size", low=1)
+        self.period = check_int(period, "period", low=1)
         self.gamma = check_scalar(gamma, "gamma", low=0.0, low_inclusive=False, high=1.0)
 
+    step_size = deprecated_attribute("period", "step_size")
+
     def _value(self, step):
-        return self.lr * self.gamma ** (step // self.step_size)
+        return self.lr * self.gamma ** (step // self.period)
 
 
 class WarmupLR(_Schedule):

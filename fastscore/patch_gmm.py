@@ -18,11 +18,15 @@ and Tweedie's denoiser ``v + σ² s_V`` is the responsibility-weighted Wiener fi
 components. :meth:`GaussianMixturePatchScore.fit` runs EM on training patches.
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import linalg, special
 
+from ._deprecation import renamed_arguments
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 
 __all__ = ["GaussianMixturePatchScore", "zero_mean_basis"]
@@ -176,8 +180,11 @@ class GaussianMixturePatchScore:
 
     # ---------------------------------------------------------------- fitting
     @classmethod
-    def fit(cls, patches, patch_size, n_components, *, n_iter=30, reg=1e-6, rng=None,
-            sigma_min=0.005, sigma_max=1.0, prune=1e-4):
+    @renamed_arguments(n_iter="n_steps")
+    def fit(cls, patches: ArrayLike, patch_size: int | tuple[int, int], n_components: int, *,
+            n_steps: int = 30, reg: float = 1e-6, rng: int | np.random.Generator | None = None,
+            sigma_min: float = 0.005, sigma_max: float = 1.0,
+            prune: float = 1e-4) -> GaussianMixturePatchScore:
         """EM for the mixture of the DC-removed patches, from a k-means++ start.
 
         Parameters
@@ -185,8 +192,9 @@ class GaussianMixturePatchScore:
         patches : ndarray (N, d)
         patch_size : int or (int, int)
         n_components : int >= 1
-        n_iter : int >= 1
-            EM iterations (each: responsibilities, then weights, means, covariances).
+        n_steps : int >= 1
+            EM iterations, each: responsibilities, then weights, means, covariances
+            (formerly ``n_iter``).
         reg : float >= 0
             Added to every covariance's diagonal (keeps them positive definite).
         rng : None, int or Generator
@@ -198,7 +206,7 @@ class GaussianMixturePatchScore:
         """
         X = as_float_array(patches, "patches", ndim=2, finite=True).astype(np.float64)
         K = check_int(n_components, "n_components", low=1)
-        n_iter = check_int(n_iter, "n_iter", low=1)
+        n_steps = check_int(n_steps, "n_steps", low=1)
         reg = check_scalar(reg, "reg", low=0)
         rng = check_rng(rng)
         d = X.shape[1]
@@ -208,7 +216,7 @@ class GaussianMixturePatchScore:
         C = X @ zero_mean_basis(d)
         resp = _kmeans_responsibilities(C, K, rng)
         log_lik = []
-        for _ in range(n_iter):
+        for _ in range(n_steps):
             w, mu, cov = _m_step(C, resp, reg)
             lam, U = np.linalg.eigh(cov)
             e = np.empty((len(C), K))
@@ -224,7 +232,7 @@ class GaussianMixturePatchScore:
         lam, U = np.linalg.eigh(cov)
         return cls(patch_size, mu, np.clip(lam, 0, None), U, w, sigma_min=sigma_min,
                    sigma_max=sigma_max, prune=prune,
-                   training={"n_patches": int(X.shape[0]), "n_iter": n_iter, "reg": reg,
+                   training={"n_patches": int(X.shape[0]), "n_iter": n_steps, "reg": reg,
                              "log_likelihood": log_lik})
 
     @property

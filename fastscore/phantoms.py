@@ -12,8 +12,12 @@ current value at the shape's centre plus a small step (low contrast). No fixed p
 (in particular not Shepp–Logan) is ever drawn: every geometry is random.
 """
 
-import numpy as np
+from __future__ import annotations
 
+import numpy as np
+from numpy.typing import DTypeLike
+
+from ._deprecation import keyword_only
 from ._validation import check_int, check_rng
 from .data import (
     _check_dtype,
@@ -49,8 +53,10 @@ def ellipse_coverage(cx, cy, a, b, angle, size, supersampling=4):
     return cover
 
 
-def random_phantoms(n_images, size=128, rng=None, dtype=np.float64, *, n_shapes=(3, 10),
-                    supersampling=4):
+@keyword_only("rng", "dtype")
+def random_phantoms(n_images: int, size: int = 128, *, rng: int | np.random.Generator | None = None,
+                    dtype: DTypeLike = np.float64, n_shapes: tuple[int, int] = (3, 10),
+                    supersampling: int = 4) -> np.ndarray:
     """Random piecewise-constant phantoms (ellipses, rectangles, disks; random contrasts).
 
     Parameters

@@ -5,8 +5,13 @@ saved unless asked (``path=...`` writes the file, PNG by extension). matplotlib 
 when a function is called, with the non-interactive Agg backend when no display is set.
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import numpy as np
 
+from ._deprecation import renamed_arguments
 from ._optional import import_optional
 from ._validation import as_float_array
 
@@ -145,7 +150,11 @@ def training_curves(history, *, path=None):
     return _finish(fig, path)
 
 
-def score_field(score, extent=(-3, 3, -3, 3), *, n=21, logpdf=None, ax=None, path=None):
+@renamed_arguments(logpdf="log_density")
+def score_field(score: Callable[[np.ndarray], np.ndarray],
+                extent: tuple[float, float, float, float] = (-3, 3, -3, 3), *, n: int = 21,
+                log_density: Callable[[np.ndarray], np.ndarray] | None = None,
+                ax: Any = None, path: str | None = None) -> Any:
     """Arrows of a 2-D score field ``s(x) = ∇ log p(x)`` over a grid, density underneath.
 
     Parameters
@@ -153,7 +162,8 @@ def score_field(score, extent=(-3, 3, -3, 3), *, n=21, logpdf=None, ax=None, pat
     score : callable (N, 2) -> (N, 2)
     extent : (x_min, x_max, y_min, y_max)
     n : int, grid points per axis
-    logpdf : callable (N, 2) -> (N,), optional, drawn as filled contours
+    log_density : callable (N, 2) -> (N,), optional, drawn as filled contours
+        (formerly ``logpdf``)
     """
     plt = _pyplot()
     x0, x1, y0, y1 = extent
@@ -161,9 +171,9 @@ def score_field(score, extent=(-3, 3, -3, 3), *, n=21, logpdf=None, ax=None, pat
     pts = np.column_stack([gx.ravel(), gy.ravel()])
     s = np.asarray(score(pts), dtype=float)
     fig, ax = (plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax))
-    if logpdf is not None:
+    if log_density is not None:
         fx, fy = np.meshgrid(np.linspace(x0, x1, 120), np.linspace(y0, y1, 120))
-        dens = np.exp(np.asarray(logpdf(np.column_stack([fx.ravel(), fy.ravel()]))))
+        dens = np.exp(np.asarray(log_density(np.column_stack([fx.ravel(), fy.ravel()]))))
         ax.contourf(fx, fy, dens.reshape(fx.shape), levels=20, cmap="Blues")
     norm = np.hypot(s[:, 0], s[:, 1])
     scale = np.where(norm > 0, 1.0 / np.maximum(norm, 1e-12), 0.0) ** 0.5

@@ -234,7 +234,7 @@ def langevin(problem, x, sigmas, *, steps_per_sigma, eps, trace_every=None, call
             problem.image_shape, sigma)
         alpha = eps / L
 
-        def cb(k, xk, offset=t, info={"sigma": sigma, "step_size": alpha}):  # noqa: B006
+        def cb(k, xk, _, offset=t, info={"sigma": sigma, "step_size": alpha}):  # noqa: B006
             return callback is not None and callback(offset + k, xk, info)
 
         def drift(z, sigma=sigma):

@@ -53,7 +53,7 @@ def test_posterior_samples_match_gaussian_posterior():
     cov = np.linalg.inv(precision)
     mean = cov @ (y.ravel() / noise ** 2 + b)
     out = posterior_sample(y, ops.Identity(shape), noise, prior, n_samples=4000,
-                           sigmas=[sigma], steps_per_sigma=600, eps=0.1, rng=4,
+                           sigmas=[sigma], steps_per_sigma=600, step_size=0.1, rng=4,
                            x0=mean.reshape(shape), method="langevin")
     samples = out.samples.reshape(4000, 9)
     se = np.sqrt(np.diag(cov) / 4000)
@@ -106,7 +106,7 @@ def test_preconditioned_samples_match_gaussian_posterior(name, eps):
     ratio = np.diag(cov_eps) / np.diag(cov)
     assert np.all(ratio <= 1 + 1e-9) and np.all(ratio >= 1 - eps / 2 - 1e-9)
     out = posterior_sample(y, A, noise, prior, n_samples=n, sigmas=[sigma],
-                           steps_per_sigma=120, eps=eps, rng=4, x0=mean.reshape(shape))
+                           steps_per_sigma=120, step_size=eps, rng=4, x0=mean.reshape(shape))
     samples = out.samples.reshape(n, 16)
     se = np.sqrt(np.diag(cov_eps) / n)
     assert np.all(np.abs(samples.mean(0) - mean) < 5 * se)
@@ -193,7 +193,7 @@ def test_float32_and_callback_and_reproducibility():
     seen = []
     res = map_estimate(y, ops.Identity(shape), 0.1, prior, n_steps=50,
                        callback=lambda k, x, info: seen.append(info["sigma"]) or k == 4)
-    assert res.x.dtype == np.float32 and res.n_iter == 5 and len(seen) == 5
+    assert res.x.dtype == np.float32 and res.n_steps == 5 and len(seen) == 5
     assert seen[0] > seen[-1]   # annealed from 2 sigma_n downwards
     a = posterior_sample(y, ops.Identity(shape), 0.1, prior, n_samples=3, rng=7)
     b = posterior_sample(y, ops.Identity(shape), 0.1, prior, n_samples=3, rng=7)
