@@ -186,7 +186,7 @@ class GaussianMixtureScoreModel:
     def get_weights(self) -> np.ndarray:
         """A copy of the current flat parameter vector θ, shape (n_params,), float64.
 
-        (Named as Keras does: ``get_params`` is scikit-learn's hyper-parameter protocol.)
+        (``get_params`` is scikit-learn's hyper-parameter protocol, hence the name.)
         """
         return self._params.copy()
 

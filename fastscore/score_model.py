@@ -143,6 +143,14 @@ class PatchScoreModel:
         """The network of :attr:`model`."""
         return self.model.net
 
+    def get_weights(self) -> np.ndarray:
+        """A copy of the network's flat weight vector, shape (n_params,)."""
+        return self.model.get_weights()
+
+    def set_weights(self, theta: ArrayLike) -> None:
+        """Copy `theta` of shape (n_params,) into the network's weights."""
+        self.model.set_weights(theta)
+
     def with_invariances(self, **options: Any) -> PatchScoreModel:
         """A model sharing this network with some invariance options changed (`dc`,
         `contrast`, `symmetrize`, `contrast_eps`, `intensity`)."""

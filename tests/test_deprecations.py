@@ -253,3 +253,30 @@ def test_the_helpers_refuse_ambiguous_calls():
         f(1, 2, b=3)
     with pytest.warns(FutureWarning, match=r"f\(\): passing b positionally"):
         assert f(1, 2, new=4) == (1, 2, 4)
+
+
+def test_network_get_set_params_are_aliases_of_get_set_weights():
+    from fastscore.nn import MLP, NoiseConditionalScore, PatchScoreModel
+
+    ncs = NoiseConditionalScore.for_patches(2, hidden=(5,), rng=0)
+    for obj in (MLP((3, 4, 2), rng=1), ncs):
+        with pytest.warns(FutureWarning, match=r"get_params\(\) is deprecated; use "
+                                               r".get_weights\(\)"):
+            theta = obj.get_params()
+        _same(theta, obj.get_weights())
+        with pytest.warns(FutureWarning, match=r"set_params\(\) is deprecated"):
+            obj.set_params(theta * 2)
+        _same(obj.get_weights(), (theta * 2).astype(theta.dtype))
+    model = PatchScoreModel(ncs, 2, sigma_min=0.1, sigma_max=1.0)
+    model.set_weights(np.zeros(ncs.n_params))
+    assert not ncs.params.any() and model.get_weights() is not ncs.params
+
+
+def test_mlp_reset_parameters_positional_rng():
+    from fastscore.nn import MLP
+
+    a, b = MLP((3, 4, 2)), MLP((3, 4, 2))
+    with pytest.warns(FutureWarning, match="keyword-only"):
+        a.reset_parameters(5)
+    b.reset_parameters(rng=5)
+    _same(a.get_weights(), b.get_weights())
