@@ -280,3 +280,16 @@ def test_mlp_reset_parameters_positional_rng():
         a.reset_parameters(5)
     b.reset_parameters(rng=5)
     _same(a.get_weights(), b.get_weights())
+
+
+@pytest.mark.parametrize("command, old, value", [("train", "--lr", "0.01"),
+                                                 ("sample", "--eps", "3e-05")])
+def test_command_line_old_option_names_still_parse(command, old, value):
+    from fastscore.cli import build_parser
+
+    required = {"train": ["--phantom", "rectangles", "--out", "m.npz"],
+                "sample": ["--model", "m.npz", "--shape", "8", "8", "--out", "s.npy"]}[command]
+    parser = build_parser()
+    new = parser.parse_args([command, *required, "--step-size", value])
+    was = parser.parse_args([command, *required, old, value])
+    assert new.step_size == was.step_size == float(value)
