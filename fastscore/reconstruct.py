@@ -488,15 +488,17 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
         kwargs = dict(trace_every=trace_every, callback=callback)
         fine = _refine(sigmas, steps_per_sigma)
         if method == "hmc":
-            out = _posterior.hmc(problem, x, sigmas, steps_per_sigma=steps_per_sigma, eps=eps,
-                                 **options, **kwargs)
+            out = _posterior.hmc(problem, x, sigmas, steps_per_sigma=steps_per_sigma,
+                                 step_size=eps, **options, **kwargs)
         elif method == "langevin":
-            out = _posterior.langevin(problem, x, sigmas, eps=eps,
+            out = _posterior.langevin(problem, x, sigmas, step_size=eps,
                                       steps_per_sigma=steps_per_sigma, **kwargs)
         elif method == "ode":
             out = _posterior.ode(problem, x, fine, **kwargs)
         else:
-            out = getattr(_posterior, method)(problem, x, fine, eps=eps, **options, **kwargs)
+            knob = {"pc": "snr", "dps": "guidance", "diffpir": "noise_mix"}[method]
+            out = getattr(_posterior, method)(problem, x, fine, **{knob: eps}, **options,
+                                              **kwargs)
         samples, mean, n_evals, trace = out
         return _summarise(samples, mean, trace, n_evals)
     inv_n2 = 1.0 / likelihood.noise_sigma ** 2

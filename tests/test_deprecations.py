@@ -293,3 +293,28 @@ def test_command_line_old_option_names_still_parse(command, old, value):
     new = parser.parse_args([command, *required, "--step-size", value])
     was = parser.parse_args([command, *required, old, value])
     assert new.step_size == was.step_size == float(value)
+
+
+@pytest.mark.parametrize("method, new_name", [("hmc", "step_size"), ("langevin", "step_size"),
+                                              ("pc", "snr"), ("dps", "guidance"),
+                                              ("diffpir", "noise_mix")])
+def test_posterior_engines_eps(method, new_name):
+    from fastscore import posterior
+    from fastscore.operators import GaussianLikelihood
+
+    prior = PatchPrior(GaussianPatchScore().fit(data.extract_patches(
+        data.rectangles(4, 12, rng=0), 3, 200, rng=0)), 3)
+    A = operators.Blur(np.ones((3, 3)) / 9, IMAGE.shape)
+    y = A.forward(IMAGE)
+    start = np.repeat(y[np.newaxis], 2, axis=0) + 0.3
+    extra = {"steps_per_sigma": 2} if method in ("hmc", "langevin") else {}
+
+    def run(**knob):
+        problem = posterior.Problem(GaussianLikelihood(A, y, 0.05), prior,
+                                    np.random.default_rng(3), 20)
+        return getattr(posterior, method)(problem, start.copy(), [0.3, 0.1], **knob, **extra)
+
+    new = run(**{new_name: 0.5})
+    with pytest.warns(FutureWarning, match=f"use `{new_name}`"):
+        old = run(eps=0.5)
+    _same(old, new)
