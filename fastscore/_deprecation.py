@@ -14,7 +14,8 @@ import inspect
 import os
 import sys
 import warnings
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 __all__ = ["REMOVED_IN", "adapt_callback", "deprecated_alias", "deprecated_attribute",
            "keyword_only", "renamed_arguments", "warn_deprecated"]
@@ -84,7 +85,7 @@ def keyword_only(*names: str) -> Callable[[F], F]:
                     raise TypeError(f"{qualname}() takes {n_positional} positional arguments "
                                     f"but {len(args)} were given.")
                 moved = names[:extra]
-                for name, value in zip(moved, args[n_positional:]):
+                for name, value in zip(moved, args[n_positional:], strict=True):
                     if name in kwargs:
                         raise TypeError(f"{qualname}() got multiple values for `{name}`.")
                     kwargs[name] = value

@@ -7,7 +7,8 @@ when a function is called, with the non-interactive Agg backend when no display 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -22,11 +22,20 @@ is ≈ 31 GFLOP). Traces and callbacks follow :mod:`fastscore.sampling`
 (``callback(k, x, info) -> bool``).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import sampling
 from ._cg import conjugate_gradient
 from ._deprecation import renamed_arguments
+
+Callback = Callable[[int, np.ndarray, dict], Any] | None
+Result = tuple[np.ndarray, np.ndarray, int, np.ndarray | None]   # samples, mean, evals, trace
 
 __all__ = ["diffpir", "dps", "hmc", "langevin", "laplace", "ode", "pc"]
 
@@ -200,8 +209,10 @@ def _result(problem, res):
 
 
 @renamed_arguments(eps="step_size")
-def hmc(problem, x, sigmas, *, steps_per_sigma, step_size, n_leapfrog=5, mass="preconditioned",
-        target_acceptance=None, trace_every=None, callback=None):
+def hmc(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, steps_per_sigma: int,
+        step_size: float, n_leapfrog: int = 5, mass: str = "preconditioned",
+        target_acceptance: float | None = None, trace_every: int | None = None,
+        callback: Callback = None) -> Result:
     """Annealed HMC on ``π_i ∝ p_σi(x) p(y|x)`` (:func:`fastscore.sampling.annealed_hmc`).
 
     Metropolis-adjusted when the prior has a log-density, unadjusted otherwise. With
@@ -228,8 +239,9 @@ def hmc(problem, x, sigmas, *, steps_per_sigma, step_size, n_leapfrog=5, mass="p
 
 
 @renamed_arguments(eps="step_size")
-def langevin(problem, x, sigmas, *, steps_per_sigma, step_size, trace_every=None,
-             callback=None):
+def langevin(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, steps_per_sigma: int,
+             step_size: float, trace_every: int | None = None,
+             callback: Callback = None) -> Result:
     """Annealed unadjusted Langevin on the tempered posterior score
     (:func:`fastscore.sampling.langevin` per level), step ``α_i = step_size / L_i`` with
     ``L_i = ‖A‖²/(σ_n² + σ_i²) + L_prior(σ_i)``."""
@@ -258,7 +270,8 @@ def langevin(problem, x, sigmas, *, steps_per_sigma, step_size, trace_every=None
 
 
 @renamed_arguments(eps="snr")
-def pc(problem, x, sigmas, *, snr, trace_every=None, callback=None):
+def pc(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, snr: float,
+       trace_every: int | None = None, callback: Callback = None) -> Result:
     """Predictor–corrector on the tempered posterior score: a reverse-SDE predictor step
     between consecutive levels of the (refined) ladder, then one Langevin corrector step
     with signal-to-noise ratio `snr` (:func:`fastscore.sampling.predictor_corrector`); two
@@ -289,7 +302,8 @@ def _trace_and_callback(trace_every, callback):
 
 
 @renamed_arguments(eps="guidance")
-def dps(problem, x, sigmas, *, guidance, trace_every=None, callback=None):
+def dps(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, guidance: float,
+        trace_every: int | None = None, callback: Callback = None) -> Result:
     """Diffusion posterior sampling: the reverse VE SDE (predictor only) with the
     likelihood gradient taken through the Tweedie mean,
 
@@ -310,7 +324,9 @@ def dps(problem, x, sigmas, *, guidance, trace_every=None, callback=None):
 
 
 @renamed_arguments(eps="noise_mix")
-def diffpir(problem, x, sigmas, *, noise_mix, lam=1.0, trace_every=None, callback=None):
+def diffpir(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, noise_mix: float,
+            lam: float = 1.0, trace_every: int | None = None,
+            callback: Callback = None) -> Result:
     """DiffPIR: half-quadratic splitting inside the reverse diffusion (VE form).
 
     At level σ_i: Tweedie ``x̂₀ = x + σ_i² s(x; σ_i)``; data step

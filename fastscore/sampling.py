@@ -19,7 +19,8 @@ annealed samplers); returning ``True`` stops (``docs/conventions.rst``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike

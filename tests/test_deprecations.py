@@ -25,7 +25,7 @@ def _same(a, b):
             _same(getattr(a, field.name), getattr(b, field.name))
     elif isinstance(a, (tuple, list)):
         assert len(a) == len(b)
-        for u, v in zip(a, b):
+        for u, v in zip(a, b, strict=True):
             _same(u, v)
     elif isinstance(a, dict):
         assert a.keys() == b.keys()
