@@ -15,6 +15,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 __all__ = ["REMOVED_IN", "adapt_callback", "deprecated_alias", "deprecated_attribute",
@@ -32,7 +33,8 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def warn_deprecated(message: str) -> None:
     """Emit the deprecation warning ``message`` (with the removal release appended),
     attributed to the first caller outside fastscore (the user's line)."""
-    frame, level = sys._getframe(0), 1
+    frame: FrameType | None = sys._getframe(0)
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     warnings.warn(f"{message} The old form is removed in fastscore {REMOVED_IN}.",

@@ -30,13 +30,13 @@ __all__ = ["Distribution", "Normal", "Gamma", "GaussianMixture", "GeneralizedGau
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _float64_param(value, name, ndim):
+def _float64_param(value: ArrayLike, name: str, ndim: int | tuple[int, ...]) -> np.ndarray:
     """A finite float64 parameter array; 0-d input stays 0-d."""
     arr = as_float_array(value, name, ndim=ndim, finite=True, allow_empty=True)
     return arr.astype(np.float64).reshape(np.shape(value))
 
 
-def _positive_array(value, name):
+def _positive_array(value: ArrayLike, name: str) -> np.ndarray:
     """Float64 array of a strictly positive, finite parameter (scalar or array)."""
     arr = _float64_param(value, name, (0, 1, 2))
     if arr.size == 0:
@@ -57,7 +57,7 @@ class Distribution:
 
     dim = 1
 
-    def _check_x(self, x):
+    def _check_x(self, x: ArrayLike) -> np.ndarray:
         x = as_float_array(x, "x", ndim=(1, 2), finite=True)
         if x.ndim == 1 or x.shape[1] != self.dim:
             hint = " (1-D data as x.reshape(-1, 1))" if self.dim == 1 and x.ndim == 1 else ""
@@ -436,7 +436,7 @@ class GeneralizedGaussianPair(Distribution):
 
     @keyword_only("rng")
     def sample(self, n: int, *, rng: int | np.random.Generator | None = None,
-               midpoint: float = 0.0) -> np.ndarray:
+               midpoint: ArrayLike = 0.0) -> np.ndarray:
         """Draw ``n`` pairs with the given midpoint :math:`(x_1 + x_2)/2`.
 
         Parameters
@@ -451,10 +451,10 @@ class GeneralizedGaussianPair(Distribution):
         x : ndarray of shape (n, 2), float64
         """
         n, rng = self._check_n(n), check_rng(rng)
-        midpoint = _float64_param(midpoint, "midpoint", (0, 1))
-        if midpoint.ndim == 1 and midpoint.shape != (n,):
+        mid = _float64_param(midpoint, "midpoint", (0, 1))
+        if mid.ndim == 1 and mid.shape != (n,):
             raise ValueError(f"`midpoint` must be a scalar or have shape ({n},); "
-                             f"got {midpoint.shape}.")
+                             f"got {mid.shape}.")
         magnitude = (rng.gamma(1.0 / self.alpha, 1.0, size=n) / self.beta) ** (1.0 / self.alpha)
         u = np.where(rng.random(n) < 0.5, -magnitude, magnitude)
-        return np.stack([midpoint - 0.5 * u, midpoint + 0.5 * u], axis=1)
+        return np.stack([mid - 0.5 * u, mid + 0.5 * u], axis=1)

@@ -57,7 +57,7 @@ def _require(model, methods, objective):
                 f"{type(model).__name__} does not provide.")
 
 
-def _check_params(model, params):
+def _check_params(model: Any, params: ArrayLike) -> np.ndarray:
     theta = as_float_array(params, "params", ndim=1, finite=True)
     n_params = getattr(model, "n_params", None)
     if n_params is not None and theta.shape != (n_params,):
@@ -66,7 +66,7 @@ def _check_params(model, params):
     return theta
 
 
-def _check_data(x):
+def _check_data(x: ArrayLike) -> np.ndarray:
     return as_float_array(x, "x", ndim=2, finite=True)
 
 

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from . import sampling
 from ._cg import conjugate_gradient
@@ -209,7 +208,7 @@ def _result(problem, res):
 
 
 @renamed_arguments(eps="step_size")
-def hmc(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, steps_per_sigma: int,
+def hmc(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, steps_per_sigma: int,
         step_size: float, n_leapfrog: int = 5, mass: str = "preconditioned",
         target_acceptance: float | None = None, trace_every: int | None = None,
         callback: Callback = None) -> Result:
@@ -239,14 +238,15 @@ def hmc(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, steps_per_sigma: 
 
 
 @renamed_arguments(eps="step_size")
-def langevin(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, steps_per_sigma: int,
+def langevin(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, steps_per_sigma: int,
              step_size: float, trace_every: int | None = None,
              callback: Callback = None) -> Result:
     """Annealed unadjusted Langevin on the tempered posterior score
     (:func:`fastscore.sampling.langevin` per level), step ``α_i = step_size / L_i`` with
     ``L_i = ‖A‖²/(σ_n² + σ_i²) + L_prior(σ_i)``."""
     norm2 = problem.operator.norm_squared()
-    states, t = [], 0
+    states: list[np.ndarray] = []
+    t = 0
     for sigma in map(float, sigmas):
         L = norm2 / (problem.noise_var + sigma ** 2) + problem.prior.lipschitz(
             problem.image_shape, sigma)
@@ -270,7 +270,7 @@ def langevin(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, steps_per_si
 
 
 @renamed_arguments(eps="snr")
-def pc(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, snr: float,
+def pc(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, snr: float,
        trace_every: int | None = None, callback: Callback = None) -> Result:
     """Predictor–corrector on the tempered posterior score: a reverse-SDE predictor step
     between consecutive levels of the (refined) ladder, then one Langevin corrector step
@@ -302,7 +302,7 @@ def _trace_and_callback(trace_every, callback):
 
 
 @renamed_arguments(eps="guidance")
-def dps(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, guidance: float,
+def dps(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, guidance: float,
         trace_every: int | None = None, callback: Callback = None) -> Result:
     """Diffusion posterior sampling: the reverse VE SDE (predictor only) with the
     likelihood gradient taken through the Tweedie mean,
@@ -324,7 +324,7 @@ def dps(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, guidance: float,
 
 
 @renamed_arguments(eps="noise_mix")
-def diffpir(problem: Problem, x: np.ndarray, sigmas: ArrayLike, *, noise_mix: float,
+def diffpir(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, noise_mix: float,
             lam: float = 1.0, trace_every: int | None = None,
             callback: Callback = None) -> Result:
     """DiffPIR: half-quadratic splitting inside the reverse diffusion (VE form).

@@ -274,8 +274,9 @@ def map_estimate(y: ArrayLike, operator: LinearOperator, noise_sigma: float, pri
     fraction = 1.0 if step_size == "auto" else step_size
     L_lik = likelihood.lipschitz()
     image_shape = tuple(operator.shape_in)
-    history = {k: [] for k in ("sigma", "step_size", "log_likelihood", "score_norm",
-                               "rel_change", "time")}
+    history: dict[str, list[float]] = {
+        k: [] for k in ("sigma", "step_size", "log_likelihood", "score_norm", "rel_change",
+                        "time")}
     t0 = time.perf_counter()
     x_prev = x.copy()
     velocity_point = x.copy()
@@ -473,7 +474,7 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
             "use method='preconditioned'.")
     problem = _posterior.Problem(likelihood, prior, rng, cg_iter)
     if method == "laplace":
-        map_options = dict(method="hqs", n_steps=8, cg_iter=cg_iter,
+        map_options: dict[str, Any] = dict(method="hqs", n_steps=8, cg_iter=cg_iter,
                            sigma_schedule=(2 * likelihood.noise_sigma,
                                            likelihood.noise_sigma / 4))
         map_options.update(options.get("map_options") or {})
@@ -486,7 +487,7 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
     x = np.repeat(x_start[np.newaxis], n_samples, axis=0)
     x += _white(x.shape, dtype, rng) * x.real.dtype.type(sigmas[0])
     if method != "preconditioned":
-        kwargs = dict(trace_every=trace_every, callback=callback)
+        kwargs: dict[str, Any] = dict(trace_every=trace_every, callback=callback)
         fine = _refine(sigmas, steps_per_sigma)
         if method == "hmc":
             out = _posterior.hmc(problem, x, sigmas, steps_per_sigma=steps_per_sigma,
@@ -505,7 +506,7 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
     inv_n2 = 1.0 / likelihood.noise_sigma ** 2
     noise_scale = dtype.type(np.sqrt(eps * (2 - eps)))
     tweedie_sum, n_tweedie = np.zeros_like(x), 0
-    trace = []
+    states: list[np.ndarray] = []
     total = len(sigmas) * steps_per_sigma
     for t in progress_range(total, "posterior", progress):
         sigma = float(sigmas[t // steps_per_sigma])
@@ -523,12 +524,12 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
             raise FloatingPointError(f"posterior_sample diverged at step {t} "
                                      f"(sigma={sigma:.3g}); use a smaller step_size.")
         if trace_every and t % trace_every == 0:
-            trace.append(x.copy())
+            states.append(x.copy())
         if callback is not None and callback(t + 1, x, {"sigma": sigma,
                                                         "step_size": eps / c}):
             break
     mean = tweedie_sum.mean(axis=0) / n_tweedie if n_tweedie else x.mean(axis=0)
-    return _summarise(x, mean, np.stack(trace) if trace else None, problem.n_evals)
+    return _summarise(x, mean, np.stack(states) if states else None, problem.n_evals)
 
 
 def _summarise(samples, mean, trace, n_evals):

@@ -75,7 +75,7 @@ class SamplingResult:
     n_score_evals: int = 0
 
 
-def _schedule(value, n_steps, name, *, allow_zero=False):
+def _schedule(value: Any, n_steps: int, name: str, *, allow_zero: bool = False) -> np.ndarray:
     """A step-size schedule (scalar, length-`n_steps` array or callable t -> value) as floats."""
     if callable(value):
         values = np.array([value(t) for t in range(n_steps)], dtype=np.float64)
@@ -101,7 +101,7 @@ def _schedule(value, n_steps, name, *, allow_zero=False):
     return values
 
 
-def _check_x0(x0):
+def _check_x0(x0: ArrayLike) -> np.ndarray:
     if np.ndim(x0) < 1:
         raise ValueError("`x0` must have a leading chain axis, shape (n_chains, ...); got a "
                          "scalar.")
@@ -316,7 +316,7 @@ def annealed_langevin(score: Callable[[np.ndarray, float], np.ndarray], sigmas: 
     return trace.result(x, t)
 
 
-def _check_ladder(sigmas, *, monotone="non-increasing"):
+def _check_ladder(sigmas: ArrayLike, *, monotone: str = "non-increasing") -> np.ndarray:
     """A noise ladder as float64: positive, and non-increasing (or monotone either way)."""
     sigmas = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
     if sigmas.size == 0:

@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -337,8 +337,8 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
         collection = _as_image_list(images)
         data_dtype = np.result_type(*(im.real.dtype for im in collection))
     else:
-        patches = as_float_array(patches, "patches", ndim=2, finite=True)
-        data_dtype = patches.dtype
+        patch_array = as_float_array(patches, "patches", ndim=2, finite=True)
+        data_dtype = patch_array.dtype
     dtype = _working_dtype(dtype, data_dtype, model)
     n_steps = check_int(n_steps, "n_steps", low=1)
     batch_size = check_int(batch_size, "batch_size", low=1)
@@ -385,10 +385,11 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
     intensity = check_choice(intensity, "intensity", ("none", "scale", "affine"))
     contrast_eps = check_scalar(contrast_eps, "contrast_eps", low=0, low_inclusive=False)
     if scale_augment is not None:
-        scale_augment = tuple(float(f) for f in np.ravel(scale_augment))
-        if len(scale_augment) != 2 or not 0 < scale_augment[0] <= scale_augment[1] < np.inf:
+        factors = tuple(float(f) for f in np.ravel(scale_augment))
+        if len(factors) != 2 or not 0 < factors[0] <= factors[1] < np.inf:
             raise ValueError("`scale_augment` must be (low, high) with 0 < low <= high; got "
-                             f"{scale_augment!r}.")
+                             f"{factors!r}.")
+        scale_augment = (factors[0], factors[1])
     reference = None
 
     channels = 1
@@ -401,7 +402,7 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
             if dc or contrast or symmetrize or intensity != "none" or scale_augment:
                 raise ValueError("complex `images` train a two-channel prior: dc, contrast, "
                                  "symmetrize, intensity and scale_augment are not available.")
-            extract = _complex_patch_draw
+            extract: Callable[..., np.ndarray] = _complex_patch_draw
         else:
             extract = extract_patches
         draw = lambda n, r: extract(train_images, patch, n, rng=r, augment=augment) \
@@ -416,9 +417,9 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
                         f"of shape {' / '.join('x'.join(map(str, sh)) for sh in shapes[:3])}"
                         + (" …" if len(shapes) > 3 else ""))
     else:
-        arr = patches.astype(dtype, copy=False)
+        arr = patch_array.astype(dtype, copy=False)
         patch = check_int_tuple(patch_size, "patch_size", 2 if np.ndim(patch_size) == 0
-                                else len(patch_size), low=1)
+                                else len(cast("Sequence[int]", patch_size)), low=1)
         if arr.shape[1] != math.prod(patch):
             raise ValueError(f"`patches` must have {math.prod(patch)} columns for patch size "
                              f"{patch}; got shape {arr.shape}.")
@@ -450,9 +451,10 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
     ema = EMA(ema_decay, n_threads=n_threads)
     val = (_validation_set(val_patches, cfg, val_rng, dtype) if val_patches is not None
            else None)
-    history = {"step": [], "loss": [], "val_step": [], "val_loss": [], "time": []}
+    history: dict[str, list[Any]] = {"step": [], "loss": [], "val_step": [], "val_loss": [],
+                                     "time": []}
     start = 0
-    if resume and os.path.exists(checkpoint):
+    if resume and checkpoint is not None and os.path.exists(checkpoint):
         start, history = _restore_checkpoint(checkpoint, model, optimizer, ema, train_rng)
     elif val is not None:   # the untrained model's validation loss, for reference
         history["val_step"].append(0)
