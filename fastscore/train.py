@@ -337,7 +337,8 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
         collection = _as_image_list(images)
         data_dtype = np.result_type(*(im.real.dtype for im in collection))
     else:
-        patch_array = as_float_array(patches, "patches", ndim=2, finite=True)
+        patch_array = as_float_array(cast("ArrayLike", patches), "patches", ndim=2,
+                                     finite=True)           # not None: exactly one is given
         data_dtype = patch_array.dtype
     dtype = _working_dtype(dtype, data_dtype, model)
     n_steps = check_int(n_steps, "n_steps", low=1)
