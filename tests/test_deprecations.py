@@ -318,3 +318,31 @@ def test_posterior_engines_eps(method, new_name):
     with pytest.warns(FutureWarning, match=f"use `{new_name}`"):
         old = run(eps=0.5)
     _same(old, new)
+
+
+@pytest.mark.parametrize("dist", [Gamma(3.0), GaussianMixture([0.3, 0.7], [-1.0, 2.0],
+                                                               [0.5, 1.0])],
+                         ids=lambda d: type(d).__name__)
+def test_sample_positional_rng(dist):
+    with pytest.warns(FutureWarning, match="keyword-only"):
+        old = dist.sample(5, 2)
+    _same(old, dist.sample(5, rng=2))
+
+
+def test_steplr_step_size_attribute():
+    schedule = StepLR(1.0, period=3)
+    with pytest.warns(FutureWarning, match=r"StepLR.step_size is deprecated; use .period"):
+        assert schedule.step_size == schedule.period == 3
+
+
+@pytest.mark.parametrize("run", [
+    lambda cb: sampling.annealed_langevin(_score, [1.0, 0.5], 4, 0.01, X0, rng=0, callback=cb),
+    lambda cb: sampling.mala(_log_density, _score, X0, 8, 0.3, rng=0, callback=cb),
+], ids=["annealed_langevin", "mala"])
+def test_old_callback_signature_of_the_other_samplers(run):
+    seen_old, seen_new = [], []
+    with pytest.warns(FutureWarning, match=r"callback\(k, x\) is deprecated"):
+        old = run(lambda t, x: seen_old.append(t) or t == 3)
+    new = run(lambda k, x, info: seen_new.append(k) or k == 3)
+    assert seen_old == seen_new == [1, 2, 3]
+    _same(old, new)
