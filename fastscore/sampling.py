@@ -75,7 +75,8 @@ class SamplingResult:
     n_score_evals: int = 0
 
 
-def _schedule(value: Any, n_steps: int, name: str, *, allow_zero: bool = False) -> np.ndarray:
+def _per_step_values(value: Any, n_steps: int, name: str, *,
+                     allow_zero: bool = False) -> np.ndarray:
     """A step-size schedule (scalar, length-`n_steps` array or callable t -> value) as floats."""
     if callable(value):
         values = np.array([value(t) for t in range(n_steps)], dtype=np.float64)
@@ -204,9 +205,9 @@ def langevin(score: Callable[[np.ndarray], np.ndarray], x0: ArrayLike, n_steps: 
     """
     x = _check_x0(x0)
     n_steps = check_int(n_steps, "n_steps", low=0)
-    alpha = _schedule(step_size, n_steps, "step_size")
+    alpha = _per_step_values(step_size, n_steps, "step_size")
     beta = (np.sqrt(2.0 * alpha) if noise_scale is None
-            else _schedule(noise_scale, n_steps, "noise_scale", allow_zero=True))
+            else _per_step_values(noise_scale, n_steps, "noise_scale", allow_zero=True))
     rng = check_rng(rng)
     callback = adapt_callback(callback, "langevin")
     trace = _Trace(trace_every, x)
@@ -383,7 +384,7 @@ def mala(log_density: Callable[[np.ndarray], ArrayLike],
     """
     x = _check_x0(x0)
     n_steps = check_int(n_steps, "n_steps", low=0)
-    alpha = _schedule(step_size, n_steps, "step_size")
+    alpha = _per_step_values(step_size, n_steps, "step_size")
     rng = check_rng(rng)
     callback = adapt_callback(callback, "mala")
     n_chains = x.shape[0]

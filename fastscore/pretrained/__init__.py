@@ -71,9 +71,9 @@ def load_file(file):
     """A patch score from a model file of any kind fastscore writes for patch priors
     (:class:`fastscore.nn.PatchScoreModel` or
     :class:`fastscore.patch_gmm.GaussianMixturePatchScore`)."""
-    from ..io import ModelFileError, read_model_file
-    from ..score_model import PatchScoreModel
+    from ..model_file import ModelFileError, read_model_file
     from ..patch_gmm import GaussianMixturePatchScore
+    from ..score_model import PatchScoreModel
 
     _, meta = read_model_file(file)
     for cls in (PatchScoreModel, GaussianMixturePatchScore):
