@@ -625,8 +625,6 @@ def load_image(path, *, key=None):
     Pillow's decompression-bomb limit; an invalid ``fastscore-scaling`` text),
     ImportError (the optional reader is not installed; the message names the extra).
     """
-    from ._optional import import_optional
-
     suffix = _suffix(path)
     path = os.fspath(path)
     from . import io_medical

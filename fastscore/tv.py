@@ -7,7 +7,7 @@ Both solve
     \\hat x = \\arg\\min_x \\tfrac12 \\lVert A x - y\\rVert^2 + \\lambda\\,\\mathrm{TV}(x),
     \\qquad \\mathrm{TV}(x) = \\sum_i \\Big(\\sum_a (\\nabla_a x)_i^2\\Big)^{1/2}
 
-(isotropic; anisotropic: Σ_i Σ_a |(∇_a x)_i|) with forward differences ∇_a and Neumann
+(isotropic; anisotropic: ``Σ_i Σ_a |(∇_a x)_i|``) with forward differences ∇_a and Neumann
 boundary (the last difference along each axis is zero) — the convention of
 ``skimage.restoration.denoise_tv_chambolle``, whose ``weight`` is λ here.
 :func:`tv_denoise` is the case A = I, :func:`tv_reconstruct` any
@@ -15,10 +15,14 @@ boundary (the last difference along each axis is zero) — the convention of
 against a known clean image (for benchmarks).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .metrics import psnr
 from ._validation import as_float_array, check_int, check_scalar
@@ -59,7 +63,7 @@ def _project(p, radius, isotropic):
     return p
 
 
-def total_variation(x, *, isotropic=True):
+def total_variation(x: ArrayLike, *, isotropic: bool = True) -> float:
     """TV(x) with forward differences and Neumann boundary (see the module docstring).
 
     Parameters
@@ -90,7 +94,8 @@ def _relative_change(new, old):
     return math.sqrt(change / size) if size > 0 else math.sqrt(change)
 
 
-def tv_denoise(y, weight, *, n_iter=500, tol=1e-5, isotropic=True):
+def tv_denoise(y: ArrayLike, weight: float, *, n_iter: int = 500, tol: float = 1e-5,
+               isotropic: bool = True) -> NDArray[Any]:
     """TV denoising, ``argmin_x ½‖x − y‖² + weight · TV(x)``.
 
     Solved on the dual by the fast gradient projection of Beck & Teboulle (2009), i.e.
@@ -165,8 +170,9 @@ def tv_denoise(y, weight, *, n_iter=500, tol=1e-5, isotropic=True):
     return x
 
 
-def tv_reconstruct(y, operator, weight, *, n_iter=500, tol=1e-5, x0=None, nonneg=False,
-                   isotropic=True):
+def tv_reconstruct(y: ArrayLike, operator: LinearOperator, weight: float, *, n_iter: int = 500,
+                   tol: float = 1e-5, x0: ArrayLike | None = None, nonneg: bool = False,
+                   isotropic: bool = True) -> NDArray[Any]:
     """TV-regularised reconstruction, ``argmin_x ½‖A x − y‖² + weight · TV(x)`` [x ≥ 0].
 
     Chambolle–Pock primal–dual hybrid gradient (PDHG) on ``K = [A/‖A‖; ∇]``: the problem is
@@ -303,8 +309,10 @@ class TVTuning:
     psnrs: np.ndarray
 
 
-def tune_tv_weight(y, clean, weights=None, *, operator=None, refine=True, n_iter=500,
-                   tol=1e-5, nonneg=False, isotropic=True):
+def tune_tv_weight(y: ArrayLike, clean: ArrayLike, weights: ArrayLike | None = None, *,
+                   operator: LinearOperator | None = None, refine: bool = True,
+                   n_iter: int = 500, tol: float = 1e-5, nonneg: bool = False,
+                   isotropic: bool = True) -> TVTuning:
     """Choose the TV weight with the best PSNR against a known clean image (benchmarks).
 
     Evaluates every weight of `weights`, then (with `refine`) a finer geometric grid of 7
@@ -366,9 +374,9 @@ def tune_tv_weight(y, clean, weights=None, *, operator=None, refine=True, n_iter
     weights = as_float_array(weights, "weights", ndim=1, dtype=np.float64, finite=True)
     if np.any(weights <= 0):
         raise ValueError(f"`weights` must be positive; got {weights}.")
-    results = {}
+    results: dict[float, tuple[float, NDArray[Any]]] = {}
 
-    def evaluate(grid):
+    def evaluate(grid: NDArray[np.float64]) -> None:
         x0 = None
         for w in np.sort(grid):
             if float(w) not in results:
