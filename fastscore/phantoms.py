@@ -17,9 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._validation import check_int, check_rng
+from ._validation import check_float_dtype, check_int, check_rng
 from .data import (
-    _check_dtype,
     _disk_coverage,
     _pool,
     _rectangle_coverage,
@@ -84,7 +83,7 @@ def random_phantoms(n_images: int, size: int = 128,
     lo, hi = (check_int(v, "n_shapes", low=1) for v in n_shapes)
     if lo > hi:
         raise ValueError(f"`n_shapes` must be (low, high) with low <= high; got {n_shapes!r}.")
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     rng = check_rng(rng)
     out = np.empty((n_images, size, size), dtype=np.float64)
     one = np.ones(1)
