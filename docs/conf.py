@@ -91,12 +91,29 @@ def public_modules():
     return sorted(names)
 
 
+def _home(obj):
+    """The public module that defines `obj` (where it is documented), or None."""
+    module = getattr(obj, "__module__", None) or ""
+    if not module.startswith("fastscore.") or any(
+            part.startswith("_") for part in module.split(".")[1:]):
+        return None             # defined in a private module: documented where exported
+    return module
+
+
 def module_page(name):
-    """One reference page: a summary table of __all__, then every public name."""
+    """One reference page: a summary table of __all__, then every public name (names
+    another public module defines are linked to its page, not documented twice)."""
     module = __import__(name, fromlist=["__all__"])
     names = [n for n in getattr(module, "__all__", []) if not n.startswith("_")]
     text = _title(f"``{name}``") + "\n"
     text += f".. automodule:: {name}\n   :no-members:\n\n"
+    elsewhere = [(n, _home(getattr(module, n))) for n in names
+                 if _home(getattr(module, n)) not in (None, name)]
+    names = [n for n in names if n not in dict(elsewhere)]
+    if elsewhere:
+        text += "Also available here (documented with the module that defines them):\n\n"
+        text += "".join(f"- ``{name}.{n}``: :obj:`{home}.{n}`\n" for n, home in elsewhere)
+        text += "\n"
     if names:
         text += ".. currentmodule:: " + name + "\n\n.. autosummary::\n\n"
         text += "".join(f"   {n}\n" for n in names) + "\n"

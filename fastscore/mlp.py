@@ -24,7 +24,7 @@ import math
 import numbers
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -548,7 +548,7 @@ class MLP:
             with _blas:
                 _kernels().jacobian_diagonal(self._net, self.params, arr, p, y, diag,
                                              scratch, _TILE_JACOBIAN, threads)
-        return (diag, y) if return_output else diag
+        return (diag, cast(np.ndarray, y)) if return_output else diag
 
     def jacobian_diagonal_vjp(self, x: ArrayLike, grad: ArrayLike, *, n_dirs: int | None = None,
                               chunk_size: int = 256) -> np.ndarray:
