@@ -42,7 +42,8 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+# conventions.rst is built through generated/conventions.rst (see write_conventions)
+exclude_patterns = ["_build", "conventions.rst"]
 templates_path: list[str] = []
 
 html_theme = "pydata_sphinx_theme"
@@ -164,6 +165,19 @@ def write_examples():
     _write("examples.rst", text)
 
 
+def write_conventions():
+    """The API conventions page: docs/conventions.rst, or a placeholder while it is not
+    written yet (the toctree names generated/conventions either way)."""
+    if os.path.isfile(os.path.join(DOCS, "conventions.rst")):
+        text = ".. include:: ../conventions.rst\n"
+    else:
+        text = _title("API conventions") + (
+            "\nThe table of the API conventions (names, ``rng``, callbacks, dtypes) goes "
+            "in ``docs/conventions.rst``, which this page includes once it exists.\n")
+    _write("conventions.rst", text)
+
+
 with mock(autodoc_mock_imports):
     write_reference()
 write_examples()
+write_conventions()
