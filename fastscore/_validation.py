@@ -258,7 +258,7 @@ def check_scale(value: _T, name: str, dtype: DTypeLike) -> _T:
     return value
 
 
-def check_float_dtype(dtype, name="dtype"):
+def check_float_dtype(dtype: Any, name: str = "dtype") -> np.dtype[Any]:
     """A requested working precision: float32 or float64 (as ``numpy.dtype``), else
     ``TypeError``."""
     dtype = np.dtype(dtype)
@@ -283,7 +283,8 @@ def check_patch_size(patch_size, name="patch_size"):
     return check_int_tuple(patch_size, name, n, low=1)
 
 
-def check_sigma(sigma, n, dtype, name="sigma"):
+def check_sigma(sigma: ArrayLike | None, n: int, dtype: Any, name: str = "sigma"
+                ) -> NDArray[Any]:
     """Noise level(s) of a noise-conditional score as an ``(n,)`` array of `dtype`: a
     scalar is broadcast; every level positive, finite and usable in `dtype` arithmetic
     (:func:`check_scale`); None is a ``ValueError`` (the level is required)."""

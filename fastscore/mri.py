@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._linear import LinearOperator, _check_shape
+from ._linear import LinearOperator, _Apply, _check_shape
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 
 __all__ = ["SENSE", "birdcage_maps", "estimate_coil_maps", "cartesian_mask_3d"]
@@ -97,11 +97,11 @@ class SENSE(LinearOperator):
         self._maps: dict[Any, NDArray[Any]] = {}    # maps in the working dtype
 
     @property
-    def measured(self):
+    def measured(self) -> NDArray[np.bool_] | None:
         return np.broadcast_to(self.mask, self.shape_out)
 
     @property
-    def n_measurements(self):
+    def n_measurements(self) -> int:
         return self.n_coils * int(np.count_nonzero(self.mask))
 
     @property
@@ -141,7 +141,7 @@ class SENSE(LinearOperator):
         # step sizes). estimate_norm_squared() gives the iterative value.
         return float(np.max(np.sum(np.abs(self.coil_maps) ** 2, axis=0)))
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact for a fully sampled mask: then ``A*A = diag(ρ)`` with ``ρ = Σ_c |s_c|²`` and
         ``M v = v / (weight · ρ + shift)``. None for an undersampled mask: the single-coil
         Fourier preconditioner ``F⁻¹ (F v / (weight · m + shift))`` was measured to *slow*

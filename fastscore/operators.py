@@ -27,7 +27,7 @@ import scipy.fft
 from numpy.typing import ArrayLike, NDArray
 
 from ._ct import ParallelBeamCT
-from ._linear import (FunctionOperator, LinearOperator, _check_shape, _complex_of,
+from ._linear import (FunctionOperator, LinearOperator, _Apply, _check_shape, _complex_of,
                       _fourier_preconditioner, _real_of)
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_rng, check_scalar, check_scale)
@@ -77,7 +77,7 @@ class Identity(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact: ``(weight · I + shift · I)⁻¹ v = v / (weight + shift)``."""
         weight, shift = self._check_gram_args(weight, shift)
         scale = 1.0 / (weight + shift)
@@ -109,7 +109,7 @@ class Mask(LinearOperator):
         self.mask.flags.writeable = False
 
     @property
-    def measured(self):
+    def measured(self) -> NDArray[np.bool_] | None:
         return self.mask
 
     def _forward(self, x):
@@ -120,7 +120,7 @@ class Mask(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0 if self.mask.any() else 0.0
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact: A*A = diag(m), so ``M v = v / (weight · m + shift)``."""
         weight, shift = self._check_gram_args(weight, shift)
         inverse = 1.0 / (weight * self.mask + shift)
@@ -243,7 +243,7 @@ class Blur(LinearOperator):
             return float(np.max(np.abs(self._spectrum[np.dtype(np.float64)]) ** 2))
         return None
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Periodic boundary: exact, ``M v = F⁻¹ (F v / (weight · |k̂|² + shift))``.
         Zero boundary: None (A*A is not circulant)."""
         weight, shift = self._check_gram_args(weight, shift)
@@ -294,7 +294,7 @@ class Downsample(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0 / math.prod(self.factor)
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact: A*A = P / F with P the block-mean projection, so
         ``M v = v / shift + (1 / (weight / F + shift) − 1 / shift) P v``."""
         weight, shift = self._check_gram_args(weight, shift)
@@ -364,7 +364,7 @@ class MRI(LinearOperator):
         self._mask_unshifted = np.fft.ifftshift(self.mask)
 
     @property
-    def measured(self):
+    def measured(self) -> NDArray[np.bool_] | None:
         return self.mask
 
     @property
@@ -385,7 +385,7 @@ class MRI(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0 if self.mask.any() else 0.0
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact for any mask: ``M v = F⁻¹ (F v / (weight · m + shift))`` (F the DFT, m the
         uncentred mask). For a real image A*A = Re Fᴴ diag(m) F = Fᴴ diag(m_s) F with the
         symmetrised mask ``m_s(k) = (m(k) + m(−k)) / 2``, used in its place."""
