@@ -15,14 +15,6 @@ Running it backwards from σ_max to σ_min (Song et al. 2021):
 import numpy as np
 
 from ._validation import check_int, check_rng, check_scalar
-from .sampling import (
-    _call_score,
-    _chain_norm,
-    _check_finite_state,
-    _check_ladder,
-    _check_x0,
-    _Trace,
-)
 
 __all__ = ["predictor_corrector", "probability_flow"]
 
@@ -177,3 +169,15 @@ def probability_flow(score, sigmas, x0, *, callback=None, trace_every=None):
         if callback is not None and callback(k + 1, x, {"sigma": s1, "step_size": h}) is True:
             return trace.result(x, k + 1, None, evals)
     return trace.result(x, len(sigmas) - 1, None, evals)
+
+
+# Imported last: fastscore.sampling re-exports this module's functions from its own end, so
+# either module can be imported first (the helpers are used only when the functions run).
+from .sampling import (
+    _call_score,
+    _chain_norm,
+    _check_finite_state,
+    _check_ladder,
+    _check_x0,
+    _Trace,
+)

@@ -15,7 +15,7 @@ current value at the shape's centre plus a small step (low contrast). No fixed p
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import DTypeLike
+from numpy.typing import DTypeLike, NDArray
 
 from ._deprecation import keyword_only
 from ._validation import check_float_dtype, check_int, check_rng
@@ -31,7 +31,9 @@ __all__ = ["ellipse_coverage", "random_phantoms"]
 _KINDS = ("ellipse", "rectangle", "disk")
 
 
-def ellipse_coverage(cx, cy, a, b, angle, size, supersampling=4):
+def ellipse_coverage(cx: NDArray[np.float64], cy: NDArray[np.float64], a: NDArray[np.float64],
+                     b: NDArray[np.float64], angle: NDArray[np.float64], size: int,
+                     supersampling: int = 4) -> NDArray[np.float64]:
     """Covered fraction of each pixel by rotated ellipses, shape (n, size, size), float64.
 
     Pixel ``(i, j)`` covers ``[j, j+1) × [i, i+1)``; ellipse ``k`` has centre

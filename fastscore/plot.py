@@ -7,10 +7,12 @@ when a function is called, with the non-interactive Agg backend when no display 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._deprecation import renamed_arguments
 from ._optional import import_optional
@@ -31,7 +33,7 @@ def _pyplot():
     return plt
 
 
-def save(fig, path):
+def save(fig: Any, path: str | os.PathLike[str]) -> str | os.PathLike[str]:
     """Write `fig` to `path` (format from the extension) and close it."""
     plt = _pyplot()
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -43,8 +45,9 @@ def _finish(fig, path):
     return save(fig, path) if path is not None else fig
 
 
-def image_panels(images, titles=None, *, shared=True, cmap="gray", colorbar=True,
-                 ncols=None, path=None):
+def image_panels(images: Sequence[ArrayLike], titles: Sequence[str] | None = None, *,
+                 shared: bool = True, cmap: str = "gray", colorbar: bool = True,
+                 ncols: int | None = None, path: str | os.PathLike[str] | None = None) -> Any:
     """A row (or grid) of images with one shared colour scale.
 
     Parameters
@@ -83,7 +86,8 @@ def _middle_slice(arr):
     return arr[arr.shape[0] // 2] if arr.ndim == 3 else arr
 
 
-def uncertainty_map(std, *, title="posterior std", ax=None, path=None):
+def uncertainty_map(std: ArrayLike, *, title: str = "posterior std", ax: Any = None,
+                    path: str | os.PathLike[str] | None = None) -> Any:
     """Pixelwise standard deviation with its own colour bar (magma colour map)."""
     plt = _pyplot()
     arr = _middle_slice(as_float_array(std, "std", ndim=(2, 3)))
@@ -95,8 +99,9 @@ def uncertainty_map(std, *, title="posterior std", ax=None, path=None):
     return _finish(fig, path)
 
 
-def reconstruction_figure(clean, estimates, std=None, *, std_title="posterior std",
-                          path=None):
+def reconstruction_figure(clean: ArrayLike, estimates: Mapping[str, ArrayLike],
+                          std: ArrayLike | None = None, *, std_title: str = "posterior std",
+                          path: str | os.PathLike[str] | None = None) -> Any:
     """Clean image, estimates (PSNR in the titles) on one colour scale, and an uncertainty map.
 
     Parameters
@@ -128,7 +133,8 @@ def reconstruction_figure(clean, estimates, std=None, *, std_title="posterior st
     return _finish(fig, path)
 
 
-def training_curves(history, *, path=None):
+def training_curves(history: Mapping[str, Sequence[float]], *,
+                    path: str | os.PathLike[str] | None = None) -> Any:
     """Training and validation loss against the step (log scale when positive).
 
     Parameters
@@ -186,7 +192,8 @@ def score_field(score: Callable[[np.ndarray], np.ndarray],
     return _finish(fig, path)
 
 
-def patch_statistics(images, *, bins=80, path=None):
+def patch_statistics(images: ArrayLike, *, bins: int = 80,
+                     path: str | os.PathLike[str] | None = None) -> Any:
     """Joint histograms of neighbouring pixels (right and down neighbours) of images.
 
     The tutorial's "patch statistics" figure: the mass on the diagonal shows how strongly

@@ -69,17 +69,17 @@ class PosteriorSamples:
 
     Attributes
     ----------
-    samples : ndarray of shape (n_samples, *image_shape)
+    samples : ndarray of shape ``(n_samples, *image_shape)``
     mean : ndarray, the MMSE estimate (sample mean; Tweedie-denoised for the
         preconditioned sampler, see :func:`posterior_sample`)
     std : ndarray, pixelwise standard deviation (the uncertainty map)
-    trace : ndarray or None, thinned chain states (n_saved, n_samples, *image_shape)
+    trace : ndarray or None, thinned chain states ``(n_saved, n_samples, *image_shape)``
     n_score_evals : int, prior score evaluations per chain (the unit of work)
     """
     samples: np.ndarray
     mean: np.ndarray
     std: np.ndarray
-    trace: np.ndarray = None
+    trace: np.ndarray | None = None
     n_score_evals: int = 0
 
 
@@ -287,8 +287,9 @@ def map_estimate(y: ArrayLike, operator: LinearOperator, noise_sigma: float, pri
             z = prior.denoise(x, sigma, rng=rng)
             inv_s2 = 1.0 / sigma ** 2
             rhs = data_rhs + (z * inv_s2).astype(x.dtype)
-            apply = lambda v: (_image_part(operator, operator.adjoint(operator.forward(v)))
-                               * inv_n2 + v * inv_s2).astype(x.dtype)
+            apply = lambda v, inv_s2=inv_s2, dtype=x.dtype: (
+                _image_part(operator, operator.adjoint(operator.forward(v)))
+                * inv_n2 + v * inv_s2).astype(dtype)
             x_new = conjugate_gradient(
                 apply, rhs, z.copy(), cg_iter=cg_iter, tol=1e-6,
                 precondition=_gram_preconditioner(operator, inv_n2, inv_s2),
@@ -419,7 +420,7 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
     Returns
     -------
     PosteriorSamples
-        ``samples`` (n_samples, *image_shape): the chains' last states, draws of π at the
+        ``samples`` ``(n_samples, *image_shape)``: the chains' last states, draws of π at the
         last level. ``mean``: "preconditioned", the Rao–Blackwellised MMSE estimate
         ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x]) over the chains and the states of
         the last level (``steps_per_sigma`` of them), i.e. the posterior mean of the clean
@@ -534,7 +535,7 @@ def posterior_summary(samples, *, credible=0.9):
 
     Parameters
     ----------
-    samples : ndarray of shape (n_samples, *image_shape), n_samples >= 2
+    samples : ndarray of shape ``(n_samples, *image_shape)``, n_samples >= 2
     credible : float in (0, 1)
         Mass of the central interval.
 
@@ -569,7 +570,7 @@ def noise_realizations(x, operator, noise_sigma, prior, *, n=30, rng=None, map_o
 
     Returns
     -------
-    dict with ``mean``, ``std`` (image-shaped) and ``estimates`` (n, *image_shape).
+    dict with ``mean``, ``std`` (image-shaped) and ``estimates`` ``(n, *image_shape)``.
     """
     n = check_int(n, "n", low=2)
     rng = check_rng(rng)

@@ -68,10 +68,10 @@ class SamplingResult:
     """
 
     samples: np.ndarray
-    trace: np.ndarray = None
-    trace_steps: np.ndarray = None
+    trace: np.ndarray | None = None
+    trace_steps: np.ndarray | None = None
     n_steps: int = 0
-    acceptance_rate: float = None
+    acceptance_rate: float | None = None
     n_score_evals: int = 0
 
 

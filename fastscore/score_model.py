@@ -116,7 +116,7 @@ class PatchScoreModel:
         self.model = model
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.training = dict(training or {})
-        self.invariances = {
+        self.invariances: dict[str, Any] = {
             "dc": bool(dc) or bool(contrast), "contrast": bool(contrast),
             "symmetrize": bool(symmetrize),
             "contrast_eps": check_scalar(contrast_eps, "contrast_eps", low=0,

@@ -7,7 +7,7 @@ Both solve
     \\hat x = \\arg\\min_x \\tfrac12 \\lVert A x - y\\rVert^2 + \\lambda\\,\\mathrm{TV}(x),
     \\qquad \\mathrm{TV}(x) = \\sum_i \\Big(\\sum_a (\\nabla_a x)_i^2\\Big)^{1/2}
 
-(isotropic; anisotropic: Σ_i Σ_a |(∇_a x)_i|) with forward differences ∇_a and Neumann
+(isotropic; anisotropic: ``Σ_i Σ_a |(∇_a x)_i|``) with forward differences ∇_a and Neumann
 boundary (the last difference along each axis is zero) — the convention of
 ``skimage.restoration.denoise_tv_chambolle``, whose ``weight`` is λ here.
 :func:`tv_denoise` is the case A = I, :func:`tv_reconstruct` any
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from ._deprecation import renamed_arguments
 from .metrics import psnr
@@ -63,7 +64,7 @@ def _project(p, radius, isotropic):
     return p
 
 
-def total_variation(x, *, isotropic=True):
+def total_variation(x: ArrayLike, *, isotropic: bool = True) -> float:
     """TV(x) with forward differences and Neumann boundary (see the module docstring).
 
     Parameters
@@ -378,9 +379,9 @@ def tune_tv_weight(y: ArrayLike, clean: ArrayLike, weights: ArrayLike | None = N
     weights = as_float_array(weights, "weights", ndim=1, dtype=np.float64, finite=True)
     if np.any(weights <= 0):
         raise ValueError(f"`weights` must be positive; got {weights}.")
-    results = {}
+    results: dict[float, tuple[float, NDArray[Any]]] = {}
 
-    def evaluate(grid):
+    def evaluate(grid: NDArray[np.float64]) -> None:
         x0 = None
         for w in np.sort(grid):
             if float(w) not in results:

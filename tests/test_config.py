@@ -2,7 +2,6 @@ import io
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import fastscore
@@ -80,5 +79,5 @@ def test_show_config():
 def test_lazy_attributes():
     assert fastscore.PatchOperator is fastscore.patches.PatchOperator
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
-        fastscore.nonexistent
+        _ = fastscore.nonexistent
     assert "PatchOperator" in dir(fastscore)

@@ -41,6 +41,8 @@ def test_sdist_holds_every_build_input():
             with open(os.path.join(ext, name)) as f:      # include "x.pxi" / cimport x
                 for inc in re.findall(r'^include\s+"([^"]+)"', f.read(), re.M):
                     needed.add(f"fastscore/_ext/{inc}")
+    needed.add("fastscore/py.typed")
+    needed |= {f"fastscore/_ext/{n}" for n in os.listdir(ext) if n.endswith(".pyi")}
     missing = sorted(needed - files)
     assert not missing, f"MANIFEST.in leaves out {missing}"
     assert not [f for f in files if f.endswith((".so", ".pyd"))]
@@ -52,6 +54,7 @@ def test_package_data_patterns():
         text = f.read()
     assert '"*.pxi"' in text                    # _status.pxi for a rebuild from the wheel
     assert '"pretrained/*.npz"' in text and '"pretrained/*.json"' in text
+    assert '"py.typed"' in text and '"*.pyi"' in text     # PEP 561: the wheel is typed
 
 
 def test_installed_package_is_complete():
@@ -59,4 +62,12 @@ def test_installed_package_is_complete():
 
     here = os.path.dirname(fastscore.__file__)
     assert os.path.isfile(os.path.join(here, "_ext", "_status.pxi"))
+    # typed (PEP 561), with stubs for every compiled extension
+    assert os.path.isfile(os.path.join(here, "py.typed"))
+    compiled = {n.split(".")[0] for n in os.listdir(os.path.join(here, "_ext"))
+                if n.endswith((".so", ".pyd"))}
+    assert {"_common", "adam", "kde", "mlp", "patches"} <= compiled
+    missing = sorted(n for n in compiled
+                     if not os.path.isfile(os.path.join(here, "_ext", n + ".pyi")))
+    assert not missing, f"compiled modules without a .pyi stub: {missing}"
     assert fastscore.openmp_enabled() in (True, False)

@@ -3,8 +3,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastscore.prior import (DistributionPatchScore, GaussianPatchScore, PatchPrior, SumPrior,
-                             tv_prior)
+from fastscore.prior import GaussianPatchScore, PatchPrior, SumPrior, tv_prior
 from fastscore.patches import PatchOperator
 
 
