@@ -35,7 +35,10 @@ THREADS_PER_CORE_LIMIT = 4
 #: ... and this many threads are always allowed, whatever the core count.
 MIN_THREAD_LIMIT = 16
 
-_state = {"n": None, "blas": None}
+# n: the count set by set_num_threads (None: none in effect); default: the environment's
+# count, cached (never taken for a setting: a handle restores "no setting", not it);
+# blas: the BLAS limiter of the setting in effect
+_state = {"n": None, "default": None, "blas": None}
 _lock = threading.RLock()
 
 
@@ -96,9 +99,11 @@ def _default_threads():
 def get_num_threads():
     """The thread count kernels use when called with ``n_threads=None``."""
     with _lock:
-        if _state["n"] is None:
-            _state["n"] = _default_threads()
-        return _state["n"]
+        if _state["n"] is not None:
+            return _state["n"]
+        if _state["default"] is None:
+            _state["default"] = _default_threads()
+        return _state["default"]
 
 
 def resolve_n_threads(n_threads, name="n_threads"):
@@ -145,6 +150,7 @@ def _apply(n):
             _state["blas"].restore_original_limits()
             _state["blas"] = None
         _state["n"] = n
+        _state["default"] = None
         if n is not None:
             _state["blas"] = _limit_blas(n)
 
