@@ -22,16 +22,22 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
-    "check_same_dtype",
-    "check_scalar",
+    "check_activations",
+    "check_choice",
+    "check_finite",
+    "check_float_dtype",
+    "check_float_dtype_match",
     "check_int",
     "check_int_tuple",
-    "check_size",
-    "check_choice",
-    "check_rng",
-    "check_finite",
     "check_out",
+    "check_patch_size",
+    "check_rng",
+    "check_same_dtype",
+    "check_scalar",
     "check_scale",
+    "check_sigma",
+    "check_size",
+    "check_widths",
 ]
 
 
@@ -242,3 +248,112 @@ def check_scale(value, name, dtype):
         raise ValueError(f"`{name}` must be in [{low:.3g}, {high:.3g}] for {dtype} "
                          f"arithmetic (σ² and 1/σ² finite and nonzero); got {float(shown)!r}.")
     return value
+
+
+def check_float_dtype(dtype, name="dtype"):
+    """A requested working precision: float32 or float64 (as ``numpy.dtype``), else
+    ``TypeError``."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"`{name}` must be float32 or float64; got {dtype}.")
+    return dtype
+
+
+def check_float_dtype_match(x, name, dtype, other):
+    """Raise ``TypeError`` if float input `x` works in another precision than `dtype`.
+
+    The working dtype of `x` follows the dtype table; for float (or float16) input it must
+    equal `dtype`, the dtype of the array named `other` (e.g. fitted training points):
+    mismatched float dtypes are never cast, in either direction. Integer and bool input is
+    left to :func:`as_float_array` (it follows `dtype`).
+    """
+    x_dtype = getattr(x, "dtype", None)
+    x_dtype = np.dtype(np.asarray(x).dtype if x_dtype is None else x_dtype)
+    if x_dtype.kind == "f":
+        work = _working_dtype(x_dtype, name) if x_dtype.itemsize <= 8 else x_dtype
+        if work != np.dtype(dtype):
+            raise TypeError(f"`{name}` has dtype {x_dtype} but {other} is {np.dtype(dtype)}; "
+                            "the dtypes must match: cast one of them explicitly.")
+
+
+def check_widths(widths, max_layers):
+    """Layer widths of a dense network: a sequence of at least two ints in [1, 2**20]
+    (input, hidden..., output), at most `max_layers` layers; returned as a tuple."""
+    try:
+        values = tuple(widths)
+    except TypeError:
+        raise TypeError(f"`widths` must be a sequence of positive ints; got "
+                        f"{widths!r}.") from None
+    if len(values) < 2:
+        raise ValueError(f"`widths` needs at least an input and an output width; got "
+                         f"{values!r}.")
+    if len(values) - 1 > max_layers:
+        raise ValueError(f"`widths` allows at most {max_layers} layers; got "
+                         f"{len(values) - 1}.")
+    out = []
+    for k, w in enumerate(values):
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Integral):
+            raise TypeError(f"`widths[{k}]` must be an int; got {w!r}.")
+        if not 1 <= int(w) <= 1 << 20:
+            raise ValueError(f"`widths[{k}]` must be in [1, {1 << 20}]; got {w!r}.")
+        out.append(int(w))
+    return tuple(out)
+
+
+def check_activations(activations, n_layers, choices):
+    """One activation name per layer, from `choices`: a single name applies to the hidden
+    layers and leaves the output ``"identity"``; a sequence must have `n_layers` names."""
+    if isinstance(activations, str):
+        check_choice(activations, "activations", choices)
+        return (activations,) * (n_layers - 1) + ("identity",)
+    try:
+        values = tuple(activations)
+    except TypeError:
+        raise TypeError(f"`activations` must be a name or a sequence of names; got "
+                        f"{activations!r}.") from None
+    if len(values) != n_layers:
+        raise ValueError(f"`activations` must name one activation per layer: "
+                         f"{n_layers} for {n_layers + 1} widths; got {len(values)} "
+                         f"({values!r}).")
+    return tuple(check_choice(a, f"activations[{k}]", choices) for k, a in enumerate(values))
+
+
+def check_patch_size(patch_size, name="patch_size"):
+    """A patch shape: an int ``p`` -> ``(p, p)``; a non-empty sequence -> a tuple of
+    positive ints (any number of axes)."""
+    if isinstance(patch_size, numbers.Integral) and not isinstance(patch_size, (bool, np.bool_)):
+        p = check_int(patch_size, name, low=1)
+        return (p, p)
+    try:
+        n = len(patch_size)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int or a sequence of ints; got "
+                        f"{patch_size!r}.") from None
+    if n < 1:
+        raise ValueError(f"`{name}` must not be empty.")
+    return check_int_tuple(patch_size, name, n, low=1)
+
+
+def check_sigma(sigma, n, dtype, name="sigma"):
+    """Noise level(s) of a noise-conditional score as an ``(n,)`` array of `dtype`: a
+    scalar is broadcast; every level positive, finite and usable in `dtype` arithmetic
+    (:func:`check_scale`); None is a ``ValueError`` (the level is required)."""
+    if sigma is None:
+        raise ValueError(f"`{name}` is required: this is a noise-conditional score "
+                         "s(x; σ); give the noise level(s), a float or an array of shape "
+                         "(N,).")
+    if np.ndim(sigma) == 0:
+        value = check_scalar(sigma, name, low=0.0, low_inclusive=False)
+        check_scale(value, name, dtype)
+        return np.full(n, value, dtype=dtype)
+    arr = np.asarray(sigma)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"`{name}` must be real; got dtype {arr.dtype}.")
+    if arr.shape != (n,):
+        raise ValueError(f"`{name}` must be a float or an array of shape ({n},) (one "
+                         f"level per row); got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"`{name}` must be positive and finite; got minimum "
+                         f"{np.nanmin(arr)!r}.")
+    check_scale(arr, name, dtype)
+    return np.ascontiguousarray(arr, dtype=dtype)
