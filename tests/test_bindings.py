@@ -16,7 +16,7 @@ CSRC = os.path.join(ROOT, "csrc")
 
 def header_constant(header, name):
     with open(os.path.join(CSRC, header)) as f:
-        return int(re.search(rf"^#define {name} (\d+)", f.read(), re.M).group(1))
+        return int(re.search(rf"^#define {name} (\d+)", f.read(), re.MULTILINE).group(1))
 
 
 @pytest.mark.skipif(not os.path.isdir(CSRC), reason="needs the source tree (csrc/)")

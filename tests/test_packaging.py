@@ -42,7 +42,7 @@ def test_sdist_holds_every_build_input():
                 text = f.read()
             for inc in re.findall(r'^include\s+"([^"]+)"', text, re.M):
                 needed.add(f"fastscore/_ext/{inc}")
-            for mod in re.findall(r'^from\s+\.(\w+)\s+cimport', text, re.M):
+            for mod in re.findall(r'^from\s+\.(\w+)\s+cimport', text, re.MULTILINE):
                 needed.add(f"fastscore/_ext/{mod}.pxd")
     missing = sorted(needed - files)
     assert not missing, f"MANIFEST.in leaves out {missing}"
