@@ -38,7 +38,10 @@ THREADS_PER_CORE_LIMIT = 4
 #: ... and this many threads are always allowed, whatever the core count.
 MIN_THREAD_LIMIT = 16
 
-_state: dict[str, Any] = {"n": None, "blas": None}
+# n: the count set by set_num_threads (None: none in effect); default: the environment's
+# count, cached (never taken for a setting: a handle restores "no setting", not it);
+# blas: the BLAS limiter of the setting in effect
+_state: dict[str, Any] = {"n": None, "default": None, "blas": None}
 _lock = threading.RLock()
 
 
@@ -99,9 +102,11 @@ def _default_threads() -> int:
 def get_num_threads() -> int:
     """The thread count kernels use when called with ``n_threads=None``."""
     with _lock:
-        if _state["n"] is None:
-            _state["n"] = _default_threads()
-        return int(_state["n"])
+        if _state["n"] is not None:
+            return _state["n"]
+        if _state["default"] is None:
+            _state["default"] = _default_threads()
+        return _state["default"]
 
 
 def resolve_n_threads(n_threads: int | None, name: str = "n_threads") -> int:
@@ -148,6 +153,7 @@ def _apply(n: int | None) -> None:
             _state["blas"].restore_original_limits()
             _state["blas"] = None
         _state["n"] = n
+        _state["default"] = None
         if n is not None:
             _state["blas"] = _limit_blas(n)
 
