@@ -18,6 +18,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
+import numpy as np
+
 __all__ = ["REMOVED_IN", "adapt_callback", "deprecated_alias", "deprecated_attribute",
            "keyword_only", "renamed_arguments", "warn_deprecated"]
 
@@ -138,9 +140,18 @@ def _takes_three(callback: Callable[..., Any]) -> bool:
     return True
 
 
+def _stop_requested(result: Any, where: str) -> bool:
+    """The one stop rule of callbacks: ``True`` stops, ``None`` or ``False`` goes on."""
+    if result is None or isinstance(result, (bool, np.bool_)):
+        return bool(result)
+    raise TypeError(f"the `callback` of {where}() must return a bool (True stops) or None; "
+                    f"got {type(result).__name__}.")
+
+
 def adapt_callback(callback: Callable[..., Any] | None, where: str, *,
-                   old: str = "k, x") -> Callable[..., Any] | None:
-    """The callback as ``callback(k, x, info) -> bool``.
+                   old: str = "k, x") -> Callable[..., bool] | None:
+    """The callback as ``callback(k, x, info) -> bool`` with the one stop rule (``True``
+    stops; ``None``/``False`` continue; any other return value is a ``TypeError``).
 
     A callable that cannot take three arguments follows the old protocol of `where`,
     ``callback(k, x)`` (``old="k, x"``, the samplers) or ``callback(k, info)``
@@ -150,10 +161,14 @@ def adapt_callback(callback: Callable[..., Any] | None, where: str, *,
         return None
     if not callable(callback):
         raise TypeError(f"`callback` must be callable; got {type(callback).__name__}.")
-    if _takes_three(callback):
-        return callback
-    warn_deprecated(f"{where}(): callback({old}) is deprecated; callbacks are called as "
-                    "callback(k, x, info) -> bool.")
-    if old == "k, info":
-        return lambda k, x, info: callback(k, info)
-    return lambda k, x, info: callback(k, x)
+    call = callback
+    if not _takes_three(callback):
+        warn_deprecated(f"{where}(): callback({old}) is deprecated; callbacks are called "
+                        "as callback(k, x, info) -> bool.")
+        if old == "k, info":
+            def call(k, x, info):
+                return callback(k, info)
+        else:
+            def call(k, x, info):
+                return callback(k, x)
+    return lambda k, x, info: _stop_requested(call(k, x, info), where)

@@ -14,6 +14,7 @@ Running it backwards from σ_max to σ_min (Song et al. 2021):
 
 import numpy as np
 
+from ._deprecation import adapt_callback
 from ._validation import check_int, check_rng, check_scalar
 
 __all__ = ["predictor_corrector", "probability_flow"]
@@ -69,6 +70,7 @@ def predictor_corrector(score, sigmas, x0, *, n_corrector=1, snr=0.16, final_den
     """
     x = _check_x0(x0)
     sigmas = _check_ladder(sigmas)
+    callback = adapt_callback(callback, "predictor_corrector")
     n_corrector = check_int(n_corrector, "n_corrector", low=0)
     snr = check_scalar(snr, "snr", low=0, low_inclusive=False)
     rng = check_rng(rng)
@@ -82,7 +84,7 @@ def predictor_corrector(score, sigmas, x0, *, n_corrector=1, snr=0.16, final_den
         _check_finite_state(x, t, "predictor_corrector")
         trace.add(t, x)
         return callback is not None and callback(
-            t, x, {"sigma": sigma, "step_size": step, "stage": stage}) is True
+            t, x, {"sigma": sigma, "step_size": step, "stage": stage})
 
     for i, sigma in enumerate(map(float, sigmas)):
         if i > 0:
@@ -149,6 +151,7 @@ def probability_flow(score, sigmas, x0, *, callback=None, trace_every=None):
     """
     x = _check_x0(x0)
     sigmas = _check_ladder(sigmas, monotone="either")
+    callback = adapt_callback(callback, "probability_flow")
     trace = _Trace(trace_every, x)
     evals = 0
     d = None
@@ -166,7 +169,7 @@ def probability_flow(score, sigmas, x0, *, callback=None, trace_every=None):
         d = None
         _check_finite_state(x, k + 1, "probability_flow")
         trace.add(k + 1, x)
-        if callback is not None and callback(k + 1, x, {"sigma": s1, "step_size": h}) is True:
+        if callback is not None and callback(k + 1, x, {"sigma": s1, "step_size": h}):
             return trace.result(x, k + 1, None, evals)
     return trace.result(x, len(sigmas) - 1, None, evals)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import sampling
 from ._cg import conjugate_gradient
-from ._deprecation import renamed_arguments
+from ._deprecation import adapt_callback, renamed_arguments
 
 Callback = Callable[[int, np.ndarray, dict], Any] | None
 Result = tuple[np.ndarray, np.ndarray, int, np.ndarray | None]   # samples, mean, evals, trace
@@ -244,6 +244,7 @@ def langevin(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, steps_per_s
     """Annealed unadjusted Langevin on the tempered posterior score
     (:func:`fastscore.sampling.langevin` per level), step ``α_i = step_size / L_i`` with
     ``L_i = ‖A‖²/(σ_n² + σ_i²) + L_prior(σ_i)``."""
+    callback = adapt_callback(callback, "posterior.langevin")
     norm2 = problem.operator.norm_squared()
     states: list[np.ndarray] = []
     t = 0
@@ -292,12 +293,13 @@ def ode(problem, x, sigmas, *, trace_every=None, callback=None):
 
 
 def _trace_and_callback(trace_every, callback):
+    callback = adapt_callback(callback, "posterior_sample")
     states = []
 
     def report(k, x, info):
         if trace_every and k % trace_every == 0:
             states.append(x.copy())
-        return callback is not None and callback(k, x, info) is True
+        return callback is not None and callback(k, x, info)
     return states, report
 
 

@@ -222,7 +222,7 @@ def langevin(score: Callable[[np.ndarray], np.ndarray], x0: ArrayLike, n_steps: 
         _check_finite_state(x, t, "langevin")
         trace.add(t, x)
         if callback is not None and callback(t, x, {"step_size": float(alpha[t - 1]),
-                                                    "noise_scale": float(beta[t - 1])}) is True:
+                                                    "noise_scale": float(beta[t - 1])}):
             break
     return trace.result(x, t)
 
@@ -305,7 +305,7 @@ def annealed_langevin(score: Callable[[np.ndarray, float], np.ndarray], sigmas: 
             _check_finite_state(x, t, "annealed_langevin")
             trace.add(t, x)
             if callback is not None and callback(t, x, {"sigma": float(sigma),
-                                                        "step_size": float(alpha)}) is True:
+                                                        "step_size": float(alpha)}):
                 stopped = True
                 break
         if stopped:
@@ -422,7 +422,7 @@ def mala(log_density: Callable[[np.ndarray], ArrayLike],
         t += 1
         trace.add(t, x)
         if callback is not None and callback(t, x, {"step_size": float(a), "acceptance":
-                                                    float(np.mean(accept))}) is True:
+                                                    float(np.mean(accept))}):
             break
     rate = accepted / (n_chains * t) if t > 0 else float("nan")
     return trace.result(x, t, acceptance_rate=rate)
@@ -577,7 +577,7 @@ def annealed_hmc(score, sigmas, x0, *, n_steps=10, n_leapfrog=5, step_size=0.5,
             t += 1
             trace.add(t, x)
             if callback is not None and callback(t, x, {"sigma": sigma, "step_size": eps,
-                                                        "acceptance": rate}) is True:
+                                                        "acceptance": rate}):
                 return trace.result(x, t, acc_sum / t, evals)
     return trace.result(x, t, acc_sum / max(t, 1), evals)
 
