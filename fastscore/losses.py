@@ -435,7 +435,7 @@ def ncsm_loss(model, patches, sigma, noise, *, grad=True, dc=False, contrast=Fal
         residual = scaled + noise
     else:
         u, sigma_u, c = normalize_patches(noisy, sigma, dc=dc, contrast=contrast,
-                                          eps=contrast_eps)
+                                          contrast_eps=contrast_eps)
         h = model.scaled_score(u, sigma_u, keep=grad)               # σ_u s̃(u; σ_u)
         ratio = (sigma / sigma_u)[:, None]                          # 1, or c
         residual = map_back(h * ratio, u, c) + noise                # σ J s̃ + z

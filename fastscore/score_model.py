@@ -136,7 +136,7 @@ class PatchScoreModel:
             self._invariant = InvariantPatchScore(_RawScore(self), self.patch_size, dc=inv["dc"],
                                                   contrast=inv["contrast"],
                                                   symmetrize=inv["symmetrize"],
-                                                  eps=inv["contrast_eps"])
+                                                  contrast_eps=inv["contrast_eps"])
 
     @property
     def net(self) -> MLP:

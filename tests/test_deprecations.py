@@ -12,6 +12,7 @@ from fastscore._deprecation import keyword_only, renamed_arguments
 from fastscore.distributions import (Distribution, Gamma, GaussianMixture,
                                      GeneralizedGaussianPair, Normal)
 from fastscore.mixture import GaussianMixtureScoreModel
+from fastscore.invariance import InvariantPatchScore, normalize_patches
 from fastscore.optim import StepLR
 from fastscore.patch_gmm import GaussianMixturePatchScore
 from fastscore.prior import DistributionPatchScore, GaussianPatchScore, PatchPrior
@@ -55,6 +56,13 @@ POINTS = np.linspace(-2, 2, 15).reshape(-1, 1)
 IMAGE = data.rectangles(1, size=12, rng=3)[0]
 
 # (id, old spelling, new spelling, text the warning must contain)
+class _Linear:
+    """A patch score s(v) = -v (any σ), for the invariance wrapper."""
+
+    def score(self, patches, sigma):
+        return -patches
+
+
 CASES = [
     ("langevin-positional", lambda: sampling.langevin(_score, X0, 5, 0.1, None, 0),
      lambda: sampling.langevin(_score, X0, 5, 0.1, rng=0), "keyword-only"),
@@ -114,6 +122,19 @@ CASES = [
          method="power", n_steps=4), "use `n_steps`"),
     ("StepLR-step_size", lambda: [StepLR(1.0, step_size=2, gamma=0.5)(t) for t in range(5)],
      lambda: [StepLR(1.0, period=2, gamma=0.5)(t) for t in range(5)], "use `period`"),
+    ("normalize_patches-eps",
+     lambda: normalize_patches(IMAGE.reshape(-1, 4), 0.1, contrast=True, eps=0.05)[0],
+     lambda: normalize_patches(IMAGE.reshape(-1, 4), 0.1, contrast=True, contrast_eps=0.05)[0],
+     "use `contrast_eps`"),
+    ("InvariantPatchScore-eps",
+     lambda: InvariantPatchScore(_Linear(), (2, 2), contrast=True, eps=0.05).score(
+         IMAGE.reshape(-1, 4), 0.1),
+     lambda: InvariantPatchScore(_Linear(), (2, 2), contrast=True, contrast_eps=0.05).score(
+         IMAGE.reshape(-1, 4), 0.1), "use `contrast_eps`"),
+    ("InvariantPatchScore.eps",
+     lambda: InvariantPatchScore(_Linear(), (2, 2), contrast=True, contrast_eps=0.05).eps,
+     lambda: InvariantPatchScore(_Linear(), (2, 2), contrast=True,
+                                 contrast_eps=0.05).contrast_eps, "use .contrast_eps"),
 ]
 
 

@@ -56,7 +56,7 @@ def test_dc_is_exact_chain_rule():
 
 def test_contrast_is_exact_chain_rule_and_scale_invariant():
     inner = Quadratic(9, seed=3)
-    wrapped = InvariantPatchScore(inner, (3, 3), contrast=True, eps=0.05)
+    wrapped = InvariantPatchScore(inner, (3, 3), contrast=True, contrast_eps=0.05)
     v = np.random.default_rng(4).standard_normal((5, 9))
     sigma = 0.3
 
