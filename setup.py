@@ -13,7 +13,7 @@ Flags: -O3, OpenMP when the compiler supports it, no -march=native. SIMD comes f
 runtime dispatch (``target_clones`` of the x86-64-v4 / -v3 levels with GCC on x86-64
 Linux, see csrc/fs_common.h), with the clone set and the KDE dimension specialisations
 chosen per extension in ``_PER_EXTENSION`` below (``benchmarks/README.md``, section
-build). Per-file flags live there too, never in ``#pragma``.
+build). Per-file flags are in ``_PER_FILE``, never in ``#pragma GCC optimize``.
 
 Compilation runs in parallel (every source file of every extension, as many jobs as
 cores; ``FASTSCORE_BUILD_JOBS=N`` or ``build_ext -j N`` to change), also under
@@ -27,6 +27,8 @@ Environment switches:
 - ``FASTSCORE_BUILD_ONLY=patches,kde`` (development): build just the named modules.
 - ``FASTSCORE_SANITIZE=1`` (development and CI, see ``.ci/sanitize.sh``): build with
   AddressSanitizer + UndefinedBehaviorSanitizer.
+- ``FASTSCORE_MLP_PROFILE=1`` (measurement, ``benchmarks/bench_mlp.py``): compile the MLP
+  kernels' per-layer timers in (off by default: the kernels then read no clock).
 - ``FASTSCORE_CLONE_SET=0|1|2|3`` and ``FASTSCORE_KDE_SPEC=SCORE_MASK,DENSITY_MASK``
   (measurement of variants, ``benchmarks/build_times.py``): override the clone set of
   every extension and the KDE specialisation masks.
@@ -47,22 +49,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = "csrc"
 
 # Per extension: the SIMD clone set (csrc/fs_common.h: 0 none, 1 v3, 2 v4 + v3, 3 v4;
-# always with the x86-64 baseline), extra macros and extra compiler flags. A clone or a
-# KDE specialisation stays only if `benchmarks/build_times.py --variants` measures it
-# >= 5% faster; the table and what is still unmeasured are in benchmarks/README.md,
+# always with the x86-64 baseline) and extra macros (compiler flags: _PER_FILE). A clone
+# or a KDE specialisation stays only if `benchmarks/build_times.py --variants` measures
+# it >= 5% faster; the table and what is still unmeasured are in benchmarks/README.md,
 # section build.
 _PER_EXTENSION = {
     "_common": {"clones": 2},
-    "adam": {"clones": 2,
-             # a step is the same IEEE arithmetic in the vector body, the scalar tail and
-             # the NumPy reference whatever the clone: no a*b + c -> fma contraction
-             "flags": ["-ffp-contract=off"]},
+    "adam": {"clones": 2},
     "kde": {"clones": 2, "macros": [("FS_KDE_SPEC_SCORE", "0x31E"),
                                     ("FS_KDE_SPEC_DENSITY", "0x31E")]},
     # the MLP's own loops (bias, activation, Adam-free) are a small part next to BLAS: the
     # v4 clone measured 1-2 % over v3 (under the 5 % bar), v3 7-8 % over the baseline
     "mlp": {"clones": 1},
     "patches": {"clones": 2},
+}
+
+# Per source file: extra compiler flags (never `#pragma GCC optimize` in csrc/). They
+# apply to that file only, not to the Cython module or fs_common.c of its extension.
+_PER_FILE = {
+    # a step is the same IEEE arithmetic in the vector body, the scalar tail and the
+    # NumPy reference whatever the clone: no a*b + c -> fma contraction
+    "csrc/adam.c": ["-ffp-contract=off"],
+    # FP exception flags are never read: lets GCC if-convert the selects of leaky ReLU
+    # and of the clamps of the float approximations (vectorised on every clone)
+    "csrc/mlp.c": ["-fno-trapping-math"],
 }
 
 
@@ -118,16 +128,24 @@ def _flags():
 
 
 def _settings(name):
-    """Clone set, macros and flags of one extension (with the measurement overrides)."""
+    """Clone set and macros of one extension (with the measurement overrides)."""
     own = _PER_EXTENSION.get(name, {"clones": 2})
     clones = int(os.environ.get("FASTSCORE_CLONE_SET") or own["clones"])
     macros = [("FS_CLONE_SET", str(clones))]
+    if name == "mlp" and _enabled("FASTSCORE_MLP_PROFILE"):
+        macros.append(("FS_MLP_PROFILE", "1"))
     for key, value in own.get("macros", []):
         if name == "kde" and os.environ.get("FASTSCORE_KDE_SPEC"):
             score, density = os.environ["FASTSCORE_KDE_SPEC"].split(",")
             value = score if key == "FS_KDE_SPEC_SCORE" else density
         macros.append((key, value))
-    return macros, own.get("flags", [])
+    return macros
+
+
+def _file_flags(source):
+    """The _PER_FILE flags of one source file (any spelling of its path)."""
+    rel = os.path.relpath(os.path.abspath(source), HERE).replace(os.sep, "/")
+    return _PER_FILE.get(rel, [])
 
 
 def _cost(ext):
@@ -152,13 +170,13 @@ def extensions():
         for kernel in [stem + ".c"] + sorted(glob.glob(stem + "_f[0-9][0-9].c")):
             if os.path.exists(kernel) and kernel not in sources:
                 sources.append(kernel)
-        macros, flags = _settings(name)
+        macros = _settings(name)
         exts.append(Extension(
             f"fastscore._ext.{name}", sources,
             depends=sorted(glob.glob(os.path.join(CSRC, "*.h")) +
                            glob.glob(os.path.join(CSRC, "*.tmpl.c"))),
             include_dirs=[CSRC],
-            extra_compile_args=compile_args + flags,
+            extra_compile_args=compile_args,
             extra_link_args=link_args,
             define_macros=macros,
         ))
@@ -190,8 +208,12 @@ class ParallelBuildExt(build_ext):
 
         def compile_parallel(sources, *args, **kwargs):
             def one(source):
+                own = _file_flags(source)
+                options = dict(kwargs)
+                if own:
+                    options["extra_postargs"] = list(options.get("extra_postargs") or []) + own
                 with gate:
-                    return compile_serial([source], *args, **kwargs)
+                    return compile_serial([source], *args, **options)
 
             with ThreadPoolExecutor(max(1, len(sources))) as pool:
                 return [obj for objs in pool.map(one, sources) for obj in objs]

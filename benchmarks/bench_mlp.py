@@ -19,7 +19,7 @@ Also printed: achieved GFLOP/s against the measured 2048^2 sgemm peak (through
 scipy.linalg.blas.sgemm = scipy's OpenBLAS, the library fastscore calls, and through numpy
 matmul = numpy's OpenBLAS), and where fastscore's time goes per layer (GEMM vs elementwise)
 plus the time outside the kernels (Python, validation, threading), from the kernels'
-built-in profile.
+profile (compiled in only by a build with FASTSCORE_MLP_PROFILE=1; otherwise skipped).
 
 The machine may be shared: contenders are timed round-robin (one call each, repeated) so
 they see the same load, and the minimum is reported. ``--wait-idle`` waits for the other
@@ -283,9 +283,12 @@ def train_cases(batch, fs_net, fs_opt, np_net, np_opt, tnet, topt, torch, repeat
 
 def profile_fastscore(net, x, batch, n_threads, repeat):
     """Per-layer GEMM / elementwise seconds (per call, averaged over threads) and the time
-    outside the kernels, for predict on x and for forward+backward at `batch`."""
+    outside the kernels, for predict on x and for forward+backward at `batch`; None when
+    the kernels were built without their timers (FASTSCORE_MLP_PROFILE=1 builds them in)."""
     from fastscore._ext import mlp as kern
 
+    if not kern.PROFILE_ENABLED:
+        return None
     L = len(WIDTHS) - 1
     rows = {}
     xb = x[:batch].copy()
@@ -468,6 +471,10 @@ def main():
         print(f"## where fastscore's time goes, {n_threads} thread(s) "
               f"(max |y - y_numpy| {diffs[0]:.1e}"
               + (f", |y - y_torch| {diffs[1]:.1e})" if len(diffs) > 1 else ")"))
+        if prof is None:
+            print("(per-layer profile not built in: rebuild the mlp extension with "
+                  "FASTSCORE_MLP_PROFILE=1 to see it)")
+            continue
         for case, info in prof.items():
             per = info["per_layer"] * 1e3
             busy = info["busy"].max() * 1e3

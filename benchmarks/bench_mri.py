@@ -94,7 +94,8 @@ def trained(name, images, patch, steps, sigmas=(0.005, 0.5)):
     if os.path.exists(path):
         return PatchScoreModel.load(path), 0.0
     t0 = time.perf_counter()
-    model = fit_patch_score(images, patch_size=patch, n_steps=steps, sigmas=sigmas, rng=0)
+    model = fit_patch_score(images, patch_size=patch, n_steps=steps, sigma_range=sigmas, rng=0,
+                            dtype=np.float32)
     model.save(path)
     return model, time.perf_counter() - t0
 
@@ -120,7 +121,7 @@ def single_coil(table, quick):
     prior = PatchPrior(model, 3)
     rows = [("zero-filled", lambda: A.adjoint(y))]
     rows.append(("TV (best weight on the test image)",
-                 lambda: tune_tv_weight(y, x, operator=A, n_iter=300).estimate))
+                 lambda: tune_tv_weight(y, x, operator=A, n_steps=300).estimate))
     steps = 10 if quick else 30
     rows.append((f"MAP HQS {steps} it., default schedule",
                  lambda: map_estimate(y, A, sn, prior, method="hqs", n_steps=steps).x))

@@ -122,7 +122,7 @@ def tv_table(sizes, quick, skimage):
             for weight in (0.05, 0.2):
                 objective = lambda x: (0.5 * np.sum((x.astype(float) - y) ** 2)
                                        + weight * total_variation(x.astype(float)))
-                best = objective(tv_denoise(y.astype(float), weight, n_iter=5000, tol=0))
+                best = objective(tv_denoise(y.astype(float), weight, n_steps=5000, tol=0))
                 contenders = [
                     ("fastscore tv_denoise (default tol 1e-5)", lambda: tv_denoise(y, weight)),
                     ("fastscore tv_denoise tol=1e-3", lambda: tv_denoise(y, weight, tol=1e-3))]

@@ -48,8 +48,8 @@ def trained_model(name, images, steps=1500):
     os.makedirs(CACHE, exist_ok=True)
     path = os.path.join(CACHE, f"post_{name}_{steps}.npz")
     if not os.path.exists(path):
-        fit_patch_score(images, patch_size=3, n_steps=steps, sigmas=(0.02, 0.5),
-                        rng=0).save(path)
+        fit_patch_score(images, patch_size=3, n_steps=steps, sigma_range=(0.02, 0.5),
+                        rng=0, dtype=np.float32).save(path)
     return PatchScoreModel.load(path)
 
 

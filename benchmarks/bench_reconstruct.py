@@ -49,7 +49,8 @@ def trained_model(name, images, steps, seed=0):
     if os.path.exists(path):
         return PatchScoreModel.load(path), 0.0
     t0 = time.perf_counter()
-    model = fit_patch_score(images, patch_size=3, n_steps=steps, sigmas=(0.02, 0.5), rng=seed)
+    model = fit_patch_score(images, patch_size=3, n_steps=steps, sigma_range=(0.02, 0.5),
+                            rng=seed, dtype=np.float32)
     model.save(path)
     return model, time.perf_counter() - t0
 
@@ -154,7 +155,7 @@ def inverse_study(table, model, quick):
         base = A.fbp(y) if simple == "FBP" else A.adjoint(y).real
         rows = [(simple, base, time.perf_counter() - t0)]
         t0 = time.perf_counter()
-        tv = tune_tv_weight(y, x, operator=A, n_iter=100 if quick else 300)
+        tv = tune_tv_weight(y, x, operator=A, n_steps=100 if quick else 300)
         rows.append(("TV (best weight)", tv.estimate, time.perf_counter() - t0))
         t0 = time.perf_counter()
         est = map_estimate(y, A, noise, prior, method="hqs", n_steps=10 if quick else 30,

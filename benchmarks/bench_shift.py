@@ -53,10 +53,10 @@ def train(key, images, steps, patch=3, **options):
     if os.path.exists(path):
         model = PatchScoreModel.load(path)
         return model, model.training["seconds"]
-    stats = data.extract_patches(list(images), (patch, patch), 20000, 0)
+    stats = data.extract_patches(list(images), (patch, patch), 20000, rng=0)
     net = NoiseConditionalScore.for_patches(patch, stats, hidden=hidden_for(patch), rng=0)
     model = fit_patch_score(images, patch_size=patch, model=net, n_steps=steps,
-                            sigmas=(0.02, 0.5), rng=0, **options)
+                            sigma_range=(0.02, 0.5), rng=0, dtype=np.float32, **options)
     model.save(path)
     print(f"#   trained {key} in {model.training['seconds']:.0f} s", flush=True)
     return model, model.training["seconds"]

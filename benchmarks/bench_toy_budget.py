@@ -37,7 +37,7 @@ def model_for(steps, sigmas, batch=512):
         return PatchScoreModel.load(path)
     train = data.rectangles(4000, rng=0, dtype=np.float32)
     model = fit_patch_score(train, patch_size=3, n_steps=steps, batch_size=batch,
-                            sigmas=sigmas, rng=0)
+                            sigma_range=sigmas, rng=0)
     model.save(path)
     return model
 

@@ -46,11 +46,12 @@ def train_mlp(images, *, patch, steps, batch=512, sigmas=(0.01, 0.5), dc=False, 
     """Noise-conditional MLP on `patch`² patches, NCSM (fastscore.train.fit_patch_score)."""
     from fastscore.data import extract_patches
 
-    stats = extract_patches(images, patch, 20000, seed)
+    stats = extract_patches(images, patch, 20000, rng=seed)
     net = NoiseConditionalScore.for_patches(patch, stats, hidden=hidden or HIDDEN[patch],
                                             rng=seed)
     return fit_patch_score(images, patch_size=patch, model=net, n_steps=steps,
-                           batch_size=batch, sigmas=sigmas, dc=dc, lr=lr, rng=seed,
+                           batch_size=batch, sigma_range=sigmas, dc=dc, step_size=lr,
+                           rng=seed, dtype=np.float32,
                            validation_fraction=0.0, warmup=min(200, steps // 10))
 
 
@@ -60,9 +61,9 @@ def train_gmm(images, *, patch=8, n_components=32, n_patches=200000, n_iter=30, 
     from fastscore.data import extract_patches
     from fastscore.patch_gmm import GaussianMixturePatchScore
 
-    patches = extract_patches(images, patch, n_patches, seed, augment=True)
+    patches = extract_patches(images, patch, n_patches, rng=seed, augment=True)
     return GaussianMixturePatchScore.fit(patches.astype(np.float64), patch, n_components,
-                                         n_iter=n_iter, rng=seed, sigma_min=sigma_range[0],
+                                         n_steps=n_iter, rng=seed, sigma_min=sigma_range[0],
                                          sigma_max=sigma_range[1])
 
 

@@ -13,7 +13,13 @@
  * region, which only hands out ranges.
  */
 #ifndef REAL
-#error "define REAL, FS_SFX and FS_SQRT before including adam.tmpl.c"
+#error "stamp adam.tmpl.c through fs_stamp.h (adam.c)"
+#endif
+
+#if FS_REAL_IS_FLOAT
+#define FS_SQRT sqrtf
+#else
+#define FS_SQRT sqrt
 #endif
 
 /* AdamW: decoupled weight decay (param *= decay_factor before the Adam update). */
@@ -173,3 +179,5 @@ int FS_FN(fs_scale)(REAL *x, ptrdiff_t n, double scale, int n_threads)
     }
     return FS_OK;
 }
+
+#undef FS_SQRT

@@ -9,15 +9,24 @@
 
 #include <stddef.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-/* Status codes. */
+/* Status codes (fastscore/_ext/_common.pyx maps them to exceptions). */
 #define FS_OK            0
 #define FS_E_NOMEM      -1   /* scratch allocation failed */
 #define FS_E_ARG        -2   /* inconsistent sizes reached a kernel (a validation bug) */
-#define FS_E_NONFINITE  -3   /* a non-finite value appeared where the kernel cannot continue */
+
+/* OpenMP: kernels open `omp parallel num_threads(n_threads)` regions over outputs with a
+ * static split (or tiles computed the same way by any thread), so each output is the same
+ * arithmetic whatever the thread count. Inside a region, FS_THREAD_ID() is this thread's
+ * index (its slice of per-thread scratch) and FS_TEAM_SIZE() the number of threads; both
+ * are 0 and 1 in a build without OpenMP. */
+#ifdef _OPENMP
+#include <omp.h>
+#define FS_THREAD_ID() omp_get_thread_num()
+#define FS_TEAM_SIZE() omp_get_num_threads()
+#else
+#define FS_THREAD_ID() 0
+#define FS_TEAM_SIZE() 1
+#endif
 
 /* Name stamping for float/double instantiation of one template body:
  *   #define REAL float / #define FS_SFX f32 / #include "x.tmpl.c"  ->  fs_name_f32 */
@@ -65,15 +74,6 @@
 #define FS_HAVE_CLONES 0
 #define FS_CLONES
 #define FS_CLONES_NAMES "none"
-#endif
-
-/* OpenMP: `parallel for` over outputs with a static schedule and an explicit thread count,
- * so each output is computed by the same arithmetic whatever the thread count. */
-#ifdef _OPENMP
-#define FS_PRAGMA(x) _Pragma(#x)
-#define FS_OMP_FOR(n_threads) FS_PRAGMA(omp parallel for num_threads(n_threads) schedule(static))
-#else
-#define FS_OMP_FOR(n_threads)
 #endif
 
 int fs_openmp_enabled(void);

@@ -66,7 +66,7 @@
  * count and tile differ: rounding only), never on the thread count.
  */
 #ifndef REAL
-#error "define REAL and FS_SFX before including kde.tmpl.c"
+#error "stamp kde.tmpl.c through fs_stamp.h (kde_f32.c, kde_f64.c)"
 #endif
 
 #ifndef FS_KDE_COMMON_DEFINED
@@ -90,12 +90,6 @@
  * malloc'ed scratch). */
 typedef double fs_kde_vdbl __attribute__((vector_size(64), aligned(8)));
 
-#ifdef _OPENMP
-#define FS_KDE_THREAD_ID() omp_get_thread_num()
-#else
-#define FS_KDE_THREAD_ID() 0
-#endif
-
 /* Horizontal sum of 8 doubles, pairwise. */
 FS_INLINE double fs_kde_hsum(const fs_kde_vdbl *p)
 {
@@ -103,6 +97,39 @@ FS_INLINE double fs_kde_hsum(const fs_kde_vdbl *p)
     return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
 }
 #endif /* FS_KDE_COMMON_DEFINED */
+
+/* Per-type constants:
+ *   FS_KDE_UINT     unsigned integer of the width of REAL (bit tricks of exp2)
+ *   FS_KDE_SINT     signed integer of that width (lane masks of vector comparisons)
+ *   FS_KDE_MANT     explicit mantissa bits;  FS_KDE_BIAS exponent bias
+ *   FS_KDE_TMIN     lowest exp2 argument: 2^FS_KDE_TMIN is built with a zero exponent
+ *                   field, i.e. it is exactly +0 (everything below is flushed to 0)
+ *   FS_KDE_POLY(f, f2)  minimax polynomial of 2^f on [-1/2, 1/2] (Remez, relative error
+ *                   7.5e-8 for float (degree 5), 2.1e-16 for double (degree 10))  */
+#if FS_REAL_IS_FLOAT
+#define FS_KDE_UINT uint32_t
+#define FS_KDE_SINT int32_t
+#define FS_KDE_MANT 23
+#define FS_KDE_BIAS 127
+#define FS_KDE_TMIN (-127.0f)
+#define FS_KDE_POLY(f, f2) /* Estrin: shorter dependency chain than Horner */ \
+    ((1.0000000716546416382f + (f) * 0.69314696706526492761f) + (f2) * ( \
+     (0.24022119723969178047f + (f) * 0.055507132728753911780f) + (f2) * ( \
+     0.0096755413310213911451f + (f) * 0.0013276472167819943329f)))
+#else
+#define FS_KDE_UINT uint64_t
+#define FS_KDE_SINT int64_t
+#define FS_KDE_MANT 52
+#define FS_KDE_BIAS 1023
+#define FS_KDE_TMIN (-1023.0)
+#define FS_KDE_POLY(f, f2) /* Estrin in f^2 */ \
+    (((1.0000000000000000661 + (f) * 0.69314718055994977510) + (f2) * ( \
+      0.24022650695908767770 + (f) * 0.055504108664458831363)) + ((f2) * (f2)) * ( \
+     ((0.0096181291080345970060 + (f) * 0.0013333558228561765893) + (f2) * ( \
+       0.00015403529961127075703 + (f) * 0.000015252658116409854484)) + ((f2) * (f2)) * ( \
+      (1.3215662835959239446e-6 + (f) * 1.0208537929657404371e-7) + (f2) * \
+       7.0372788467269008787e-9)))
+#endif
 
 /* The SIMD bodies WFN(kde_block): queries [i0, i1) against the whole training set. */
 typedef void (*FS_FN(fs_kde_block_fn))(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
@@ -211,7 +238,7 @@ int FS_FN(fs_kde_score)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, ptrdif
 #endif
     {
         const unsigned int fp_state = fs_kde_flush_denormals();
-        char *mine = base + per_thread * (size_t)FS_KDE_THREAD_ID();
+        char *mine = base + per_thread * (size_t)FS_THREAD_ID();
         fs_kde_vdbl *st = (fs_kde_vdbl *)mine;
         double *m2 = (double *)(mine + st_bytes);
         void *acc = mine + st_bytes + m2_bytes;
@@ -249,3 +276,10 @@ cleanup:
     free(raw);
     return status;
 }
+
+#undef FS_KDE_UINT
+#undef FS_KDE_SINT
+#undef FS_KDE_MANT
+#undef FS_KDE_BIAS
+#undef FS_KDE_TMIN
+#undef FS_KDE_POLY

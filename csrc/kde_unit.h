@@ -53,13 +53,4 @@ static unsigned int fs_kde_flush_denormals(void) { return 0; }
 static void fs_kde_restore_fp(unsigned int old) { (void)old; }
 #endif
 
-
-/* Per-type constants of the template:
- *   FS_KDE_UINT     unsigned integer of the width of REAL (bit tricks of exp2)
- *   FS_KDE_SINT     signed integer of that width (lane masks of vector comparisons)
- *   FS_KDE_MANT     explicit mantissa bits;  FS_KDE_BIAS exponent bias
- *   FS_KDE_TMIN     lowest exp2 argument: 2^FS_KDE_TMIN is built with a zero exponent
- *                   field, i.e. it is exactly +0 (everything below is flushed to 0)
- *   FS_KDE_POLY(f, f2)  minimax polynomial of 2^f on [-1/2, 1/2] (Remez, relative error
- *                   7.5e-8 for float (degree 5), 2.1e-16 for double (degree 10))  */
 #endif /* FS_KDE_UNIT_H */

@@ -1,11 +1,9 @@
-/* Instantiates the MLP kernels for float (f32) and double (f64); layout and scratch sizes. */
-
-/* Floating-point exception flags are never read here: without this GCC refuses to
- * if-convert selects such as `v > 0 ? v : slope * v` (leaky ReLU, the clamps of the
- * approximations below) for AVX2 and the baseline, leaving those loops scalar. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
+/* Instantiates the MLP kernels for float (f32) and double (f64); layout and scratch sizes.
+ *
+ * setup.py compiles this file with -fno-trapping-math (a per-file flag): floating-point
+ * exception flags are never read here, and without it GCC refuses to if-convert selects
+ * such as `v > 0 ? v : slope * v` (leaky ReLU, the clamps of the approximations below)
+ * for AVX2 and the baseline, leaving those loops scalar. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -66,7 +64,7 @@ FS_INLINE float fs_tanhf_approx(float x)
     return p / q;
 }
 
-/* wall-clock seconds for the optional profile */
+/* wall-clock seconds for the profile (builds with FS_MLP_PROFILE, see mlp.h) */
 double fs_mlp_now(void)
 {
 #ifdef _OPENMP
@@ -74,6 +72,11 @@ double fs_mlp_now(void)
 #else
     return (double)clock() / CLOCKS_PER_SEC;
 #endif
+}
+
+int fs_mlp_profile_enabled(void)
+{
+    return FS_MLP_PROFILE;
 }
 
 int fs_mlp_init(fs_mlp_net *net, int n_layers, const ptrdiff_t *widths,
@@ -148,22 +151,5 @@ ptrdiff_t fs_mlp_jacobian_scratch(const fs_mlp_net *net, ptrdiff_t tile, int n_d
     return (ptrdiff_t)n_threads * per_thread;
 }
 
-#define REAL float
-#define FS_SFX f32
-#define FS_MLP_GEMM sgemm
-#define FS_MLP_SINGLE 1
-#include "mlp.tmpl.c"
-#undef REAL
-#undef FS_SFX
-#undef FS_MLP_GEMM
-#undef FS_MLP_SINGLE
-
-#define REAL double
-#define FS_SFX f64
-#define FS_MLP_GEMM dgemm
-#define FS_MLP_SINGLE 0
-#include "mlp.tmpl.c"
-#undef REAL
-#undef FS_SFX
-#undef FS_MLP_GEMM
-#undef FS_MLP_SINGLE
+#define FS_TEMPLATE "mlp.tmpl.c"
+#include "fs_stamp.h"

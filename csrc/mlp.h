@@ -71,14 +71,21 @@ typedef struct {
     ptrdiff_t max_width;
     fs_sgemm_fn sgemm;
     fs_dgemm_fn dgemm;
-    /* Optional profile (NULL normally): seconds accumulated per thread t, phase q and
-     * layer l at profile[(t * FS_MLP_PROFILE_PHASES + q) * n_layers + l]; phases: forward
-     * gemm, forward elementwise, backward gemm, backward elementwise, and (at l = 0) the
+    /* Optional profile, read only in builds with FS_MLP_PROFILE (NULL normally):
+     * seconds accumulated per thread t, phase q and layer l at
+     * profile[(t * FS_MLP_PROFILE_PHASES + q) * n_layers + l]; phases: forward gemm,
+     * forward elementwise, backward gemm, backward elementwise, and (at l = 0) the
      * thread's whole time inside the tile loop. Used by benchmarks/bench_mlp.py. */
     double *profile;
 } fs_mlp_net;
 
 #define FS_MLP_PROFILE_PHASES 5
+
+/* The kernel profile is compiled in only with -DFS_MLP_PROFILE=1 (setup.py:
+ * FASTSCORE_MLP_PROFILE=1); otherwise the kernels never read a clock. */
+#ifndef FS_MLP_PROFILE
+#define FS_MLP_PROFILE 0
+#endif
 
 /* Fill the layout of `net` from widths (n_layers + 1) and activation codes (n_layers).
  * Returns FS_E_ARG for an invalid architecture. */
@@ -87,6 +94,7 @@ int fs_mlp_init(fs_mlp_net *net, int n_layers, const ptrdiff_t *widths,
                 fs_dgemm_fn dgemm);
 
 double fs_mlp_now(void);
+int fs_mlp_profile_enabled(void);   /* FS_MLP_PROFILE of this build */
 
 /* Scratch lengths (in elements of the working float type unless said otherwise) that the
  * caller allocates once and passes to the kernels below. */

@@ -12,19 +12,15 @@
  * double precision libm's.
  */
 #ifndef REAL
-#error "define REAL and FS_SFX before including mlp.tmpl.c"
+#error "stamp mlp.tmpl.c through fs_stamp.h (mlp.c)"
 #endif
 
-#ifdef _OPENMP
-#define FS_MLP_THREAD_ID() omp_get_thread_num()
-#else
-#define FS_MLP_THREAD_ID() 0
-#endif
-
-#if FS_MLP_SINGLE
+#if FS_REAL_IS_FLOAT
+#define FS_MLP_GEMM sgemm
 #define FS_MLP_TANH(x) fs_tanhf_approx(x)
 #define FS_MLP_EXP(x)  fs_expf_approx(x)
 #else
+#define FS_MLP_GEMM dgemm
 #define FS_MLP_TANH(x) tanh(x)
 #define FS_MLP_EXP(x)  exp(x)
 #endif
@@ -256,12 +252,19 @@ static void FS_FN(tile_forward)(const fs_mlp_net *net, const REAL *params, ptrdi
     }
 }
 
-/* This thread's row of the optional profile (see fs_mlp_net), or NULL. */
+/* This thread's row of the optional profile (see fs_mlp_net), or NULL. Without
+ * FS_MLP_PROFILE it is a constant NULL: every `if (prof)` and `prof ? fs_mlp_now() : 0`
+ * of the kernels folds away and no clock is read. */
 static double *FS_FN(thread_profile)(const fs_mlp_net *net)
 {
+#if FS_MLP_PROFILE
     if (!net->profile) return NULL;
     return net->profile +
-           (ptrdiff_t)FS_MLP_THREAD_ID() * FS_MLP_PROFILE_PHASES * net->n_layers;
+           (ptrdiff_t)FS_THREAD_ID() * FS_MLP_PROFILE_PHASES * net->n_layers;
+#else
+    (void)net;
+    return NULL;
+#endif
 }
 
 int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL *x,
@@ -282,7 +285,7 @@ int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL 
     {
         REAL *A[FS_MLP_MAX_LAYERS + 1];
         REAL *D[FS_MLP_MAX_LAYERS + 1];
-        REAL *buf = scratch ? scratch + (ptrdiff_t)FS_MLP_THREAD_ID() * 2 * tile * wmax
+        REAL *buf = scratch ? scratch + (ptrdiff_t)FS_THREAD_ID() * 2 * tile * wmax
                             : NULL;
         double *prof = FS_FN(thread_profile)(net);
         const double start = prof ? fs_mlp_now() : 0.0;
@@ -386,7 +389,7 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
     {
         const REAL *A[FS_MLP_MAX_LAYERS + 1];
         const REAL *D[FS_MLP_MAX_LAYERS + 1];
-        REAL *buf0 = scratch + (ptrdiff_t)FS_MLP_THREAD_ID() * 2 * tile * wmax;
+        REAL *buf0 = scratch + (ptrdiff_t)FS_THREAD_ID() * 2 * tile * wmax;
         REAL *buf1 = buf0 + tile * wmax;
         double *prof = FS_FN(thread_profile)(net);
         const double start = prof ? fs_mlp_now() : 0.0;
@@ -464,7 +467,7 @@ int FS_FN(fs_mlp_jacobian_diagonal)(const fs_mlp_net *net, const REAL *params,
     {
         REAL *A[FS_MLP_MAX_LAYERS + 1];
         REAL *D[FS_MLP_MAX_LAYERS + 1];
-        REAL *base = scratch + (ptrdiff_t)FS_MLP_THREAD_ID() * per_thread;
+        REAL *base = scratch + (ptrdiff_t)FS_THREAD_ID() * per_thread;
         REAL *acts = base;                                        /* tile * act total */
         REAL *derivs = acts + tile * net->act_offset[L + 1];      /* tile * deriv_total */
         REAL *dm = derivs + tile * net->deriv_total;              /* tile * wmax */
@@ -532,7 +535,7 @@ int FS_FN(fs_mlp_activation)(int code, double negative_slope, const REAL *z, ptr
     return FS_OK;
 }
 
-#undef FS_MLP_THREAD_ID
+#undef FS_MLP_GEMM
 #undef FS_MLP_TANH
 #undef FS_MLP_EXP
 #undef FS_GELU_C

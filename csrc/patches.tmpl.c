@@ -14,12 +14,6 @@
 #error "define REAL and FS_SFX before including patches.tmpl.c"
 #endif
 
-#ifdef _OPENMP
-#define FS_THREAD_ID() omp_get_thread_num()
-#else
-#define FS_THREAD_ID() 0
-#endif
-
 /* out[j*ps + p*pw + t] = rows[p][offset + j*sw + t] for j < n, p < n_pairs, t < pw.
  * Inlined into gather_interior with constant pw so the copy is unrolled and vectorised. */
 FS_INLINE void FS_FN(copy_patches)(const REAL *const *rows, ptrdiff_t n_pairs,
@@ -234,12 +228,7 @@ int FS_FN(fs_scatter_add_patches)(const fs_patch_geometry *g, const REAL *patche
 #pragma omp parallel num_threads(n_threads)
 #endif
     {
-        const ptrdiff_t tid = FS_THREAD_ID();
-#ifdef _OPENMP
-        const ptrdiff_t nt = omp_get_num_threads();
-#else
-        const ptrdiff_t nt = 1;
-#endif
+        const ptrdiff_t tid = FS_THREAD_ID(), nt = FS_TEAM_SIZE();
         const ptrdiff_t lo = rho0 + n_rho * tid / nt, hi = rho0 + n_rho * (tid + 1) / nt;
         if (hi > lo) memset(Y + (lo - rho0) * Wp, 0, sizeof(REAL) * (size_t)((hi - lo) * Wp));
         for (ptrdiff_t prow = prow0; prow < prow1; ++prow) {
@@ -287,4 +276,3 @@ cleanup:
     return status;
 }
 
-#undef FS_THREAD_ID

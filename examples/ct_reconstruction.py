@@ -21,12 +21,12 @@ from fastscore.tv import tune_tv_weight
 
 def main():
     family = [shepp_logan((n, n)).astype(np.float32) for n in (48, 80, 96, 128, 160)]
-    model = fit_patch_score(family, n_steps=4000, sigmas=(0.01, 0.5), rng=0, progress=True)
+    model = fit_patch_score(family, n_steps=4000, sigma_range=(0.01, 0.5), rng=0, progress=True)
     x = shepp_logan((64, 64))
     A = ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))
     y = A.simulate(x, noise_sigma=0.02, rng=1)
     fbp = A.fbp(y)
-    tv = tune_tv_weight(y, x, operator=A, n_iter=300).estimate
+    tv = tune_tv_weight(y, x, operator=A, n_steps=300).estimate
     x_map = map_estimate(y, A, 0.02, PatchPrior(model, 3, weight=1 / 9), method="hqs",
                          n_steps=30, sigma_schedule=(0.2, 0.01), x0=fbp).x
     for name, est in (("FBP", fbp), ("TV (best weight)", tv), ("learned MAP", x_map)):

@@ -65,7 +65,7 @@ def main():
             lambda: annealed_langevin(noisy_score, np.geomspace(10.0, 0.1, 10), 60, 0.01,
                                       zeros, rng=seed), MIXTURE),
         "MALA from N(8, 5^2)": (
-            lambda: mala(MIXTURE.logpdf, MIXTURE.score, broad, 600, 0.5, rng=seed), MIXTURE),
+            lambda: mala(MIXTURE.log_density, MIXTURE.score, broad, 600, 0.5, rng=seed), MIXTURE),
         "Langevin on KDE score": (lambda: langevin(kde.score, at_train, 600, 0.1, rng=seed),
                                   kde_mixture),
     }
@@ -96,7 +96,7 @@ def main():
     for ax, (name, x) in zip(axes, samples.items()):
         target = runs[name][1]
         ax.hist(x, bins=80, range=(-3, 25), density=True, color="0.75")
-        ax.plot(g[:, 0], np.exp(target.logpdf(g)), "k", lw=1.5)
+        ax.plot(g[:, 0], np.exp(target.log_density(g)), "k", lw=1.5)
         ax.set_title(name, fontsize=9)
     fig.tight_layout()
     fig.savefig(args.output, dpi=110)

@@ -63,8 +63,9 @@ def reconstruct(prior, n=96, n_spokes=48, noise=0.01, n_steps=20):
 def main():
     from fastscore.train import fit_patch_score
 
-    model = fit_patch_score(random_ellipses(200, 64, 0), n_steps=1500, sigmas=(0.005, 0.5),
-                            rng=0, progress=True)
+    model = fit_patch_score(random_ellipses(200, 64, 0), n_steps=1500,
+                            sigma_range=(0.005, 0.5), rng=0, dtype=np.float32,
+                            progress=True)
     x, gridding, estimate, mismatch = reconstruct(PatchPrior(model, 3))
     print(f"adjoint mismatch {mismatch:.1e}")
     print(f"gridding (density compensated): {metrics.psnr(x, gridding):.2f} dB")

@@ -38,13 +38,13 @@ def fit_all(x, gamma, *, n_components=3, lam=1.0, sigma=1.0, n_noise=9, min_std=
         "ISM": lambda t: losses.ism(model, t, x),
         "RSM": lambda t: losses.rsm(model, t, x, lam),
         # an int seed: the same noise at every call, so L-BFGS sees a fixed function
-        "DSM": lambda t: losses.dsm(model, t, x, sigma, n_noise, rng=0),
+        "DSM": lambda t: losses.dsm(model, t, x, sigma, n_noise=n_noise, rng=0),
         "ML": lambda t: model.negative_log_likelihood(x, t),
     }
     fits = {}
     for name, objective in objectives.items():
         start = time.perf_counter()
-        res = minimize(objective, model.get_params(), jac=True, method="L-BFGS-B",
+        res = minimize(objective, model.get_weights(), jac=True, method="L-BFGS-B",
                        bounds=model.bounds(min_std=min_std))
         fits[name] = (res.x, time.perf_counter() - start)
     return model, fits
@@ -64,7 +64,7 @@ def main():
     model, fits = fit_all(x, gamma)
 
     grid = np.linspace(0.5, 25.0, 2000)[:, None]
-    p = np.exp(gamma.logpdf(grid))
+    p = np.exp(gamma.log_density(grid))
     weight = p / p.sum()
     true_score = gamma.score(grid)[:, 0]
     print(f"Gamma(8, 1), T = {len(x)} samples (seed {args.seed}), 3-component mixture fits")
@@ -73,7 +73,7 @@ def main():
         err = np.sum(weight * (model.score(grid, theta)[:, 0] - true_score) ** 2)
         loglik = np.mean(model.log_density(held_out, theta))
         print(f"{name:<7}{err:>13.4f}{loglik:>18.4f}{seconds:>10.2f}")
-    print(f"{'truth':<7}{0.0:>13.4f}{np.mean(gamma.logpdf(held_out)):>18.4f}")
+    print(f"{'truth':<7}{0.0:>13.4f}{np.mean(gamma.log_density(held_out)):>18.4f}")
     print("score error = E_p[(s_theta - s)^2] on a grid over [0.5, 25]")
 
     if args.no_figure:

@@ -168,7 +168,9 @@ def build_parser(commands):
                    help="patch size: one number, or one per axis")
     p.add_argument("--steps", type=positive_int, default=3000, help="training steps")
     p.add_argument("--batch-size", type=positive_int, default=512, help="patches per step")
-    p.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate")
+    p.add_argument("--step-size", "--lr", dest="step_size", type=positive_float, default=2e-3,
+                   help="peak Adam step size (learning rate; --lr is the old name, removed "
+                        "in 0.2)")
     p.add_argument("--sigma-min", type=positive_float, default=0.02,
                    help="smallest training noise level (intensity units)")
     p.add_argument("--sigma-max", type=positive_float, default=1.0,
@@ -302,7 +304,9 @@ def build_parser(commands):
     p.add_argument("--levels", type=positive_int, default=10, help="noise levels")
     p.add_argument("--steps-per-level", type=positive_int, default=30,
                    help="Langevin steps per noise level")
-    p.add_argument("--eps", type=positive_float, default=2e-5, help="Langevin step scale")
+    p.add_argument("--step-size", "--eps", dest="step_size", type=positive_float,
+                   default=2e-5, help="Langevin step at the smallest noise level (--eps is "
+                                      "the old name, removed in 0.2)")
     prior_options(p)
 
     p = command("info", "describe a model file or the pretrained priors", "Describe a "

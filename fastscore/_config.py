@@ -5,9 +5,12 @@
 BLAS limit); this module re-exports them and reports the build with :func:`show_config`.
 """
 
+from __future__ import annotations
+
 import os
 import platform
 import sys
+from typing import TextIO
 
 from ._threads import (available_cores, get_num_threads, resolve_n_threads,
                        set_num_threads)
@@ -16,14 +19,14 @@ __all__ = ["set_num_threads", "get_num_threads", "resolve_n_threads", "show_conf
            "openmp_enabled"]
 
 
-def openmp_enabled():
+def openmp_enabled() -> bool:
     """True when the compiled kernels were built with OpenMP."""
     from ._ext import _common
 
     return bool(_common.openmp_enabled())
 
 
-def _blas_info():
+def _blas_info() -> list[str]:
     import threadpoolctl
 
     rows = []
@@ -33,7 +36,7 @@ def _blas_info():
     return rows or ["(no BLAS found by threadpoolctl)"]
 
 
-def show_config(file=None):
+def show_config(file: TextIO | None = None) -> None:
     """Print versions, the SIMD target the kernels dispatch to, and thread counts."""
     import numpy
     import scipy

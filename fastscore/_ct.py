@@ -1,12 +1,17 @@
 """Parallel-beam CT (:class:`ParallelBeamCT`, re-exported by :mod:`fastscore.operators`):
 an exact ray-pixel system matrix built once, its transpose, and filtered back-projection."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.fft
 import scipy.sparse
+from numpy.typing import ArrayLike, NDArray
 
 from ._linear import LinearOperator, _check_shape, _real_of
 from ._validation import as_float_array, check_choice, check_int
@@ -254,7 +259,8 @@ class ParallelBeamCT(_SparseProjector):
     True
     """
 
-    def __init__(self, image_shape, angles, n_detectors=None):
+    def __init__(self, image_shape: Sequence[int], angles: int | ArrayLike,
+                 n_detectors: int | None = None) -> None:
         H, W = _check_shape(image_shape, "image_shape", (2,))
         if isinstance(angles, numbers.Integral) and not isinstance(angles, (bool, np.bool_)):
             n = check_int(angles, "angles", low=1)
@@ -273,7 +279,7 @@ class ParallelBeamCT(_SparseProjector):
         return _system_matrix(self.shape_in, np.repeat(self.angles, n_det),
                               np.tile(offsets, len(self.angles)))
 
-    def fbp(self, sinogram, *, filter="ramp"):
+    def fbp(self, sinogram: ArrayLike, *, filter: str = "ramp") -> NDArray[Any]:
         """Filtered back-projection: a fast approximate inverse for initialisation and comparison.
 
         .. math::
@@ -289,7 +295,7 @@ class ParallelBeamCT(_SparseProjector):
         ----------
         sinogram : ndarray of shape (n_angles, n_detectors) or (n, n_angles, n_detectors)
         filter : {"ramp", "shepp-logan", "cosine", "hamming", "hann"}
-            Window on the ramp (f in cycles per bin, |f| ≤ 1/2): none; sinc(f); cos(πf);
+            Window on the ramp (f in cycles per bin, ``|f| ≤ 1/2``): none; sinc(f); cos(πf);
             0.54 + 0.46 cos(2πf); 0.5 + 0.5 cos(2πf). Windows trade resolution for noise.
 
         Returns

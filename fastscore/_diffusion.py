@@ -14,15 +14,8 @@ Running it backwards from σ_max to σ_min (Song et al. 2021):
 
 import numpy as np
 
+from ._deprecation import adapt_callback
 from ._validation import check_int, check_rng, check_scalar
-from .sampling import (
-    _call_score,
-    _chain_norm,
-    _check_finite_state,
-    _check_ladder,
-    _check_x0,
-    _Trace,
-)
 
 __all__ = ["predictor_corrector", "probability_flow"]
 
@@ -77,6 +70,7 @@ def predictor_corrector(score, sigmas, x0, *, n_corrector=1, snr=0.16, final_den
     """
     x = _check_x0(x0)
     sigmas = _check_ladder(sigmas)
+    callback = adapt_callback(callback, "predictor_corrector")
     n_corrector = check_int(n_corrector, "n_corrector", low=0)
     snr = check_scalar(snr, "snr", low=0, low_inclusive=False)
     rng = check_rng(rng)
@@ -90,7 +84,7 @@ def predictor_corrector(score, sigmas, x0, *, n_corrector=1, snr=0.16, final_den
         _check_finite_state(x, t, "predictor_corrector")
         trace.add(t, x)
         return callback is not None and callback(
-            t, x, {"sigma": sigma, "step_size": step, "stage": stage}) is True
+            t, x, {"sigma": sigma, "step_size": step, "stage": stage})
 
     for i, sigma in enumerate(map(float, sigmas)):
         if i > 0:
@@ -157,6 +151,7 @@ def probability_flow(score, sigmas, x0, *, callback=None, trace_every=None):
     """
     x = _check_x0(x0)
     sigmas = _check_ladder(sigmas, monotone="either")
+    callback = adapt_callback(callback, "probability_flow")
     trace = _Trace(trace_every, x)
     evals = 0
     d = None
@@ -174,6 +169,18 @@ def probability_flow(score, sigmas, x0, *, callback=None, trace_every=None):
         d = None
         _check_finite_state(x, k + 1, "probability_flow")
         trace.add(k + 1, x)
-        if callback is not None and callback(k + 1, x, {"sigma": s1, "step_size": h}) is True:
+        if callback is not None and callback(k + 1, x, {"sigma": s1, "step_size": h}):
             return trace.result(x, k + 1, None, evals)
     return trace.result(x, len(sigmas) - 1, None, evals)
+
+
+# Imported last: fastscore.sampling re-exports this module's functions from its own end, so
+# either module can be imported first (the helpers are used only when the functions run).
+from .sampling import (
+    _call_score,
+    _chain_norm,
+    _check_finite_state,
+    _check_ladder,
+    _check_x0,
+    _Trace,
+)

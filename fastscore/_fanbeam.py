@@ -2,10 +2,15 @@
 ray–pixel lengths from a point source to a flat or arc detector, and FBP by rebinning
 to parallel beams."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._ct import FBP_FILTERS, _filtered_backprojection, _SparseProjector, _system_matrix
 from ._linear import _check_shape
@@ -128,9 +133,11 @@ class FanBeamCT(_SparseProjector):
     True
     """
 
-    def __init__(self, image_shape, angles, n_detectors=None, *, source_distance,
-                 detector_distance, detector="flat", detector_spacing=None,
-                 detector_offset=0.0, pixel_size=1.0):
+    def __init__(self, image_shape: Sequence[int], angles: int | ArrayLike,
+                 n_detectors: int | None = None, *, source_distance: float,
+                 detector_distance: float, detector: str = "flat",
+                 detector_spacing: float | None = None, detector_offset: float = 0.0,
+                 pixel_size: float = 1.0) -> None:
         H, W = _check_shape(image_shape, "image_shape", (2,))
         if isinstance(angles, numbers.Integral) and not isinstance(angles, (bool, np.bool_)):
             n = check_int(angles, "angles", low=1)
@@ -227,7 +234,8 @@ class FanBeamCT(_SparseProjector):
             candidates.append((v0, v1, frac_b, cols, weights, valid))
         return theta, candidates
 
-    def rebin(self, sinogram):
+    def rebin(self, sinogram: ArrayLike
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Resample a fan-beam sinogram onto parallel beams (θ ∈ [0, π), bins of 1 pixel).
 
         Each parallel line is measured by the fan rays (θ, s) and (θ + π, −s) (with
@@ -266,7 +274,7 @@ class FanBeamCT(_SparseProjector):
         parallel = total / np.maximum(count, 1) / self.pixel_size
         return parallel, theta
 
-    def fbp(self, sinogram, *, filter="ramp"):
+    def fbp(self, sinogram: ArrayLike, *, filter: str = "ramp") -> NDArray[Any]:
         """Filtered back-projection for fan beams, by **rebinning** to parallel beams.
 
         The fan sinogram is resampled onto parallel lines (:meth:`rebin`: linear in

@@ -1,16 +1,25 @@
 """The base class of fastscore's forward models (:mod:`fastscore.operators`): validation,
 batch axis, ‖A‖², composition and scaling. Public names are re-exported there."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.fft
+from numpy.typing import ArrayLike, NDArray
 
+from ._deprecation import renamed_arguments
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_rng, check_scalar)
 
 __all__ = ["LinearOperator", "FunctionOperator"]
+
+_Array = NDArray[Any]
+_Apply = Callable[[NDArray[Any]], NDArray[Any]]
 
 
 def _complex_of(dtype):
@@ -23,7 +32,7 @@ def _real_of(dtype):
         else np.dtype(np.float64)
 
 
-def _check_shape(shape, name, ndims):
+def _check_shape(shape: Any, name: str, ndims: Sequence[int]) -> tuple[int, ...]:
     if isinstance(shape, numbers.Integral) or not hasattr(shape, "__len__"):
         raise TypeError(f"`{name}` must be a tuple of ints; got {shape!r}.")
     if len(shape) not in ndims:
@@ -91,10 +100,10 @@ class LinearOperator:
     complex_domain = False
     complex_range = False
 
-    def __init__(self, shape_in, shape_out):
+    def __init__(self, shape_in: Sequence[int], shape_out: Sequence[int]) -> None:
         self.shape_in = tuple(int(n) for n in shape_in)
         self.shape_out = tuple(int(n) for n in shape_out)
-        self._norm_squared = None
+        self._norm_squared: float | None = None
 
     # -- what subclasses provide -----------------------------------------------------------
     def _forward(self, x):
@@ -108,11 +117,11 @@ class LinearOperator:
         return None
 
     @property
-    def measured(self):
+    def measured(self) -> NDArray[np.bool_] | None:
         """Boolean array of shape ``shape_out`` marking measured entries, or None (all)."""
         return None
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Callable ``v ↦ M v`` with ``M ≈ (weight · A*A + shift · I)⁻¹``, or None.
 
         For preconditioned conjugate gradients (:func:`fastscore.reconstruct.map_estimate`
@@ -135,7 +144,7 @@ class LinearOperator:
                 check_scalar(shift, "shift", low=0.0, low_inclusive=False))
 
     @property
-    def n_measurements(self):
+    def n_measurements(self) -> int:
         m = self.measured
         return math.prod(self.shape_out) if m is None else int(np.count_nonzero(m))
 
@@ -157,7 +166,7 @@ class LinearOperator:
         batched = arr.ndim == k + 1
         return (arr if batched else arr[np.newaxis]), batched
 
-    def check_measurement(self, y, name="y"):
+    def check_measurement(self, y: ArrayLike, name: str = "y") -> _Array:
         """Validate measurements for this operator: shape ``shape_out`` or ``(n, *shape_out)``,
         finite, complex only when the range is complex (real data are promoted to complex
         for a complex range). Returns the checked array (batch axis as given)."""
@@ -165,19 +174,20 @@ class LinearOperator:
         return arr if batched else arr[0]
 
     # -- the operator ----------------------------------------------------------------------
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> _Array:
         """``A x``; `x` of shape ``shape_in`` or ``(n, *shape_in)``."""
         arr, batched = self._check(x, "x", self.shape_in, self.complex_domain)
         out = self._forward(arr)
         return out if batched else out[0]
 
-    def adjoint(self, y):
+    def adjoint(self, y: ArrayLike) -> _Array:
         """``A* y`` (the exact adjoint; the real part of Aᴴy when the image is real)."""
         arr, batched = self._check(y, "y", self.shape_out, self.complex_range)
         out = self._adjoint(arr)
         return out if batched else out[0]
 
-    def simulate(self, x, noise_sigma=0.0, *, rng=None):
+    def simulate(self, x: ArrayLike, noise_sigma: float = 0.0, *,
+                 rng: int | np.random.Generator | None = None) -> _Array:
         """Measurements ``A x + n``: n ~ N(0, noise_sigma²) on every measured real component
         (real and imaginary parts each for complex data); unmeasured entries stay zero."""
         sigma = check_scalar(noise_sigma, "noise_sigma", low=0.0)
@@ -194,7 +204,7 @@ class LinearOperator:
         return y
 
     # -- norm ------------------------------------------------------------------------------
-    def norm_squared(self):
+    def norm_squared(self) -> float:
         """‖A‖², the largest eigenvalue of A*A: closed form where known, else
         :meth:`estimate_norm_squared` (fixed seed, deterministic); computed once and cached."""
         if self._norm_squared is None:
@@ -203,7 +213,7 @@ class LinearOperator:
                                        else value)
         return self._norm_squared
 
-    def norm(self):
+    def norm(self) -> float:
         """Operator norm ‖A‖ = sqrt(:meth:`norm_squared`)."""
         return math.sqrt(self.norm_squared())
 
@@ -211,7 +221,10 @@ class LinearOperator:
         """A*A v for one float64/complex128 image."""
         return self._adjoint(self._forward(v[np.newaxis]))[0]
 
-    def estimate_norm_squared(self, *, method="lanczos", tol=1e-8, max_iter=1000, rng=0):
+    @renamed_arguments(max_iter="n_steps")
+    def estimate_norm_squared(self, *, method: str = "lanczos", tol: float = 1e-8,
+                              n_steps: int = 1000,
+                              rng: int | np.random.Generator | None = 0) -> float:
         """Largest eigenvalue of A*A by an iterative method in float64 (not cached).
 
         Parameters
@@ -225,13 +238,14 @@ class LinearOperator:
             (‖v‖ = 1) changes by less than `tol` relative; it approaches ‖A‖² from below.
             Images of at most 64 pixels use a dense eigensolver (exact).
         tol : float > 0
-        max_iter : int >= 1
+        n_steps : int >= 1
+            Maximum iterations (ARPACK restarts, or power steps); formerly ``max_iter``.
         rng : int or Generator, default 0
             Start vector (a fixed seed by default, so the estimate is reproducible).
         """
         check_choice(method, "method", ("lanczos", "power"))
         tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
-        max_iter = check_int(max_iter, "max_iter", low=1)
+        n_steps = check_int(n_steps, "n_steps", low=1)
         rng = check_rng(rng)
         size = math.prod(self.shape_in)
         dtype = np.complex128 if self.complex_domain else np.float64
@@ -251,12 +265,12 @@ class LinearOperator:
                 matvec=lambda u: self._normal(u.reshape(self.shape_in)).ravel())
             try:
                 value = sla.eigsh(normal, k=1, which="LA", v0=v.ravel(), tol=tol,
-                                  maxiter=max_iter, return_eigenvectors=False)[0]
+                                  maxiter=n_steps, return_eigenvectors=False)[0]
                 return float(max(0.0, value))
             except sla.ArpackNoConvergence:
                 pass  # fall back to power iteration from the same start
         value = 0.0
-        for _ in range(max_iter):
+        for _ in range(n_steps):
             w = self._normal(v)
             new = float(np.real(np.vdot(v, w)))
             length = np.linalg.norm(w)
@@ -269,7 +283,8 @@ class LinearOperator:
         return value
 
     # -- interoperability ------------------------------------------------------------------
-    def check_adjoint(self, *, n_trials=2, tol=None, rng=0):
+    def check_adjoint(self, *, n_trials: int = 2, tol: float | None = None,
+                      rng: int | np.random.Generator | None = 0) -> float:
         """Relative adjoint mismatch on random data (a cheap test of a hand-written adjoint).
 
         Returns ``max |⟨A x, y⟩ − ⟨x, A* y⟩| / (‖A x‖ ‖y‖ + ‖x‖ ‖A* y‖)`` over `n_trials`
@@ -308,7 +323,7 @@ class LinearOperator:
                              f"mismatch {worst:.3g} > tol {tol:g}.")
         return worst
 
-    def as_scipy(self):
+    def as_scipy(self) -> Any:
         """This operator as a :class:`scipy.sparse.linalg.LinearOperator` on flat vectors.
 
         Shape ``(prod(shape_out), prod(shape_in))``, dtype float64, or complex128 when the
@@ -345,8 +360,10 @@ class LinearOperator:
                                   dtype=np.complex128 if complex_ else np.float64)
 
     @staticmethod
-    def from_scipy(op, shape_in=None, shape_out=None, *, complex_domain=None,
-                   complex_range=None):
+    def from_scipy(op: Any, shape_in: Sequence[int] | None = None,
+                   shape_out: Sequence[int] | None = None, *,
+                   complex_domain: bool | None = None,
+                   complex_range: bool | None = None) -> FunctionOperator:
         """A :class:`FunctionOperator` from a :class:`scipy.sparse.linalg.LinearOperator`
         (or anything :func:`scipy.sparse.linalg.aslinearoperator` accepts: a matrix, a
         sparse matrix).
@@ -379,12 +396,12 @@ class LinearOperator:
                                 complex_range=complex_range)
 
     # -- algebra ---------------------------------------------------------------------------
-    def __matmul__(self, other):
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
         if not isinstance(other, LinearOperator):
             return NotImplemented
         return _Composed(self, other)
 
-    def __mul__(self, scale):
+    def __mul__(self, scale: float) -> LinearOperator:
         if isinstance(scale, numbers.Real) and not isinstance(scale, (bool, np.bool_)):
             return _Scaled(self, check_scalar(scale, "scale"))    # finite
         return NotImplemented
@@ -394,7 +411,7 @@ class LinearOperator:
     def _describe(self):
         return f"shape_in={self.shape_in}, shape_out={self.shape_out}"
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self._describe()})"
 
 
@@ -506,8 +523,10 @@ class FunctionOperator(LinearOperator):
     True
     """
 
-    def __init__(self, forward, adjoint, shape_in, shape_out, *, complex_range=False,
-                 complex_domain=False, norm_squared=None):
+    def __init__(self, forward: Callable[[NDArray[Any]], ArrayLike],
+                 adjoint: Callable[[NDArray[Any]], ArrayLike], shape_in: Sequence[int],
+                 shape_out: Sequence[int], *, complex_range: bool = False,
+                 complex_domain: bool = False, norm_squared: float | None = None) -> None:
         for name, fn in (("forward", forward), ("adjoint", adjoint)):
             if not callable(fn):
                 raise TypeError(f"`{name}` must be callable; got {type(fn).__name__}.")

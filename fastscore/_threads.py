@@ -23,8 +23,11 @@ One rule for every kernel:
   goes back to the default and to the BLAS counts the process had before.
 """
 
+from __future__ import annotations
+
 import os
 import threading
+from typing import Any, Literal
 
 __all__ = ["available_cores", "max_threads", "check_threads", "resolve_n_threads",
            "effective_threads", "set_num_threads", "get_num_threads",
@@ -35,11 +38,14 @@ THREADS_PER_CORE_LIMIT = 4
 #: ... and this many threads are always allowed, whatever the core count.
 MIN_THREAD_LIMIT = 16
 
-_state = {"n": None, "blas": None}
+# n: the count set by set_num_threads (None: none in effect); default: the environment's
+# count, cached (never taken for a setting: a handle restores "no setting", not it);
+# blas: the BLAS limiter of the setting in effect
+_state: dict[str, Any] = {"n": None, "default": None, "blas": None}
 _lock = threading.RLock()
 
 
-def available_cores():
+def available_cores() -> int:
     """Number of cores this process may run on (its CPU affinity where known)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -47,12 +53,12 @@ def available_cores():
         return max(1, os.cpu_count() or 1)
 
 
-def max_threads():
+def max_threads() -> int:
     """Largest accepted thread count: ``max(16, 4 × available_cores())``."""
     return max(MIN_THREAD_LIMIT, THREADS_PER_CORE_LIMIT * available_cores())
 
 
-def check_threads(n, name):
+def check_threads(n: int, name: str) -> int:
     """Validate a thread count and return it as a positive int.
 
     Negative counts are relative to :func:`available_cores` (``-1``: all cores); ``0`` and
@@ -71,7 +77,7 @@ def check_threads(n, name):
     return n if n > 0 else max(1, available_cores() + 1 + n)
 
 
-def _from_environment(variable):
+def _from_environment(variable: str) -> int | None:
     value = os.environ.get(variable, "")
     if variable == "OMP_NUM_THREADS":
         value = value.split(",")[0]      # nested levels: the outermost one is ours
@@ -85,7 +91,7 @@ def _from_environment(variable):
     return check_threads(n, variable)
 
 
-def _default_threads():
+def _default_threads() -> int:
     for variable in ("FASTSCORE_NUM_THREADS", "OMP_NUM_THREADS"):
         n = _from_environment(variable)
         if n is not None:
@@ -93,22 +99,24 @@ def _default_threads():
     return available_cores()
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The thread count kernels use when called with ``n_threads=None``."""
     with _lock:
-        if _state["n"] is None:
-            _state["n"] = _default_threads()
-        return _state["n"]
+        if _state["n"] is not None:
+            return _state["n"]
+        if _state["default"] is None:
+            _state["default"] = _default_threads()
+        return _state["default"]
 
 
-def resolve_n_threads(n_threads, name="n_threads"):
+def resolve_n_threads(n_threads: int | None, name: str = "n_threads") -> int:
     """``None`` -> :func:`get_num_threads`; otherwise :func:`check_threads`."""
     if n_threads is None:
         return get_num_threads()
     return check_threads(n_threads, name)
 
 
-def effective_threads(n_threads, work=None):
+def effective_threads(n_threads: int | None, work: int | None = None) -> int:
     """Threads a kernel call runs: the resolved count, at most `work` (units of work that
     can run in parallel) and at least 1."""
     n = resolve_n_threads(n_threads)
@@ -128,28 +136,29 @@ def _limit_blas(n):
 class _Setting:
     """Returned by :func:`set_num_threads`; as a context manager, undoes that call."""
 
-    def __init__(self, previous):
+    def __init__(self, previous: int | None) -> None:
         self._previous = previous
 
-    def __enter__(self):
+    def __enter__(self) -> _Setting:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         _apply(self._previous)
         return False
 
 
-def _apply(n):
+def _apply(n: int | None) -> None:
     with _lock:
         if _state["blas"] is not None:
             _state["blas"].restore_original_limits()
             _state["blas"] = None
         _state["n"] = n
+        _state["default"] = None
         if n is not None:
             _state["blas"] = _limit_blas(n)
 
 
-def set_num_threads(n):
+def set_num_threads(n: int | None) -> _Setting:
     """Set the thread count of fastscore's kernels and cap BLAS to the same count.
 
     Parameters
@@ -200,11 +209,11 @@ class _SingleThreadedBlas:
     (such kernels then run one thread and let BLAS parallelise).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._depth = 0
-        self._saved = []
-        self._controller = None
+        self._saved: list[Any] = []
+        self._controller: Any = None
         self._resolved = False
 
     def _resolve(self):
@@ -234,10 +243,10 @@ class _SingleThreadedBlas:
         return pairs if all(pairs) else None
 
     @property
-    def available(self):
+    def available(self) -> bool:
         return self._resolve() is not None
 
-    def __enter__(self):
+    def __enter__(self) -> _SingleThreadedBlas:
         controller = self._resolve()
         if controller is not None:
             with self._lock:
@@ -251,7 +260,7 @@ class _SingleThreadedBlas:
                 self._depth += 1
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         if self._controller is not None:
             with self._lock:
                 self._depth -= 1

@@ -16,9 +16,16 @@ anything else          TypeError
 =====================  ===========
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Collection, Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+_T = TypeVar("_T")
 
 __all__ = [
     "as_float_array",
@@ -41,7 +48,7 @@ __all__ = [
 ]
 
 
-def _working_dtype(dtype, name, allow_complex=False):
+def _working_dtype(dtype: Any, name: str, allow_complex: bool = False) -> np.dtype[Any]:
     dtype = np.dtype(dtype)
     if dtype.kind in "fc" and not dtype.isnative:
         dtype = dtype.newbyteorder("=")
@@ -58,8 +65,9 @@ def _working_dtype(dtype, name, allow_complex=False):
     raise TypeError(f"`{name}` must be a numeric array; got dtype {dtype}.")
 
 
-def as_float_array(x, name, *, ndim=None, dtype=None, finite=False, allow_complex=False,
-                   allow_empty=False):
+def as_float_array(x: ArrayLike, name: str, *, ndim: int | Sequence[int] | None = None,
+                   dtype: DTypeLike | None = None, finite: bool = False,
+                   allow_complex: bool = False, allow_empty: bool = False) -> NDArray[Any]:
     """Return `x` as a C-contiguous, native-endian float32/float64 array.
 
     Parameters
@@ -113,7 +121,7 @@ def as_float_array(x, name, *, ndim=None, dtype=None, finite=False, allow_comple
     return arr
 
 
-def check_finite(arr, name):
+def check_finite(arr: NDArray[Any], name: str) -> NDArray[Any]:
     """Raise ``ValueError`` if `arr` holds NaN or Inf (says how many and where the first is)."""
     if not np.isfinite(arr).all():
         bad = ~np.isfinite(arr)
@@ -124,7 +132,7 @@ def check_finite(arr, name):
     return arr
 
 
-def check_same_dtype(**arrays):
+def check_same_dtype(**arrays: NDArray[Any] | None) -> np.dtype[Any] | None:
     """Raise ``TypeError`` if the given float arrays do not share one dtype."""
     items = [(k, v) for k, v in arrays.items() if v is not None]
     dtypes = {np.dtype(v.dtype) for _, v in items}
@@ -134,7 +142,7 @@ def check_same_dtype(**arrays):
     return items[0][1].dtype if items else None
 
 
-def check_out(out, name, shape, dtype):
+def check_out(out: Any, name: str, shape: Sequence[int], dtype: DTypeLike) -> NDArray[Any]:
     """Check a caller-provided output buffer: exact shape, dtype, C-contiguous, writable."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray; got {type(out).__name__}.")
@@ -147,8 +155,9 @@ def check_out(out, name, shape, dtype):
     return out
 
 
-def check_scalar(x, name, *, kind=numbers.Real, low=None, high=None,
-                 low_inclusive=True, high_inclusive=True):
+def check_scalar(x: Any, name: str, *, kind: Any = numbers.Real, low: float | None = None,
+                 high: float | None = None, low_inclusive: bool = True,
+                 high_inclusive: bool = True) -> float:
     """Check a real scalar against an interval; return it as float (or int for Integral)."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, kind):
         what = "an integer" if kind is numbers.Integral else "a real number"
@@ -170,18 +179,19 @@ def check_scalar(x, name, *, kind=numbers.Real, low=None, high=None,
     return value
 
 
-def check_int(x, name, *, low=None, high=None):
+def check_int(x: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """Check an integer scalar (bool rejected) and return it as ``int``."""
-    return check_scalar(x, name, kind=numbers.Integral, low=low, high=high)
+    return int(check_scalar(x, name, kind=numbers.Integral, low=low, high=high))
 
 
-def check_int_tuple(x, name, n, *, low=None):
+def check_int_tuple(x: int | Sequence[int], name: str, n: int, *,
+                    low: int | None = None) -> tuple[int, ...]:
     """Expand an int or a length-`n` sequence of ints into a tuple of `n` ints >= `low`."""
     if isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_)):
         values = (int(x),) * n
     else:
         try:
-            values = tuple(x)
+            values = tuple(cast(Sequence[int], x))
         except TypeError:
             raise TypeError(
                 f"`{name}` must be an int or a sequence of {n} ints; got {x!r}.") from None
@@ -195,7 +205,7 @@ def check_int_tuple(x, name, n, *, low=None):
     return values
 
 
-def check_size(shape, name, itemsize=8):
+def check_size(shape: Sequence[int], name: str, itemsize: int = 8) -> tuple[int, ...]:
     """Raise ``ValueError`` if an array of `shape` could not be addressed (more than
     2**62 bytes at `itemsize` bytes per element): checked before anything is allocated."""
     n = 1
@@ -207,7 +217,7 @@ def check_size(shape, name, itemsize=8):
     return tuple(shape)
 
 
-def check_choice(x, name, choices):
+def check_choice(x: _T, name: str, choices: Collection[Any]) -> _T:
     """Check that `x` is one of `choices` (strings compared exactly)."""
     if x not in choices:
         options = ", ".join(repr(c) for c in choices)
@@ -215,7 +225,8 @@ def check_choice(x, name, choices):
     return x
 
 
-def check_rng(rng):
+def check_rng(rng: int | np.random.Generator | np.random.SeedSequence | None
+              ) -> np.random.Generator:
     """``None``, an int seed, a ``SeedSequence`` or a ``Generator`` -> ``numpy.random.Generator``."""
     if isinstance(rng, np.random.Generator):
         return rng
@@ -228,7 +239,7 @@ def check_rng(rng):
         f"`rng` must be None, an int seed or a numpy.random.Generator; got {type(rng).__name__}.")
 
 
-def check_scale(value, name, dtype):
+def check_scale(value: _T, name: str, dtype: DTypeLike) -> _T:
     """Check that a positive scale (a noise level σ or a bandwidth; float or array) works in
     `dtype` arithmetic: σ² and 1/σ² finite and nonzero (σ² a normal number). Returns it.
 
@@ -250,7 +261,7 @@ def check_scale(value, name, dtype):
     return value
 
 
-def check_float_dtype(dtype, name="dtype"):
+def check_float_dtype(dtype: Any, name: str = "dtype") -> np.dtype[Any]:
     """A requested working precision: float32 or float64 (as ``numpy.dtype``), else
     ``TypeError``."""
     dtype = np.dtype(dtype)
@@ -334,7 +345,8 @@ def check_patch_size(patch_size, name="patch_size"):
     return check_int_tuple(patch_size, name, n, low=1)
 
 
-def check_sigma(sigma, n, dtype, name="sigma"):
+def check_sigma(sigma: ArrayLike | None, n: int, dtype: Any, name: str = "sigma"
+                ) -> NDArray[Any]:
     """Noise level(s) of a noise-conditional score as an ``(n,)`` array of `dtype`: a
     scalar is broadcast; every level positive, finite and usable in `dtype` arithmetic
     (:func:`check_scale`); None is a ``ValueError`` (the level is required)."""

@@ -121,7 +121,7 @@ def _cmd_demo(args, console):
     console.say(f"training a 3x3 patch score network ({steps} steps, batch 512) ...")
     t0 = time.perf_counter()
     model = fit_patch_score(train, patch_size=3, n_steps=steps, batch_size=512,
-                            sigmas=(0.02, 0.5), rng=rng, progress=console.progress)
+                            sigma_range=(0.02, 0.5), rng=rng, progress=console.progress)
     t_train = time.perf_counter() - t0
     hist = model.history
     marks = [hist["loss"][int(f * (len(hist["loss"]) - 1))] for f in (0, 0.25, 0.5, 1.0)]
@@ -254,8 +254,9 @@ def _cmd_train(args, console):
     try:
         with console.timed("training"):
             model = fit_patch_score(images, patch_size=patch, n_steps=args.steps,
-                                    batch_size=args.batch_size, lr=args.lr,
-                                    sigmas=(args.sigma_min, args.sigma_max), rng=args.seed,
+                                    batch_size=args.batch_size, step_size=args.step_size,
+                                    sigma_range=(args.sigma_min, args.sigma_max),
+                                    rng=args.seed,
                                     augment=not args.no_augment,
                                     scale_augment=args.scale_augment, dc=args.dc,
                                     contrast=args.contrast, intensity=args.intensity,
@@ -452,7 +453,7 @@ def _cmd_sample(args, console):
     x0 = (mean + sigmas[0] * rng.standard_normal((args.n,) + shape)).astype(dtype)
     with console.timed("sampling"):
         result = annealed_langevin(lambda x, s: prior.score(x, s, rng=rng), sigmas,
-                                   args.steps_per_level, args.eps, x0, rng=rng)
+                                   args.steps_per_level, args.step_size, x0, rng=rng)
     samples = getattr(result, "samples", result)
     if make_folder:
         with writing(args.out):

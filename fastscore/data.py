@@ -7,10 +7,15 @@ point supersampling, vectorised over images and sub-pixels with NumPy (in chunks
 memory), never with per-pixel Python loops.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
+from ._deprecation import keyword_only
 from ._validation import (
     as_float_array,
     check_choice,
@@ -61,8 +66,11 @@ def _levels(rng, n_images):
     return background, amplitude
 
 
-def rectangles(n_images, size=16, rng=None, dtype=np.float64, *, return_params=False,
-               supersampling=DEFAULT_SUPERSAMPLING):
+@keyword_only("rng", "dtype")
+def rectangles(n_images: int, size: int = 16, *, rng: int | np.random.Generator | None = None,
+               dtype: DTypeLike = np.float64, return_params: bool = False,
+               supersampling: int = DEFAULT_SUPERSAMPLING
+               ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Images of one rotated rectangle on a background: the toy distribution of DESIGN.md.
 
     .. math:: x = b + f\\,R, \\qquad R_{ij} = |\\,\\text{pixel}_{ij} \\cap \\text{rectangle}\\,|
@@ -179,8 +187,11 @@ def _disk_coverage(cx, cy, radius, size, s):
     return cover
 
 
-def disks(n_images, size=16, rng=None, dtype=np.float64, *, return_params=False,
-          supersampling=DEFAULT_SUPERSAMPLING):
+@keyword_only("rng", "dtype")
+def disks(n_images: int, size: int = 16, *, rng: int | np.random.Generator | None = None,
+          dtype: DTypeLike = np.float64, return_params: bool = False,
+          supersampling: int = DEFAULT_SUPERSAMPLING
+          ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Images of one disk fully inside the image, at the rectangles' levels (a
     distribution-shift set).
 
@@ -509,7 +520,11 @@ def _as_collection(images):
     return arrays, arrays[0].ndim, arrays[0].dtype, np.stack(arrays) if same else None
 
 
-def extract_patches(images, patch_size, n_patches, rng=None, augment=False):
+@keyword_only("rng", "augment")
+def extract_patches(images: ArrayLike | Sequence[ArrayLike],
+                    patch_size: int | tuple[int, ...], n_patches: int, *,
+                    rng: int | np.random.Generator | None = None,
+                    augment: bool = False) -> np.ndarray:
     """Random patches from an image collection, one flattened patch a row, for training.
 
     Every patch position of the collection (every image, every corner with the patch fully

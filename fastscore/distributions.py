@@ -3,21 +3,26 @@
 Every distribution works on a batch of points ``x`` of shape ``(N, d)`` (one-dimensional
 data as ``(N, 1)``) and provides
 
-- ``logpdf(x)`` -> ``(N,)``: log-density, normalised where a closed form exists (the
+- ``log_density(x)`` -> ``(N,)``: log-density, normalised where a closed form exists (the
   docstring of each class says when it is not);
 - ``score(x)`` -> ``(N, d)``: :math:`s(x) = \\nabla_x \\log p(x)`;
 - ``score_divergence(x)`` -> ``(N,)``: :math:`\\sum_i \\partial s_i / \\partial x_i`, the
   trace of the score Jacobian (the term of implicit score matching);
-- ``sample(n, rng)`` -> ``(n, d)`` float64 draws;
+- ``sample(n, *, rng=None)`` -> ``(n, d)`` float64 draws;
 - ``cdf(x)`` -> ``(N,)`` for the one-dimensional ones (Kolmogorov–Smirnov checks).
 
 Inputs follow the package dtype table (float32/float64 kept, integers -> float64) and the
 output dtype follows the input; parameters are held in float64. Points must be finite.
+``logpdf`` is a deprecated alias of ``log_density`` (``docs/conventions.rst``).
 """
 
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
+from ._deprecation import keyword_only, warn_deprecated
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 
 __all__ = ["Distribution", "Normal", "Gamma", "GaussianMixture", "GeneralizedGaussianPair"]
@@ -25,13 +30,13 @@ __all__ = ["Distribution", "Normal", "Gamma", "GaussianMixture", "GeneralizedGau
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _float64_param(value, name, ndim):
+def _float64_param(value: ArrayLike, name: str, ndim: int | tuple[int, ...]) -> np.ndarray:
     """A finite float64 parameter array; 0-d input stays 0-d."""
     arr = as_float_array(value, name, ndim=ndim, finite=True, allow_empty=True)
     return arr.astype(np.float64).reshape(np.shape(value))
 
 
-def _positive_array(value, name):
+def _positive_array(value: ArrayLike, name: str) -> np.ndarray:
     """Float64 array of a strictly positive, finite parameter (scalar or array)."""
     arr = _float64_param(value, name, (0, 1, 2))
     if arr.size == 0:
@@ -52,7 +57,7 @@ class Distribution:
 
     dim = 1
 
-    def _check_x(self, x):
+    def _check_x(self, x: ArrayLike) -> np.ndarray:
         x = as_float_array(x, "x", ndim=(1, 2), finite=True)
         if x.ndim == 1 or x.shape[1] != self.dim:
             hint = " (1-D data as x.reshape(-1, 1))" if self.dim == 1 and x.ndim == 1 else ""
@@ -63,16 +68,26 @@ class Distribution:
     def _check_n(self, n):
         return check_int(n, "n", low=0)
 
-    def logpdf(self, x):
+    def log_density(self, x: ArrayLike) -> np.ndarray:
+        """Log-density ``log p(x)``, shape (N,)."""
+        if type(self).logpdf is not Distribution.logpdf:     # a subclass of the old protocol
+            warn_deprecated(f"{type(self).__name__}.logpdf() is deprecated; define "
+                            "log_density() instead.")
+            return self.logpdf(x)
         raise NotImplementedError
 
-    def score(self, x):
+    def logpdf(self, x: ArrayLike) -> np.ndarray:
+        """Deprecated alias of :meth:`log_density`."""
+        warn_deprecated(f"{type(self).__name__}.logpdf() is deprecated; use .log_density().")
+        return self.log_density(x)
+
+    def score(self, x: ArrayLike) -> np.ndarray:
         raise NotImplementedError
 
-    def score_divergence(self, x):
+    def score_divergence(self, x: ArrayLike) -> np.ndarray:
         raise NotImplementedError
 
-    def sample(self, n, rng=None):
+    def sample(self, n: int, *, rng: int | np.random.Generator | None = None) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -128,7 +143,7 @@ class Normal(Distribution):
     def __repr__(self):
         return f"Normal(mean={self.mean.tolist()}, std={self.std.tolist()})"
 
-    def logpdf(self, x):
+    def log_density(self, x: ArrayLike) -> np.ndarray:
         x = self._check_x(x)
         z = (x - self.mean) / self.std
         out = -0.5 * np.sum(z * z, axis=1) - np.sum(np.log(self.std)) - 0.5 * self.dim * _LOG_2PI
@@ -142,7 +157,8 @@ class Normal(Distribution):
         x = self._check_x(x)
         return np.full(x.shape[0], -np.sum(self.std ** -2.0), dtype=x.dtype)
 
-    def sample(self, n, rng=None):
+    @keyword_only("rng")
+    def sample(self, n: int, *, rng: int | np.random.Generator | None = None) -> np.ndarray:
         n, rng = self._check_n(n), check_rng(rng)
         return self.mean + self.std * rng.standard_normal((n, self.dim))
 
@@ -162,7 +178,7 @@ class Gamma(Distribution):
         \\log p(x) = (k-1)\\log x - x/\\theta - \\log\\Gamma(k) - k\\log\\theta, \\qquad
         s(x) = \\frac{k-1}{x} - \\frac1\\theta, \\qquad s'(x) = -\\frac{k-1}{x^2}
 
-    for :math:`x > 0`. Outside the support (:math:`x \\le 0`) ``logpdf`` is ``-inf`` and
+    for :math:`x > 0`. Outside the support (:math:`x \\le 0`) ``log_density`` is ``-inf`` and
     ``score`` and ``score_divergence`` are NaN (there is no score there).
 
     Parameters
@@ -182,7 +198,7 @@ class Gamma(Distribution):
     def __repr__(self):
         return f"Gamma(shape={self.shape!r}, scale={self.scale!r})"
 
-    def logpdf(self, x):
+    def log_density(self, x: ArrayLike) -> np.ndarray:
         x = self._check_x(x)
         k, theta = self.shape, self.scale
         u = x[:, 0].astype(np.float64)
@@ -203,7 +219,8 @@ class Gamma(Distribution):
             div = -(self.shape - 1.0) / x[:, 0] ** 2
         return np.where(x[:, 0] > 0, div, np.nan).astype(x.dtype, copy=False)
 
-    def sample(self, n, rng=None):
+    @keyword_only("rng")
+    def sample(self, n: int, *, rng: int | np.random.Generator | None = None) -> np.ndarray:
         n, rng = self._check_n(n), check_rng(rng)
         return rng.gamma(self.shape, self.scale, size=(n, 1))
 
@@ -228,7 +245,7 @@ class GaussianMixture(Distribution):
         \\nabla\\!\\cdot s = \\sum_i \\Big[\\sum_k r_k \\big(a_{ki}^2 - \\sigma_{ki}^{-2}\\big)
         - s_i^2\\Big]
 
-    The responsibilities :math:`r_k` and ``logpdf`` use a log-sum-exp over components, so
+    The responsibilities :math:`r_k` and ``log_density`` use a log-sum-exp over components, so
     points far from every component give finite, correct results.
 
     Parameters
@@ -247,7 +264,7 @@ class GaussianMixture(Distribution):
     >>> from fastscore.distributions import GaussianMixture
     >>> p = GaussianMixture([0.4, 0.6], [3.0, 13.0], [1.0, 3.0])
     >>> x = p.sample(5, rng=np.random.default_rng(0))
-    >>> x.shape, p.score(x).shape, p.logpdf(x).shape
+    >>> x.shape, p.score(x).shape, p.log_density(x).shape
     ((5, 1), (5, 1), (5,))
     """
 
@@ -306,7 +323,7 @@ class GaussianMixture(Distribution):
         r = np.exp(log_comp - log_p[:, None])
         return a, log_p, r, precision
 
-    def logpdf(self, x):
+    def log_density(self, x: ArrayLike) -> np.ndarray:
         x = self._check_x(x)
         return self._terms(x)[1].astype(x.dtype, copy=False)
 
@@ -327,7 +344,8 @@ class GaussianMixture(Distribution):
         div = np.einsum("nk,nkd->n", r, a * a - precision[None]) - np.sum(s * s, axis=1)
         return div.astype(x.dtype, copy=False)
 
-    def sample(self, n, rng=None):
+    @keyword_only("rng")
+    def sample(self, n: int, *, rng: int | np.random.Generator | None = None) -> np.ndarray:
         n, rng = self._check_n(n), check_rng(rng)
         k = rng.choice(self.n_components, size=n, p=self.weights)
         return self.means[k] + self.stds[k] * rng.standard_normal((n, self.dim))
@@ -366,7 +384,7 @@ class GeneralizedGaussianPair(Distribution):
     is dropped.
 
     The density is **improper**: it is constant along the diagonal direction
-    :math:`x_1 + x_2`, so ``logpdf`` is the unnormalised :math:`-\\beta |u|^\\alpha`, and
+    :math:`x_1 + x_2`, so ``log_density`` is the unnormalised :math:`-\\beta |u|^\\alpha`, and
     ``sample`` draws from the distribution conditioned on the midpoint
     :math:`(x_1 + x_2)/2` (the difference :math:`u` is a proper generalised Gaussian with
     :math:`\\beta |u|^\\alpha \\sim \\mathrm{Gamma}(1/\\alpha, 1)`).
@@ -388,7 +406,7 @@ class GeneralizedGaussianPair(Distribution):
     def __repr__(self):
         return f"GeneralizedGaussianPair(beta={self.beta!r}, alpha={self.alpha!r})"
 
-    def logpdf(self, x):
+    def log_density(self, x: ArrayLike) -> np.ndarray:
         """Unnormalised log-density :math:`-\\beta |x_2 - x_1|^\\alpha` (improper density)."""
         x = self._check_x(x)
         u = np.abs(x[:, 1] - x[:, 0])
@@ -416,7 +434,9 @@ class GeneralizedGaussianPair(Distribution):
         at_zero = 0.0 if a > 2.0 else (-np.inf if a > 1.0 else np.inf)
         return np.where(au == 0, at_zero, div).astype(x.dtype, copy=False)
 
-    def sample(self, n, rng=None, *, midpoint=0.0):
+    @keyword_only("rng")
+    def sample(self, n: int, *, rng: int | np.random.Generator | None = None,
+               midpoint: ArrayLike = 0.0) -> np.ndarray:
         """Draw ``n`` pairs with the given midpoint :math:`(x_1 + x_2)/2`.
 
         Parameters
@@ -431,10 +451,10 @@ class GeneralizedGaussianPair(Distribution):
         x : ndarray of shape (n, 2), float64
         """
         n, rng = self._check_n(n), check_rng(rng)
-        midpoint = _float64_param(midpoint, "midpoint", (0, 1))
-        if midpoint.ndim == 1 and midpoint.shape != (n,):
+        mid = _float64_param(midpoint, "midpoint", (0, 1))
+        if mid.ndim == 1 and mid.shape != (n,):
             raise ValueError(f"`midpoint` must be a scalar or have shape ({n},); "
-                             f"got {midpoint.shape}.")
+                             f"got {mid.shape}.")
         magnitude = (rng.gamma(1.0 / self.alpha, 1.0, size=n) / self.beta) ** (1.0 / self.alpha)
         u = np.where(rng.random(n) < 0.5, -magnitude, magnitude)
-        return np.stack([midpoint - 0.5 * u, midpoint + 0.5 * u], axis=1)
+        return np.stack([mid - 0.5 * u, mid + 0.5 * u], axis=1)

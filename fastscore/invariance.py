@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ._deprecation import deprecated_attribute, renamed_arguments
 from ._validation import check_scalar
 from .data import _dihedral_permutations, _flip_permutations
 from .intensity import IntensityNormalization, IntensityReference  # noqa: F401 (old path)
@@ -46,13 +47,15 @@ def symmetry_permutations(patch_shape: Sequence[int]) -> np.ndarray:
     raise ValueError(f"`patch_shape` must have 2 or 3 entries; got {patch_shape}.")
 
 
+@renamed_arguments(eps="contrast_eps")
 def normalize_patches(patches: np.ndarray, sigma: float | np.ndarray | None, *,
-                      dc: bool = False, contrast: bool = False, eps: float = 1e-2,
+                      dc: bool = False, contrast: bool = False, contrast_eps: float = 1e-2,
                       ) -> tuple[np.ndarray, float | np.ndarray | None, np.ndarray | None]:
     """``(u, σ_u, c)``: patches as an invariant score sees them, their noise level(s) and
     the per-patch contrast ``c`` (shape (n, 1); None without `contrast`).
 
-    DC: ``u = P v``, ``σ_u = σ``. Contrast: ``u = P v / c``, ``c = sqrt(‖P v‖²/n + ε²)``,
+    DC: ``u = P v``, ``σ_u = σ``. Contrast: ``u = P v / c``, ``c = sqrt(‖P v‖²/n + ε²)``
+    (ε = `contrast_eps`),
     ``σ_u = σ / c`` (one level per patch). Neither: `patches` and `sigma` unchanged.
     """
     if not (dc or contrast):
@@ -60,7 +63,7 @@ def normalize_patches(patches: np.ndarray, sigma: float | np.ndarray | None, *,
     u = patches - patches.mean(axis=1, keepdims=True)
     if not contrast:
         return u, sigma, None
-    c = np.sqrt(np.mean(u ** 2, axis=1, keepdims=True) + eps ** 2)
+    c = np.sqrt(np.mean(u ** 2, axis=1, keepdims=True) + contrast_eps ** 2)
     u /= c
     sigma_u = None if sigma is None else np.asarray(sigma, dtype=u.dtype) / c[:, 0]
     return u, sigma_u, c
@@ -97,8 +100,9 @@ class InvariantPatchScore:
         exact Jacobian of the normalisation.
     symmetrize : bool
         Average ``Tᵀ s̃(T v)`` over the patch's symmetry group.
-    eps : float > 0
-        Floor of the contrast ``c(v)`` (flat patches), in intensity units.
+    contrast_eps : float > 0
+        Floor of the contrast ``c(v)`` (flat patches), in intensity units (the same
+        quantity as ``fit_patch_score(contrast_eps=)``; ``eps`` is its deprecated name).
 
     Notes
     -----
@@ -106,8 +110,10 @@ class InvariantPatchScore:
     when the wrapped patch score allows it (a :class:`fastscore.nn.PatchScoreModel` does).
     """
 
+    @renamed_arguments(eps="contrast_eps")
     def __init__(self, patch_score: Any, patch_shape: Sequence[int], *, dc: bool = False,
-                 contrast: bool = False, symmetrize: bool = False, eps: float = 1e-2) -> None:
+                 contrast: bool = False, symmetrize: bool = False,
+                 contrast_eps: float = 1e-2) -> None:
         if not callable(getattr(patch_score, "score", None)):
             raise TypeError("`patch_score` must have a method score(patches, sigma).")
         self.patch_score = patch_score
@@ -115,13 +121,16 @@ class InvariantPatchScore:
         self.dc = bool(dc) or bool(contrast)
         self.contrast = bool(contrast)
         self.symmetrize = bool(symmetrize)
-        self.eps = check_scalar(eps, "eps", low=0, low_inclusive=False)
+        self.contrast_eps = check_scalar(contrast_eps, "contrast_eps", low=0,
+                                         low_inclusive=False)
         self._perms = symmetry_permutations(self.patch_shape) if symmetrize else None
         if self._perms is not None:
             self._inverse = np.argsort(self._perms, axis=1)
         for name in ("sigma_min", "sigma_max"):
             if hasattr(patch_score, name):
                 setattr(self, name, getattr(patch_score, name))
+
+    eps = deprecated_attribute("contrast_eps", "eps")
 
     def _symmetric_score(self, patches, sigma):
         if self._perms is None:
@@ -139,5 +148,5 @@ class InvariantPatchScore:
             raise ValueError(f"`patches` must have shape (n, {math.prod(self.patch_shape)}); "
                              f"got {v.shape}.")
         u, sigma_u, c = normalize_patches(v, sigma, dc=self.dc, contrast=self.contrast,
-                                          eps=self.eps)
+                                          contrast_eps=self.contrast_eps)
         return map_back(self._symmetric_score(u, sigma_u), u, c, dc=self.dc)

@@ -11,13 +11,18 @@ sform/qform, as nibabel reports it, arrays in nibabel's axis order), the DICOM p
 frame (LPS+) for DICOM series, whose arrays are ``(slice, row, column)``.
 """
 
+from __future__ import annotations
+
 import errno
 import math
 import numbers
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._optional import import_optional
 
@@ -56,10 +61,10 @@ class Volume:
     array: np.ndarray
     affine: np.ndarray
     header: object = None
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_exists(path, what):
+def _check_exists(path: str | os.PathLike[str], what: str) -> str:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"{what} not found", path)
@@ -69,7 +74,7 @@ def _check_exists(path, what):
 # ------------------------------------------------------------------------------- NIfTI
 
 
-def load_nifti(path):
+def load_nifti(path: str | os.PathLike[str]) -> Volume:
     """Read a NIfTI-1/2 file (``.nii``, ``.nii.gz``) with its affine and header.
 
     Values: the file's scaling (``scl_slope``, ``scl_inter``) applied; float64 files stay
@@ -121,7 +126,8 @@ def load_nifti(path):
     return Volume(arr, np.asarray(image.affine, dtype=np.float64), image.header)
 
 
-def save_nifti(path, array, affine=None, header=None):
+def save_nifti(path: str | os.PathLike[str], array: ArrayLike, affine: ArrayLike | None = None,
+               header: Any = None) -> str:
     """Write an image or volume to NIfTI-1, keeping a geometry and header if given.
 
     The data are written in their own dtype (float32, float64, complex64 or
@@ -194,7 +200,7 @@ def _dicom_pixels(ds, path):
     return (pixels.astype(np.float64) * slope + intercept).astype(np.float32)
 
 
-def load_dicom(path):
+def load_dicom(path: str | os.PathLike[str]) -> NDArray[np.float32]:
     """Read one DICOM file (a slice or a multi-frame volume), rescale slope and intercept
     applied: ``value = stored · RescaleSlope + RescaleIntercept`` (defaults 1 and 0).
 
@@ -224,7 +230,8 @@ def _float_list(ds, name, n, path):
     return np.array(values)
 
 
-def load_dicom_series(folder, *, series_uid=None):
+def load_dicom_series(folder: str | os.PathLike[str], *,
+                      series_uid: str | None = None) -> Volume:
     """Read a folder of single-frame DICOM slices as one volume ordered by slice position.
 
     Slices are sorted by their position along the slice normal,
@@ -279,7 +286,7 @@ def load_dicom_series(folder, *, series_uid=None):
         headers.append((path, ds))
     if not headers:
         raise ValueError(f"{folder}: no DICOM files in the folder.")
-    series = {}
+    series: dict[str, list[Any]] = {}
     for path, ds in headers:
         series.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((path, ds))
     if series_uid is None and len(series) > 1:
@@ -380,7 +387,7 @@ def _assemble_series(folder, uid, slices, pydicom):
 # -------------------------------------------------------------------------------- TIFF
 
 
-def load_tiff(path):
+def load_tiff(path: str | os.PathLike[str]) -> NDArray[Any]:
     """Read a TIFF file, every page: a multi-page file becomes a volume (tifffile).
 
     Values as :func:`fastscore.io.load_image`: float pages keep their values (float32 or
@@ -465,9 +472,9 @@ class KSpaceData:
 
     kspace: np.ndarray
     mask: np.ndarray
-    coil_maps: np.ndarray = None
-    slices: tuple = ()
-    attrs: dict = field(default_factory=dict)
+    coil_maps: np.ndarray | None = None
+    slices: tuple[int, ...] = ()
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 def _slice_indices(slices, n, path):
@@ -506,7 +513,9 @@ def _fastmri_to_centred(kspace):
     return out
 
 
-def load_kspace(path, *, slices=None, layout="fastmri", coil_maps=True, estimator=None):
+def load_kspace(path: str | os.PathLike[str], *, slices: int | slice | Sequence[int] | None = None,
+                layout: str = "fastmri", coil_maps: bool = True,
+                estimator: Callable[[NDArray[Any]], ArrayLike] | None = None) -> KSpaceData:
     """Read multi-coil k-space from an HDF5 file in the fastMRI layout.
 
     The file holds a dataset ``kspace`` of shape ``(n_slices, n_coils, H, W)`` (multi-coil)
@@ -606,7 +615,8 @@ def load_kspace(path, *, slices=None, layout="fastmri", coil_maps=True, estimato
     maps = None
     if coil_maps:
         if estimator is None:
-            from .mri import estimate_coil_maps as estimator
+            from .mri import estimate_coil_maps
+            estimator = estimate_coil_maps
         maps = np.empty_like(data)
         for k in range(len(data)):
             estimate = np.asarray(estimator(data[k]))

@@ -5,11 +5,14 @@ streamed by a compiled kernel (blocked over queries and training points, online
 log-sum-exp, SIMD exp, OpenMP over queries) that never forms the N × T kernel matrix.
 """
 
+from __future__ import annotations
+
 __all__ = ["GaussianKDE"]
 
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._threads import resolve_n_threads
 from ._ext import kde as _kernels
@@ -44,7 +47,10 @@ class GaussianKDE:
     Parameters
     ----------
     bandwidth : float > 0
-        Kernel standard deviation :math:`\\sigma`, in the units of the data.
+        Kernel standard deviation :math:`\\sigma`, in the units of the data: the same
+        quantity as :class:`fastscore.prior.KDEPatchScore`'s ``bandwidth`` (there the
+        kernel of the clean patches, widened to :math:`\\sqrt{h^2 + \\sigma^2}` at a
+        noise level).
     exclude_self : bool, default False
         Leave-one-out scoring of the training points. When True, the queries given to
         :meth:`score` / :meth:`log_density` must be the fitted ``X`` itself (same shape and
@@ -92,7 +98,8 @@ class GaussianKDE:
     array([-2.1])
     """
 
-    def __init__(self, bandwidth, *, exclude_self=False, n_threads=None):
+    def __init__(self, bandwidth: float, *, exclude_self: bool = False,
+                 n_threads: int | None = None) -> None:
         self.bandwidth = check_scalar(bandwidth, "bandwidth", low=0, low_inclusive=False)
         check_scale(self.bandwidth, "bandwidth", np.float64)   # float32 data: checked at use
         if not isinstance(exclude_self, (bool, np.bool_)):
@@ -100,7 +107,7 @@ class GaussianKDE:
         self.exclude_self = bool(exclude_self)
         self.n_threads = None if n_threads is None else resolve_n_threads(n_threads)
 
-    def fit(self, X):
+    def fit(self, X: ArrayLike) -> GaussianKDE:
         """Store the training points (and their SIMD-friendly packed layout).
 
         Parameters
@@ -199,7 +206,7 @@ class GaussianKDE:
         return score, log_density
 
     # -- public --------------------------------------------------------------------------
-    def score(self, Q):
+    def score(self, Q: ArrayLike) -> NDArray[np.floating]:
         """The score :math:`s(q) = \\nabla \\log q_\\sigma(q)` at each query.
 
         Parameters
@@ -227,7 +234,7 @@ class GaussianKDE:
         """
         return self._run(Q, True, False)[0]
 
-    def log_density(self, Q):
+    def log_density(self, Q: ArrayLike) -> NDArray[np.floating]:
         """The normalised log-density :math:`\\log q_\\sigma(q)` at each query.
 
         .. math::
@@ -247,7 +254,8 @@ class GaussianKDE:
         """
         return self._run(Q, False, True)[1]
 
-    def score_and_log_density(self, Q):
+    def score_and_log_density(self, Q: ArrayLike
+                              ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
         """:meth:`score` and :meth:`log_density` from one pass over the training set.
 
         Returns
@@ -257,7 +265,7 @@ class GaussianKDE:
         """
         return self._run(Q, True, True)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         fitted = (f", fitted on {self.n_points_} x {self.n_dims_} {self.X_.dtype}"
                   if hasattr(self, "X_") else "")
         return (f"GaussianKDE(bandwidth={self.bandwidth!r}, exclude_self={self.exclude_self}"

@@ -10,7 +10,7 @@ Score-model protocol
 --------------------
 A model is any object with::
 
-    model.n_params : int; model.get_params() -> 1-D float array (copy); model.set_params(theta)
+    model.n_params : int; model.get_weights() -> 1-D float array (copy); model.set_weights(theta)
     model.score(x, params, sigma=None) -> (N, d)            s(x; θ) (sigma: None or (N,) noise levels for noise-conditional models)
     model.score_vjp(x, params, grad, sigma=None) -> (n_params,)   Σ_{n,i} grad[n,i] ∂s_i(x_n; θ)/∂θ
     model.jacobian_diagonal(x, params, sigma=None) -> (N, d)      ∂s_i/∂x_i   (needed by ism, rsm)
@@ -35,11 +35,16 @@ objective is a fixed function of ``params``; pass a ``Generator`` for fresh nois
 (stochastic-gradient training).
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from ._deprecation import keyword_only, warn_deprecated
 from ._validation import as_float_array, check_choice, check_int, check_rng, check_scalar
 from .invariance import map_back, normalize_patches
 
@@ -55,7 +60,7 @@ def _require(model, methods, objective):
                 f"{type(model).__name__} does not provide.")
 
 
-def _check_params(model, params):
+def _check_params(model: Any, params: ArrayLike) -> np.ndarray:
     theta = as_float_array(params, "params", ndim=1, finite=True)
     n_params = getattr(model, "n_params", None)
     if n_params is not None and theta.shape != (n_params,):
@@ -64,7 +69,7 @@ def _check_params(model, params):
     return theta
 
 
-def _check_data(x):
+def _check_data(x: ArrayLike) -> np.ndarray:
     return as_float_array(x, "x", ndim=2, finite=True)
 
 
@@ -195,7 +200,9 @@ def _noisy_copies(x, n_noise, rng):
     return np.broadcast_to(x, z.shape).reshape(-1, x.shape[1]), z.reshape(-1, x.shape[1])
 
 
-def dsm(model, params, x, sigma, n_noise=1, rng=None):
+@keyword_only("n_noise", "rng")
+def dsm(model: Any, params: ArrayLike, x: ArrayLike, sigma: float, *, n_noise: int = 1,
+        rng: int | np.random.Generator | None = None) -> tuple[float, np.ndarray]:
     """Denoising score matching at one noise level (Vincent 2011).
 
     .. math::
@@ -276,11 +283,16 @@ def draw_noise_levels(size, rng, *, sigma_range=None, ladder=None):
     return np.exp(log_lo + rng.random(size) * (log_hi - log_lo))
 
 
-def _draw_sigmas(sigmas, size, rng):
-    """Per-sample noise levels of :func:`ncsm`: a tuple of two is a range, else a ladder."""
-    if isinstance(sigmas, tuple) and len(sigmas) == 2:
-        lo = check_scalar(sigmas[0], "sigmas[0] (sigma_min)", low=0, low_inclusive=False)
-        hi = check_scalar(sigmas[1], "sigmas[1] (sigma_max)", low=lo)
+def _draw_sigmas(sigmas, sigma_range, size, rng):
+    """Per-sample noise levels of :func:`ncsm`: log-uniform over `sigma_range`, else uniform
+    over the ladder `sigmas`."""
+    if sigma_range is not None:
+        if np.shape(sigma_range) != (2,):
+            raise ValueError("`sigma_range` must be (sigma_min, sigma_max); got "
+                             f"{sigma_range!r}.")
+        lo = check_scalar(sigma_range[0], "sigma_range[0] (sigma_min)", low=0,
+                          low_inclusive=False)
+        hi = check_scalar(sigma_range[1], "sigma_range[1] (sigma_max)", low=lo)
         return draw_noise_levels(size, rng, sigma_range=(lo, hi))
     ladder = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
     if np.any(ladder <= 0):
@@ -288,11 +300,16 @@ def _draw_sigmas(sigmas, size, rng):
     return draw_noise_levels(size, rng, ladder=ladder)
 
 
-def ncsm(model, params, x, sigmas, weighting="sigma2", n_noise=1, rng=None):
+@keyword_only("weighting", "n_noise", "rng")
+def ncsm(model: Any, params: ArrayLike, x: ArrayLike, sigmas: ArrayLike | None = None, *,
+         sigma_range: tuple[float, float] | None = None, weighting: str = "sigma2",
+         n_noise: int = 1, rng: int | np.random.Generator | None = None
+         ) -> tuple[float, np.ndarray]:
     """Noise-conditional score matching over many noise levels (Song & Ermon 2019).
 
     Each noisy copy :math:`\\tilde x_{nm} = x_n + \\sigma_{nm} z_{nm}` gets its own noise
-    level :math:`\\sigma_{nm}`, drawn uniformly from a ladder or log-uniformly from a range:
+    level :math:`\\sigma_{nm}`, drawn uniformly from a ladder (`sigmas`) or log-uniformly
+    from a range (`sigma_range`):
 
     .. math::
 
@@ -322,11 +339,13 @@ def ncsm(model, params, x, sigmas, weighting="sigma2", n_noise=1, rng=None):
     model : score model
     params : ndarray of shape (n_params,)
     x : ndarray of shape (N, d)
-    sigmas : array_like of shape (L,), or tuple (sigma_min, sigma_max)
-        An array (or list) is a noise ladder :math:`\\sigma_1, …, \\sigma_L > 0`, each
-        noisy copy drawing one level uniformly; a **tuple of two** is a range, levels drawn
-        log-uniformly in :math:`[\\sigma_{min}, \\sigma_{max}]`; a scalar is a one-level
-        ladder.
+    sigmas : array_like of shape (L,), optional
+        A noise ladder :math:`\\sigma_1, …, \\sigma_L > 0` (any sequence or array; a
+        scalar is a one-level ladder), each noisy copy drawing one level uniformly.
+        (Deprecated: a tuple of two is read as `sigma_range`, with a warning.)
+    sigma_range : (sigma_min, sigma_max), optional
+        A range instead of a ladder: levels drawn log-uniformly in
+        :math:`[\\sigma_{min}, \\sigma_{max}]`. Exactly one of `sigmas`, `sigma_range`.
     weighting : {"sigma2", "uniform"}, default "sigma2"
         :math:`\\lambda(\\sigma)`.
     n_noise : int >= 1, default 1
@@ -349,12 +368,21 @@ def ncsm(model, params, x, sigmas, weighting="sigma2", n_noise=1, rng=None):
     theta, x = _check_params(model, params), _check_data(x)
     check_choice(weighting, "weighting", ("sigma2", "uniform"))
     n_noise = check_int(n_noise, "n_noise", low=1)
-    if not isinstance(sigmas, (tuple, list, np.ndarray, numbers.Real)):
-        raise TypeError("`sigmas` must be an array of noise levels or a tuple "
-                        f"(sigma_min, sigma_max); got {type(sigmas).__name__}.")
+    if isinstance(sigmas, tuple) and len(sigmas) == 2 and sigma_range is None:
+        warn_deprecated("ncsm(): a tuple of two `sigmas` as a (min, max) range is "
+                        "deprecated; use sigma_range=(sigma_min, sigma_max) (a ladder is "
+                        "any other array).")
+        sigmas, sigma_range = None, sigmas
+    if (sigmas is None) == (sigma_range is None):
+        raise TypeError("ncsm() takes exactly one of `sigmas` (a ladder) and `sigma_range` "
+                        "(sigma_min, sigma_max).")
+    if sigmas is not None and not isinstance(sigmas, (tuple, list, np.ndarray,
+                                                      numbers.Real)):
+        raise TypeError("`sigmas` must be an array of noise levels; got "
+                        f"{type(sigmas).__name__}.")
     rng = check_rng(rng)
     sig = _draw_sigmas(sigmas if not isinstance(sigmas, numbers.Real) else [sigmas],
-                       n_noise * x.shape[0], rng)
+                       sigma_range, n_noise * x.shape[0], rng)
     x_rep, z = _noisy_copies(x, n_noise, rng)
     x_noisy = x_rep + sig[:, None] * z
     weight = sig ** 2 if weighting == "sigma2" else np.ones_like(sig)
@@ -407,7 +435,7 @@ def ncsm_loss(model, patches, sigma, noise, *, grad=True, dc=False, contrast=Fal
         residual = scaled + noise
     else:
         u, sigma_u, c = normalize_patches(noisy, sigma, dc=dc, contrast=contrast,
-                                          eps=contrast_eps)
+                                          contrast_eps=contrast_eps)
         h = model.scaled_score(u, sigma_u, keep=grad)               # σ_u s̃(u; σ_u)
         ratio = (sigma / sigma_u)[:, None]                          # 1, or c
         residual = map_back(h * ratio, u, c) + noise                # σ J s̃ + z
@@ -420,7 +448,10 @@ def ncsm_loss(model, patches, sigma, noise, *, grad=True, dc=False, contrast=Fal
     return loss
 
 
-def sliced_sm(model, params, x, n_projections=1, rng=None, *, variance_reduction=False):
+@keyword_only("n_projections", "rng")
+def sliced_sm(model: Any, params: ArrayLike, x: ArrayLike, *, n_projections: int = 1,
+              rng: int | np.random.Generator | None = None,
+              variance_reduction: bool = False) -> tuple[float, np.ndarray]:
     """Sliced score matching (Song et al. 2019): ISM along random directions.
 
     .. math::

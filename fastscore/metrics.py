@@ -6,9 +6,14 @@ PSNR are quoted relative to the clean image). Both metrics are computed in float
 the input dtype.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._validation import as_float_array, check_scalar
 
@@ -19,7 +24,8 @@ _K1, _K2 = 0.01, 0.03
 _SIGMA, _TRUNCATE = 1.5, 3.5
 
 
-def _pair(reference, estimate, ndim=None):
+def _pair(reference: ArrayLike, estimate: ArrayLike, ndim: int | Sequence[int] | None = None
+          ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     ref = as_float_array(reference, "reference", ndim=ndim, finite=True)
     est = as_float_array(estimate, "estimate", ndim=ndim, finite=True)
     if ref.shape != est.shape:
@@ -28,7 +34,7 @@ def _pair(reference, estimate, ndim=None):
     return ref.astype(np.float64, copy=False), est.astype(np.float64, copy=False)
 
 
-def _data_range(ref, data_range):
+def _data_range(ref: NDArray[Any], data_range: float | None) -> float:
     if data_range is None:
         value = float(ref.max() - ref.min())
         if value <= 0:
@@ -38,13 +44,13 @@ def _data_range(ref, data_range):
     return check_scalar(data_range, "data_range", low=0.0, low_inclusive=False)
 
 
-def mse(reference, estimate):
+def mse(reference: ArrayLike, estimate: ArrayLike) -> float:
     """Mean squared error :math:`\\frac1N \\sum_i (x_i - \\hat x_i)^2`, in float64."""
     ref, est = _pair(reference, estimate)
     return float(np.mean((ref - est) ** 2))
 
 
-def psnr(reference, estimate, data_range=None):
+def psnr(reference: ArrayLike, estimate: ArrayLike, data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio in dB.
 
     .. math::
@@ -82,7 +88,14 @@ def psnr(reference, estimate, data_range=None):
     return 10.0 * math.log10(R * R / err)
 
 
-def ssim(reference, estimate, data_range=None, *, full=False):
+@overload
+def ssim(reference: ArrayLike, estimate: ArrayLike, data_range: float | None = None, *,
+         full: Literal[False] = False) -> float: ...
+@overload
+def ssim(reference: ArrayLike, estimate: ArrayLike, data_range: float | None = None, *,
+         full: Literal[True]) -> tuple[float, NDArray[np.float64]]: ...
+def ssim(reference: ArrayLike, estimate: ArrayLike, data_range: float | None = None, *,
+         full: bool = False) -> float | tuple[float, NDArray[np.float64]]:
     """Structural similarity (SSIM) with a Gaussian window, for 2-D images and 3-D volumes.
 
     .. math::
@@ -132,7 +145,7 @@ def ssim(reference, estimate, data_range=None, *, full=False):
                          f"window); got shape {x.shape}.")
     R = _data_range(x, data_range)
 
-    def blur(a):
+    def blur(a: NDArray[np.float64]) -> NDArray[np.float64]:
         return gaussian_filter(a, sigma=_SIGMA, truncate=_TRUNCATE, mode="reflect")
 
     ux, uy = blur(x), blur(y)

@@ -8,15 +8,22 @@ score-matching objective — and maximum likelihood, through
 ``scipy.optimize.minimize(fun, theta0, jac=True, method="L-BFGS-B")``.
 """
 
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
+from ._deprecation import deprecated_alias, keyword_only
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 from .distributions import GaussianMixture
 
 __all__ = ["GaussianMixtureScoreModel"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+_Vec = NDArray[np.float64]
+_Sigma = float | ArrayLike | None
 
 
 class _Forward:
@@ -125,12 +132,13 @@ class GaussianMixtureScoreModel:
     >>> from fastscore.losses import ism
     >>> x = Gamma(8.0).sample(100, rng=np.random.default_rng(0))
     >>> model = GaussianMixtureScoreModel.from_data(x, 3)
-    >>> res = minimize(lambda th: ism(model, th, x), model.get_params(), jac=True,
+    >>> res = minimize(lambda th: ism(model, th, x), model.get_weights(), jac=True,
     ...                method="L-BFGS-B")
-    >>> model.set_params(res.x)
+    >>> model.set_weights(res.x)
     """
 
-    def __init__(self, means, stds, weights=None, *, noise_conditional=False):
+    def __init__(self, means: ArrayLike, stds: ArrayLike, weights: ArrayLike | None = None, *,
+                 noise_conditional: bool = False) -> None:
         if weights is None:
             n = np.shape(means)[0] if np.ndim(means) >= 1 else 0
             weights = np.full(n, 1.0 / max(n, 1))
@@ -144,7 +152,8 @@ class GaussianMixtureScoreModel:
         self._params = self.pack(mixture.means, mixture.stds, mixture.weights)
 
     @classmethod
-    def from_data(cls, x, n_components, *, noise_conditional=False):
+    def from_data(cls, x: ArrayLike, n_components: int, *,
+                  noise_conditional: bool = False) -> GaussianMixtureScoreModel:
         """Initialise from data: means at evenly spaced quantiles, stds = data std / K.
 
         Parameters
@@ -162,7 +171,7 @@ class GaussianMixtureScoreModel:
         return cls(means, stds, noise_conditional=noise_conditional)
 
     # ---------------------------------------------------------------- parameters
-    def pack(self, means, stds, weights):
+    def pack(self, means: ArrayLike, stds: ArrayLike, weights: ArrayLike) -> _Vec:
         """(means (K, d), stds (K, d), weights (K,)) -> parameter vector."""
         means = np.asarray(means, dtype=np.float64).reshape(self.n_components, self.dim)
         stds = np.broadcast_to(np.asarray(stds, dtype=np.float64),
@@ -170,7 +179,7 @@ class GaussianMixtureScoreModel:
         weights = np.asarray(weights, dtype=np.float64)
         return np.concatenate([means.ravel(), np.log(stds).ravel(), np.log(weights)])
 
-    def unpack(self, params=None):
+    def unpack(self, params: ArrayLike | None = None) -> tuple[_Vec, _Vec, _Vec]:
         """Parameter vector -> ``(means (K, d), stds (K, d), weights (K,))``."""
         theta = self._params if params is None else self._check_params(params)
         K, d = self.n_components, self.dim
@@ -179,13 +188,19 @@ class GaussianMixtureScoreModel:
         weights = special.softmax(theta[2 * K * d:])
         return means, stds, weights
 
-    def get_params(self):
-        """A copy of the current parameter vector, shape (n_params,)."""
+    def get_weights(self) -> np.ndarray:
+        """A copy of the current flat parameter vector θ, shape (n_params,), float64.
+
+        (``get_params`` is scikit-learn's hyper-parameter protocol, hence the name.)
+        """
         return self._params.copy()
 
-    def set_params(self, params):
-        """Set the current parameter vector (copied)."""
+    def set_weights(self, params: ArrayLike) -> None:
+        """Set the current flat parameter vector θ, shape (n_params,) (copied)."""
         self._params = self._check_params(params).copy()
+
+    get_params = deprecated_alias("get_weights", "get_params")
+    set_params = deprecated_alias("set_weights", "set_params")
 
     def bounds(self, min_std=None, max_std=None):
         """Box constraints for ``scipy.optimize.minimize(..., method="L-BFGS-B")``.
@@ -212,7 +227,7 @@ class GaussianMixtureScoreModel:
         kd = self.n_components * self.dim
         return [(None, None)] * kd + [(lo, hi)] * kd + [(None, None)] * self.n_components
 
-    def to_distribution(self, params=None):
+    def to_distribution(self, params: ArrayLike | None = None) -> GaussianMixture:
         """The mixture as a :class:`fastscore.distributions.GaussianMixture`."""
         means, stds, weights = self.unpack(params)
         return GaussianMixture(weights / weights.sum(), means, stds)
@@ -250,27 +265,29 @@ class GaussianMixtureScoreModel:
         x = self._check_x(x)
         return _Forward(self, x, self._check_params(params), self._check_sigma(sigma, len(x)))
 
-    def _check_grad(self, grad, shape, name="grad"):
+    def _check_grad(self, grad: ArrayLike, shape: tuple[int, ...], name: str = "grad") -> _Vec:
         grad = as_float_array(grad, name, ndim=2, finite=True).astype(np.float64, copy=False)
         if grad.shape != shape:
             raise ValueError(f"`{name}` must have shape {shape}; got {grad.shape}.")
         return grad
 
     # ---------------------------------------------------------------- protocol
-    def score(self, x, params, sigma=None):
+    def score(self, x: ArrayLike, params: ArrayLike, sigma: _Sigma = None) -> _Vec:
         """:math:`s(x;\\theta)`, shape (N, d)."""
         return self._forward(x, params, sigma).s
 
-    def score_vjp(self, x, params, grad, sigma=None):
+    def score_vjp(self, x: ArrayLike, params: ArrayLike, grad: ArrayLike,
+                  sigma: _Sigma = None) -> _Vec:
         """:math:`\\sum_{n,i} g_{ni}\\, \\partial s_i(x_n;\\theta)/\\partial\\theta`."""
         f = self._forward(x, params, sigma)
         return f.backward(s_bar=self._check_grad(grad, f.s.shape))
 
-    def jacobian_diagonal(self, x, params, sigma=None):
+    def jacobian_diagonal(self, x: ArrayLike, params: ArrayLike, sigma: _Sigma = None) -> _Vec:
         """:math:`\\partial s_i/\\partial x_i`, shape (N, d)."""
         return self._forward(x, params, sigma).jacobian_diagonal()
 
-    def jacobian_diagonal_vjp(self, x, params, grad, sigma=None):
+    def jacobian_diagonal_vjp(self, x: ArrayLike, params: ArrayLike, grad: ArrayLike,
+                              sigma: _Sigma = None) -> _Vec:
         """:math:`\\sum_{n,i} g_{ni}\\, \\partial(\\partial_i s_i)(x_n)/\\partial\\theta`."""
         f = self._forward(x, params, sigma)
         h = self._check_grad(grad, f.s.shape)
@@ -281,7 +298,7 @@ class GaussianMixtureScoreModel:
         r_bar = np.einsum("nkd,nd->nk", f.a ** 2 - f.p, h)
         return f.backward(a_bar=a_bar, p_bar=p_bar, r_bar=r_bar, s_bar=-2.0 * f.s * h)
 
-    def jvp(self, x, params, v, sigma=None):
+    def jvp(self, x: ArrayLike, params: ArrayLike, v: ArrayLike, sigma: _Sigma = None) -> _Vec:
         """Input Jacobian times a vector, :math:`(J v)_i = \\sum_j \\partial_j s_i\\, v_j`."""
         f = self._forward(x, params, sigma)
         v = self._check_grad(v, f.s.shape, "v")
@@ -295,7 +312,8 @@ class GaussianMixtureScoreModel:
         return (np.einsum("nk,nkd->nd", f.r, -f.p * v[:, None, :] + f.a * c[:, :, None])
                 - f.s * t[:, None])
 
-    def jvp_vjp(self, x, params, v, grad, sigma=None):
+    def jvp_vjp(self, x: ArrayLike, params: ArrayLike, v: ArrayLike, grad: ArrayLike,
+                sigma: _Sigma = None) -> _Vec:
         """:math:`\\sum_{n,i} g_{ni}\\, \\partial (J v)_{ni} / \\partial\\theta`, (n_params,)."""
         f = self._forward(x, params, sigma)
         v = self._check_grad(v, f.s.shape, "v")
@@ -312,12 +330,13 @@ class GaussianMixtureScoreModel:
         return f.backward(a_bar=a_bar, p_bar=p_bar, r_bar=r_bar, s_bar=s_bar)
 
     # ---------------------------------------------------------------- likelihood
-    def log_density(self, x, params, sigma=None):
+    def log_density(self, x: ArrayLike, params: ArrayLike, sigma: _Sigma = None) -> _Vec:
         """Normalised :math:`\\log p(x;\\theta)`, of the noise-convolved mixture if `sigma`."""
         f = self._forward(x, params, sigma)
         return f.lse - special.logsumexp(f.logits) - 0.5 * self.dim * _LOG_2PI
 
-    def negative_log_likelihood(self, x, params, sigma=None):
+    def negative_log_likelihood(self, x: ArrayLike, params: ArrayLike, sigma: _Sigma = None
+                                ) -> tuple[float, _Vec]:
         """Mean negative log-likelihood and its gradient: the maximum-likelihood objective.
 
         .. math::
@@ -336,6 +355,8 @@ class GaussianMixtureScoreModel:
         grad[2 * self.n_components * self.dim:] += special.softmax(f.logits)
         return float(loss), grad
 
-    def sample(self, n, params=None, rng=None):
+    @keyword_only("rng")
+    def sample(self, n: int, params: ArrayLike | None = None, *,
+               rng: int | np.random.Generator | None = None) -> np.ndarray:
         """Draw ``n`` points from the mixture, shape (n, d)."""
-        return self.to_distribution(params).sample(n, check_rng(rng))
+        return self.to_distribution(params).sample(n, rng=check_rng(rng))

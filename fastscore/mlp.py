@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from ._deprecation import deprecated_alias, keyword_only
 from ._activations import (
     ACTIVATIONS,
     add_jacobian_diagonal_vjp,
@@ -148,7 +149,7 @@ class MLP:
     :meth:`jacobian_diagonal` and :meth:`jacobian_diagonal_vjp` calls give exactly the
     serial results, and each thread's :meth:`backward` uses its own last :meth:`forward`.
     Not for concurrent use: :meth:`backward` writes the one :attr:`grad` buffer, and
-    changing :attr:`params` (training, :meth:`set_params`) while another thread computes
+    changing :attr:`params` (training, :meth:`set_weights`) while another thread computes
     gives that thread a mix of old and new weights. Each thread keeps its workspaces (a
     few MB for large batches) until it ends. The kernels are parallel inside (OpenMP).
 
@@ -195,7 +196,7 @@ class MLP:
         # workspace, one batch size), `scratch` (predict / jacobian buffers by (kind,
         # n_threads, ...)) and `forward_n` (batch size of its last forward()).
         self._local = threading.local()
-        self.reset_parameters(rng)
+        self.reset_parameters(rng=rng)
 
     @classmethod
     def for_patches(cls, patch_size: int | Sequence[int],
@@ -220,7 +221,8 @@ class MLP:
         extra = check_int(extra_inputs, "extra_inputs", low=0)
         return cls((n + extra,) + tuple(hidden) + (n,), activations, **kwargs)
 
-    def reset_parameters(self, rng: int | np.random.Generator | None = None) -> MLP:
+    @keyword_only("rng")
+    def reset_parameters(self, *, rng: int | np.random.Generator | None = None) -> MLP:
         """Draw fresh initial weights (see `rng` in :class:`MLP`); biases 0."""
         gen = check_rng(rng)
         for l, W in enumerate(self.weights):
@@ -244,7 +246,7 @@ class MLP:
                   negative_slope=config.get("negative_slope", 0.01),
                   dtype=config.get("dtype", "float32"), n_threads=n_threads)
         if params is not None:
-            net.set_params(params)
+            net.set_weights(params)
         return net
 
     def __reduce__(self):
@@ -264,11 +266,17 @@ class MLP:
         return self.astype(self.dtype)
 
     # -- parameters ------------------------------------------------------------------
-    def get_params(self) -> np.ndarray:
-        """A copy of the flat parameter vector."""
+    def get_weights(self) -> np.ndarray:
+        """A copy of the flat weight vector θ (:attr:`params`), shape (n_params,).
+
+        (``get_params`` is scikit-learn's hyper-parameter protocol, hence the name.)
+        """
         return self.params.copy()
 
-    def set_params(self, theta: ArrayLike) -> None:
+    get_params = deprecated_alias("get_weights", "get_params")
+    set_params = deprecated_alias("set_weights", "set_params")
+
+    def set_weights(self, theta: ArrayLike) -> None:
         """Copy `theta` (n_params,) into :attr:`params` (cast to the network's dtype)."""
         if theta is self.params:
             return

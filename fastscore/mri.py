@@ -11,16 +11,23 @@ boolean sampling mask shared by the coils. The names are re-exported by
 :mod:`fastscore.operators`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import scipy.fft
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._linear import LinearOperator, _check_shape
+from ._linear import LinearOperator, _Apply, _check_shape
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 
 __all__ = ["SENSE", "birdcage_maps", "estimate_coil_maps", "cartesian_mask_3d"]
 
 
-def _check_mask(mask, shape, name="mask"):
+def _check_mask(mask: ArrayLike, shape: tuple[int, ...], name: str = "mask"
+                ) -> NDArray[np.bool_]:
     mask = np.asarray(mask)
     if mask.dtype != bool:
         raise TypeError(f"`{name}` must be a boolean array; got dtype {mask.dtype}.")
@@ -71,7 +78,7 @@ class SENSE(LinearOperator):
     complex_domain = True
     complex_range = True
 
-    def __init__(self, coil_maps, mask):
+    def __init__(self, coil_maps: ArrayLike, mask: ArrayLike) -> None:
         maps = as_float_array(coil_maps, "coil_maps", ndim=(3, 4), allow_complex=True,
                               finite=True)
         if maps.shape[0] < 1 or maps.size == 0:
@@ -87,18 +94,18 @@ class SENSE(LinearOperator):
         self.mask.flags.writeable = False
         self._axes = tuple(range(-len(image_shape), 0))
         self._mask_unshifted = np.fft.ifftshift(self.mask)
-        self._maps = {}                       # maps in the working dtype
+        self._maps: dict[Any, NDArray[Any]] = {}    # maps in the working dtype
 
     @property
-    def measured(self):
+    def measured(self) -> NDArray[np.bool_] | None:
         return np.broadcast_to(self.mask, self.shape_out)
 
     @property
-    def n_measurements(self):
+    def n_measurements(self) -> int:
         return self.n_coils * int(np.count_nonzero(self.mask))
 
     @property
-    def acceleration(self):
+    def acceleration(self) -> float:
         """Fully sampled size over the number of sampled k-space locations."""
         return self.mask.size / int(np.count_nonzero(self.mask))
 
@@ -134,7 +141,7 @@ class SENSE(LinearOperator):
         # step sizes). estimate_norm_squared() gives the iterative value.
         return float(np.max(np.sum(np.abs(self.coil_maps) ** 2, axis=0)))
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact for a fully sampled mask: then ``A*A = diag(ρ)`` with ``ρ = Σ_c |s_c|²`` and
         ``M v = v / (weight · ρ + shift)``. None for an undersampled mask: the single-coil
         Fourier preconditioner ``F⁻¹ (F v / (weight · m + shift))`` was measured to *slow*
@@ -166,7 +173,9 @@ def _grid(shape):
                        indexing="ij", sparse=True)
 
 
-def birdcage_maps(shape, n_coils, *, radius=1.5, n_rings=None, dtype=np.complex64):
+def birdcage_maps(shape: Sequence[int], n_coils: int, *, radius: float = 1.5,
+                  n_rings: int | None = None, dtype: DTypeLike = np.complex64
+                  ) -> NDArray[np.complexfloating]:
     """Synthetic smooth coil sensitivities of a birdcage-like array, normalised to RSS 1.
 
     Coil c sits at angle ``θ_c = 2π c / n_rings-per-ring`` on a circle of radius `radius`
@@ -191,7 +200,7 @@ def birdcage_maps(shape, n_coils, *, radius=1.5, n_rings=None, dtype=np.complex6
 
     Returns
     -------
-    ndarray of shape (n_coils, *shape)
+    ndarray of shape ``(n_coils, *shape)``
     """
     shape = _check_shape(shape, "shape", (2, 3))
     n_coils = check_int(n_coils, "n_coils", low=1)
@@ -243,7 +252,8 @@ def _calibration_region(mask):
     return tuple(min(n, 2 * h + 1) for h, n in zip(half, mask.shape))
 
 
-def estimate_coil_maps(kspace, *, calibration_size=None, threshold=0.05):
+def estimate_coil_maps(kspace: ArrayLike, *, calibration_size: int | Sequence[int] | None = None,
+                       threshold: float = 0.05) -> NDArray[np.complexfloating]:
     """Coil sensitivities from the fully sampled k-space centre (low-resolution RSS).
 
     The calibration region (a centred box of `calibration_size`, by default the largest
@@ -295,7 +305,8 @@ def estimate_coil_maps(kspace, *, calibration_size=None, threshold=0.05):
     return maps.astype(arr.dtype if arr.dtype.kind == "c" else np.complex128)
 
 
-def cartesian_mask_3d(shape, acceleration, center_fraction=0.08, *, rng=None):
+def cartesian_mask_3d(shape: Sequence[int], acceleration: float, center_fraction: float = 0.08,
+                      *, rng: int | np.random.Generator | None = None) -> NDArray[np.bool_]:
     """3-D Cartesian mask: readout along the first axis, random phase encodes over the
     last two axes with a fully sampled centre.
 

@@ -14,7 +14,13 @@ weights summing to one, Tweedie's step ``x + σ² s(x; σ)`` adds the levels' de
 corrections, each brought back to the fine grid, in those proportions.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._validation import as_float_array, check_int, check_scalar
 from .prior import _Prior
@@ -37,7 +43,7 @@ def _counts(shape):
     return out.reshape(tuple((n + 1) // 2 for n in shape))
 
 
-def mean_pool(x, ndim=2):
+def mean_pool(x: ArrayLike, ndim: int = 2) -> NDArray[Any]:
     """``D x``: means of 2-pixel blocks along the last `ndim` axes (leading axes batch).
 
     Shape ``(…, n_1, …, n_k) → (…, ⌈n_1/2⌉, …, ⌈n_k/2⌉)``; a block cut by an odd border
@@ -56,7 +62,7 @@ def mean_pool(x, ndim=2):
     return (a / _counts(shape)).astype(arr.dtype, copy=False)
 
 
-def mean_pool_adjoint(y, shape):
+def mean_pool_adjoint(y: ArrayLike, shape: Sequence[int]) -> NDArray[Any]:
     """``Dᵀ y``: each block's value divided by its pixel count, spread over its pixels;
     `shape` is the fine grid's spatial shape (the exact adjoint of :func:`mean_pool`)."""
     arr = as_float_array(y, "y", finite=True)
@@ -91,7 +97,8 @@ class MultiScalePrior(_Prior):
         Spatial axes (leading axes are a batch).
     """
 
-    def __init__(self, prior, levels=2, weights=None, *, ndim=2):
+    def __init__(self, prior: Any, levels: int = 2, weights: Sequence[float] | None = None, *,
+                 ndim: int = 2) -> None:
         if not callable(getattr(prior, "score", None)):
             raise TypeError(f"`prior` must have a method score(x, sigma); got "
                             f"{type(prior).__name__}.")
@@ -125,10 +132,12 @@ class MultiScalePrior(_Prior):
             out.append(mean_pool(out[-1], self.ndim))
         return out
 
-    def score(self, x, sigma=None, *, rng=None, weight=None):
+    def score(self, x: ArrayLike, sigma: float | None = None, *,
+              rng: int | np.random.Generator | None = None,
+              weight: str | float | None = None) -> NDArray[Any]:
         """Image score (see the class formula); same shape and dtype as `x`."""
         arr = self._check_x(x)
-        total = None
+        total: NDArray[Any] | None = None
         levels = self._pyramid(arr)
         for l in range(self.levels - 1, -1, -1):             # coarse to fine
             s_l = None if sigma is None else sigma / self._noise_factor ** l
@@ -137,16 +146,16 @@ class MultiScalePrior(_Prior):
             total = g if total is None else g + total
             if l > 0:
                 total = mean_pool_adjoint(total, _spatial(levels[l - 1], self.ndim))
-        return total
+        return cast(NDArray[Any], total)            # levels >= 1: set by the loop
 
-    def log_density(self, x, sigma=None):
+    def log_density(self, x: ArrayLike, sigma: float | None = None) -> Any:
         """``Σ_l w_l log p(D_l x; σ_l)`` (needs the prior's ``log_density``)."""
         arr = self._check_x(x)
         return sum(w * self.prior.log_density(
             level, None if sigma is None else sigma / self._noise_factor ** l)
             for l, (w, level) in enumerate(zip(self.weights, self._pyramid(arr))))
 
-    def lipschitz(self, image_shape, sigma):
+    def lipschitz(self, image_shape: Sequence[int], sigma: float) -> float:
         """``Σ_l w_l ‖D_l‖² L_l(σ_l)`` with ``‖D_l‖² = 2^{−l n}``."""
         shape = tuple(image_shape)
         total = 0.0
@@ -156,5 +165,5 @@ class MultiScalePrior(_Prior):
             shape = tuple((n + 1) // 2 for n in shape)
         return total
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"MultiScalePrior({self.prior!r}, levels={self.levels}, weights={self.weights})"

@@ -11,7 +11,10 @@ Its bias and spread on the benchmark images over σ ∈ [0.01, 0.3]:
 ``benchmarks/README.md`` (denoise).
 """
 
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._validation import as_float_array
 
@@ -20,7 +23,7 @@ __all__ = ["estimate_noise_sigma"]
 _MAD_TO_SIGMA = 1.0 / 0.6744897501960817          # 1 / Φ⁻¹(3/4)
 
 
-def _diagonal_band(arr):
+def _diagonal_band(arr: NDArray[np.float64]) -> NDArray[np.float64]:
     """The finest diagonal Haar band of a 2-D or 3-D array (even-cropped)."""
     crop = tuple(slice(0, n - n % 2) for n in arr.shape)
     a = arr[crop]
@@ -34,7 +37,7 @@ def _diagonal_band(arr):
     return band / np.sqrt(8.0)
 
 
-def estimate_noise_sigma(image):
+def estimate_noise_sigma(image: ArrayLike) -> float:
     """Estimate the standard deviation of additive white Gaussian noise in `image`.
 
     Parameters

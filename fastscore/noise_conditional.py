@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from ._deprecation import deprecated_alias
 from ._validation import as_float_array, check_choice, check_scalar, check_sigma
 from .mlp import DEFAULT_HIDDEN, MLP
 
@@ -79,7 +80,7 @@ class NoiseConditionalScore:
     Notes
     -----
     Implements the score-model protocol of :mod:`fastscore.losses` (``n_params``,
-    ``get_params``, ``set_params``, ``score``, ``score_vjp``, ``jacobian_diagonal``,
+    ``get_weights``, ``set_weights``, ``score``, ``score_vjp``, ``jacobian_diagonal``,
     ``jacobian_diagonal_vjp``; ``noise_conditional = True``): those methods take the parameters explicitly, copy
     them into the network when they are not its own buffer, and compute in the dtype of
     `x` (a float64 twin of a float32 network is made on demand). The training fast path
@@ -183,13 +184,16 @@ class NoiseConditionalScore:
         """The network's flat parameter buffer (not a copy)."""
         return self.net.params
 
-    def get_params(self) -> np.ndarray:
-        """A copy of the network's flat parameter vector."""
-        return self.net.get_params()
+    def get_weights(self) -> np.ndarray:
+        """A copy of the network's flat weight vector, shape (n_params,)."""
+        return self.net.get_weights()
 
-    def set_params(self, theta: ArrayLike) -> None:
-        """Copy `theta` of shape (n_params,) into the network's parameters."""
-        self.net.set_params(theta)
+    def set_weights(self, theta: ArrayLike) -> None:
+        """Copy `theta` of shape (n_params,) into the network's weights."""
+        self.net.set_weights(theta)
+
+    get_params = deprecated_alias("get_weights", "get_params")
+    set_params = deprecated_alias("set_weights", "set_params")
 
     def get_config(self) -> dict[str, Any]:
         """JSON-serialisable description (the mean is a list)."""
@@ -229,7 +233,7 @@ class NoiseConditionalScore:
         MLP
         """
         if params is not None:
-            self.net.set_params(params)
+            self.net.set_weights(params)
         if np.dtype(dtype) == self.net.dtype:
             return self.net
         twin = self._twins.get(np.dtype(dtype))

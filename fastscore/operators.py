@@ -16,13 +16,19 @@ and imaginary parts each with variance σ² for complex data); then
 ``∇ₓ log p(y | x) = A*(y − A x) / σ²`` (:class:`GaussianLikelihood`).
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.fft
+from numpy.typing import ArrayLike, NDArray
 
+from ._deprecation import keyword_only
 from ._ct import ParallelBeamCT
-from ._linear import (FunctionOperator, LinearOperator, _check_shape, _complex_of,
+from ._linear import (FunctionOperator, LinearOperator, _Apply, _check_shape, _complex_of,
                       _fourier_preconditioner, _real_of)
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple,
                           check_rng, check_scalar, check_scale)
@@ -60,7 +66,7 @@ class Identity(LinearOperator):
         Image shape.
     """
 
-    def __init__(self, shape):
+    def __init__(self, shape: Sequence[int]) -> None:
         shape = _check_shape(shape, "shape", (1, 2, 3))
         super().__init__(shape, shape)
 
@@ -72,7 +78,7 @@ class Identity(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact: ``(weight · I + shift · I)⁻¹ v = v / (weight + shift)``."""
         weight, shift = self._check_gram_args(weight, shift)
         scale = 1.0 / (weight + shift)
@@ -93,7 +99,7 @@ class Mask(LinearOperator):
         True where a pixel is observed.
     """
 
-    def __init__(self, mask):
+    def __init__(self, mask: ArrayLike) -> None:
         mask = np.asarray(mask)
         if mask.dtype != bool:
             raise TypeError(f"`mask` must be a boolean array; got dtype {mask.dtype}.")
@@ -104,7 +110,7 @@ class Mask(LinearOperator):
         self.mask.flags.writeable = False
 
     @property
-    def measured(self):
+    def measured(self) -> NDArray[np.bool_] | None:
         return self.mask
 
     def _forward(self, x):
@@ -115,7 +121,7 @@ class Mask(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0 if self.mask.any() else 0.0
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact: A*A = diag(m), so ``M v = v / (weight · m + shift)``."""
         weight, shift = self._check_gram_args(weight, shift)
         inverse = 1.0 / (weight * self.mask + shift)
@@ -128,7 +134,8 @@ class Mask(LinearOperator):
 _MAX_KERNEL_ENTRIES = 2**26      # 512 MiB of float64: larger than any image it could blur
 
 
-def gaussian_kernel(sigma, size=None, ndim=2):
+def gaussian_kernel(sigma: float, size: int | None = None, ndim: int = 2
+                    ) -> NDArray[np.float64]:
     """Normalised Gaussian blur kernel (sums to 1), for :class:`Blur`.
 
     Parameters
@@ -172,12 +179,13 @@ class Blur(LinearOperator):
         Image shape, same number of axes as the kernel.
     boundary : {"periodic", "zero"}, default "periodic"
         "periodic": circular convolution on the image grid (A is diagonalised by the DFT,
-        ‖A‖² = max |k̂|²). "zero": pixels outside the image are zero; computed as a
+        ``‖A‖² = max |k̂|²``). "zero": pixels outside the image are zero; computed as a
         linear convolution on a zero-padded grid of size ``≥ n + k − 1`` per axis and cropped,
         with the exact adjoint (embed, correlate, crop); ‖A‖² by power iteration.
     """
 
-    def __init__(self, kernel, image_shape, boundary="periodic"):
+    def __init__(self, kernel: ArrayLike, image_shape: Sequence[int],
+                 boundary: str = "periodic") -> None:
         self.boundary = check_choice(boundary, "boundary", ("periodic", "zero"))
         kernel = as_float_array(kernel, "kernel", ndim=(1, 2, 3), finite=True)
         shape = _check_shape(image_shape, "image_shape", (kernel.ndim,))
@@ -236,7 +244,7 @@ class Blur(LinearOperator):
             return float(np.max(np.abs(self._spectrum[np.dtype(np.float64)]) ** 2))
         return None
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Periodic boundary: exact, ``M v = F⁻¹ (F v / (weight · |k̂|² + shift))``.
         Zero boundary: None (A*A is not circulant)."""
         weight, shift = self._check_gram_args(weight, shift)
@@ -264,7 +272,7 @@ class Downsample(LinearOperator):
         Block size per axis (>= 1).
     """
 
-    def __init__(self, image_shape, factor):
+    def __init__(self, image_shape: Sequence[int], factor: int | Sequence[int]) -> None:
         shape = _check_shape(image_shape, "image_shape", (1, 2, 3))
         self.factor = check_int_tuple(factor, "factor", len(shape), low=1)
         if any(n % f for n, f in zip(shape, self.factor)):
@@ -287,7 +295,7 @@ class Downsample(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0 / math.prod(self.factor)
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact: A*A = P / F with P the block-mean projection, so
         ``M v = v / shift + (1 / (weight / F + shift) − 1 / shift) P v``."""
         weight, shift = self._check_gram_args(weight, shift)
@@ -341,7 +349,7 @@ class MRI(LinearOperator):
 
     complex_range = True
 
-    def __init__(self, mask, *, complex_image=False):
+    def __init__(self, mask: ArrayLike, *, complex_image: bool = False) -> None:
         mask = np.asarray(mask)
         if mask.dtype != bool:
             raise TypeError(f"`mask` must be a boolean array; got dtype {mask.dtype}.")
@@ -357,11 +365,11 @@ class MRI(LinearOperator):
         self._mask_unshifted = np.fft.ifftshift(self.mask)
 
     @property
-    def measured(self):
+    def measured(self) -> NDArray[np.bool_] | None:
         return self.mask
 
     @property
-    def acceleration(self):
+    def acceleration(self) -> float:
         """Fully sampled size over the number of sampled entries."""
         return self.mask.size / max(1, self.n_measurements)
 
@@ -378,7 +386,7 @@ class MRI(LinearOperator):
     def _closed_form_norm_squared(self):
         return 1.0 if self.mask.any() else 0.0
 
-    def gram_preconditioner(self, weight, shift):
+    def gram_preconditioner(self, weight: float, shift: float) -> _Apply | None:
         """Exact for any mask: ``M v = F⁻¹ (F v / (weight · m + shift))`` (F the DFT, m the
         uncentred mask). For a real image A*A = Re Fᴴ diag(m) F = Fᴴ diag(m_s) F with the
         symmetrised mask ``m_s(k) = (m(k) + m(−k)) / 2``, used in its place."""
@@ -393,7 +401,9 @@ class MRI(LinearOperator):
                 f"complex_image={self.complex_domain}")
 
 
-def cartesian_mask(shape, acceleration, center_fraction=0.08, rng=None):
+@keyword_only("rng")
+def cartesian_mask(shape: tuple[int, ...], acceleration: float, center_fraction: float = 0.08,
+                   *, rng: int | np.random.Generator | None = None) -> np.ndarray:
     """Cartesian undersampling mask: fully sampled centre lines plus random lines.
 
     Whole columns (phase-encoding lines along the last axis) are sampled:
@@ -434,7 +444,8 @@ def cartesian_mask(shape, acceleration, center_fraction=0.08, rng=None):
     return np.broadcast_to(lines, (H, W)).copy()
 
 
-def radial_mask(shape, n_lines, *, offset=0.0):
+def radial_mask(shape: Sequence[int], n_lines: int, *, offset: float = 0.0
+                ) -> NDArray[np.bool_]:
     """Radial k-space mask: `n_lines` lines through the zero frequency, rasterised.
 
     Line k has angle ``offset + π k / n_lines``; points spaced half a pixel along it are
@@ -481,7 +492,7 @@ class GaussianLikelihood:
     ----------
     operator : LinearOperator
         The forward model A.
-    y : ndarray of shape operator.shape_out or (n, *operator.shape_out)
+    y : ndarray of shape ``operator.shape_out`` or ``(n, *operator.shape_out)``
         Measurements: finite, complex only for a complex-range operator. Entries the
         operator does not measure should be zero. Its precision (float32/float64) is the
         working precision: images passed to the methods must match it.
@@ -507,7 +518,7 @@ class GaussianLikelihood:
     ((16, 16), 100.0)
     """
 
-    def __init__(self, operator, y, noise_sigma):
+    def __init__(self, operator: LinearOperator, y: ArrayLike, noise_sigma: float) -> None:
         if not isinstance(operator, LinearOperator):
             raise TypeError(
                 f"`operator` must be a fastscore.operators.LinearOperator; "
@@ -536,12 +547,12 @@ class GaussianLikelihood:
                 f"({self.y.shape[0]}, {', '.join(map(str, op.shape_in))}); got {arr.shape}.")
         return arr
 
-    def residual(self, x):
+    def residual(self, x: ArrayLike) -> NDArray[Any]:
         """``y − A x``."""
         ax = self.operator.forward(self._check_x(x))
         return self.y - ax
 
-    def log_likelihood(self, x):
+    def log_likelihood(self, x: ArrayLike) -> float | NDArray[np.float64]:
         """log p(y | x): a float, or an array of shape (n,) for a batch of images."""
         r = self.residual(x)
         axes = tuple(range(r.ndim - len(self.operator.shape_out), r.ndim))
@@ -552,17 +563,17 @@ class GaussianLikelihood:
             2 * math.pi * self.noise_sigma ** 2)
         return float(value) if np.ndim(value) == 0 else value
 
-    def score(self, x):
+    def score(self, x: ArrayLike) -> NDArray[Any]:
         """``∇ₓ log p(y | x) = A*(y − A x) / σ_n²`` (real for a real image)."""
         g = self.operator.adjoint(self.residual(x))
         g *= g.real.dtype.type(1.0 / self.noise_sigma ** 2)
         return g
 
-    def lipschitz(self):
+    def lipschitz(self) -> float:
         """Lipschitz constant of the score, ``‖A‖² / σ_n²``."""
         return self.operator.norm_squared() / self.noise_sigma ** 2
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"GaussianLikelihood(operator={self.operator!r}, y shape {self.y.shape}, "
                 f"noise_sigma={self.noise_sigma:g})")
 

@@ -7,11 +7,17 @@ and parameter updated together, OpenMP over entries, SIMD inside each thread's r
 Every kernel here gives the same bits for any thread count.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
+from ._deprecation import deprecated_attribute, renamed_arguments
 from ._threads import effective_threads, resolve_n_threads
 from ._ext import adam as _kernels
 from ._validation import as_float_array, check_int, check_scalar
@@ -69,24 +75,24 @@ def _threads(n_threads, size):
 class _Schedule:
     """Base of the learning-rate schedules: a callable ``step -> lr`` (step counts from 0)."""
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         step = check_int(step, "step", low=0)
         return float(self._value(step))
 
     def _value(self, step):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"
 
     def _params(self):
         return dict(vars(self))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._params() == other._params()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self).__name__, repr(self)))
 
 
@@ -117,7 +123,7 @@ class ConstantLR(_Schedule):
     lr : float >= 0
     """
 
-    def __init__(self, lr):
+    def __init__(self, lr: float) -> None:
         self.lr = check_scalar(lr, "lr", low=0.0)
 
     def _value(self, step):
@@ -142,7 +148,7 @@ class CosineLR(_Schedule):
         :math:`\\eta_{\\mathrm{final}}`, reached at step `n_steps` and kept after it.
     """
 
-    def __init__(self, lr, n_steps, final_lr=0.0):
+    def __init__(self, lr: float, n_steps: int, final_lr: float = 0.0) -> None:
         self.lr = check_scalar(lr, "lr", low=0.0)
         self.n_steps = check_int(n_steps, "n_steps", low=1)
         self.final_lr = check_scalar(final_lr, "final_lr", low=0.0)
@@ -153,7 +159,7 @@ class CosineLR(_Schedule):
 
 
 class StepLR(_Schedule):
-    """Step decay: multiply the rate by `gamma` every `step_size` steps.
+    """Step decay: multiply the rate by `gamma` every `period` steps.
 
     .. math:: \\eta_t = \\eta\\, \\gamma^{\\lfloor t / s \\rfloor}
 
@@ -161,19 +167,23 @@ class StepLR(_Schedule):
     ----------
     lr : float >= 0
         :math:`\\eta`.
-    step_size : int >= 1
-        :math:`s`, steps between decays.
+    period : int >= 1
+        :math:`s`, steps between decays (formerly ``step_size``, which in fastscore
+        always means the size of a step).
     gamma : float in (0, 1], default 0.1
         :math:`\\gamma`, the factor applied at each decay.
     """
 
-    def __init__(self, lr, step_size, gamma=0.1):
+    @renamed_arguments(step_size="period")
+    def __init__(self, lr: float, period: int, gamma: float = 0.1) -> None:
         self.lr = check_scalar(lr, "lr", low=0.0)
-        self.step_size = check_int(step_size, "step_size", low=1)
+        self.period = check_int(period, "period", low=1)
         self.gamma = check_scalar(gamma, "gamma", low=0.0, low_inclusive=False, high=1.0)
 
+    step_size = deprecated_attribute("period", "step_size")
+
     def _value(self, step):
-        return self.lr * self.gamma ** (step // self.step_size)
+        return self.lr * self.gamma ** (step // self.period)
 
 
 class WarmupLR(_Schedule):
@@ -203,7 +213,8 @@ class WarmupLR(_Schedule):
         :math:`f_0`, the fraction of the base rate at step 0.
     """
 
-    def __init__(self, base, n_warmup, start_factor=0.0):
+    def __init__(self, base: float | _Schedule | Callable[[int], float], n_warmup: int,
+                 start_factor: float = 0.0) -> None:
         self.base = _as_schedule(base, "base")
         self.n_warmup = check_int(n_warmup, "n_warmup", low=0)
         self.start_factor = check_scalar(start_factor, "start_factor", low=0.0, high=1.0)
@@ -218,7 +229,7 @@ class WarmupLR(_Schedule):
 # --------------------------------------------------------------------------- clipping
 
 
-def grad_norm(grad, *, n_threads=None):
+def grad_norm(grad: ArrayLike, *, n_threads: int | None = None) -> float:
     """Global Euclidean norm of a flat buffer, :math:`\\|g\\|_2 = (\\sum_i g_i^2)^{1/2}`.
 
     Accumulated in double for float32 and float64 input, in blocks whose layout depends on
@@ -239,7 +250,8 @@ def grad_norm(grad, *, n_threads=None):
     return math.sqrt(_kernels.sum_squares(g, _threads(n_threads, g.size)))
 
 
-def clip_grad_norm(grad, max_norm, *, n_threads=None):
+def clip_grad_norm(grad: NDArray[np.floating], max_norm: float, *,
+                   n_threads: int | None = None) -> float:
     """Rescale `grad` in place so its global norm is at most `max_norm`; return the norm.
 
     .. math::
@@ -358,8 +370,11 @@ class Adam:
     array([0.3, 0.3, 0.3, 0.3], dtype=float32)
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
-                 decoupled_weight_decay=True, n_threads=None):
+    def __init__(self, params: NDArray[np.floating],
+                 lr: float | _Schedule | Callable[[int], float] = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, *, decoupled_weight_decay: bool = True,
+                 n_threads: int | None = None) -> None:
         self.params = params
         self._flat = _check_buffer(params, "params")
         self.lr = _as_schedule(lr)
@@ -379,14 +394,14 @@ class Adam:
         self.step_count = 0
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self._flat.dtype
 
-    def current_lr(self):
+    def current_lr(self) -> float:
         """The learning rate the next :meth:`step` uses (the schedule at `step_count`)."""
         return self.lr(self.step_count)
 
-    def step(self, grad, lr=None):
+    def step(self, grad: ArrayLike, lr: float | None = None) -> float:
         """Take one Adam step in place on the parameter buffer.
 
         Parameters
@@ -418,7 +433,7 @@ class Adam:
         self.step_count = t
         return lr
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Optimiser state for a checkpoint: copies of the moments, the step count and the
         hyper-parameters.
 
@@ -443,7 +458,7 @@ class Adam:
             "decoupled_weight_decay": self.decoupled_weight_decay,
         }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the moments and step count saved by :meth:`state_dict`.
 
         The moments are copied into this optimiser's buffers (size and dtype must match the
@@ -480,7 +495,7 @@ class Adam:
         self.v[...] = v.reshape(-1)
         self.step_count = step_count
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Adam(n_params={self._flat.size}, dtype={self.dtype}, lr={self.lr!r}, "
                 f"betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}, "
                 f"decoupled_weight_decay={self.decoupled_weight_decay}, "
@@ -522,13 +537,13 @@ class EMA:
     array([0.5, 0.5])
     """
 
-    def __init__(self, decay=0.999, *, n_threads=None):
+    def __init__(self, decay: float = 0.999, *, n_threads: int | None = None) -> None:
         self.decay = check_scalar(decay, "decay", low=0.0, high=1.0, high_inclusive=False)
         self.n_threads = None if n_threads is None else resolve_n_threads(n_threads)
-        self.average = None
+        self.average: NDArray[Any] | None = None
         self.n_updates = 0
 
-    def update(self, params):
+    def update(self, params: ArrayLike) -> None:
         """Fold the current parameters into the average."""
         if self.average is None:
             p = as_float_array(params, "params").reshape(-1)
@@ -539,7 +554,7 @@ class EMA:
                                 _threads(self.n_threads, p.size))
         self.n_updates += 1
 
-    def copy_to(self, out):
+    def copy_to(self, out: NDArray[np.floating]) -> NDArray[np.floating]:
         """Write the average into `out` (e.g. the network's parameter buffer) and return it."""
         if self.average is None:
             raise RuntimeError("EMA.copy_to: no update yet, so there is no average.")
@@ -550,12 +565,12 @@ class EMA:
         flat[...] = self.average
         return out
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """``{"decay", "n_updates", "average"}`` (a copy of the average, or None)."""
         return {"decay": self.decay, "n_updates": int(self.n_updates),
                 "average": None if self.average is None else self.average.copy()}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
         if not isinstance(state, dict) or not {"decay", "n_updates", "average"} <= set(state):
             raise ValueError("`state` must be a dict from EMA.state_dict() with keys "
@@ -567,6 +582,6 @@ class EMA:
         self.average = None if avg is None else as_float_array(avg, "state['average']") \
             .reshape(-1).copy()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         size = None if self.average is None else self.average.size
         return f"EMA(decay={self.decay}, n_updates={self.n_updates}, size={size})"

@@ -18,11 +18,18 @@ and Tweedie's denoiser ``v + σ² s_V`` is the responsibility-weighted Wiener fi
 components. :meth:`GaussianMixturePatchScore.fit` runs EM on training patches.
 """
 
+from __future__ import annotations
+
 import math
+import os
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy import linalg, special
 
+from ._deprecation import renamed_arguments
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 
 __all__ = ["GaussianMixturePatchScore", "zero_mean_basis"]
@@ -30,7 +37,7 @@ __all__ = ["GaussianMixturePatchScore", "zero_mean_basis"]
 _CHUNK = 4096
 
 
-def zero_mean_basis(d):
+def zero_mean_basis(d: int) -> NDArray[np.float64]:
     """Orthonormal basis (d, d − 1) of the vectors with zero mean (Helmert contrasts)."""
     d = check_int(d, "d", low=2)
     B = np.zeros((d, d - 1))
@@ -67,9 +74,12 @@ class GaussianMixturePatchScore:
 
     kind = "gaussian_mixture_patch_score"
 
-    def __init__(self, patch_size, means, eigenvalues, eigenvectors, weights, *,
-                 sigma_min=0.005, sigma_max=1.0, prune=1e-4, training=None):
-        p = (patch_size, patch_size) if np.ndim(patch_size) == 0 else tuple(patch_size)
+    def __init__(self, patch_size: int | Sequence[int], means: ArrayLike,
+                 eigenvalues: ArrayLike, eigenvectors: ArrayLike, weights: ArrayLike, *,
+                 sigma_min: float = 0.005, sigma_max: float = 1.0, prune: float = 1e-4,
+                 training: dict[str, Any] | None = None) -> None:
+        p = ((patch_size, patch_size) if np.ndim(patch_size) == 0
+             else tuple(cast(Sequence[int], patch_size)))
         self.patch_size = tuple(check_int(v, "patch_size", low=1) for v in p)
         d = math.prod(self.patch_size)
         self.patch_dim = d
@@ -100,7 +110,7 @@ class GaussianMixturePatchScore:
         self.training = dict(training or {})
         self.invariances = {"dc": True, "contrast": False, "symmetrize": False,
                             "intensity": "none"}
-        self._cast = {}
+        self._cast: dict[Any, Any] = {}
 
     # ---------------------------------------------------------------- evaluation
     def _arrays(self, dtype):
@@ -146,7 +156,7 @@ class GaussianMixturePatchScore:
             g[rows] -= ((ys[k][rows] * inv[k]) * r[rows, k, None]) @ U[k].T
         return lse, g
 
-    def score(self, patches, sigma=None):
+    def score(self, patches: ArrayLike, sigma: float | None = None) -> NDArray[np.floating]:
         """``s_V(v; σ)`` of shape (N, d) in the dtype of `patches` (see the module formula)."""
         arr, sigma = self._check(patches, sigma)
         B = self._arrays(arr.dtype)[0]
@@ -156,7 +166,8 @@ class GaussianMixturePatchScore:
             out[lo:lo + _CHUNK] = self._chunk(c, sigma * sigma, True)[1] @ B.T
         return out
 
-    def log_density(self, patches, sigma=None):
+    def log_density(self, patches: ArrayLike, sigma: float | None = None
+                    ) -> NDArray[np.float64]:
         """``log p_σ(Bᵀv)`` of shape (N,) (the DC direction carries no density)."""
         arr, sigma = self._check(patches, sigma)
         arr = arr.astype(np.float64)
@@ -164,20 +175,23 @@ class GaussianMixturePatchScore:
                                            False)[0]
                                for lo in range(0, arr.shape[0], _CHUNK)])
 
-    def denoise(self, patches, sigma=None):
+    def denoise(self, patches: ArrayLike, sigma: float | None = None) -> NDArray[np.floating]:
         """Tweedie's MMSE denoiser ``v + σ² s_V(v; σ)``."""
         arr, s = self._check(patches, sigma)
         return arr + arr.dtype.type(s * s) * self.score(arr, s)
 
-    def lipschitz(self, sigma):
+    def lipschitz(self, sigma: float | None) -> float:
         """``max_k 1 / (min λ_k + σ²)``: the largest curvature of one component."""
         s2 = 0.0 if sigma is None else float(sigma) ** 2
         return 1.0 / (float(self.eigenvalues.min()) + s2)
 
     # ---------------------------------------------------------------- fitting
     @classmethod
-    def fit(cls, patches, patch_size, n_components, *, n_iter=30, reg=1e-6, rng=None,
-            sigma_min=0.005, sigma_max=1.0, prune=1e-4):
+    @renamed_arguments(n_iter="n_steps")
+    def fit(cls, patches: ArrayLike, patch_size: int | tuple[int, int], n_components: int, *,
+            n_steps: int = 30, reg: float = 1e-6, rng: int | np.random.Generator | None = None,
+            sigma_min: float = 0.005, sigma_max: float = 1.0,
+            prune: float = 1e-4) -> GaussianMixturePatchScore:
         """EM for the mixture of the DC-removed patches, from a k-means++ start.
 
         Parameters
@@ -185,8 +199,9 @@ class GaussianMixturePatchScore:
         patches : ndarray (N, d)
         patch_size : int or (int, int)
         n_components : int >= 1
-        n_iter : int >= 1
-            EM iterations (each: responsibilities, then weights, means, covariances).
+        n_steps : int >= 1
+            EM iterations, each: responsibilities, then weights, means, covariances
+            (formerly ``n_iter``).
         reg : float >= 0
             Added to every covariance's diagonal (keeps them positive definite).
         rng : None, int or Generator
@@ -198,7 +213,7 @@ class GaussianMixturePatchScore:
         """
         X = as_float_array(patches, "patches", ndim=2, finite=True).astype(np.float64)
         K = check_int(n_components, "n_components", low=1)
-        n_iter = check_int(n_iter, "n_iter", low=1)
+        n_steps = check_int(n_steps, "n_steps", low=1)
         reg = check_scalar(reg, "reg", low=0)
         rng = check_rng(rng)
         d = X.shape[1]
@@ -208,7 +223,7 @@ class GaussianMixturePatchScore:
         C = X @ zero_mean_basis(d)
         resp = _kmeans_responsibilities(C, K, rng)
         log_lik = []
-        for _ in range(n_iter):
+        for _ in range(n_steps):
             w, mu, cov = _m_step(C, resp, reg)
             lam, U = np.linalg.eigh(cov)
             e = np.empty((len(C), K))
@@ -224,23 +239,23 @@ class GaussianMixturePatchScore:
         lam, U = np.linalg.eigh(cov)
         return cls(patch_size, mu, np.clip(lam, 0, None), U, w, sigma_min=sigma_min,
                    sigma_max=sigma_max, prune=prune,
-                   training={"n_patches": int(X.shape[0]), "n_iter": n_iter, "reg": reg,
+                   training={"n_patches": int(X.shape[0]), "n_iter": n_steps, "reg": reg,
                              "log_likelihood": log_lik})
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         """Stored numbers: means, eigenvalues, eigenvectors and weights."""
         K, m = self.means.shape
         return K * (2 * m + m * m + 1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """JSON-serialisable description (everything but the arrays)."""
         return {"patch_size": list(self.patch_size), "n_components": self.n_components,
                 "sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "prune": self.prune,
                 "invariances": dict(self.invariances), "training": self.training}
 
     # ---------------------------------------------------------------- files
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> str:
         """Write to `path` (``.npz`` + JSON metadata, atomically, float32 arrays)."""
         from .model_file import write_model_file
 
@@ -251,7 +266,7 @@ class GaussianMixturePatchScore:
         return write_model_file(path, self.kind, arrays, self.get_config())
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> GaussianMixturePatchScore:
         """Read a file written by :meth:`save` (``ModelFileError`` if it is not one)."""
         from .model_file import ModelFileError, read_model_file
 
@@ -266,7 +281,7 @@ class GaussianMixturePatchScore:
             raise ModelFileError(path, f"not a valid Gaussian-mixture patch score: "
                                        f"{what}") from None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"GaussianMixturePatchScore(patch_size={self.patch_size}, "
                 f"n_components={self.n_components}, sigma=[{self.sigma_min:g}, "
                 f"{self.sigma_max:g}])")

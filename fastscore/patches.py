@@ -5,9 +5,14 @@ The patch operator ``G`` maps an image to the matrix of its patches, one patch a
 The Markov-random-field prior ``s(x) = Σ_q G_qᵀ s_V(G_q x)`` is built from these two.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._threads import effective_threads, resolve_n_threads
 from ._ext import patches as _kernels
@@ -131,14 +136,16 @@ class PatchOperator:
     >>> P = G.gather(x)
     >>> P.shape
     (256, 9)
-    >>> G.counts()[8, 8]          # interior pixels are read by 9 patches
-    np.int64(9)
+    >>> int(G.counts()[8, 8])     # interior pixels are read by 9 patches
+    9
     >>> bool(np.allclose(G.scatter(P)[8, 8], 9 * x[8, 8]))
     True
     """
 
-    def __init__(self, image_shape, patch_size, stride=1, padding="valid", *, origin=None,
-                 channels=None, n_threads=None):
+    def __init__(self, image_shape: Sequence[int], patch_size: int | Sequence[int],
+                 stride: int | Sequence[int] = 1, padding: str = "valid", *,
+                 origin: Sequence[int] | None = None, channels: int | None = None,
+                 n_threads: int | None = None) -> None:
         if isinstance(image_shape, (int, np.integer)) or not hasattr(image_shape, "__len__"):
             raise TypeError(f"`image_shape` must be a tuple of 2 or 3 ints; got {image_shape!r}.")
         if len(image_shape) not in (2, 3):
@@ -167,7 +174,7 @@ class PatchOperator:
             if any(o >= p for o, p in zip(origin, self.patch_shape)):
                 raise ValueError(f"`origin` must be smaller than `patch_size` "
                                  f"{self.patch_shape} along every axis; got {origin}.")
-        self.origin = origin
+        self.origin: Sequence[int] | None = origin
         layout = [_axis_layout(n, p, s, padding, None if origin is None else origin[a])
                   for a, (n, p, s) in enumerate(zip(self.image_shape, self.patch_shape,
                                                     self.stride))]
@@ -188,7 +195,7 @@ class PatchOperator:
                 f"`image_shape` {self.image_shape}: its per-axis index maps need {need} bytes "
                 "(8 per padded pixel along each axis), more than can be allocated here."
             ) from None
-        self._geometries = {}
+        self._geometries: dict[int, Any] = {}
 
     # -- geometry ------------------------------------------------------------------------
     def _geometry(self, n_batch):
@@ -226,12 +233,13 @@ class PatchOperator:
         return start, stop
 
     # -- the operator --------------------------------------------------------------------
-    def gather(self, x, start=0, stop=None, *, out=None):
+    def gather(self, x: ArrayLike, start: int = 0, stop: int | None = None, *,
+               out: NDArray[Any] | None = None) -> NDArray[Any]:
         """Patches of `x` as rows: ``P[q - start] = G_q x`` for ``start <= q < stop``.
 
         Parameters
         ----------
-        x : ndarray of shape image_shape or (n_images, *image_shape)
+        x : ndarray of shape ``image_shape`` or ``(n_images, *image_shape)``
             Any real dtype (int/bool → float64, float16 → float32); non-finite values
             are copied like any other.
         start, stop : int, optional
@@ -263,7 +271,7 @@ class PatchOperator:
             return out.reshape(n_batch, self.n_patches, self.patch_dim)
         return out
 
-    def scatter(self, patches, *, out=None):
+    def scatter(self, patches: ArrayLike, *, out: NDArray[Any] | None = None) -> NDArray[Any]:
         """Adjoint of :meth:`gather`: ``x = Gᵀ P = Σ_q G_qᵀ P[q]``.
 
         Parameters
@@ -274,7 +282,7 @@ class PatchOperator:
 
         Returns
         -------
-        x : ndarray of shape image_shape or (n_images, *image_shape)
+        x : ndarray of shape ``image_shape`` or ``(n_images, *image_shape)``
         """
         arr = as_float_array(patches, "patches", ndim=(2, 3))
         if arr.shape[-2:] != (self.n_patches, self.patch_dim):
@@ -299,7 +307,8 @@ class PatchOperator:
                              self._threads(arr.size))
         return out
 
-    def scatter_add(self, patches, start=0, *, out):
+    def scatter_add(self, patches: ArrayLike, start: int = 0, *,
+                    out: NDArray[Any]) -> NDArray[Any]:
         """Accumulate patch rows ``start, start+1, …`` into `out` in place: ``out += Σ G_qᵀ P``.
 
         Parameters
@@ -308,7 +317,7 @@ class PatchOperator:
             Rows for patches ``start <= q < start + n_rows`` (batch items numbered as in
             :meth:`gather`).
         start : int
-        out : ndarray of shape image_shape or (n_images, *image_shape)
+        out : ndarray of shape ``image_shape`` or ``(n_images, *image_shape)``
             Writeable, C-contiguous, same dtype as `patches`; updated in place.
 
         Returns
@@ -373,16 +382,16 @@ class PatchOperator:
                 _kernels.scatter_add(geometry, block, flat, first + q0, first + q1,
                                      self._threads(block.size))
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[Any]:
         """Same as :meth:`gather` (operator interface)."""
         return self.gather(x)
 
-    def adjoint(self, patches):
+    def adjoint(self, patches: ArrayLike) -> NDArray[Any]:
         """Same as :meth:`scatter` (operator interface)."""
         return self.scatter(patches)
 
     # -- facts ---------------------------------------------------------------------------
-    def counts(self):
+    def counts(self) -> NDArray[np.int64]:
         """Number of patch entries that read each pixel, shape `image_shape`, int64.
 
         ``GᵀG = diag(counts)`` since every patch entry reads one pixel (or a zero), so
@@ -399,11 +408,11 @@ class PatchOperator:
             out = np.multiply.outer(out, axis)
         return out
 
-    def norm(self):
+    def norm(self) -> float:
         """Operator norm ``‖G‖ = sqrt(max counts)``."""
         return float(np.sqrt(self.counts().max()))
 
-    def chunks(self, chunk_size, n_images=1):
+    def chunks(self, chunk_size: int, n_images: int = 1) -> Iterator[tuple[int, int]]:
         """Yield ``(start, stop)`` patch ranges of at most `chunk_size` patches.
 
         Parameters
@@ -418,7 +427,7 @@ class PatchOperator:
         for start in range(0, total, chunk_size):
             yield start, min(start + chunk_size, total)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         extra = "" if self.origin is None else f", origin={self.origin}"
         extra += "" if self.channels is None else f", channels={self.channels}"
         return (f"PatchOperator(image_shape={self.image_shape}, patch_size={self.patch_shape}, "

@@ -12,8 +12,12 @@ current value at the shape's centre plus a small step (low contrast). No fixed p
 (in particular not Shepp–Logan) is ever drawn: every geometry is random.
 """
 
-import numpy as np
+from __future__ import annotations
 
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from ._deprecation import keyword_only
 from ._validation import check_float_dtype, check_int, check_rng
 from .data import (
     _disk_coverage,
@@ -27,7 +31,9 @@ __all__ = ["ellipse_coverage", "random_phantoms"]
 _KINDS = ("ellipse", "rectangle", "disk")
 
 
-def ellipse_coverage(cx, cy, a, b, angle, size, supersampling=4):
+def ellipse_coverage(cx: NDArray[np.float64], cy: NDArray[np.float64], a: NDArray[np.float64],
+                     b: NDArray[np.float64], angle: NDArray[np.float64], size: int,
+                     supersampling: int = 4) -> NDArray[np.float64]:
     """Covered fraction of each pixel by rotated ellipses, shape (n, size, size), float64.
 
     Pixel ``(i, j)`` covers ``[j, j+1) × [i, i+1)``; ellipse ``k`` has centre
@@ -48,8 +54,10 @@ def ellipse_coverage(cx, cy, a, b, angle, size, supersampling=4):
     return cover
 
 
-def random_phantoms(n_images, size=128, rng=None, dtype=np.float64, *, n_shapes=(3, 10),
-                    supersampling=4):
+@keyword_only("rng", "dtype")
+def random_phantoms(n_images: int, size: int = 128, *, rng: int | np.random.Generator | None = None,
+                    dtype: DTypeLike = np.float64, n_shapes: tuple[int, int] = (3, 10),
+                    supersampling: int = 4) -> np.ndarray:
     """Random piecewise-constant phantoms (ellipses, rectangles, disks; random contrasts).
 
     Parameters

@@ -5,8 +5,16 @@ saved unless asked (``path=...`` writes the file, PNG by extension). matplotlib 
 when a function is called, with the non-interactive Agg backend when no display is set.
 """
 
-import numpy as np
+from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ._deprecation import renamed_arguments
 from ._optional import import_optional
 from ._validation import as_float_array
 
@@ -25,7 +33,7 @@ def _pyplot():
     return plt
 
 
-def save(fig, path):
+def save(fig: Any, path: str | os.PathLike[str]) -> str | os.PathLike[str]:
     """Write `fig` to `path` (format from the extension) and close it."""
     plt = _pyplot()
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -37,8 +45,9 @@ def _finish(fig, path):
     return save(fig, path) if path is not None else fig
 
 
-def image_panels(images, titles=None, *, shared=True, cmap="gray", colorbar=True,
-                 ncols=None, path=None):
+def image_panels(images: Sequence[ArrayLike], titles: Sequence[str] | None = None, *,
+                 shared: bool = True, cmap: str = "gray", colorbar: bool = True,
+                 ncols: int | None = None, path: str | os.PathLike[str] | None = None) -> Any:
     """A row (or grid) of images with one shared colour scale.
 
     Parameters
@@ -77,7 +86,8 @@ def _middle_slice(arr):
     return arr[arr.shape[0] // 2] if arr.ndim == 3 else arr
 
 
-def uncertainty_map(std, *, title="posterior std", ax=None, path=None):
+def uncertainty_map(std: ArrayLike, *, title: str = "posterior std", ax: Any = None,
+                    path: str | os.PathLike[str] | None = None) -> Any:
     """Pixelwise standard deviation with its own colour bar (magma colour map)."""
     plt = _pyplot()
     arr = _middle_slice(as_float_array(std, "std", ndim=(2, 3)))
@@ -89,8 +99,9 @@ def uncertainty_map(std, *, title="posterior std", ax=None, path=None):
     return _finish(fig, path)
 
 
-def reconstruction_figure(clean, estimates, std=None, *, std_title="posterior std",
-                          path=None):
+def reconstruction_figure(clean: ArrayLike, estimates: Mapping[str, ArrayLike],
+                          std: ArrayLike | None = None, *, std_title: str = "posterior std",
+                          path: str | os.PathLike[str] | None = None) -> Any:
     """Clean image, estimates (PSNR in the titles) on one colour scale, and an uncertainty map.
 
     Parameters
@@ -122,7 +133,8 @@ def reconstruction_figure(clean, estimates, std=None, *, std_title="posterior st
     return _finish(fig, path)
 
 
-def training_curves(history, *, path=None):
+def training_curves(history: Mapping[str, Sequence[float]], *,
+                    path: str | os.PathLike[str] | None = None) -> Any:
     """Training and validation loss against the step (log scale when positive).
 
     Parameters
@@ -145,7 +157,11 @@ def training_curves(history, *, path=None):
     return _finish(fig, path)
 
 
-def score_field(score, extent=(-3, 3, -3, 3), *, n=21, logpdf=None, ax=None, path=None):
+@renamed_arguments(logpdf="log_density")
+def score_field(score: Callable[[np.ndarray], np.ndarray],
+                extent: tuple[float, float, float, float] = (-3, 3, -3, 3), *, n: int = 21,
+                log_density: Callable[[np.ndarray], np.ndarray] | None = None,
+                ax: Any = None, path: str | None = None) -> Any:
     """Arrows of a 2-D score field ``s(x) = ∇ log p(x)`` over a grid, density underneath.
 
     Parameters
@@ -153,7 +169,8 @@ def score_field(score, extent=(-3, 3, -3, 3), *, n=21, logpdf=None, ax=None, pat
     score : callable (N, 2) -> (N, 2)
     extent : (x_min, x_max, y_min, y_max)
     n : int, grid points per axis
-    logpdf : callable (N, 2) -> (N,), optional, drawn as filled contours
+    log_density : callable (N, 2) -> (N,), optional, drawn as filled contours
+        (formerly ``logpdf``)
     """
     plt = _pyplot()
     x0, x1, y0, y1 = extent
@@ -161,9 +178,9 @@ def score_field(score, extent=(-3, 3, -3, 3), *, n=21, logpdf=None, ax=None, pat
     pts = np.column_stack([gx.ravel(), gy.ravel()])
     s = np.asarray(score(pts), dtype=float)
     fig, ax = (plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax))
-    if logpdf is not None:
+    if log_density is not None:
         fx, fy = np.meshgrid(np.linspace(x0, x1, 120), np.linspace(y0, y1, 120))
-        dens = np.exp(np.asarray(logpdf(np.column_stack([fx.ravel(), fy.ravel()]))))
+        dens = np.exp(np.asarray(log_density(np.column_stack([fx.ravel(), fy.ravel()]))))
         ax.contourf(fx, fy, dens.reshape(fx.shape), levels=20, cmap="Blues")
     norm = np.hypot(s[:, 0], s[:, 1])
     scale = np.where(norm > 0, 1.0 / np.maximum(norm, 1e-12), 0.0) ** 0.5
@@ -175,7 +192,8 @@ def score_field(score, extent=(-3, 3, -3, 3), *, n=21, logpdf=None, ax=None, pat
     return _finish(fig, path)
 
 
-def patch_statistics(images, *, bins=80, path=None):
+def patch_statistics(images: ArrayLike, *, bins: int = 80,
+                     path: str | os.PathLike[str] | None = None) -> Any:
     """Joint histograms of neighbouring pixels (right and down neighbours) of images.
 
     The tutorial's "patch statistics" figure: the mass on the diagonal shows how strongly

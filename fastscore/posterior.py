@@ -22,10 +22,19 @@ is ≈ 31 GFLOP). Traces and callbacks follow :mod:`fastscore.sampling`
 (``callback(k, x, info) -> bool``).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from . import sampling
 from ._cg import conjugate_gradient
+from ._deprecation import adapt_callback, renamed_arguments
+
+Callback = Callable[[int, np.ndarray, dict], Any] | None
+Result = tuple[np.ndarray, np.ndarray, int, np.ndarray | None]   # samples, mean, evals, trace
 
 __all__ = ["diffpir", "dps", "hmc", "langevin", "laplace", "ode", "pc"]
 
@@ -198,23 +207,28 @@ def _result(problem, res):
     return res.samples, res.samples.mean(axis=0), problem.n_evals, res.trace
 
 
-def hmc(problem, x, sigmas, *, steps_per_sigma, eps, n_leapfrog=5, mass="preconditioned",
-        target_acceptance=None, trace_every=None, callback=None):
+@renamed_arguments(eps="step_size")
+def hmc(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, steps_per_sigma: int,
+        step_size: float, n_leapfrog: int = 5, mass: str = "preconditioned",
+        target_acceptance: float | None = None, trace_every: int | None = None,
+        callback: Callback = None) -> Result:
     """Annealed HMC on ``π_i ∝ p_σi(x) p(y|x)`` (:func:`fastscore.sampling.annealed_hmc`).
 
     Metropolis-adjusted when the prior has a log-density, unadjusted otherwise. With
     ``mass="preconditioned"`` the mass matrix is ``A*A/σ_n² + L_prior(σ_i) I`` and the
-    initial leapfrog step is `eps`; with ``"identity"`` it is ``eps / sqrt(L_i)``,
+    initial leapfrog step is `step_size`; with ``"identity"`` it is
+    ``step_size / sqrt(L_i)``,
     ``L_i = ‖A‖²/σ_n² + L_prior(σ_i)``.
     """
     prior, shape = problem.prior, problem.image_shape
     if mass == "preconditioned":
         mass_fn = lambda s: _PreconditionedMass(problem, prior.lipschitz(shape, s))
-        step = lambda s: eps
+        step = lambda s: step_size
     else:
         mass_fn = None
         norm2 = problem.operator.norm_squared()
-        step = lambda s: eps / np.sqrt(norm2 / problem.noise_var + prior.lipschitz(shape, s))
+        step = lambda s: step_size / np.sqrt(norm2 / problem.noise_var
+                                             + prior.lipschitz(shape, s))
     res = sampling.annealed_hmc(problem.score, sigmas, x, n_steps=steps_per_sigma,
                                 n_leapfrog=n_leapfrog, step_size=step,
                                 log_density=problem.log_density(), mass=mass_fn,
@@ -223,18 +237,23 @@ def hmc(problem, x, sigmas, *, steps_per_sigma, eps, n_leapfrog=5, mass="precond
     return _result(problem, res)
 
 
-def langevin(problem, x, sigmas, *, steps_per_sigma, eps, trace_every=None, callback=None):
+@renamed_arguments(eps="step_size")
+def langevin(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, steps_per_sigma: int,
+             step_size: float, trace_every: int | None = None,
+             callback: Callback = None) -> Result:
     """Annealed unadjusted Langevin on the tempered posterior score
-    (:func:`fastscore.sampling.langevin` per level), step ``α_i = eps / L_i`` with
+    (:func:`fastscore.sampling.langevin` per level), step ``α_i = step_size / L_i`` with
     ``L_i = ‖A‖²/(σ_n² + σ_i²) + L_prior(σ_i)``."""
+    callback = adapt_callback(callback, "posterior.langevin")
     norm2 = problem.operator.norm_squared()
-    states, t = [], 0
+    states: list[np.ndarray] = []
+    t = 0
     for sigma in map(float, sigmas):
         L = norm2 / (problem.noise_var + sigma ** 2) + problem.prior.lipschitz(
             problem.image_shape, sigma)
-        alpha = eps / L
+        alpha = step_size / L
 
-        def cb(k, xk, offset=t, info={"sigma": sigma, "step_size": alpha}):  # noqa: B006
+        def cb(k, xk, _, offset=t, info={"sigma": sigma, "step_size": alpha}):  # noqa: B006
             return callback is not None and callback(offset + k, xk, info)
 
         def drift(z, sigma=sigma):
@@ -251,13 +270,15 @@ def langevin(problem, x, sigmas, *, steps_per_sigma, eps, trace_every=None, call
     return x, x.mean(axis=0), problem.n_evals, trace
 
 
-def pc(problem, x, sigmas, *, eps, trace_every=None, callback=None):
+@renamed_arguments(eps="snr")
+def pc(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, snr: float,
+       trace_every: int | None = None, callback: Callback = None) -> Result:
     """Predictor–corrector on the tempered posterior score: a reverse-SDE predictor step
     between consecutive levels of the (refined) ladder, then one Langevin corrector step
-    with signal-to-noise ratio `eps` (:func:`fastscore.sampling.predictor_corrector`); two
+    with signal-to-noise ratio `snr` (:func:`fastscore.sampling.predictor_corrector`); two
     score evaluations per level."""
     res = sampling.predictor_corrector(problem.tempered_score, sigmas, x, n_corrector=1,
-                                       snr=eps, final_denoise=False, rng=problem.rng,
+                                       snr=snr, final_denoise=False, rng=problem.rng,
                                        callback=callback, trace_every=trace_every)
     return _result(problem, res)
 
@@ -272,16 +293,19 @@ def ode(problem, x, sigmas, *, trace_every=None, callback=None):
 
 
 def _trace_and_callback(trace_every, callback):
+    callback = adapt_callback(callback, "posterior_sample")
     states = []
 
     def report(k, x, info):
         if trace_every and k % trace_every == 0:
             states.append(x.copy())
-        return callback is not None and callback(k, x, info) is True
+        return callback is not None and callback(k, x, info)
     return states, report
 
 
-def dps(problem, x, sigmas, *, eps, trace_every=None, callback=None):
+@renamed_arguments(eps="guidance")
+def dps(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, guidance: float,
+        trace_every: int | None = None, callback: Callback = None) -> Result:
     """Diffusion posterior sampling: the reverse VE SDE (predictor only) with the
     likelihood gradient taken through the Tweedie mean,
 
@@ -290,24 +314,27 @@ def dps(problem, x, sigmas, *, eps, trace_every=None, callback=None):
         x ← x + (σ_i^2 − σ_{i+1}^2)\\big(s(x; σ_i) + ζ g\\big)
               + \\sqrt{σ_i^2 − σ_{i+1}^2}\\, z
 
-    with g of :meth:`Problem.guided_score` (ζ = `eps`; three score evaluations per
+    with g of :meth:`Problem.guided_score` (ζ = `guidance`; three score evaluations per
     level). Where DPS normalises its step by ``ζ/‖y − A x̂₀‖``, the likelihood variance
     here is ``σ_n² + σ² κ`` (the Tweedie covariance along the residual), which keeps the
     step stable without tuning and is exact for an isotropic Gaussian prior and A = I.
     """
     res = sampling.predictor_corrector(
-        lambda z, sigma: problem.guided_score(z, sigma, eps), sigmas, x, n_corrector=0,
+        lambda z, sigma: problem.guided_score(z, sigma, guidance), sigmas, x, n_corrector=0,
         final_denoise=False, rng=problem.rng, callback=callback, trace_every=trace_every)
     return _result(problem, res)
 
 
-def diffpir(problem, x, sigmas, *, eps, lam=1.0, trace_every=None, callback=None):
+@renamed_arguments(eps="noise_mix")
+def diffpir(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, noise_mix: float,
+            lam: float = 1.0, trace_every: int | None = None,
+            callback: Callback = None) -> Result:
     """DiffPIR: half-quadratic splitting inside the reverse diffusion (VE form).
 
     At level σ_i: Tweedie ``x̂₀ = x + σ_i² s(x; σ_i)``; data step
     ``z = argmin ‖y − A z‖²/(2σ_n²) + λ‖z − x̂₀‖²/(2σ_i²)`` (preconditioned CG); then
     re-noising to the next level with the effective noise ``ε̂ = (x − z)/σ_i`` and fresh
-    noise ξ mixed by ζ = `eps`: ``x ← z + σ_{i+1}(\\sqrt{1 − ζ} ε̂ + \\sqrt{ζ} ξ)``. The
+    noise ξ mixed by ζ = `noise_mix`: ``x ← z + σ_{i+1}(\\sqrt{1 − ζ} ε̂ + \\sqrt{ζ} ξ)``. The
     result is the last data-consistent estimate z. One score evaluation per level.
     """
     states, report = _trace_and_callback(trace_every, callback)
@@ -323,8 +350,8 @@ def diffpir(problem, x, sigmas, *, eps, lam=1.0, trace_every=None, callback=None
         if i + 1 < len(sigmas):
             nxt = float(sigmas[i + 1])
             noise = problem.rng.standard_normal(x.shape, dtype=dt)
-            x = z + dt.type(nxt) * (dt.type(np.sqrt(1 - eps) / sigma) * (x - z)
-                                    + dt.type(np.sqrt(eps)) * noise)
+            x = z + dt.type(nxt) * (dt.type(np.sqrt(1 - noise_mix) / sigma) * (x - z)
+                                    + dt.type(np.sqrt(noise_mix)) * noise)
             sampling._check_finite_state(x, i + 1, "diffpir")
             if report(i + 1, x, {"sigma": nxt, "step_size": shift}):
                 break

@@ -16,11 +16,15 @@ distribution, e.g. the TV pair prior); the learned one is
 :class:`fastscore.nn.PatchScoreModel`.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
+from ._deprecation import warn_deprecated
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
                           check_scalar, check_scale)
 from .intensity import IntensityNormalization
@@ -313,13 +317,13 @@ class PatchPrior(_Prior):
                 "log_density is defined for a scalar `weight` ('sum' or a float) with "
                 "tiling='overlap' and intensity='none'; otherwise the prior is a score "
                 "estimate, not a gradient.")
-        logpdf = getattr(self.patch_score, "log_density", None)
-        if logpdf is None:
+        log_density = getattr(self.patch_score, "log_density", None)
+        if log_density is None:
             raise NotImplementedError(
                 f"{type(self.patch_score).__name__} has no log_density(patches, sigma).")
         arr = self._check_x(x)
         G = self._operator(self._image_shape(arr), self.padding)
-        value = float(np.sum(logpdf(G.gather(arr), sigma)))
+        value = float(np.sum(log_density(G.gather(arr), sigma)))
         return value * (1.0 if self.weight == "sum" else self.weight)
 
     def lipschitz(self, image_shape, sigma):
@@ -440,7 +444,11 @@ class KDEPatchScore:
     patches : ndarray of shape (n_train, patch_dim)
         Training patches (the exact sum over all of them is evaluated, streamed).
     bandwidth : float >= 0, default 0
-        Extra smoothing ``h`` beyond the noise level.
+        Kernel standard deviation ``h`` of the clean-patch KDE, in intensity units: the
+        same quantity as :class:`fastscore.kde.GaussianKDE`'s ``bandwidth`` (at
+        ``sigma=None`` this score is ``GaussianKDE(h).fit(patches).score``; 0 is the
+        empirical distribution, usable only with σ > 0). The noise level is never part
+        of it: at level σ the kernel is ``sqrt(h² + σ²)``.
     n_threads : int, optional
     """
 
@@ -487,17 +495,24 @@ class DistributionPatchScore:
     patches is the generalised-Gaussian (α = 1: TV) neighbour prior.
     """
 
-    def __init__(self, distribution):
-        for name in ("score", "logpdf"):
-            if not callable(getattr(distribution, name, None)):
-                raise TypeError(f"`distribution` must have a {name}() method.")
+    def __init__(self, distribution: Any) -> None:
+        if not callable(getattr(distribution, "score", None)):
+            raise TypeError("`distribution` must have a score() method.")
+        if not callable(getattr(distribution, "log_density", None)):
+            if not callable(getattr(distribution, "logpdf", None)):
+                raise TypeError("`distribution` must have a log_density() method.")
+            warn_deprecated("DistributionPatchScore: a distribution with logpdf() but no "
+                            "log_density() is deprecated; name the method log_density().")
         self.distribution = distribution
 
     def score(self, patches, sigma=None):
         return np.asarray(self.distribution.score(patches), dtype=patches.dtype)
 
     def log_density(self, patches, sigma=None):
-        return self.distribution.logpdf(patches)
+        method = getattr(self.distribution, "log_density", None)
+        if not callable(method):
+            method = self.distribution.logpdf        # deprecated protocol, warned at __init__
+        return method(patches)
 
 
 def tv_prior(beta=1.0, alpha=1.0, *, ndim=2, n_threads=None):

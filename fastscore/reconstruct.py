@@ -20,12 +20,18 @@ with ``s`` an image prior's score at prior noise level σ (:mod:`fastscore.prior
   estimate over repeated noise draws.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._cg import conjugate_gradient
+from ._deprecation import adapt_callback, deprecated_attribute, renamed_arguments
 from ._progress import progress_range
 from ._validation import (as_float_array, check_choice, check_int, check_rng, check_scalar,
                           check_scale)
@@ -47,11 +53,14 @@ class Reconstruction:
     history : dict of lists, one entry per iteration: ``sigma`` (prior noise level),
         ``step_size``, ``log_likelihood``, ``score_norm`` (RMS of the posterior score, the
         objective proxy), ``rel_change`` and ``time`` (seconds since the start).
-    n_iter : int, iterations run (fewer than asked when the stopping rule fired).
+    n_steps : int, iterations run (fewer than asked when the stopping rule fired; formerly
+        ``n_iter``, a deprecated alias).
     """
     x: np.ndarray
     history: dict
-    n_iter: int
+    n_steps: int
+
+    n_iter = deprecated_attribute("n_steps", "n_iter")
 
 
 @dataclasses.dataclass
@@ -60,17 +69,17 @@ class PosteriorSamples:
 
     Attributes
     ----------
-    samples : ndarray of shape (n_samples, *image_shape)
+    samples : ndarray of shape ``(n_samples, *image_shape)``
     mean : ndarray, the MMSE estimate (sample mean; Tweedie-denoised for the
         preconditioned sampler, see :func:`posterior_sample`)
     std : ndarray, pixelwise standard deviation (the uncertainty map)
-    trace : ndarray or None, thinned chain states (n_saved, n_samples, *image_shape)
+    trace : ndarray or None, thinned chain states ``(n_saved, n_samples, *image_shape)``
     n_score_evals : int, prior score evaluations per chain (the unit of work)
     """
     samples: np.ndarray
     mean: np.ndarray
     std: np.ndarray
-    trace: np.ndarray = None
+    trace: np.ndarray | None = None
     n_score_evals: int = 0
 
 
@@ -180,9 +189,13 @@ def _rms(a):
     return float(np.sqrt(np.vdot(a, a).real / max(a.size, 1)))
 
 
-def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=100,
-                 step_size="auto", x0=None, sigma_schedule=None, momentum=False, tol=1e-5,
-                 cg_iter=30, rng=None, callback=None, progress=False):
+def map_estimate(y: ArrayLike, operator: LinearOperator, noise_sigma: float, prior: Any, *,
+                 method: str = "gradient", n_steps: int = 100,
+                 step_size: str | float = "auto", x0: ArrayLike | None = None,
+                 sigma_schedule: Any = None, momentum: bool = False, tol: float = 1e-5,
+                 cg_iter: int = 30, rng: int | np.random.Generator | None = None,
+                 callback: Callable[[int, np.ndarray, dict], Any] | None = None,
+                 progress: bool = False) -> Reconstruction:
     """MAP estimate ``argmax_x log p(y | x) + log p(x)`` with a score prior.
 
     ``method="gradient"`` iterates
@@ -225,7 +238,9 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
     rng : None, int or Generator
         For priors with random tiling.
     callback : callable(k, x, info) -> bool, optional
-        Called after each iteration; returning True stops.
+        Called after iteration ``k`` (from 0) with the current estimate and ``info``, the
+        iteration's entries of ``history``: ``sigma``, ``step_size``, ``log_likelihood``,
+        ``score_norm``, ``rel_change``, ``time``; returning True stops.
     progress : bool
         Show a progress bar (tqdm when installed).
 
@@ -245,18 +260,20 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
                        _anneal_start(operator, x, likelihood.noise_sigma, prior))
     check_scale(sigmas, "sigma_schedule", x.dtype)
     rng = check_rng(rng)
+    callback = adapt_callback(callback, "map_estimate")
     fraction = 1.0 if step_size == "auto" else step_size
     L_lik = likelihood.lipschitz()
     image_shape = tuple(operator.shape_in)
-    history = {k: [] for k in ("sigma", "step_size", "log_likelihood", "score_norm",
-                               "rel_change", "time")}
+    history: dict[str, list[float]] = {
+        k: [] for k in ("sigma", "step_size", "log_likelihood", "score_norm", "rel_change",
+                        "time")}
     t0 = time.perf_counter()
     x_prev = x.copy()
     velocity_point = x.copy()
     inv_n2 = 1.0 / likelihood.noise_sigma ** 2
     data_rhs = (_image_part(operator, operator.adjoint(likelihood.y)) * inv_n2).astype(
         x.dtype) if method == "hqs" else None                       # A*y/σ_n², constant
-    n_iter = 0
+    n_done = 0
     for k in progress_range(n_steps, "MAP", progress):
         sigma = float(sigmas[k])
         if method == "gradient":
@@ -270,8 +287,9 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
             z = prior.denoise(x, sigma, rng=rng)
             inv_s2 = 1.0 / sigma ** 2
             rhs = data_rhs + (z * inv_s2).astype(x.dtype)
-            apply = lambda v: (_image_part(operator, operator.adjoint(operator.forward(v)))
-                               * inv_n2 + v * inv_s2).astype(x.dtype)
+            apply = lambda v, inv_s2=inv_s2, dtype=x.dtype: (
+                _image_part(operator, operator.adjoint(operator.forward(v)))
+                * inv_n2 + v * inv_s2).astype(dtype)
             x_new = conjugate_gradient(
                 apply, rhs, z.copy(), cg_iter=cg_iter, tol=1e-6,
                 precondition=_gram_preconditioner(operator, inv_n2, inv_s2),
@@ -280,7 +298,7 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
             grad = x_new - x
         change = _rms(x_new - x) / max(_rms(x), 1e-30)
         x_prev, x = x, np.ascontiguousarray(x_new, dtype=x.dtype)
-        n_iter = k + 1
+        n_done = k + 1
         history["sigma"].append(sigma)
         history["step_size"].append(float(alpha))
         history["log_likelihood"].append(likelihood.log_likelihood(x) if x.ndim == len(
@@ -297,7 +315,7 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
         if tol > 0 and change < tol and sigma == sigmas[-1]:
             break
     del x_prev
-    return Reconstruction(x=x, history=history, n_iter=n_iter)
+    return Reconstruction(x=x, history=history, n_steps=n_done)
 
 
 _METHODS = ("preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace")
@@ -316,10 +334,15 @@ def _refine(sigmas, k):
     return np.exp(np.interp(grid, np.arange(len(sigmas)), logs))
 
 
-def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=None,
-                     steps_per_sigma=20, eps=None, x0=None, rng=None, trace_every=None,
-                     callback=None, progress=False, method="preconditioned", cg_iter=100,
-                     options=None):
+@renamed_arguments(eps="step_size")
+def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float, prior: Any, *,
+                     n_samples: int = 8, sigmas: ArrayLike | None = None,
+                     steps_per_sigma: int = 20, step_size: float | None = None,
+                     x0: ArrayLike | None = None, rng: int | np.random.Generator | None = None,
+                     trace_every: int | None = None,
+                     callback: Callable[[int, np.ndarray, dict], Any] | None = None,
+                     progress: bool = False, method: str = "preconditioned",
+                     cg_iter: int = 100, options: dict | None = None) -> PosteriorSamples:
     """Sample ``p(x | y)`` with `n_samples` chains at once, annealed over a σ ladder.
 
     ``method="preconditioned"`` (default): at level σ_i the target is
@@ -351,10 +374,10 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     The other methods are in :mod:`fastscore.posterior`: ``"hmc"`` (annealed HMC on π_i,
     Metropolis-adjusted when the prior has a log-density; `steps_per_sigma` HMC steps of
     ``options["n_leapfrog"]`` (5) leapfrog steps, ``options["mass"]`` "preconditioned"
-    (Q above, default) or "identity", initial step `eps`), ``"pc"`` (predictor–corrector,
-    one corrector step per level with signal-to-noise ratio `eps`), ``"ode"``
+    (Q above, default) or "identity", initial step `step_size`), ``"pc"`` (predictor–corrector,
+    one corrector step per level with signal-to-noise ratio `step_size`), ``"ode"``
     (probability-flow ODE, Heun), ``"dps"`` (diffusion posterior sampling, guidance weight
-    `eps`) and ``"diffpir"`` (HQS inside the reverse diffusion, noise mix ζ = `eps`,
+    `step_size`) and ``"diffpir"`` (HQS inside the reverse diffusion, noise mix ζ = `step_size`,
     ``options["lam"]`` = 1); these four run on the ladder refined with `steps_per_sigma`
     geometric sub-steps per interval. ``"laplace"``: the Gaussian
     approximation around the MAP estimate (:func:`map_estimate` with
@@ -372,9 +395,9 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         max(σ_n/4, floor), 8)`` with σ_start as in :func:`map_estimate` (2σ_n for
         denoising) and floor the prior's ``sigma_min``.
     steps_per_sigma : int
-    eps : float in (0, 1], optional
-        The method's step (see above); defaults: preconditioned 1, langevin 0.5, hmc 1,
-        pc 0.16, dps 1, diffpir 1.
+    step_size : float in (0, 1], optional
+        The method's step ε (see above; formerly ``eps``); defaults: preconditioned 1,
+        langevin 0.5, hmc 1, pc 0.16, dps 1, diffpir 1.
     x0 : ndarray, optional
         Common start of the chains (default as in :func:`map_estimate`) plus ladder noise.
     rng : None, int or Generator
@@ -382,7 +405,9 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         Keep every k-th state of all chains.
     callback : callable(k, x, info) -> bool, optional
         Called after each step (k = steps done, from 1) with the chains and a dict
-        holding at least ``sigma`` and ``step_size``; returning True stops.
+        holding at least ``sigma`` (the level) and ``step_size`` (the step taken: ε/c for
+        "preconditioned", α_i for "langevin", the leapfrog step for "hmc"; "hmc" adds
+        ``acceptance``); returning True stops.
     progress : bool
         Progress bar ("preconditioned" only).
     method : {"preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace"}
@@ -395,7 +420,7 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     Returns
     -------
     PosteriorSamples
-        ``samples`` (n_samples, *image_shape): the chains' last states, draws of π at the
+        ``samples`` ``(n_samples, *image_shape)``: the chains' last states, draws of π at the
         last level. ``mean``: "preconditioned", the Rao–Blackwellised MMSE estimate
         ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x]) over the chains and the states of
         the last level (``steps_per_sigma`` of them), i.e. the posterior mean of the clean
@@ -411,13 +436,14 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
     if unknown:
         raise ValueError(f"`options` for method={method!r} take {list(_OPTIONS.get(method, ()))}; "
                          f"got unknown {sorted(unknown)}.")
-    if eps is None:
-        eps = _DEFAULT_EPS.get(method, 1.0)
-    eps = check_scalar(eps, "eps", low=0, high=1, low_inclusive=False)
+    if step_size is None:
+        step_size = _DEFAULT_EPS.get(method, 1.0)
+    eps = check_scalar(step_size, "step_size", low=0, high=1, low_inclusive=False)
     cg_iter = check_int(cg_iter, "cg_iter", low=1)
     if trace_every is not None:
         trace_every = check_int(trace_every, "trace_every", low=1)
     rng = check_rng(rng)
+    callback = adapt_callback(callback, "posterior_sample")
     likelihood, x_start = _setup(y, operator, noise_sigma, x0)
     if likelihood.y.ndim != len(operator.shape_out):
         raise ValueError("posterior_sample takes one measurement `y` (the chains form the "
@@ -439,7 +465,7 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
             "use method='preconditioned'.")
     problem = _posterior.Problem(likelihood, prior, rng, cg_iter)
     if method == "laplace":
-        map_options = dict(method="hqs", n_steps=8, cg_iter=cg_iter,
+        map_options: dict[str, Any] = dict(method="hqs", n_steps=8, cg_iter=cg_iter,
                            sigma_schedule=(2 * likelihood.noise_sigma,
                                            likelihood.noise_sigma / 4))
         map_options.update(options.get("map_options") or {})
@@ -448,28 +474,30 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         sigma_last = float(x_map.history["sigma"][-1])
         samples, mean, n_evals, _ = _posterior.laplace(problem, x_map.x, sigma_last,
                                                        n_samples)
-        return _summarise(samples, mean, None, n_evals + x_map.n_iter)
+        return _summarise(samples, mean, None, n_evals + x_map.n_steps)
     x = np.repeat(x_start[np.newaxis], n_samples, axis=0)
     x += problem.white(x.shape) * x.real.dtype.type(sigmas[0])
     if method != "preconditioned":
-        kwargs = dict(trace_every=trace_every, callback=callback)
+        kwargs: dict[str, Any] = dict(trace_every=trace_every, callback=callback)
         fine = _refine(sigmas, steps_per_sigma)
         if method == "hmc":
-            out = _posterior.hmc(problem, x, sigmas, steps_per_sigma=steps_per_sigma, eps=eps,
-                                 **options, **kwargs)
+            out = _posterior.hmc(problem, x, sigmas, steps_per_sigma=steps_per_sigma,
+                                 step_size=eps, **options, **kwargs)
         elif method == "langevin":
-            out = _posterior.langevin(problem, x, sigmas, eps=eps,
+            out = _posterior.langevin(problem, x, sigmas, step_size=eps,
                                       steps_per_sigma=steps_per_sigma, **kwargs)
         elif method == "ode":
             out = _posterior.ode(problem, x, fine, **kwargs)
         else:
-            out = getattr(_posterior, method)(problem, x, fine, eps=eps, **options, **kwargs)
+            knob = {"pc": "snr", "dps": "guidance", "diffpir": "noise_mix"}[method]
+            out = getattr(_posterior, method)(problem, x, fine, **{knob: eps}, **options,
+                                              **kwargs)
         samples, mean, n_evals, trace = out
         return _summarise(samples, mean, trace, n_evals)
     inv_n2 = 1.0 / likelihood.noise_sigma ** 2
     noise_scale = dtype.type(np.sqrt(eps * (2 - eps)))
     tweedie_sum, n_tweedie = np.zeros_like(x), 0
-    trace = []
+    states: list[np.ndarray] = []
     total = len(sigmas) * steps_per_sigma
     for t in progress_range(total, "posterior", progress):
         sigma = float(sigmas[t // steps_per_sigma])
@@ -485,14 +513,14 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
         x = x + problem.solve(rhs, inv_n2, c)
         if not np.all(np.isfinite(x)):
             raise FloatingPointError(f"posterior_sample diverged at step {t} "
-                                     f"(sigma={sigma:.3g}); use a smaller eps.")
+                                     f"(sigma={sigma:.3g}); use a smaller step_size.")
         if trace_every and t % trace_every == 0:
-            trace.append(x.copy())
+            states.append(x.copy())
         if callback is not None and callback(t + 1, x, {"sigma": sigma,
                                                         "step_size": eps / c}):
             break
     mean = tweedie_sum.mean(axis=0) / n_tweedie if n_tweedie else x.mean(axis=0)
-    return _summarise(x, mean, np.stack(trace) if trace else None, problem.n_evals)
+    return _summarise(x, mean, np.stack(states) if states else None, problem.n_evals)
 
 
 def _summarise(samples, mean, trace, n_evals):
@@ -507,7 +535,7 @@ def posterior_summary(samples, *, credible=0.9):
 
     Parameters
     ----------
-    samples : ndarray of shape (n_samples, *image_shape), n_samples >= 2
+    samples : ndarray of shape ``(n_samples, *image_shape)``, n_samples >= 2
     credible : float in (0, 1)
         Mass of the central interval.
 
@@ -542,7 +570,7 @@ def noise_realizations(x, operator, noise_sigma, prior, *, n=30, rng=None, map_o
 
     Returns
     -------
-    dict with ``mean``, ``std`` (image-shaped) and ``estimates`` (n, *image_shape).
+    dict with ``mean``, ``std`` (image-shaped) and ``estimates`` ``(n, *image_shape)``.
     """
     n = check_int(n, "n", low=2)
     rng = check_rng(rng)

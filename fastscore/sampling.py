@@ -10,17 +10,27 @@ The working dtype follows ``x0`` (float32 or float64; integers become float64), 
 is drawn in that dtype.
 
 Each sampler returns a :class:`SamplingResult` with the final samples and, when
-``trace_every`` is given, a thinned trace of the chains. The annealed samplers added with
-the posterior work (:func:`annealed_hmc`, :func:`predictor_corrector`,
-:func:`probability_flow`) take ``rng`` keyword-only and call ``callback(k, x, info) -> bool``
-with ``info`` a dict holding at least ``sigma`` and ``step_size``.
+``trace_every`` is given, a thinned trace of the chains. Every sampler takes ``rng``
+keyword-only and calls ``callback(k, x, info) -> bool`` after update ``k`` (from 1) with
+the chains ``x`` and a dict ``info`` holding at least ``step_size`` (and ``sigma`` for the
+annealed samplers); returning ``True`` stops (``docs/conventions.rst``).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from ._deprecation import adapt_callback, keyword_only, renamed_arguments
 from ._validation import as_float_array, check_int, check_rng, check_scalar
+
+Callback = Callable[[int, np.ndarray, dict], Any]
+Schedule = float | ArrayLike | Callable[[int], float]
+RNG = int | np.random.Generator | None
 
 __all__ = [
     "SamplingResult",
@@ -58,14 +68,15 @@ class SamplingResult:
     """
 
     samples: np.ndarray
-    trace: np.ndarray = None
-    trace_steps: np.ndarray = None
+    trace: np.ndarray | None = None
+    trace_steps: np.ndarray | None = None
     n_steps: int = 0
-    acceptance_rate: float = None
+    acceptance_rate: float | None = None
     n_score_evals: int = 0
 
 
-def _per_step_values(value, n_steps, name, *, allow_zero=False):
+def _per_step_values(value: Any, n_steps: int, name: str, *,
+                     allow_zero: bool = False) -> np.ndarray:
     """A step-size schedule (scalar, length-`n_steps` array or callable t -> value) as floats."""
     if callable(value):
         values = np.array([value(t) for t in range(n_steps)], dtype=np.float64)
@@ -91,7 +102,7 @@ def _per_step_values(value, n_steps, name, *, allow_zero=False):
     return values
 
 
-def _check_x0(x0):
+def _check_x0(x0: ArrayLike) -> np.ndarray:
     if np.ndim(x0) < 1:
         raise ValueError("`x0` must have a leading chain axis, shape (n_chains, ...); got a "
                          "scalar.")
@@ -134,8 +145,11 @@ def _check_finite_state(x, t, sampler):
             "check the score function.")
 
 
-def langevin(score, x0, n_steps, step_size, noise_scale=None, rng=None, *, callback=None,
-             trace_every=None):
+@keyword_only("noise_scale", "rng")
+def langevin(score: Callable[[np.ndarray], np.ndarray], x0: ArrayLike, n_steps: int,
+             step_size: Schedule, *, noise_scale: Schedule | None = None, rng: RNG = None,
+             callback: Callback | None = None, trace_every: int | None = None
+             ) -> SamplingResult:
     """Unadjusted Langevin dynamics for a batch of chains.
 
     .. math::
@@ -162,7 +176,9 @@ def langevin(score, x0, n_steps, step_size, noise_scale=None, rng=None, *, callb
         :math:`\\beta_t`; ``None`` uses :math:`\\sqrt{2\\alpha_t}`.
     rng : None, int or numpy.random.Generator
     callback : callable, optional
-        ``callback(t, x)`` after each update ``t = 1 … T``; returning ``True`` stops.
+        ``callback(k, x, info) -> bool`` after each update ``k = 1 … T``, ``info`` with
+        ``step_size`` (:math:`\\alpha_k`) and ``noise_scale`` (:math:`\\beta_k`);
+        returning ``True`` stops.
     trace_every : int >= 1, optional
         Keep the chains at step 0 and every ``trace_every``-th step.
 
@@ -193,6 +209,7 @@ def langevin(score, x0, n_steps, step_size, noise_scale=None, rng=None, *, callb
     beta = (np.sqrt(2.0 * alpha) if noise_scale is None
             else _per_step_values(noise_scale, n_steps, "noise_scale", allow_zero=True))
     rng = check_rng(rng)
+    callback = adapt_callback(callback, "langevin")
     trace = _Trace(trace_every, x)
     t = 0
     while t < n_steps:
@@ -204,16 +221,23 @@ def langevin(score, x0, n_steps, step_size, noise_scale=None, rng=None, *, callb
         t += 1
         _check_finite_state(x, t, "langevin")
         trace.add(t, x)
-        if callback is not None and callback(t, x) is True:
+        if callback is not None and callback(t, x, {"step_size": float(alpha[t - 1]),
+                                                    "noise_scale": float(beta[t - 1])}):
             break
     return trace.result(x, t)
 
 
-def annealed_langevin(score, sigmas, steps_per_sigma, eps, x0, rng=None, *,
-                      final_denoise=True, callback=None, trace_every=None):
+@keyword_only("rng")
+@renamed_arguments(eps="step_size")
+def annealed_langevin(score: Callable[[np.ndarray, float], np.ndarray], sigmas: ArrayLike,
+                      steps_per_sigma: int, step_size: float, x0: ArrayLike, *,
+                      rng: RNG = None, final_denoise: bool = True,
+                      callback: Callback | None = None, trace_every: int | None = None
+                      ) -> SamplingResult:
     """Annealed Langevin dynamics over a decreasing noise ladder (Song & Ermon 2019, Alg. 1).
 
-    For :math:`i = 1 … L` with :math:`\\alpha_i = \\epsilon\\, \\sigma_i^2 / \\sigma_L^2`, run
+    For :math:`i = 1 … L` with :math:`\\alpha_i = \\epsilon\\, \\sigma_i^2 / \\sigma_L^2`
+    (:math:`\\epsilon` = ``step_size``), run
     ``steps_per_sigma`` updates
 
     .. math::
@@ -235,16 +259,17 @@ def annealed_langevin(score, sigmas, steps_per_sigma, eps, x0, rng=None, *,
         :math:`\\sigma_1 \\ge … \\ge \\sigma_L > 0`.
     steps_per_sigma : int >= 1
         :math:`T`, updates per noise level.
-    eps : float > 0
-        :math:`\\epsilon`, the step at the smallest noise level.
+    step_size : float > 0
+        :math:`\\epsilon`, the step at the smallest noise level (formerly ``eps``).
     x0 : array_like of shape (n_chains, ...)
         Initial states (typically uniform or :math:`\\mathcal N(0, \\sigma_1^2)` noise).
     rng : None, int or numpy.random.Generator
     final_denoise : bool, default True
         Apply the Tweedie step at :math:`\\sigma_L` at the end.
     callback : callable, optional
-        ``callback(t, x)`` after each update (``t`` counts all updates, 1 … L·T);
-        returning ``True`` stops (no final denoising then).
+        ``callback(k, x, info) -> bool`` after each update (``k`` counts all updates,
+        1 … L·T), ``info`` with ``sigma`` (:math:`\\sigma_i`) and ``step_size``
+        (:math:`\\alpha_i`); returning ``True`` stops (no final denoising then).
     trace_every : int >= 1, optional
         Keep the chains at step 0 and every ``trace_every``-th update (Langevin iterates,
         before the final denoising).
@@ -262,8 +287,9 @@ def annealed_langevin(score, sigmas, steps_per_sigma, eps, x0, rng=None, *,
     x = _check_x0(x0)
     sigmas = _check_ladder(sigmas)
     steps_per_sigma = check_int(steps_per_sigma, "steps_per_sigma", low=1)
-    eps = check_scalar(eps, "eps", low=0, low_inclusive=False)
+    eps = check_scalar(step_size, "step_size", low=0, low_inclusive=False)
     rng = check_rng(rng)
+    callback = adapt_callback(callback, "annealed_langevin")
     trace = _Trace(trace_every, x)
     t = 0
     stopped = False
@@ -278,7 +304,8 @@ def annealed_langevin(score, sigmas, steps_per_sigma, eps, x0, rng=None, *,
             t += 1
             _check_finite_state(x, t, "annealed_langevin")
             trace.add(t, x)
-            if callback is not None and callback(t, x) is True:
+            if callback is not None and callback(t, x, {"sigma": float(sigma),
+                                                        "step_size": float(alpha)}):
                 stopped = True
                 break
         if stopped:
@@ -290,7 +317,7 @@ def annealed_langevin(score, sigmas, steps_per_sigma, eps, x0, rng=None, *,
     return trace.result(x, t)
 
 
-def _check_ladder(sigmas, *, monotone="non-increasing"):
+def _check_ladder(sigmas: ArrayLike, *, monotone: str = "non-increasing") -> np.ndarray:
     """A noise ladder as float64: positive, and non-increasing (or monotone either way)."""
     sigmas = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
     if sigmas.size == 0:
@@ -311,7 +338,12 @@ def _sum_rest(a):
     return a.reshape(a.shape[0], -1).sum(axis=1)
 
 
-def mala(logpdf, score, x0, n_steps, step_size, rng=None, *, callback=None, trace_every=None):
+@keyword_only("rng")
+@renamed_arguments(logpdf="log_density")
+def mala(log_density: Callable[[np.ndarray], ArrayLike],
+         score: Callable[[np.ndarray], np.ndarray], x0: ArrayLike, n_steps: int,
+         step_size: Schedule, *, rng: RNG = None, callback: Callback | None = None,
+         trace_every: int | None = None) -> SamplingResult:
     """Metropolis-adjusted Langevin algorithm: Langevin proposals with an accept/reject step.
 
     Proposal :math:`y = x + \\alpha_t s(x) + \\sqrt{2\\alpha_t}\\, \\xi`, accepted with
@@ -327,18 +359,21 @@ def mala(logpdf, score, x0, n_steps, step_size, rng=None, *, callback=None, trac
 
     Parameters
     ----------
-    logpdf : callable
-        ``logpdf(x) -> (n_chains,)``, :math:`\\log p` up to an additive constant.
+    log_density : callable
+        ``log_density(x) -> (n_chains,)``, :math:`\\log p` up to an additive constant
+        (formerly ``logpdf``).
     score : callable
         ``score(x) -> array of x.shape``, :math:`\\nabla \\log p`.
     x0 : array_like of shape (n_chains, ...)
-        Initial states, with finite ``logpdf``.
+        Initial states, with finite ``log_density``.
     n_steps : int >= 0
     step_size : float > 0, array_like of shape (n_steps,), or callable
         :math:`\\alpha_t`, as in :func:`langevin`.
     rng : None, int or numpy.random.Generator
     callback : callable, optional
-        ``callback(t, x)`` after each step; returning ``True`` stops.
+        ``callback(k, x, info) -> bool`` after each step, ``info`` with ``step_size``
+        (:math:`\\alpha_k`) and ``acceptance`` (fraction of chains that accepted at step
+        ``k``); returning ``True`` stops.
     trace_every : int >= 1, optional
 
     Returns
@@ -351,18 +386,19 @@ def mala(logpdf, score, x0, n_steps, step_size, rng=None, *, callback=None, trac
     n_steps = check_int(n_steps, "n_steps", low=0)
     alpha = _per_step_values(step_size, n_steps, "step_size")
     rng = check_rng(rng)
+    callback = adapt_callback(callback, "mala")
     n_chains = x.shape[0]
 
     def evaluate(z):
-        lp = np.asarray(logpdf(z), dtype=np.float64)
+        lp = np.asarray(log_density(z), dtype=np.float64)
         if lp.shape != (n_chains,):
-            raise ValueError(f"`logpdf` must return shape ({n_chains},) (one value per chain); "
-                             f"got {lp.shape}.")
+            raise ValueError(f"`log_density` must return shape ({n_chains},) (one value per "
+                             f"chain); got {lp.shape}.")
         return lp, np.array(_call_score(score, z))   # a copy: updated in place below
 
     log_p, s = evaluate(x)
     if not np.all(np.isfinite(log_p)):
-        raise ValueError("`logpdf(x0)` must be finite for every chain (start inside the "
+        raise ValueError("`log_density(x0)` must be finite for every chain (start inside the "
                          "support).")
     trace = _Trace(trace_every, x)
     accepted = 0
@@ -385,7 +421,8 @@ def mala(logpdf, score, x0, n_steps, step_size, rng=None, *, callback=None, trac
         accepted += int(accept.sum())
         t += 1
         trace.add(t, x)
-        if callback is not None and callback(t, x) is True:
+        if callback is not None and callback(t, x, {"step_size": float(a), "acceptance":
+                                                    float(np.mean(accept))}):
             break
     rate = accepted / (n_chains * t) if t > 0 else float("nan")
     return trace.result(x, t, acceptance_rate=rate)
@@ -540,7 +577,7 @@ def annealed_hmc(score, sigmas, x0, *, n_steps=10, n_leapfrog=5, step_size=0.5,
             t += 1
             trace.add(t, x)
             if callback is not None and callback(t, x, {"sigma": sigma, "step_size": eps,
-                                                        "acceptance": rate}) is True:
+                                                        "acceptance": rate}):
                 return trace.result(x, t, acc_sum / t, evals)
     return trace.result(x, t, acc_sum / max(t, 1), evals)
 

@@ -116,7 +116,7 @@ class PatchScoreModel:
         self.model = model
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.training = dict(training or {})
-        self.invariances = {
+        self.invariances: dict[str, Any] = {
             "dc": bool(dc) or bool(contrast), "contrast": bool(contrast),
             "symmetrize": bool(symmetrize),
             "contrast_eps": check_scalar(contrast_eps, "contrast_eps", low=0,
@@ -136,12 +136,20 @@ class PatchScoreModel:
             self._invariant = InvariantPatchScore(_RawScore(self), self.patch_size, dc=inv["dc"],
                                                   contrast=inv["contrast"],
                                                   symmetrize=inv["symmetrize"],
-                                                  eps=inv["contrast_eps"])
+                                                  contrast_eps=inv["contrast_eps"])
 
     @property
     def net(self) -> MLP:
         """The network of :attr:`model`."""
         return self.model.net
+
+    def get_weights(self) -> np.ndarray:
+        """A copy of the network's flat weight vector, shape (n_params,)."""
+        return self.model.get_weights()
+
+    def set_weights(self, theta: ArrayLike) -> None:
+        """Copy `theta` of shape (n_params,) into the network's weights."""
+        self.model.set_weights(theta)
 
     def with_invariances(self, **options: Any) -> PatchScoreModel:
         """A model sharing this network with some invariance options changed (`dc`,

@@ -19,13 +19,19 @@ validation loss on held-out patches at fixed noise levels, writes atomic checkpo
 resumes from them bit for bit.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
+from ._deprecation import adapt_callback, renamed_arguments, warn_deprecated
 from ._progress import progress_range
 from ._validation import (as_float_array, check_choice, check_float_dtype, check_int,
                           check_int_tuple, check_rng, check_scalar, check_scale)
@@ -44,8 +50,8 @@ class TrainingDiverged(RuntimeError):
         self.checkpoint = checkpoint
         where = (f"; the last good checkpoint is {checkpoint}" if checkpoint
                  else "; no checkpoint was written")
-        super().__init__(f"training diverged at step {step}: {what}{where}. Lower `lr` or "
-                         "`max_grad_norm`, or raise `sigma_min`.")
+        super().__init__(f"training diverged at step {step}: {what}{where}. Lower "
+                         "`step_size` or `max_grad_norm`, or raise `sigma_min`.")
 
 
 @dataclasses.dataclass
@@ -136,8 +142,8 @@ def _complex_patch_draw(images, patch, n, rng, augment=False):
 
     rng = check_rng(rng)
     twin = copy.deepcopy(rng)
-    real = extract_patches([im.real for im in images], patch, n, twin, augment=augment)
-    imag = extract_patches([im.imag for im in images], patch, n, rng, augment=augment)
+    real = extract_patches([im.real for im in images], patch, n, rng=twin, augment=augment)
+    imag = extract_patches([im.imag for im in images], patch, n, rng=rng, augment=augment)
     v = (real + 1j * imag) * np.exp(2j * np.pi * rng.random(n))[:, None]
     return np.concatenate([v.real, v.imag], axis=1)
 
@@ -177,14 +183,23 @@ def _restore_checkpoint(path, model, optimizer, ema, rng):
     return meta["step"], meta["history"]
 
 
-def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
-                    sigmas=(0.02, 1.0), n_steps=2000, batch_size=512, lr=2e-3,
-                    warmup=100, weight_decay=0.0, max_grad_norm=1.0, ema_decay=0.999,
-                    augment=True, scale_augment=None, dc=False, contrast=False,
-                    contrast_eps=1e-2, symmetrize=False, intensity="none",
-                    validation_fraction=0.1, validate_every=200,
-                    checkpoint=None, checkpoint_every=500, resume=False, rng=None,
-                    dtype=np.float32, n_threads=None, progress=False, callback=None):
+@renamed_arguments(lr="step_size")
+def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
+                    patches: ArrayLike | None = None, patch_size: int | tuple[int, ...] = 3,
+                    model: Any = None, sigma_range: tuple[float, float] | None = None,
+                    sigmas: ArrayLike | None = None, n_steps: int = 2000,
+                    batch_size: int = 512, step_size: float = 2e-3, warmup: int = 100,
+                    weight_decay: float = 0.0, max_grad_norm: float = 1.0,
+                    ema_decay: float = 0.999, augment: bool = True,
+                    scale_augment: tuple[float, float] | None = None, dc: bool = False,
+                    contrast: bool = False, contrast_eps: float = 1e-2,
+                    symmetrize: bool = False, intensity: str = "none",
+                    validation_fraction: float = 0.1, validate_every: int = 200,
+                    checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 500,
+                    resume: bool = False, rng: int | np.random.Generator | None = None,
+                    dtype: DTypeLike | None = None, n_threads: int | None = None,
+                    progress: bool = False,
+                    callback: Callable[[int, np.ndarray, dict], Any] | None = None) -> Any:
     """Train a noise-conditional patch score model by σ²-weighted denoising score matching.
 
     Parameters
@@ -201,11 +216,17 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     model : fastscore.nn.NoiseConditionalScore, optional
         Network to train (its weights are updated in place); default the tutorial's
         architecture for the patch size, standardised by the training patches.
-    sigmas : (σ_min, σ_max) or array of > 2 levels
-        Log-uniform noise range, or a ladder sampled uniformly.
+    sigma_range : (σ_min, σ_max), optional
+        Noise levels drawn log-uniformly in this range; default (0.02, 1.0) when `sigmas`
+        is not given.
+    sigmas : array_like of shape (L,), L >= 3, optional
+        A noise ladder instead, levels drawn uniformly from it. Exactly one of
+        `sigma_range`, `sigmas`. (Deprecated: two `sigmas` are read as `sigma_range`,
+        with a warning.)
     n_steps, batch_size : int
-    lr : float
-        Peak learning rate: linear warm-up over `warmup` steps, then cosine decay to 0.
+    step_size : float
+        Peak Adam step size (learning rate; formerly ``lr``): linear warm-up over
+        `warmup` steps, then cosine decay to 0.
     weight_decay, max_grad_norm, ema_decay : float
         AdamW decay; global gradient-norm clipping (0 disables); exponential moving average
         of the weights with warm-up, decay ``min(ema_decay, (1 + t)/(10 + t))`` at update t.
@@ -238,10 +259,17 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         on Ctrl-C; ``resume=True`` continues from it bit for bit (same arguments).
     rng : None, int or Generator
         All randomness: data split, validation noise, patches, σ and noise draws.
-    dtype : float32 or float64
-    callback : callable(step, info) -> bool, optional
-        Called every step with ``{"loss", "lr", "grad_norm"}`` (+ validation losses when
-        computed); returning True stops training.
+    dtype : float32 or float64, optional
+        Working dtype of the network and the patches. Default: the data's (float32 stays
+        float32, float64 and integers train in float64, complex64 in float32), or the
+        given `model`'s. float64 data is never narrowed silently: with a float32 `model`
+        it is a ``TypeError`` unless ``dtype=np.float32`` asks for it (float32 is about
+        twice as fast).
+    callback : callable(k, x, info) -> bool, optional
+        Called after step ``k`` (from 1) with ``x`` the network's current flat weight
+        vector (read it, do not modify it) and ``info`` holding ``loss``, ``step_size``
+        (the scheduled Adam step) and ``grad_norm`` (+ ``val_loss``, a dict level → loss,
+        when validated); returning True stops training.
 
     Returns
     -------
@@ -260,28 +288,50 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
 
     if (images is None) == (patches is None):
         raise ValueError("give exactly one of `images` and `patches`.")
-    dtype = check_float_dtype(dtype)
+    if images is not None:
+        collection = _as_image_list(images)
+        data_dtype = np.result_type(*(im.real.dtype for im in collection))
+    else:
+        patch_array = as_float_array(cast("ArrayLike", patches), "patches", ndim=2,
+                                     finite=True)           # not None: exactly one is given
+        data_dtype = patch_array.dtype
+    dtype = _working_dtype(dtype, data_dtype, model)
     n_steps = check_int(n_steps, "n_steps", low=1)
     batch_size = check_int(batch_size, "batch_size", low=1)
-    lr = check_scalar(lr, "lr", low=0, low_inclusive=False)
+    lr = check_scalar(step_size, "step_size", low=0, low_inclusive=False)
     warmup = check_int(warmup, "warmup", low=0)
     validation_fraction = check_scalar(validation_fraction, "validation_fraction", low=0,
                                        high=0.5)
     validate_every = check_int(validate_every, "validate_every", low=1)
     checkpoint_every = check_int(checkpoint_every, "checkpoint_every", low=1)
     max_grad_norm = check_scalar(max_grad_norm, "max_grad_norm", low=0)
-    sig = np.asarray(sigmas, dtype=float)
+    if sigmas is not None and sigma_range is None and np.size(sigmas) == 2:
+        warn_deprecated("fit_patch_score(): two `sigmas` as a (min, max) range is deprecated; "
+                        "use sigma_range=(sigma_min, sigma_max) (a ladder has > 2 levels).")
+        sigmas, sigma_range = None, sigmas
+    if sigmas is not None and sigma_range is not None:
+        raise TypeError("fit_patch_score() takes one of `sigma_range` and `sigmas`, not both.")
+    name = "sigmas" if sigmas is not None else "sigma_range"
+    given = sigmas if sigmas is not None else (0.02, 1.0) if sigma_range is None else sigma_range
+    sig = np.asarray(given, dtype=float)
     if sig.ndim != 1 or sig.size < 2 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
-        raise ValueError(f"`sigmas` must be (sigma_min, sigma_max) or a ladder of positive "
-                         f"levels; got {sigmas!r}.")
+        raise ValueError(f"`{name}` must be (sigma_min, sigma_max) or a ladder of positive "
+                         f"levels; got {given!r}.")
+    if name == "sigma_range" and sig.size != 2:
+        raise ValueError(f"`sigma_range` must be (sigma_min, sigma_max); got {given!r} (a "
+                         "ladder is `sigmas`).")
+    if name == "sigmas" and sig.size < 3:
+        raise ValueError(f"`sigmas` must be a ladder of at least 3 levels; got {given!r} "
+                         "(a range is `sigma_range`).")
     ladder = sorted(sig.tolist(), reverse=True) if sig.size > 2 else []
     sigma_min, sigma_max = float(sig.min()), float(sig.max())
     if sig.size == 2 and not sig[0] < sig[1]:
-        raise ValueError(f"`sigmas` must be (sigma_min, sigma_max) with sigma_min < "
-                         f"sigma_max; got {sigmas!r}.")
+        raise ValueError(f"`{name}` must be (sigma_min, sigma_max) with sigma_min < "
+                         f"sigma_max; got {given!r}.")
     if sigma_min >= sigma_max:
-        raise ValueError(f"`sigmas` needs sigma_min < sigma_max; got {sigmas!r}.")
-    check_scale(sig, "sigmas", dtype)
+        raise ValueError(f"`{name}` needs sigma_min < sigma_max; got {given!r}.")
+    check_scale(sig, name, dtype)
+    callback = adapt_callback(callback, "fit_patch_score", old="k, info")
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path.")
 
@@ -291,15 +341,15 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     intensity = check_choice(intensity, "intensity", ("none", "scale", "affine"))
     contrast_eps = check_scalar(contrast_eps, "contrast_eps", low=0, low_inclusive=False)
     if scale_augment is not None:
-        scale_augment = tuple(float(f) for f in np.ravel(scale_augment))
-        if len(scale_augment) != 2 or not 0 < scale_augment[0] <= scale_augment[1] < np.inf:
+        factors = tuple(float(f) for f in np.ravel(scale_augment))
+        if len(factors) != 2 or not 0 < factors[0] <= factors[1] < np.inf:
             raise ValueError("`scale_augment` must be (low, high) with 0 < low <= high; got "
-                             f"{scale_augment!r}.")
+                             f"{factors!r}.")
+        scale_augment = (factors[0], factors[1])
     reference = None
 
     channels = 1
     if images is not None:
-        collection = _as_image_list(images)
         ndim = collection[0].ndim
         patch = check_int_tuple(patch_size, "patch_size", ndim, low=1)
         train_images, val_images = _split_images(collection, validation_fraction, split_rng)
@@ -308,14 +358,14 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
             if dc or contrast or symmetrize or intensity != "none" or scale_augment:
                 raise ValueError("complex `images` train a two-channel prior: dc, contrast, "
                                  "symmetrize, intensity and scale_augment are not available.")
-            extract = _complex_patch_draw
+            extract: Callable[..., np.ndarray] = _complex_patch_draw
         else:
             extract = extract_patches
-        draw = lambda n, r: extract(train_images, patch, n, r, augment=augment) \
+        draw = lambda n, r: extract(train_images, patch, n, rng=r, augment=augment) \
             .astype(dtype, copy=False)
-        val_patches = (extract(val_images, patch, 4096, val_rng).astype(dtype)
+        val_patches = (extract(val_images, patch, 4096, rng=val_rng).astype(dtype)
                        if val_images else None)
-        stats_patches = extract(train_images, patch, 20000, split_rng).astype(dtype)
+        stats_patches = extract(train_images, patch, 20000, rng=split_rng).astype(dtype)
         reference = None if channels == 2 else IntensityReference.from_images(
             train_images, rng=reference_rng)
         shapes = sorted({tuple(im.shape) for im in collection})
@@ -323,9 +373,9 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                         f"of shape {' / '.join('x'.join(map(str, sh)) for sh in shapes[:3])}"
                         + (" …" if len(shapes) > 3 else ""))
     else:
-        arr = as_float_array(patches, "patches", ndim=2, finite=True).astype(dtype, copy=False)
+        arr = patch_array.astype(dtype, copy=False)
         patch = check_int_tuple(patch_size, "patch_size", 2 if np.ndim(patch_size) == 0
-                                else len(patch_size), low=1)
+                                else len(cast("Sequence[int]", patch_size)), low=1)
         if arr.shape[1] != math.prod(patch):
             raise ValueError(f"`patches` must have {math.prod(patch)} columns for patch size "
                              f"{patch}; got shape {arr.shape}.")
@@ -345,8 +395,6 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         model = NoiseConditionalScore.for_patches((channels,) * (channels > 1) + patch,
                                                   stats_patches, dtype=dtype,
                                                   rng=split_rng, n_threads=n_threads)
-    elif model.net.params.dtype != dtype:
-        raise TypeError(f"`model` has dtype {model.net.params.dtype} but `dtype` is {dtype}.")
     cfg = _Config(patch, n_steps, batch_size, lr, sigma_min, sigma_max, ladder,
                   float(weight_decay), max_grad_norm, float(ema_decay), warmup, bool(augment),
                   validation_fraction, validate_every,
@@ -359,9 +407,10 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     ema = EMA(ema_decay, n_threads=n_threads)
     val = (_validation_set(val_patches, cfg, val_rng, dtype) if val_patches is not None
            else None)
-    history = {"step": [], "loss": [], "val_step": [], "val_loss": [], "time": []}
+    history: dict[str, list[Any]] = {"step": [], "loss": [], "val_step": [], "val_loss": [],
+                                     "time": []}
     start = 0
-    if resume and os.path.exists(checkpoint):
+    if resume and checkpoint is not None and os.path.exists(checkpoint):
         start, history = _restore_checkpoint(checkpoint, model, optimizer, ema, train_rng)
     elif val is not None:   # the untrained model's validation loss, for reference
         history["val_step"].append(0)
@@ -401,7 +450,7 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                                        f"(lr {float(current_lr):g})",
                                        checkpoint if checkpoint and os.path.exists(checkpoint)
                                        else None)
-            info = {"loss": loss, "lr": float(current_lr), "grad_norm": float(norm)}
+            info = {"loss": loss, "step_size": float(current_lr), "grad_norm": float(norm)}
             if val is not None and ((step + 1) % validate_every == 0 or step + 1 == n_steps):
                 losses = _with_ema(model, ema, lambda: _validate(model, val, cfg))
                 history["val_step"].append(step + 1)
@@ -411,7 +460,7 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                 with _deferred_interrupt():
                     _write_checkpoint(checkpoint, model, optimizer, ema, train_rng, step + 1,
                                       history)
-            if callback is not None and callback(step + 1, info):
+            if callback is not None and callback(step + 1, model.net.params, info):
                 step += 1
                 break
         else:
@@ -441,6 +490,25 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
                            contrast_eps=contrast_eps, symmetrize=symmetrize,
                            intensity=intensity, intensity_reference=reference,
                            channels=channels)
+
+
+def _working_dtype(dtype, data_dtype, model):
+    """The training dtype: as asked, else the model's or the data's; never a silent
+    narrowing of float64 data."""
+    if dtype is not None:
+        dtype = check_float_dtype(dtype)
+        if model is not None and model.net.params.dtype != dtype:
+            raise TypeError(f"`model` has dtype {model.net.params.dtype} but `dtype` is "
+                            f"{dtype}.")
+        return dtype
+    if model is None:
+        return np.dtype(data_dtype)
+    dtype = np.dtype(model.net.params.dtype)
+    if dtype.itemsize < np.dtype(data_dtype).itemsize:
+        raise TypeError(f"`model` is {dtype} but the training data is {data_dtype}: pass "
+                        f"dtype=np.{dtype} to train on the data cast to {dtype}, or a "
+                        f"{data_dtype} model.")
+    return dtype
 
 
 class _deferred_interrupt:

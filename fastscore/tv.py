@@ -7,7 +7,7 @@ Both solve
     \\hat x = \\arg\\min_x \\tfrac12 \\lVert A x - y\\rVert^2 + \\lambda\\,\\mathrm{TV}(x),
     \\qquad \\mathrm{TV}(x) = \\sum_i \\Big(\\sum_a (\\nabla_a x)_i^2\\Big)^{1/2}
 
-(isotropic; anisotropic: Σ_i Σ_a |(∇_a x)_i|) with forward differences ∇_a and Neumann
+(isotropic; anisotropic: ``Σ_i Σ_a |(∇_a x)_i|``) with forward differences ∇_a and Neumann
 boundary (the last difference along each axis is zero) — the convention of
 ``skimage.restoration.denoise_tv_chambolle``, whose ``weight`` is λ here.
 :func:`tv_denoise` is the case A = I, :func:`tv_reconstruct` any
@@ -15,11 +15,16 @@ boundary (the last difference along each axis is zero) — the convention of
 against a known clean image (for benchmarks).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
+from ._deprecation import renamed_arguments
 from .metrics import psnr
 from ._validation import as_float_array, check_int, check_scalar
 from .operators import LinearOperator
@@ -59,7 +64,7 @@ def _project(p, radius, isotropic):
     return p
 
 
-def total_variation(x, *, isotropic=True):
+def total_variation(x: ArrayLike, *, isotropic: bool = True) -> float:
     """TV(x) with forward differences and Neumann boundary (see the module docstring).
 
     Parameters
@@ -90,7 +95,9 @@ def _relative_change(new, old):
     return math.sqrt(change / size) if size > 0 else math.sqrt(change)
 
 
-def tv_denoise(y, weight, *, n_iter=500, tol=1e-5, isotropic=True):
+@renamed_arguments(n_iter="n_steps")
+def tv_denoise(y: ArrayLike, weight: float, *, n_steps: int = 500, tol: float = 1e-5,
+               isotropic: bool = True) -> np.ndarray:
     """TV denoising, ``argmin_x ½‖x − y‖² + weight · TV(x)``.
 
     Solved on the dual by the fast gradient projection of Beck & Teboulle (2009), i.e.
@@ -110,8 +117,8 @@ def tv_denoise(y, weight, *, n_iter=500, tol=1e-5, isotropic=True):
     weight : float >= 0
         λ, in intensity units (the same λ as ``skimage``'s ``denoise_tv_chambolle``
         ``weight``); 0 returns a copy of `y`.
-    n_iter : int >= 1
-        Maximum number of iterations.
+    n_steps : int >= 1
+        Maximum number of iterations (formerly ``n_iter``).
     tol : float >= 0
         Stop when ``‖x_k − x_{k−1}‖ / ‖x_k‖ < tol``.
     isotropic : bool, default True
@@ -139,7 +146,7 @@ def tv_denoise(y, weight, *, n_iter=500, tol=1e-5, isotropic=True):
     """
     y = as_float_array(y, "y", ndim=(1, 2, 3), finite=True)
     weight = check_scalar(weight, "weight", low=0.0)
-    n_iter = check_int(n_iter, "n_iter", low=1)
+    n_steps = check_int(n_steps, "n_steps", low=1)
     tol = check_scalar(tol, "tol", low=0.0)
     if weight == 0:
         return y.copy()
@@ -151,7 +158,7 @@ def tv_denoise(y, weight, *, n_iter=500, tol=1e-5, isotropic=True):
     t = 1.0
     lam = dtype(weight)
     x_r = x
-    for _ in range(n_iter):
+    for _ in range(n_steps):
         p_new = _project(r + step * _gradient(x_r), 1.0, isotropic)
         x_new = y + lam * _divergence(p_new)
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
@@ -165,8 +172,10 @@ def tv_denoise(y, weight, *, n_iter=500, tol=1e-5, isotropic=True):
     return x
 
 
-def tv_reconstruct(y, operator, weight, *, n_iter=500, tol=1e-5, x0=None, nonneg=False,
-                   isotropic=True):
+@renamed_arguments(n_iter="n_steps")
+def tv_reconstruct(y: ArrayLike, operator: LinearOperator, weight: float, *,
+                   n_steps: int = 500, tol: float = 1e-5, x0: ArrayLike | None = None,
+                   nonneg: bool = False, isotropic: bool = True) -> np.ndarray:
     """TV-regularised reconstruction, ``argmin_x ½‖A x − y‖² + weight · TV(x)`` [x ≥ 0].
 
     Chambolle–Pock primal–dual hybrid gradient (PDHG) on ``K = [A/‖A‖; ∇]``: the problem is
@@ -191,8 +200,8 @@ def tv_reconstruct(y, operator, weight, *, n_iter=500, tol=1e-5, x0=None, nonneg
         The forward model A (2-D or 3-D images).
     weight : float >= 0
         λ; for A = I the same λ as :func:`tv_denoise`. Its useful scale grows with ‖A‖².
-    n_iter : int >= 1
-        Maximum number of iterations.
+    n_steps : int >= 1
+        Maximum number of iterations (formerly ``n_iter``).
     tol : float >= 0
         Stop when ``‖x_k − x_{k−1}‖ / ‖x_k‖ < tol``.
     x0 : ndarray of shape operator.shape_in, optional
@@ -236,7 +245,7 @@ def tv_reconstruct(y, operator, weight, *, n_iter=500, tol=1e-5, x0=None, nonneg
         raise ValueError(f"`y` must be one measurement of shape {operator.shape_out}; "
                          f"got {y.shape}.")
     weight = check_scalar(weight, "weight", low=0.0)
-    n_iter = check_int(n_iter, "n_iter", low=1)
+    n_steps = check_int(n_steps, "n_steps", low=1)
     tol = check_scalar(tol, "tol", low=0.0)
     if nonneg and operator.complex_domain:
         raise ValueError("`nonneg` needs a real image; the operator's image is complex.")
@@ -264,7 +273,7 @@ def tv_reconstruct(y, operator, weight, *, n_iter=500, tol=1e-5, x0=None, nonneg
     u = np.zeros_like(y_scaled)
     q = np.zeros((x.ndim,) + x.shape, dtype=x.dtype)
     x_bar = x.copy()
-    for _ in range(n_iter):
+    for _ in range(n_steps):
         u += step * (inv_a * operator.forward(x_bar) - y_scaled)
         u /= 1 + step
         q += step * _gradient(x_bar)
@@ -303,8 +312,11 @@ class TVTuning:
     psnrs: np.ndarray
 
 
-def tune_tv_weight(y, clean, weights=None, *, operator=None, refine=True, n_iter=500,
-                   tol=1e-5, nonneg=False, isotropic=True):
+@renamed_arguments(n_iter="n_steps")
+def tune_tv_weight(y: ArrayLike, clean: ArrayLike, weights: ArrayLike | None = None, *,
+                   operator: LinearOperator | None = None, refine: bool = True,
+                   n_steps: int = 500, tol: float = 1e-5, nonneg: bool = False,
+                   isotropic: bool = True) -> TVTuning:
     """Choose the TV weight with the best PSNR against a known clean image (benchmarks).
 
     Evaluates every weight of `weights`, then (with `refine`) a finer geometric grid of 7
@@ -322,7 +334,7 @@ def tune_tv_weight(y, clean, weights=None, *, operator=None, refine=True, n_iter
     operator : LinearOperator, optional
         None for denoising (:func:`tv_denoise`), else :func:`tv_reconstruct` with it.
     refine : bool, default True
-    n_iter, tol, nonneg, isotropic
+    n_steps, tol, nonneg, isotropic
         Passed to the solver (`nonneg` only with an operator).
 
     Returns
@@ -351,7 +363,8 @@ def tune_tv_weight(y, clean, weights=None, *, operator=None, refine=True, n_iter
             raise ValueError(f"`y` and `clean` must have one shape; got {y.shape} and "
                              f"{clean.shape}.")
         scale = 1.0
-        solve = lambda w, x0: tv_denoise(y, w, n_iter=n_iter, tol=tol, isotropic=isotropic)
+        solve = lambda w, x0: tv_denoise(y, w, n_steps=n_steps, tol=tol,
+                                         isotropic=isotropic)
     else:
         if not isinstance(operator, LinearOperator):
             raise TypeError(f"`operator` must be a LinearOperator; got {type(operator).__name__}.")
@@ -359,16 +372,16 @@ def tune_tv_weight(y, clean, weights=None, *, operator=None, refine=True, n_iter
             raise ValueError(f"`clean` must have the operator's image shape "
                              f"{operator.shape_in}; got {clean.shape}.")
         scale = operator.norm_squared()
-        solve = lambda w, x0: tv_reconstruct(y, operator, w, n_iter=n_iter, tol=tol, x0=x0,
+        solve = lambda w, x0: tv_reconstruct(y, operator, w, n_steps=n_steps, tol=tol, x0=x0,
                                              nonneg=nonneg, isotropic=isotropic)
     if weights is None:
         weights = np.geomspace(1e-3, 1.0, 16) * peak * scale
     weights = as_float_array(weights, "weights", ndim=1, dtype=np.float64, finite=True)
     if np.any(weights <= 0):
         raise ValueError(f"`weights` must be positive; got {weights}.")
-    results = {}
+    results: dict[float, tuple[float, NDArray[Any]]] = {}
 
-    def evaluate(grid):
+    def evaluate(grid: NDArray[np.float64]) -> None:
         x0 = None
         for w in np.sort(grid):
             if float(w) not in results:

@@ -128,7 +128,7 @@ def write_zip_bomb(path, n_floats=2**28):
     independent), so it is written in milliseconds and never held inflated in memory.
     """
     header = b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) + (
-        "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }" % n_floats
+        f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({n_floats},), }}"
     ).encode().ljust(117) + b"\n"
     chunk = 2**20
     n_blocks, rest = divmod(4 * n_floats, chunk)

@@ -78,7 +78,8 @@ def test_complex_training_learns_a_phase_invariant_two_channel_prior(tmp_path):
     images = [data.shepp_logan((32, 32)) * np.exp(1j * rng.uniform(0, 2 * np.pi))
               for _ in range(4)]
     model = fit_patch_score(images, patch_size=3, n_steps=40, batch_size=64,
-                            sigmas=(0.05, 0.5), validation_fraction=0.25, rng=0)
+                            sigma_range=(0.05, 0.5), validation_fraction=0.25, rng=0,
+                            dtype=np.float32)
     assert model.channels == 2 and model.patch_dim == 18
     path = model.save(tmp_path / "c.npz")
     loaded = PatchScoreModel.load(path)

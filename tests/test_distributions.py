@@ -10,12 +10,12 @@ from fastscore.distributions import (Gamma, GaussianMixture, GeneralizedGaussian
 
 
 def _fd_score(dist, x, h=1e-5):
-    """Central finite-difference gradient of logpdf, (N, d)."""
+    """Central finite-difference gradient of log_density, (N, d)."""
     out = np.empty_like(x)
     for i in range(x.shape[1]):
         e = np.zeros(x.shape[1])
         e[i] = h
-        out[:, i] = (dist.logpdf(x + e) - dist.logpdf(x - e)) / (2 * h)
+        out[:, i] = (dist.log_density(x + e) - dist.log_density(x - e)) / (2 * h)
     return out
 
 
@@ -60,7 +60,7 @@ DISTRIBUTIONS = {
 
 
 @pytest.mark.parametrize("name", list(DISTRIBUTIONS))
-def test_score_matches_finite_differences_of_logpdf(name):
+def test_score_matches_finite_differences_of_log_density(name):
     dist = DISTRIBUTIONS[name]
     x = _points(dist, 50, np.random.default_rng(0))
     np.testing.assert_allclose(dist.score(x), _fd_score(dist, x), rtol=1e-6, atol=1e-7)
@@ -80,7 +80,7 @@ def test_output_shapes_and_dtype_follow_input(name):
     x = _points(dist, 7, np.random.default_rng(2))
     for dtype in (np.float32, np.float64):
         xd = x.astype(dtype)
-        assert dist.logpdf(xd).shape == (7,) and dist.logpdf(xd).dtype == dtype
+        assert dist.log_density(xd).shape == (7,) and dist.log_density(xd).dtype == dtype
         assert dist.score(xd).shape == x.shape and dist.score(xd).dtype == dtype
         assert dist.score_divergence(xd).shape == (7,)
         assert dist.score_divergence(xd).dtype == dtype
@@ -91,7 +91,7 @@ def test_output_shapes_and_dtype_follow_input(name):
 @pytest.mark.parametrize("name", ["normal-1d", "gamma", "mixture-1d"])
 def test_one_dimensional_densities_are_normalised(name):
     dist = DISTRIBUTIONS[name]
-    total, _ = integrate.quad(lambda t: np.exp(dist.logpdf(np.array([[t]])))[0], -40, 60,
+    total, _ = integrate.quad(lambda t: np.exp(dist.log_density(np.array([[t]])))[0], -40, 60,
                               points=[0.0, 3.0, 8.0, 13.0], limit=200)
     assert total == pytest.approx(1.0, abs=1e-8)
 
@@ -100,29 +100,29 @@ def test_two_dimensional_mixture_is_normalised():
     dist = DISTRIBUTIONS["mixture-iso-2d"]
     g = np.linspace(-15, 15, 601)
     xx, yy = np.meshgrid(g, g, indexing="ij")
-    p = np.exp(dist.logpdf(np.stack([xx.ravel(), yy.ravel()], axis=1)))
+    p = np.exp(dist.log_density(np.stack([xx.ravel(), yy.ravel()], axis=1)))
     assert p.sum() * (g[1] - g[0]) ** 2 == pytest.approx(1.0, abs=1e-6)
 
 
-def test_logpdf_matches_scipy():
+def test_log_density_matches_scipy():
     rng = np.random.default_rng(3)
     x = rng.uniform(0.1, 20, size=(20, 1))
-    np.testing.assert_allclose(Gamma(8.0, 1.5).logpdf(x),
+    np.testing.assert_allclose(Gamma(8.0, 1.5).log_density(x),
                                stats.gamma(8.0, scale=1.5).logpdf(x[:, 0]), rtol=1e-12)
     y = rng.normal(size=(20, 2))
     np.testing.assert_allclose(
-        Normal([1.0, -1.0], [0.5, 2.0]).logpdf(y),
+        Normal([1.0, -1.0], [0.5, 2.0]).log_density(y),
         stats.multivariate_normal([1.0, -1.0], np.diag([0.25, 4.0])).logpdf(y), rtol=1e-12)
     mix = DISTRIBUTIONS["mixture-1d"]
     ref = np.log(0.4 * stats.norm(3, 1).pdf(x[:, 0]) + 0.6 * stats.norm(13, 3).pdf(x[:, 0]))
-    np.testing.assert_allclose(mix.logpdf(x), ref, rtol=1e-12)
+    np.testing.assert_allclose(mix.log_density(x), ref, rtol=1e-12)
 
 
 def test_mixture_is_stable_far_from_every_component():
     mix = GaussianMixture([0.5, 0.5], [0.0, 1.0], [0.1, 0.1])
     x = np.array([[1e4], [-1e4]])
     s = mix.score(x)
-    assert np.all(np.isfinite(mix.logpdf(x))) and np.all(np.isfinite(s))
+    assert np.all(np.isfinite(mix.log_density(x))) and np.all(np.isfinite(s))
     # far away the nearest component dominates: s = -(x - 1)/0.01 resp. -(x - 0)/0.01
     np.testing.assert_allclose(s[:, 0], [-(1e4 - 1.0) / 0.01, 1e4 / 0.01], rtol=1e-12)
     assert np.all(np.isfinite(mix.score_divergence(x)))
@@ -132,13 +132,13 @@ def test_zero_weight_component_is_ignored():
     a = GaussianMixture([1.0, 0.0], [0.0, 5.0], [1.0, 1.0])
     x = np.linspace(-3, 8, 12)[:, None]
     np.testing.assert_allclose(a.score(x), Normal(0.0, 1.0).score(x), atol=1e-12)
-    np.testing.assert_allclose(a.logpdf(x), Normal(0.0, 1.0).logpdf(x), atol=1e-12)
+    np.testing.assert_allclose(a.log_density(x), Normal(0.0, 1.0).log_density(x), atol=1e-12)
 
 
 def test_gamma_outside_support():
     g = Gamma(8.0)
     x = np.array([[-1.0], [0.0], [2.0]])
-    lp = g.logpdf(x)
+    lp = g.log_density(x)
     assert lp[0] == -np.inf and lp[1] == -np.inf and np.isfinite(lp[2])
     assert np.isnan(g.score(x)[:2]).all() and np.isfinite(g.score(x)[2]).all()
     assert np.isnan(g.score_divergence(x)[:2]).all()
@@ -251,7 +251,7 @@ def test_bad_points_raise():
     with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
         Normal().score(np.zeros(3))
     with pytest.raises(ValueError, match="`x` must be finite"):
-        n2.logpdf(np.array([[0.0, np.nan]]))
+        n2.log_density(np.array([[0.0, np.nan]]))
     with pytest.raises(ValueError, match="`x` must be finite"):
         Gamma(2.0).score(np.array([[np.inf]]))
     with pytest.raises(ValueError, match="`n` must be >= 0"):

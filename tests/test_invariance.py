@@ -56,7 +56,7 @@ def test_dc_is_exact_chain_rule():
 
 def test_contrast_is_exact_chain_rule_and_scale_invariant():
     inner = Quadratic(9, seed=3)
-    wrapped = InvariantPatchScore(inner, (3, 3), contrast=True, eps=0.05)
+    wrapped = InvariantPatchScore(inner, (3, 3), contrast=True, contrast_eps=0.05)
     v = np.random.default_rng(4).standard_normal((5, 9))
     sigma = 0.3
 
@@ -198,7 +198,7 @@ def test_trained_options_are_stored_applied_and_reloaded(tmp_path):
     images = rectangles(40, rng=0)
     model = fit_patch_score(images, n_steps=30, batch_size=64, warmup=5, dc=True,
                             symmetrize=True, scale_augment=(0.5, 2.0), intensity="affine",
-                            rng=0)
+                            rng=0, dtype=np.float32)
     assert model.invariances == {"dc": True, "contrast": False, "symmetrize": True,
                                  "contrast_eps": 1e-2, "intensity": "affine"}
     assert model.training["scale_augment"] == [0.5, 2.0]
@@ -218,12 +218,13 @@ def test_trained_options_are_stored_applied_and_reloaded(tmp_path):
     with pytest.raises(TypeError, match="unknown invariance"):
         loaded.with_invariances(rotate=True)
     with pytest.raises(ValueError, match="scale_augment"):
-        fit_patch_score(images, n_steps=1, scale_augment=(2.0, 1.0))
+        fit_patch_score(images, n_steps=1, scale_augment=(2.0, 1.0), dtype=np.float32)
     # trained on patches: no image statistics, so no intensity normalisation
     patches = np.random.default_rng(2).standard_normal((500, 9)).astype(np.float32)
     with pytest.raises(ValueError, match="needs training `images`"):
         fit_patch_score(patches=patches, n_steps=2, intensity="affine")
-    assert fit_patch_score(images, n_steps=2).invariances["intensity"] == "none"  # default
+    default = fit_patch_score(images, n_steps=2, dtype=np.float32)
+    assert default.invariances["intensity"] == "none"
 
 
 class Linear:

@@ -15,7 +15,7 @@ def _model(d, noise_conditional=False, seed=0):
     k = 3
     model = GaussianMixtureScoreModel(rng.normal(size=(k, d)) * 2, rng.uniform(0.5, 1.5, (k, d)),
                                       [0.2, 0.3, 0.5], noise_conditional=noise_conditional)
-    theta = model.get_params() + 0.1 * rng.normal(size=model.n_params)
+    theta = model.get_weights() + 0.1 * rng.normal(size=model.n_params)
     x = rng.normal(size=(8, d)) * 2
     sigma = rng.uniform(0.1, 1.0, size=8) if noise_conditional else None
     return model, theta, x, sigma
@@ -93,7 +93,7 @@ def test_agrees_with_the_analytic_mixture(d):
     model, theta, x, _ = _model(d)
     dist = model.to_distribution(theta)
     np.testing.assert_allclose(model.score(x, theta), dist.score(x), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(model.log_density(x, theta), dist.logpdf(x), rtol=1e-12)
+    np.testing.assert_allclose(model.log_density(x, theta), dist.log_density(x), rtol=1e-12)
     np.testing.assert_allclose(model.jacobian_diagonal(x, theta).sum(axis=1),
                                dist.score_divergence(x), rtol=1e-10, atol=1e-12)
 
@@ -118,13 +118,13 @@ def test_parameters_pack_unpack_and_copy_semantics():
     np.testing.assert_allclose(means, [[0, 1], [2, 3]])
     np.testing.assert_allclose(stds, [[1, 2], [0.5, 0.5]])
     np.testing.assert_allclose(weights, [0.25, 0.75])
-    np.testing.assert_allclose(model.pack(means, stds, weights), model.get_params())
-    theta = model.get_params()
+    np.testing.assert_allclose(model.pack(means, stds, weights), model.get_weights())
+    theta = model.get_weights()
     theta[0] = 99.0
-    assert model.get_params()[0] == 0.0          # get_params returns a copy
-    model.set_params(theta)
+    assert model.get_weights()[0] == 0.0          # get_weights returns a copy
+    model.set_weights(theta)
     theta[0] = -1.0
-    assert model.get_params()[0] == 99.0         # set_params copies too
+    assert model.get_weights()[0] == 99.0         # set_weights copies too
     assert GaussianMixtureScoreModel([0.0, 1.0, 2.0], 1.0).unpack()[2] == pytest.approx(
         [1 / 3] * 3)
 

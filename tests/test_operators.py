@@ -36,7 +36,7 @@ REGISTRY = {
     "blur-periodic": (lambda s, r: Blur(_small_kernel(s, r, 3), s, "periodic"), (2, 3)),
     "blur-zero": (lambda s, r: Blur(_small_kernel(s, r, 4), s, "zero"), (2, 3)),
     "downsample": (lambda s, r: Downsample(s, _factor(s)), (2, 3)),
-    "mri-real": (lambda s, r: MRI(cartesian_mask(s, 2, 0.2, r)), (2,)),
+    "mri-real": (lambda s, r: MRI(cartesian_mask(s, 2, 0.2, rng=r)), (2,)),
     "mri-complex": (lambda s, r: MRI(radial_mask(s, 3), complex_image=True), (2,)),
     "ct": (lambda s, r: ParallelBeamCT(s, r.uniform(0, np.pi, 5)), (2,)),
     "ct-few-detectors": (lambda s, r: ParallelBeamCT(s, 4, n_detectors=3), (2,)),
@@ -45,10 +45,10 @@ REGISTRY = {
                                            detector_distance=2 * math.hypot(*s)), (2,)),
     "downsample@blur": (lambda s, r: Downsample(s, _factor(s))
                         @ Blur(_small_kernel(s, r, 3), s, "zero"), (2, 3)),
-    "mri@blur": (lambda s, r: MRI(cartesian_mask(s, 2, 0.2, r))
+    "mri@blur": (lambda s, r: MRI(cartesian_mask(s, 2, 0.2, rng=r))
                  @ Blur(_small_kernel(s, r, 3), s, "periodic"), (2,)),
     "scaled-ct": (lambda s, r: -1.5 * ParallelBeamCT(s, 3), (2,)),
-    "sense": (lambda s, r: SENSE(birdcage_maps(s, 3), cartesian_mask(s, 2, 0.2, r)
+    "sense": (lambda s, r: SENSE(birdcage_maps(s, 3), cartesian_mask(s, 2, 0.2, rng=r)
                                  if len(s) == 2 else cartesian_mask_3d(s, 2, 0.2, rng=r)),
               (2, 3)),
     "sense-random-maps": (lambda s, r: SENSE(_random((2,) + s, True, np.float64, r),
@@ -140,7 +140,7 @@ def test_norm_squared_matches_dense_svd(name):
 def test_power_iteration_matches_dense_svd(A):
     # spectra with a gap: plain power iteration converges; it approaches from below
     expected = np.linalg.norm(_dense(A), 2) ** 2
-    value = A.estimate_norm_squared(method="power", tol=1e-12, max_iter=5000)
+    value = A.estimate_norm_squared(method="power", tol=1e-12, n_steps=5000)
     assert value == pytest.approx(expected, rel=1e-7)
     assert value <= expected * (1 + 1e-12)
     # deterministic: a fixed seed by default
@@ -203,7 +203,7 @@ def test_gaussian_kernel():
 def test_mri_is_centred_orthonormal_fft():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 10))
-    mask = cartesian_mask((8, 10), 2, 0.2, rng)
+    mask = cartesian_mask((8, 10), 2, 0.2, rng=rng)
     y = MRI(mask).forward(x)
     np.testing.assert_allclose(y, np.fft.fftshift(np.fft.fft2(x, norm="ortho")) * mask,
                                atol=1e-12)
@@ -403,7 +403,7 @@ def test_likelihood_normalisation_and_batches():
 
 
 def test_likelihood_float32_follows_measurements():
-    A = MRI(cartesian_mask((8, 8), 2, 0.25, 0))
+    A = MRI(cartesian_mask((8, 8), 2, 0.25, rng=0))
     y = A.simulate(np.ones((8, 8), np.float32), 0.1, rng=0)
     assert y.dtype == np.complex64
     lik = GaussianLikelihood(A, y, 0.1)
@@ -510,7 +510,7 @@ def test_gram_preconditioner_is_the_exact_inverse(name, shape):
 
 
 def test_scaled_operator_preconditioner_scales_the_weight():
-    A = MRI(cartesian_mask((8, 6), 2, 0.2, 0))
+    A = MRI(cartesian_mask((8, 6), 2, 0.2, rng=0))
     B = -1.5 * A
     np.testing.assert_allclose(
         B.gram_preconditioner(2.0, 0.3)(np.eye(48).reshape(48, 8, 6)).reshape(48, 48).T,

@@ -113,7 +113,7 @@ def test_adam_state_dict_is_plain_data():
 
 def test_adam_schedule_and_override():
     params = np.zeros(3)
-    opt = Adam(params, lr=StepLR(0.1, step_size=2, gamma=0.5))
+    opt = Adam(params, lr=StepLR(0.1, period=2, gamma=0.5))
     used = [opt.step(np.ones(3)) for _ in range(5)]
     assert used == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
     assert opt.step(np.ones(3), lr=0.0) == 0.0
@@ -190,7 +190,7 @@ def test_cosine_schedule_values():
 
 
 def test_step_schedule_values():
-    s = StepLR(0.1, step_size=3, gamma=0.5)
+    s = StepLR(0.1, period=3, gamma=0.5)
     assert [s(t) for t in range(7)] == pytest.approx(
         [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025])
 

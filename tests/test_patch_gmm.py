@@ -75,7 +75,7 @@ def test_fit_recovers_two_well_separated_components():
     c = np.concatenate([mu[0] + 0.3 * rng.standard_normal((n0, 3)),
                         mu[1] + 0.1 * rng.standard_normal((n1, 3))])
     v = c @ B.T + rng.uniform(-1, 1, (n0 + n1, 1))          # random DC: ignored
-    g = GaussianMixturePatchScore.fit(v, 2, 2, n_iter=20, rng=0)
+    g = GaussianMixturePatchScore.fit(v, 2, 2, n_steps=20, rng=0)
     order = np.argsort(g.means[:, 0])[::-1]
     np.testing.assert_allclose(g.weights[order], [0.75, 0.25], atol=0.02)
     np.testing.assert_allclose(g.means[order], mu, atol=0.05)
@@ -87,8 +87,8 @@ def test_fit_recovers_two_well_separated_components():
 
 def test_fit_is_deterministic_from_seed():
     v = np.random.default_rng(6).standard_normal((400, 9))
-    a = GaussianMixturePatchScore.fit(v, 3, 4, n_iter=3, rng=1)
-    b = GaussianMixturePatchScore.fit(v, 3, 4, n_iter=3, rng=1)
+    a = GaussianMixturePatchScore.fit(v, 3, 4, n_steps=3, rng=1)
+    b = GaussianMixturePatchScore.fit(v, 3, 4, n_steps=3, rng=1)
     np.testing.assert_array_equal(a.eigenvectors, b.eigenvectors)
     np.testing.assert_array_equal(a.means, b.means)
 
@@ -125,7 +125,7 @@ def test_in_a_patch_prior_denoises():
     x = np.kron(rng.uniform(0, 1, (4, 4)), np.ones((6, 6)))            # blocky image
     P = np.lib.stride_tricks.sliding_window_view(x, (3, 3)).reshape(-1, 9)
     g = GaussianMixturePatchScore.fit(P + 0.01 * rng.standard_normal(P.shape), 3, 4,
-                                      n_iter=10, rng=0)
+                                      n_steps=10, rng=0)
     y = x + 0.1 * rng.standard_normal(x.shape)
     z = PatchPrior(g, 3).denoise(y, 0.1)
     assert np.mean((z - x) ** 2) < 0.5 * np.mean((y - x) ** 2)

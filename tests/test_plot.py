@@ -21,7 +21,7 @@ def test_figures_are_written(tmp_path):
                                    path=tmp_path / "r.png"),
         plot.training_curves({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.0],
                               "val_step": [3], "val_loss": [1.5]}, path=tmp_path / "t.png"),
-        plot.score_field(lambda x: -x, logpdf=lambda x: -0.5 * (x ** 2).sum(1),
+        plot.score_field(lambda x: -x, log_density=lambda x: -0.5 * (x ** 2).sum(1),
                          path=tmp_path / "s.png"),
         plot.patch_statistics(rng.random((4, 8, 8)), path=tmp_path / "h.png"),
     ]

@@ -131,7 +131,7 @@ def test_diffusion_samplers_against_the_analytic_posterior(name, method):
     A, y, prior = problem(name)
     mean, cov = analytic(A, y, prior, LADDER[-1])
     out = posterior_sample(y, A, NOISE, prior, n_samples=n, sigmas=LADDER,
-                           steps_per_sigma=steps, method=method, eps=eps, rng=5)
+                           steps_per_sigma=steps, method=method, step_size=eps, rng=5)
     check(out, mean, cov, mean_sd=mean_sd, var_range=var_range, n=n)
 
 

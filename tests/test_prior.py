@@ -3,8 +3,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastscore.prior import (DistributionPatchScore, GaussianPatchScore, PatchPrior, SumPrior,
-                             tv_prior)
+from fastscore.prior import GaussianPatchScore, PatchPrior, SumPrior, tv_prior
 from fastscore.patches import PatchOperator
 
 
@@ -203,3 +202,19 @@ def test_kde_patch_score_extreme_bandwidth():
     for bandwidth in (1e300, 1e200):                      # once an OverflowError (h²)
         with pytest.raises(ValueError, match=r"`sqrt\(bandwidth² \+ sigma²\)` must be in"):
             KDEPatchScore(v, bandwidth).score(v, 0.1)
+
+
+def test_kde_bandwidth_means_the_same_in_gaussian_kde_and_kde_patch_score():
+    """`bandwidth` is the clean kernel's std h in both; the noise level only widens it to
+    sqrt(h² + σ²) in the patch score."""
+    from fastscore.kde import GaussianKDE
+    from fastscore.prior import KDEPatchScore
+
+    train, query = image((300, 4), 5), image((7, 4), 6)
+    h, sigma = 0.3, 0.4
+    patch_score = KDEPatchScore(train, h)
+    np.testing.assert_array_equal(patch_score.score(query, None),
+                                  GaussianKDE(h).fit(train).score(query))
+    np.testing.assert_array_equal(patch_score.log_density(query, sigma),
+                                  GaussianKDE(np.hypot(h, sigma)).fit(train).log_density(query))
+    assert not np.allclose(patch_score.score(query, sigma), patch_score.score(query, None))

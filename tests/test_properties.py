@@ -401,7 +401,7 @@ def test_posterior_sample(y, noise_sigma, n_samples, steps_per_sigma, sigmas, me
     assume(op is not None)
     res = outcome(posterior_sample, arr, op, noise_sigma, _prior(),
                   _also=(FloatingPointError,), n_samples=n_samples, sigmas=sigmas,
-                  steps_per_sigma=steps_per_sigma, method=method, eps=eps, cg_iter=3, rng=0)
+                  steps_per_sigma=steps_per_sigma, method=method, step_size=eps, cg_iter=3, rng=0)
     if res is not None:
         assert res.samples.shape[-2:] == arr.shape
 
@@ -419,7 +419,7 @@ def test_fit_patch_score(images, patch_size, n_steps, batch_size, sigmas, lr):
     from fastscore.train import TrainingDiverged
 
     model = outcome(fit_patch_score, arr, patch_size=patch_size, n_steps=n_steps,
-                    batch_size=batch_size, sigmas=sigmas, lr=lr, warmup=0,
+                    batch_size=batch_size, sigma_range=sigmas, step_size=lr, warmup=0,
                     validation_fraction=0.0, rng=0, dtype=np.float32,
                     _also=(TrainingDiverged,))     # documented: a non-finite loss or weights
     if model is not None:

@@ -86,17 +86,17 @@ def test_mala_removes_the_step_size_bias():
     x0 = np.random.default_rng(0).standard_normal((4000, 1))
     ula = langevin(target.score, x0, 200, 0.8, rng=1)
     assert ula.samples.std() == pytest.approx(1 / np.sqrt(0.6), rel=0.04)
-    res = mala(target.logpdf, target.score, x0, 200, 0.8, rng=1)
+    res = mala(target.log_density, target.score, x0, 200, 0.8, rng=1)
     assert res.samples.std() == pytest.approx(1.0, rel=0.04)
     assert _ks(res.samples, target) < 0.03
     assert 0.3 < res.acceptance_rate < 0.99
 
 
 def test_mala_respects_the_support():
-    """Gamma(8, 1): proposals with x ≤ 0 (logpdf −inf, score NaN) are rejected."""
+    """Gamma(8, 1): proposals with x ≤ 0 (log_density −inf, score NaN) are rejected."""
     gamma = Gamma(8.0, 1.0)
     x0 = np.full((3000, 1), 8.0)
-    res = mala(gamma.logpdf, gamma.score, x0, 300, 1.0, rng=0)
+    res = mala(gamma.log_density, gamma.score, x0, 300, 1.0, rng=0)
     assert np.all(res.samples > 0)
     assert _ks(res.samples, gamma) < 0.03
     assert 0.5 < res.acceptance_rate < 1.0
@@ -131,7 +131,7 @@ def test_annealed_step_sizes_follow_the_schedule():
     lambda rng: langevin(MIXTURE.score, np.full((20, 1), 5.0), 30, 0.1, rng=rng).samples,
     lambda rng: annealed_langevin(_noisy_mixture_score, [3.0, 1.0], 10, 0.05,
                                   np.zeros((20, 1)), rng=rng).samples,
-    lambda rng: mala(MIXTURE.logpdf, MIXTURE.score, np.full((20, 1), 5.0), 30, 0.5,
+    lambda rng: mala(MIXTURE.log_density, MIXTURE.score, np.full((20, 1), 5.0), 30, 0.5,
                      rng=rng).samples,
 ])
 def test_samplers_are_reproducible_with_a_seed(run):
@@ -165,14 +165,14 @@ def test_trace_callback_and_batches_of_images():
     x0 = np.ones((3, 4, 4), dtype=np.float32)
     calls = []
     res = langevin(lambda x: -x, x0, 50, 0.01, rng=0, trace_every=20,
-                   callback=lambda t, x: calls.append(t))
+                   callback=lambda t, x, info: calls.append(t))
     assert isinstance(res, SamplingResult)
     assert res.samples.shape == (3, 4, 4) and res.samples.dtype == np.float32
     assert res.trace.shape == (3, 3, 4, 4) and res.trace.dtype == np.float32
     np.testing.assert_array_equal(res.trace_steps, [0, 20, 40])
     np.testing.assert_array_equal(res.trace[0], x0)
     assert calls == list(range(1, 51))
-    stopped = langevin(lambda x: -x, x0, 50, 0.01, rng=0, callback=lambda t, x: t == 7)
+    stopped = langevin(lambda x: -x, x0, 50, 0.01, rng=0, callback=lambda t, x, info: t == 7)
     assert stopped.n_steps == 7 and stopped.trace is None
     m = mala(lambda x: -0.5 * np.sum(x ** 2, axis=(1, 2)), lambda x: -x, x0, 10, 0.1, rng=0,
              trace_every=5)
@@ -206,12 +206,12 @@ def test_trace_callback_and_batches_of_images():
     (lambda: annealed_langevin(lambda x, s: -x, [1.0, 0.0], 5, 0.1, np.zeros((2, 1))),
      ValueError, "`sigmas` must be positive"),
     (lambda: annealed_langevin(lambda x, s: -x, [1.0], 5, 0.0, np.zeros((2, 1))),
-     ValueError, "`eps` must be > 0"),
+     ValueError, "`step_size` must be > 0"),
     (lambda: annealed_langevin(lambda x, s: -x, [1.0], 0, 0.1, np.zeros((2, 1))),
      ValueError, "`steps_per_sigma` must be >= 1"),
     (lambda: mala(lambda x: x.sum(), lambda x: -x, np.zeros((2, 1)), 5, 0.1), ValueError,
-     r"`logpdf` must return shape \(2,\)"),
-    (lambda: mala(Gamma(2.0).logpdf, Gamma(2.0).score, np.full((2, 1), -1.0), 5, 0.1),
+     r"`log_density` must return shape \(2,\)"),
+    (lambda: mala(Gamma(2.0).log_density, Gamma(2.0).score, np.full((2, 1), -1.0), 5, 0.1),
      ValueError, "start inside the support"),
     (lambda: mala(lambda x: -x[:, 0], lambda x: -x, np.zeros((2, 1)), 5, 0.0), ValueError,
      "`step_size` must be positive"),

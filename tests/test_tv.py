@@ -48,7 +48,7 @@ def test_matches_skimage_denoise_tv_chambolle(shape, weight):
     clean[tuple(slice(n // 4, 3 * n // 4) for n in shape)] = 1.0
     y = _noisy(clean, 0.1)
     ref = restoration.denoise_tv_chambolle(y, weight=weight, eps=0.0, max_num_iter=20000)
-    x = tv_denoise(y, weight, n_iter=2000, tol=1e-9)
+    x = tv_denoise(y, weight, n_steps=2000, tol=1e-9)
     assert np.abs(x - ref).max() < 2e-3
     assert _objective(x, y, weight) <= _objective(ref, y, weight)
     x32 = tv_denoise(y.astype(np.float32), weight)
@@ -61,7 +61,7 @@ def test_denoise_minimises_the_objective(isotropic):
     clean = _blocks()
     y = _noisy(clean, 0.1, seed=1)
     weight = 0.08
-    x = tv_denoise(y, weight, n_iter=3000, tol=1e-10, isotropic=isotropic)
+    x = tv_denoise(y, weight, n_steps=3000, tol=1e-10, isotropic=isotropic)
     best = _objective(x, y, weight, isotropic)
     assert best < _objective(y, y, weight, isotropic)
     assert best < _objective(clean, y, weight, isotropic)
@@ -83,14 +83,14 @@ def test_denoise_is_exact_on_constant_images():
 
 def test_denoise_large_weight_gives_the_mean():
     y = _noisy(_blocks((12, 12)), 0.2)
-    np.testing.assert_allclose(tv_denoise(y, 1e3, n_iter=3000, tol=0), y.mean(), atol=1e-6)
+    np.testing.assert_allclose(tv_denoise(y, 1e3, n_steps=3000, tol=0), y.mean(), atol=1e-6)
 
 
 def test_reconstruct_with_identity_equals_denoise():
     clean = _blocks((24, 24))
     y = _noisy(clean, 0.1, seed=3)
-    reference = tv_denoise(y, 0.1, n_iter=3000, tol=1e-10)
-    x = tv_reconstruct(y, Identity(y.shape), 0.1, n_iter=4000, tol=1e-10)
+    reference = tv_denoise(y, 0.1, n_steps=3000, tol=1e-10)
+    x = tv_reconstruct(y, Identity(y.shape), 0.1, n_steps=4000, tol=1e-10)
     assert np.abs(x - reference).max() < 1e-3
 
 
@@ -99,7 +99,7 @@ def test_reconstruct_inpaints_piecewise_constant_image():
     rng = np.random.default_rng(0)
     A = Mask(rng.random(clean.shape) < 0.4)
     y = A.simulate(clean, 0.02, rng=1)
-    x = tv_reconstruct(y, A, 0.01, n_iter=2000)
+    x = tv_reconstruct(y, A, 0.01, n_steps=2000)
     missing = ~A.mask
     assert _psnr(x, clean) > 21 and _psnr(x, clean) > _psnr(A.adjoint(y), clean) + 12
     # most missing pixels are filled in with the right level; errors sit on the edges
@@ -111,7 +111,7 @@ def test_reconstruct_mri_complex_data_real_image():
     clean = _blocks()
     A = MRI(cartesian_mask(clean.shape, 3, 0.1, rng=0))
     y = A.simulate(clean.astype(np.float32), 0.02, rng=1)
-    x = tv_reconstruct(y, A, 0.01, n_iter=500)
+    x = tv_reconstruct(y, A, 0.01, n_steps=500)
     assert x.dtype == np.float32 and x.shape == clean.shape
     assert _psnr(x, clean) > _psnr(A.adjoint(y), clean) + 10
 
@@ -120,7 +120,7 @@ def test_reconstruct_ct_nonneg():
     clean = _blocks()
     A = ParallelBeamCT(clean.shape, 15)
     y = A.simulate(clean, 0.5, rng=2)
-    x = tv_reconstruct(y, A, 2.0, n_iter=500, nonneg=True)
+    x = tv_reconstruct(y, A, 2.0, n_steps=500, nonneg=True)
     assert x.min() >= 0
     assert _psnr(x, clean) > _psnr(A.fbp(y), clean) + 5
 
@@ -135,7 +135,7 @@ def test_tune_tv_weight():
     assert 0.01 < result.weight < 1
     A = Mask(np.random.default_rng(0).random(clean.shape) < 0.5)
     tuned = tune_tv_weight(A.simulate(clean, 0.05, rng=0), clean, [0.01, 0.03, 0.1],
-                           operator=A, refine=False, n_iter=300)
+                           operator=A, refine=False, n_steps=300)
     assert list(tuned.weights) == [0.01, 0.03, 0.1]
 
 

@@ -1,9 +1,20 @@
-# Build and CPU facts for fastscore.show_config(); no arrays here.
+# Shared by the bindings: the status -> exception mapping (declared in _common.pxd,
+# cimported by every binding), and the build and CPU facts of fastscore.show_config().
 
-cdef extern from "fs_common.h":
-    int fs_openmp_enabled()
-    const char *fs_simd_target()
-    const char *fs_simd_clones()
+from ._csrc cimport (FS_E_ARG, FS_E_NOMEM, FS_OK, fs_openmp_enabled, fs_simd_clones,
+                     fs_simd_target)
+
+
+cdef int check_status(int status, str kernel) except -1:
+    """Raise the exception of a non-zero status of `kernel` (csrc/fs_common.h codes)."""
+    if status == FS_OK:
+        return 0
+    if status == FS_E_NOMEM:
+        raise MemoryError(f"{kernel}: could not allocate scratch memory")
+    if status == FS_E_ARG:
+        raise RuntimeError(f"{kernel}: inconsistent sizes reached the C kernel (a bug in "
+                           "fastscore's validation; please report it)")
+    raise RuntimeError(f"{kernel}: failed with status {status}")
 
 
 def openmp_enabled():

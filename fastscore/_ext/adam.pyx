@@ -3,33 +3,10 @@
 
 from cython cimport floating
 
-include "_status.pxi"
-
-cdef extern from "adam.h":
-    ctypedef struct fs_adam_hyper:
-        double beta1
-        double beta2
-        double one_minus_beta1
-        double one_minus_beta2
-        double step_size
-        double inv_sqrt_bc2
-        double eps
-        double decay_factor
-        double l2
-        int decoupled
-
-    int fs_adam_step_f32(float *param, const float *grad, float *m, float *v,
-                         Py_ssize_t n, const fs_adam_hyper *h, int n_threads) nogil
-    int fs_adam_step_f64(double *param, const double *grad, double *m, double *v,
-                         Py_ssize_t n, const fs_adam_hyper *h, int n_threads) nogil
-    int fs_ema_update_f32(float *avg, const float *param, Py_ssize_t n, double decay,
-                          int n_threads) nogil
-    int fs_ema_update_f64(double *avg, const double *param, Py_ssize_t n, double decay,
-                          int n_threads) nogil
-    int fs_sum_squares_f32(const float *x, Py_ssize_t n, double *out, int n_threads) nogil
-    int fs_sum_squares_f64(const double *x, Py_ssize_t n, double *out, int n_threads) nogil
-    int fs_scale_f32(float *x, Py_ssize_t n, double scale, int n_threads) nogil
-    int fs_scale_f64(double *x, Py_ssize_t n, double scale, int n_threads) nogil
+from ._common cimport check_status
+from ._csrc cimport (fs_adam_hyper, fs_adam_step_f32, fs_adam_step_f64, fs_ema_update_f32,
+                     fs_ema_update_f64, fs_scale_f32, fs_scale_f64, fs_sum_squares_f32,
+                     fs_sum_squares_f64)
 
 
 def adam_step(floating[::1] param, const floating[::1] grad, floating[::1] m,

@@ -4,24 +4,9 @@
 
 from cython cimport floating
 
-include "_status.pxi"
-
-cdef extern from "kde.h":
-    int FS_KDE_ALIGN
-    Py_ssize_t fs_kde_leading_dim_f32(Py_ssize_t n_points) nogil
-    Py_ssize_t fs_kde_leading_dim_f64(Py_ssize_t n_points) nogil
-    int fs_kde_pack_f32(const float *X, Py_ssize_t n_points, Py_ssize_t dim, float *out,
-                        Py_ssize_t ld) nogil
-    int fs_kde_pack_f64(const double *X, Py_ssize_t n_points, Py_ssize_t dim, double *out,
-                        Py_ssize_t ld) nogil
-    int fs_kde_score_f32(const float *xt, Py_ssize_t ld, Py_ssize_t n_points, Py_ssize_t dim,
-                         const float *queries, Py_ssize_t n_queries, double sigma,
-                         Py_ssize_t exclude_start, float *score, float *log_density,
-                         int n_threads) nogil
-    int fs_kde_score_f64(const double *xt, Py_ssize_t ld, Py_ssize_t n_points,
-                         Py_ssize_t dim, const double *queries, Py_ssize_t n_queries,
-                         double sigma, Py_ssize_t exclude_start, double *score,
-                         double *log_density, int n_threads) nogil
+from ._common cimport check_status
+from ._csrc cimport (FS_KDE_ALIGN, fs_kde_leading_dim_f32, fs_kde_leading_dim_f64,
+                     fs_kde_pack_f32, fs_kde_pack_f64, fs_kde_score_f32, fs_kde_score_f64)
 
 ALIGN = FS_KDE_ALIGN
 

@@ -6,71 +6,19 @@
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-include "_status.pxi"
-
-cdef extern from "mlp.h":
-    int FS_MLP_MAX_LAYERS
-    int FS_MLP_PROFILE_PHASES
-    ctypedef void (*fs_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *,
-                                 int *, float *, int *, float *, float *, int *) noexcept nogil
-    ctypedef void (*fs_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *,
-                                 int *, double *, int *, double *, double *, int *) noexcept nogil
-    ctypedef struct fs_mlp_net:
-        int n_layers
-        Py_ssize_t n_params
-        Py_ssize_t w_offset[64]
-        Py_ssize_t b_offset[64]
-        Py_ssize_t act_offset[66]
-        Py_ssize_t deriv_offset[64]
-        Py_ssize_t deriv_total
-        Py_ssize_t bias_total
-        Py_ssize_t max_width
-        double *profile
-
-    int fs_mlp_init(fs_mlp_net *net, int n_layers, const Py_ssize_t *widths,
-                    const int *activations, double negative_slope, fs_sgemm_fn sgemm,
-                    fs_dgemm_fn dgemm)
-    Py_ssize_t fs_mlp_forward_scratch(const fs_mlp_net *net, Py_ssize_t tile, int n_threads)
-    Py_ssize_t fs_mlp_backward_scratch(const fs_mlp_net *net, Py_ssize_t tile, int n_threads)
-    Py_ssize_t fs_mlp_backward_dscratch(const fs_mlp_net *net, int n_slots)
-    Py_ssize_t fs_mlp_jacobian_scratch(const fs_mlp_net *net, Py_ssize_t tile, int n_dirs,
-                                       int n_threads)
-
-    int fs_mlp_forward_f32(const fs_mlp_net *net, const float *params, const float *x,
-                           Py_ssize_t n, float *out, float *acts, float *derivs,
-                           float *scratch, Py_ssize_t tile, int n_threads) nogil
-    int fs_mlp_forward_f64(const fs_mlp_net *net, const double *params, const double *x,
-                           Py_ssize_t n, double *out, double *acts, double *derivs,
-                           double *scratch, Py_ssize_t tile, int n_threads) nogil
-    int fs_mlp_backward_f32(const fs_mlp_net *net, const float *params, const float *acts,
-                            const float *derivs, Py_ssize_t n, const float *grad_out,
-                            const float *row_scale, float *grad, float *partials,
-                            int n_slots, int accumulate, float *input_grad, float *scratch,
-                            double *dscratch, Py_ssize_t tile, int n_threads) nogil
-    int fs_mlp_backward_f64(const fs_mlp_net *net, const double *params, const double *acts,
-                            const double *derivs, Py_ssize_t n, const double *grad_out,
-                            const double *row_scale, double *grad, double *partials,
-                            int n_slots, int accumulate, double *input_grad,
-                            double *scratch, double *dscratch, Py_ssize_t tile,
-                            int n_threads) nogil
-    int fs_mlp_jacobian_diagonal_f32(const fs_mlp_net *net, const float *params,
-                                     const float *x, Py_ssize_t n, int n_dirs, float *out,
-                                     float *diag, float *scratch, Py_ssize_t tile,
-                                     int n_threads) nogil
-    int fs_mlp_jacobian_diagonal_f64(const fs_mlp_net *net, const double *params,
-                                     const double *x, Py_ssize_t n, int n_dirs, double *out,
-                                     double *diag, double *scratch, Py_ssize_t tile,
-                                     int n_threads) nogil
-    int fs_mlp_activation_f32(int code, double negative_slope, const float *z, Py_ssize_t n,
-                              float *a, float *d) nogil
-    int fs_mlp_activation_f64(int code, double negative_slope, const double *z,
-                              Py_ssize_t n, double *a, double *d) nogil
-
+from ._common cimport check_status
+from ._csrc cimport (FS_MLP_MAX_LAYERS, FS_MLP_PROFILE_PHASES, fs_dgemm_fn,
+                     fs_mlp_activation_f32, fs_mlp_activation_f64,
+                     fs_mlp_backward_dscratch, fs_mlp_backward_f32,
+                     fs_mlp_backward_f64, fs_mlp_backward_scratch, fs_mlp_forward_f32,
+                     fs_mlp_forward_f64, fs_mlp_forward_scratch, fs_mlp_init,
+                     fs_mlp_jacobian_diagonal_f32, fs_mlp_jacobian_diagonal_f64,
+                     fs_mlp_jacobian_scratch, fs_mlp_net, fs_mlp_profile_enabled, fs_sgemm_fn)
 
 MAX_LAYERS = FS_MLP_MAX_LAYERS
-
-
 PROFILE_PHASES = FS_MLP_PROFILE_PHASES
+#: True when the kernels were built with their per-layer timers (FASTSCORE_MLP_PROFILE=1).
+PROFILE_ENABLED = fs_mlp_profile_enabled() != 0
 
 
 cdef class Net:
@@ -79,8 +27,8 @@ cdef class Net:
     cdef object _profile
 
     def __init__(self, widths, activations, double negative_slope):
-        cdef Py_ssize_t w[65]
-        cdef int a[64]
+        cdef Py_ssize_t w[FS_MLP_MAX_LAYERS + 1]
+        cdef int a[FS_MLP_MAX_LAYERS]
         cdef int i, n_layers = len(activations)
         if n_layers < 1 or n_layers > FS_MLP_MAX_LAYERS or len(widths) != n_layers + 1:
             raise ValueError("Net: inconsistent widths/activations (validation bug)")
@@ -111,7 +59,10 @@ cdef class Net:
 
     def set_profile(self, double[::1] profile):
         """Accumulate kernel timings into `profile` (n_threads * PROFILE_PHASES * n_layers
-        doubles), or stop with None."""
+        doubles), or stop with None. Needs a build with FASTSCORE_MLP_PROFILE=1."""
+        if profile is not None and not PROFILE_ENABLED:
+            raise RuntimeError("the MLP kernels were built without their profile; rebuild "
+                               "with FASTSCORE_MLP_PROFILE=1 to time them per layer")
         self._profile = profile
         self.net.profile = NULL if profile is None else &profile[0]
 

@@ -3,31 +3,9 @@
 
 from cython cimport floating
 
-include "_status.pxi"
-
-cdef extern from "patches.h":
-    ctypedef struct fs_patch_geometry:
-        Py_ssize_t n_batch
-        Py_ssize_t shape[3]
-        Py_ssize_t padded[3]
-        Py_ssize_t pad_before[3]
-        Py_ssize_t patch[3]
-        Py_ssize_t stride[3]
-        Py_ssize_t grid[3]
-        const Py_ssize_t *map[3]
-        const Py_ssize_t *inv_ptr[3]
-        const Py_ssize_t *inv_idx[3]
-
-    int fs_gather_patches_f32(const fs_patch_geometry *g, const float *x, float *out,
-                              Py_ssize_t start, Py_ssize_t stop, int n_threads) nogil
-    int fs_gather_patches_f64(const fs_patch_geometry *g, const double *x, double *out,
-                              Py_ssize_t start, Py_ssize_t stop, int n_threads) nogil
-    int fs_scatter_add_patches_f32(const fs_patch_geometry *g, const float *patches,
-                                   float *out, Py_ssize_t start, Py_ssize_t stop,
-                                   int n_threads) nogil
-    int fs_scatter_add_patches_f64(const fs_patch_geometry *g, const double *patches,
-                                   double *out, Py_ssize_t start, Py_ssize_t stop,
-                                   int n_threads) nogil
+from ._common cimport check_status
+from ._csrc cimport (fs_gather_patches_f32, fs_gather_patches_f64, fs_patch_geometry,
+                     fs_scatter_add_patches_f32, fs_scatter_add_patches_f64)
 
 
 cdef class Geometry:

@@ -17,7 +17,15 @@ The training recipes, data, licences and measurements: ``docs/pretrained.md``,
 ``benchmarks/train_pretrained.py``, ``benchmarks/README.md`` (denoise).
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..score_model import PatchScoreModel
+    from ..patch_gmm import GaussianMixturePatchScore
+    from ..prior import PatchPrior
 
 __all__ = ["MAP_OPTIONS", "PRIOR_OPTIONS", "available", "load", "load_file", "map_options",
            "path", "prior"]
@@ -47,12 +55,12 @@ def map_options(name, noise_sigma):
             "sigma_schedule": (first * sigma, last * sigma)}
 
 
-def available():
+def available() -> tuple[str, ...]:
     """Names of the shipped priors, a tuple of str."""
     return _NAMES
 
 
-def _check_name(name):
+def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a str naming a pretrained prior; got "
                         f"{type(name).__name__}.")
@@ -62,12 +70,12 @@ def _check_name(name):
     return name
 
 
-def path(name):
+def path(name: str) -> str:
     """The file of the shipped prior `name` (``fastscore/pretrained/<name>.npz``)."""
     return os.path.join(_HERE, f"{_check_name(name)}.npz")
 
 
-def load_file(file):
+def load_file(file: str | os.PathLike[str]) -> PatchScoreModel | GaussianMixturePatchScore:
     """A patch score from a model file of any kind fastscore writes for patch priors
     (:class:`fastscore.nn.PatchScoreModel` or
     :class:`fastscore.patch_gmm.GaussianMixturePatchScore`)."""
@@ -76,13 +84,14 @@ def load_file(file):
     from ..score_model import PatchScoreModel
 
     _, meta = read_model_file(file)
-    for cls in (PatchScoreModel, GaussianMixturePatchScore):
-        if meta["kind"] == cls.kind:
-            return cls.load(file)
+    if meta["kind"] == PatchScoreModel.kind:
+        return PatchScoreModel.load(file)
+    if meta["kind"] == GaussianMixturePatchScore.kind:
+        return GaussianMixturePatchScore.load(file)
     raise ModelFileError(file, f"holds a {meta['kind']!r}, not a patch score.")
 
 
-def load(name):
+def load(name: str) -> PatchScoreModel | GaussianMixturePatchScore:
     """Load the shipped prior `name` (one of :func:`available`).
 
     Returns
@@ -109,11 +118,11 @@ def load(name):
             "incomplete (reinstall fastscore, or rebuild it with "
             "benchmarks/train_pretrained.py).")
     model = load_file(file)
-    model.pretrained_name = name
+    model.pretrained_name = name      # type: ignore[union-attr]  # set on the loaded object
     return model
 
 
-def prior(name, **options):
+def prior(name: str, **options: Any) -> PatchPrior:
     """:class:`fastscore.prior.PatchPrior` on the shipped prior `name` with its chosen
     settings (`options` override them)."""
     from ..prior import PatchPrior

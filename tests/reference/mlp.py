@@ -65,7 +65,7 @@ def backward(params, widths, cache, grad_out):
     layers = unpack(params, widths)
     grads = []
     g = grad_out
-    for (W, b), (a_prev, d) in zip(layers[::-1], cache[::-1]):
+    for (W, _), (a_prev, d) in zip(layers[::-1], cache[::-1]):
         gz = g * d
         grads.append((a_prev.T @ gz, gz.sum(axis=0)))
         g = gz @ W.T
