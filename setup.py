@@ -59,7 +59,9 @@ _PER_EXTENSION = {
              "flags": ["-ffp-contract=off"]},
     "kde": {"clones": 2, "macros": [("FS_KDE_SPEC_SCORE", "0x31E"),
                                     ("FS_KDE_SPEC_DENSITY", "0x31E")]},
-    "mlp": {"clones": 2},
+    # the MLP's own loops (bias, activation, Adam-free) are a small part next to BLAS: the
+    # v4 clone measured 1-2 % over v3 (under the 5 % bar), v3 7-8 % over the baseline
+    "mlp": {"clones": 1},
     "patches": {"clones": 2},
 }
 

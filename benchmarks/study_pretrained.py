@@ -36,6 +36,16 @@ MODELS = {
     "phantom_gmm8_k64": ("phantom", "gmm", {"patch": 8, "n_components": 64,
                                             "n_patches": 100000, "n_iter": 20}),
     "phantom_mlp5dc": ("phantom", "mlp", {"patch": 5, "steps": 2000, "dc": True}),
+    # more data per parameter: a full 64-dimensional covariance has 2080 entries, and
+    # 32 components from 50 000 patches see ~1 600 patches each
+    "natural_gmm8_k32_n300k": ("natural", "gmm", {"patch": 8, "n_components": 32,
+                                                  "n_patches": 300000, "n_iter": 15}),
+    "phantom_gmm8_k32_n300k": ("phantom", "gmm", {"patch": 8, "n_components": 32,
+                                                  "n_patches": 300000, "n_iter": 15}),
+    "natural_gmm8_k64_n600k": ("natural", "gmm", {"patch": 8, "n_components": 64,
+                                                  "n_patches": 600000, "n_iter": 15}),
+    "phantom_gmm8_k64_n600k": ("phantom", "gmm", {"patch": 8, "n_components": 64,
+                                                  "n_patches": 600000, "n_iter": 15}),
 }
 
 

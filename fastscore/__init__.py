@@ -30,9 +30,9 @@ __all__ = [
 _LAZY = {
     "PatchOperator": "patches",
     "GaussianKDE": "kde",
-    "MLP": "nn",
-    "NoiseConditionalScore": "nn",
-    "PatchScoreModel": "nn",
+    "MLP": "mlp",
+    "NoiseConditionalScore": "noise_conditional",
+    "PatchScoreModel": "score_model",
     "Adam": "optim",
     "fit_patch_score": "train",
     "PatchPrior": "prior",
@@ -43,7 +43,7 @@ _SUBMODULES = {
     "patches", "kde", "distributions", "losses", "sampling", "nn", "optim", "train",
     "prior", "operators", "reconstruct", "data", "metrics", "io", "cli", "tv", "invariance",
     "plot", "mixture", "posterior", "io_medical", "mri", "noise", "pretrained",
-    "patch_gmm", "multiscale", "phantoms",
+    "patch_gmm", "multiscale", "phantoms", "mlp", "noise_conditional", "score_model",
 }
 
 

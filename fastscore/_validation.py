@@ -22,16 +22,19 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
-    "check_same_dtype",
-    "check_scalar",
+    "check_choice",
+    "check_finite",
+    "check_float_dtype",
     "check_int",
     "check_int_tuple",
-    "check_size",
-    "check_choice",
-    "check_rng",
-    "check_finite",
     "check_out",
+    "check_patch_size",
+    "check_rng",
+    "check_same_dtype",
+    "check_scalar",
     "check_scale",
+    "check_sigma",
+    "check_size",
 ]
 
 
@@ -242,3 +245,53 @@ def check_scale(value, name, dtype):
         raise ValueError(f"`{name}` must be in [{low:.3g}, {high:.3g}] for {dtype} "
                          f"arithmetic (σ² and 1/σ² finite and nonzero); got {float(shown)!r}.")
     return value
+
+
+def check_float_dtype(dtype, name="dtype"):
+    """A requested working precision: float32 or float64 (as ``numpy.dtype``), else
+    ``TypeError``."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"`{name}` must be float32 or float64; got {dtype}.")
+    return dtype
+
+
+def check_patch_size(patch_size, name="patch_size"):
+    """A patch shape: an int ``p`` -> ``(p, p)``; a non-empty sequence -> a tuple of
+    positive ints (any number of axes)."""
+    if isinstance(patch_size, numbers.Integral) and not isinstance(patch_size, (bool, np.bool_)):
+        p = check_int(patch_size, name, low=1)
+        return (p, p)
+    try:
+        n = len(patch_size)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int or a sequence of ints; got "
+                        f"{patch_size!r}.") from None
+    if n < 1:
+        raise ValueError(f"`{name}` must not be empty.")
+    return check_int_tuple(patch_size, name, n, low=1)
+
+
+def check_sigma(sigma, n, dtype, name="sigma"):
+    """Noise level(s) of a noise-conditional score as an ``(n,)`` array of `dtype`: a
+    scalar is broadcast; every level positive, finite and usable in `dtype` arithmetic
+    (:func:`check_scale`); None is a ``ValueError`` (the level is required)."""
+    if sigma is None:
+        raise ValueError(f"`{name}` is required: this is a noise-conditional score "
+                         "s(x; σ); give the noise level(s), a float or an array of shape "
+                         "(N,).")
+    if np.ndim(sigma) == 0:
+        value = check_scalar(sigma, name, low=0.0, low_inclusive=False)
+        check_scale(value, name, dtype)
+        return np.full(n, value, dtype=dtype)
+    arr = np.asarray(sigma)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"`{name}` must be real; got dtype {arr.dtype}.")
+    if arr.shape != (n,):
+        raise ValueError(f"`{name}` must be a float or an array of shape ({n},) (one "
+                         f"level per row); got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"`{name}` must be positive and finite; got minimum "
+                         f"{np.nanmin(arr)!r}.")
+    check_scale(arr, name, dtype)
+    return np.ascontiguousarray(arr, dtype=dtype)

@@ -11,7 +11,14 @@ import math
 
 import numpy as np
 
-from ._validation import as_float_array, check_choice, check_int, check_int_tuple, check_rng
+from ._validation import (
+    as_float_array,
+    check_choice,
+    check_float_dtype,
+    check_int,
+    check_int_tuple,
+    check_rng,
+)
 
 __all__ = [
     "rectangles",
@@ -34,13 +41,6 @@ DEFAULT_SUPERSAMPLING = 8
 
 # bound on the sub-sample points evaluated at once (memory of a few float64 arrays of it)
 _CHUNK_POINTS = 1 << 21
-
-
-def _check_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"`dtype` must be float32 or float64; got {dtype}.")
-    return dtype
 
 
 def _subpixel_centres(size, supersampling):
@@ -123,7 +123,7 @@ def rectangles(n_images, size=16, rng=None, dtype=np.float64, *, return_params=F
     n_images = check_int(n_images, "n_images", low=1)
     size = check_int(size, "size", low=1)
     s = check_int(supersampling, "supersampling", low=1)
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     rng = check_rng(rng)
     n = float(size)
     cx = rng.uniform(0.2 * n, 0.8 * n, n_images)
@@ -213,7 +213,7 @@ def disks(n_images, size=16, rng=None, dtype=np.float64, *, return_params=False,
     n_images = check_int(n_images, "n_images", low=1)
     size = check_int(size, "size", low=1)
     s = check_int(supersampling, "supersampling", low=1)
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     rng = check_rng(rng)
     n = float(size)
     radius = rng.uniform(6.0 * n / 64, 24.0 * n / 64, n_images)
@@ -287,7 +287,7 @@ def _render(params, names, coverage, size, supersampling, dtype):
     p = _check_params(params, len(names), names)
     size = check_int(size, "size", low=1)
     s = check_int(supersampling, "supersampling", low=1)
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     cover = coverage(*(p[:, k] for k in range(len(names) - 2)), size, s)
     return (p[:, -2, None, None] + p[:, -1, None, None] * cover).astype(dtype)
 
@@ -405,7 +405,7 @@ def shepp_logan(shape, *, variant="modified", supersampling=1, dtype=np.float64)
     shape = check_int_tuple(shape, "shape", ndim, low=1)
     check_choice(variant, "variant", tuple(_SL_INTENSITIES))
     s = check_int(supersampling, "supersampling", low=1)
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     intensity = _SL_INTENSITIES[variant]
     scale = min(shape) / 2.0
 

@@ -14,9 +14,8 @@ current value at the shape's centre plus a small step (low contrast). No fixed p
 
 import numpy as np
 
-from ._validation import check_int, check_rng
+from ._validation import check_float_dtype, check_int, check_rng
 from .data import (
-    _check_dtype,
     _disk_coverage,
     _pool,
     _rectangle_coverage,
@@ -77,7 +76,7 @@ def random_phantoms(n_images, size=128, rng=None, dtype=np.float64, *, n_shapes=
     lo, hi = (check_int(v, "n_shapes", low=1) for v in n_shapes)
     if lo > hi:
         raise ValueError(f"`n_shapes` must be (low, high) with low <= high; got {n_shapes!r}.")
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     rng = check_rng(rng)
     out = np.empty((n_images, size, size), dtype=np.float64)
     one = np.ones(1)

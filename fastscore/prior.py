@@ -23,7 +23,7 @@ import numpy as np
 
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
                           check_scalar, check_scale)
-from .invariance import IntensityNormalization
+from .intensity import IntensityNormalization
 from .patches import PatchOperator
 
 __all__ = ["PatchPrior", "SumPrior", "GaussianPatchScore", "KDEPatchScore",

@@ -30,7 +30,8 @@ from ._progress import progress_range
 from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
                           check_scalar, check_scale)
 from .data import extract_patches
-from .invariance import IntensityReference, map_back, normalize_patches
+from .intensity import IntensityReference
+from .invariance import map_back, normalize_patches
 
 __all__ = ["fit_patch_score", "TrainingDiverged", "ncsm_loss"]
 
@@ -298,7 +299,8 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
     TrainingDiverged
         Non-finite loss or gradient (the last good checkpoint is kept).
     """
-    from .nn import NoiseConditionalScore, PatchScoreModel
+    from .noise_conditional import NoiseConditionalScore
+    from .score_model import PatchScoreModel
     from .optim import Adam, CosineLR, EMA, WarmupLR, clip_grad_norm, grad_norm
 
     if (images is None) == (patches is None):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastscore
-from fastscore import nn
+from fastscore import nn, score_model
 from fastscore.nn import MLP, NoiseConditionalScore, PatchScoreModel
 from reference import mlp as ref
 from reference.tolerance import assert_close_ulp
@@ -552,7 +552,7 @@ def test_patch_model_score_chunks_dtype_and_denoise(monkeypatch):
     full = pm.score(v, 0.3)
     assert full.dtype == np.float64
     np.testing.assert_allclose(full, pm.model.score(v, sigma=0.3), rtol=1e-12)
-    monkeypatch.setattr(nn, "_CHUNK_SCORE", 77)
+    monkeypatch.setattr(score_model, "_CHUNK_SCORE", 77)
     # other chunks, other batch sizes: BLAS may block the products differently
     assert_close_ulp(pm.score(v, 0.3), full, 16)
     s32 = pm.score(v.astype(np.float32), 0.3)

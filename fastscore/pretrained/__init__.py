@@ -57,7 +57,7 @@ def load_file(file):
     (:class:`fastscore.nn.PatchScoreModel` or
     :class:`fastscore.patch_gmm.GaussianMixturePatchScore`)."""
     from ..io import ModelFileError, read_model_file
-    from ..nn import PatchScoreModel
+    from ..score_model import PatchScoreModel
     from ..patch_gmm import GaussianMixturePatchScore
 
     _, meta = read_model_file(file)
