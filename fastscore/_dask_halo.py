@@ -105,10 +105,12 @@ def _axis_plan(n, a, b, lo, p, s, mode, tiling, origin):
 
 def _fold(arr, direct, extra, length, axis):
     """Adjoint of the window read along `axis`: chunk pixel t sums the window positions
-    that are it (`direct`) or mirror it (`extra`)."""
+    that are it (`direct`) or mirror it (`extra`). A view when nothing folds."""
+    j0, j1, t0 = direct
+    if not extra and t0 == 0 and j1 - j0 == length:
+        return arr[(slice(None),) * axis + (slice(j0, j1),)]
     moved = np.moveaxis(arr, axis, 0)
     out = np.zeros((length,) + moved.shape[1:], dtype=arr.dtype)
-    j0, j1, t0 = direct
     out[t0:t0 + j1 - j0] = moved[j0:j1]
     for j, t in extra:
         out[t] += moved[j]
@@ -135,10 +137,15 @@ def term_score(term, loaded, starts, stops, lo, shape, sigma, weight, origin):
                         None if origin is None else origin[axis])
              for axis, (n, a, e, l, p, s) in enumerate(
                  zip(shape, starts, stops, lo, term._patch_shape, strides))]
-    window = loaded[np.ix_(*[np.maximum(read, 0) for read, _, _ in plans])]
-    for axis, (read, _, _) in enumerate(plans):
-        if np.any(read < 0):
-            window[(slice(None),) * axis + (read < 0,)] = 0
+    reads = [read for read, _, _ in plans]
+    if all(len(r) and r[0] >= 0 and np.array_equal(r, np.arange(r[0], r[0] + len(r)))
+           for r in reads):                          # no padding to make: a view
+        window = loaded[tuple(slice(r[0], r[0] + len(r)) for r in reads)]
+    else:
+        window = loaded[np.ix_(*[np.maximum(r, 0) for r in reads])]
+        for axis, r in enumerate(reads):
+            if np.any(r < 0):
+                window[(slice(None),) * axis + (r < 0,)] = 0
     if all(w >= p for w, p in zip(window.shape, term._patch_shape)):
         valid = PatchPrior(term.patch_score, term._patch_shape, stride=strides,
                            padding="valid", weight="sum", chunk_size=term.chunk_size,
@@ -150,11 +157,15 @@ def term_score(term, loaded, starts, stops, lo, shape, sigma, weight, origin):
         total = _fold(total, direct, extra, stops[axis] - starts[axis], axis)
     total = np.ascontiguousarray(total)
     if weight == "mean":
-        if term.tiling == "overlap":
-            counts = np.ones((), dtype=np.int64)
-            for n, a, e, p, s in zip(shape, starts, stops, term._patch_shape, strides):
-                counts = np.multiply.outer(counts, _axis_counts(n, p, s, term.padding)[a:e])
-            np.divide(total, counts, out=total, where=counts > 0, casting="unsafe")
+        if term.tiling == "overlap":                 # the whole image's int64 counts, a
+            axes = [_axis_counts(n, p, s, term.padding)[a:e]    # slice at a time
+                    for n, a, e, p, s in zip(shape, starts, stops, term._patch_shape, strides)]
+            inner = np.ones((), dtype=np.int64)
+            for c in axes[1:]:
+                inner = np.multiply.outer(inner, c)
+            for i, c0 in enumerate(axes[0]):
+                counts = c0 * inner
+                np.divide(total[i], counts, out=total[i], where=counts > 0, casting="unsafe")
     elif weight != "sum":
         total *= dtype.type(weight)
     if k is not None:

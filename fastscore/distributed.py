@@ -64,34 +64,66 @@ def _starts(chunks):
     return [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
 
 
-def _block_step(loaded, y, mask, prior, *, shape, starts, depth, periodic, sigma,
+def _read_window(path, starts, stops, depth, periodic, shape):
+    """The chunk ``[starts, stops)`` with its halo, read from a Zarr iterate: what
+    :func:`dask.array.overlap.overlap` would give (wrapped when `periodic`, else cut at the
+    image border)."""
+    zarr = import_optional("zarr", "dask")
+    z = zarr.open_array(path, mode="r")
+    if periodic:
+        return np.asarray(z.oindex[tuple(np.arange(a - d, b + d) % n for a, b, d, n in
+                                         zip(starts, stops, depth, shape))])
+    return np.asarray(z[tuple(slice(a - d if a > 0 else 0, min(b + d, n)) for a, b, d, n in
+                              zip(starts, stops, depth, shape))])
+
+
+def _block_step(loaded, y, mask, prior, *, path, shape, starts, depth, periodic, sigma,
                 origins, method, params, block_id=None):
-    """One iteration on one chunk: the patch-prior score from the chunk with its halo, then
-    the pixelwise HQS data step or gradient step. `prior` is the whole image prior."""
+    """One iteration on one chunk: the patch-prior score from the chunk with its halo (the
+    overlapped block, or read from the Zarr iterate at `path`), then the pixelwise HQS data
+    step or gradient step. `prior` is the whole image prior."""
     terms = _halo.patch_priors(prior)
     lo_idx = [int(starts[a][block_id[a]]) for a in range(len(shape))]
     hi_idx = [int(starts[a][block_id[a] + 1]) for a in range(len(shape))]
+    if loaded is None:
+        loaded = _read_window(path, lo_idx, hi_idx, depth, periodic, shape)
     lo = [a - (d if (periodic or a > 0) else 0) for a, d in zip(lo_idx, depth)]
     core = tuple(slice(a - l, e - l) for a, e, l in zip(lo_idx, hi_idx, lo))
-    x = np.ascontiguousarray(loaded[core])
+    x = loaded[core]
     dtype = x.dtype
     weight = "mean" if method == "hqs" else None
-    s = _halo.prior_score(terms, loaded, lo_idx, hi_idx, lo, shape, sigma, weight, origins)
+    if len(shape) > len(terms[0]._patch_shape):          # a stack: each image on its own
+        s = np.stack([_halo.prior_score(terms, image, lo_idx[1:], hi_idx[1:], lo[1:],
+                                        shape[1:], sigma, weight, origins)
+                      for image in loaded])
+    else:
+        s = _halo.prior_score(terms, loaded, lo_idx, hi_idx, lo, shape, sigma, weight,
+                              origins)
     inv_n2 = params["inv_n2"]
-    if method == "hqs":
-        z = x + dtype.type(sigma) ** 2 * s                   # prior.denoise
-        inv_s2 = 1.0 / sigma ** 2
-        data = y if mask is None else y * mask               # A* y
-        rhs = (data * inv_n2).astype(dtype) + (z * inv_s2).astype(dtype)
-        gram = z if mask is None else z * mask               # A*A z
-        residual = rhs - (gram * inv_n2 + z * inv_s2).astype(dtype)
-        # the data step's exact diagonal preconditioner (the first, exact CG step)
-        scale = 1.0 / (inv_n2 * (1.0 if mask is None else mask) + inv_s2)
-        return z + residual * np.asarray(scale).astype(dtype)
-    ax = x if mask is None else x * mask
-    lik = y - ax if mask is None else (y - ax) * mask
-    lik = lik * dtype.type(inv_n2)
-    return x + dtype.type(params["alpha"]) * (lik + s)
+    if method == "gradient":
+        lik = y - x if mask is None else (y - x * mask) * mask
+        lik *= dtype.type(inv_n2)                            # A*(y − A x)/σ_n²
+        lik += s
+        lik *= dtype.type(params["alpha"])
+        return lik + x                                       # x + α (lik + s)
+    # HQS, the operations of map_estimate in place: z = x + σ² s (prior.denoise), then the
+    # data step's exact diagonal preconditioner M = (m/σ_n² + 1/σ²)⁻¹ from z (one CG step)
+    s *= dtype.type(sigma) ** 2
+    s += x
+    z = s
+    inv_s2 = 1.0 / sigma ** 2
+    residual = (y if mask is None else y * mask) * inv_n2    # A* y / σ_n²
+    residual += z * inv_s2
+    gram = (z if mask is None else z * mask) * inv_n2        # A*A z / σ_n²
+    gram += z * inv_s2
+    residual -= gram
+    del gram
+    if mask is None:
+        residual *= dtype.type(1.0 / (inv_n2 + inv_s2))
+    else:
+        residual *= np.where(mask, dtype.type(1.0 / (inv_n2 + inv_s2)), dtype.type(1.0 / inv_s2))
+    residual += z
+    return residual
 
 
 def _proxy_shape(shape, terms):
@@ -135,7 +167,9 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     Parameters
     ----------
     volume : dask.array.Array (or ndarray) of shape (H, W) or (D, H, W)
-        The noisy image ``y`` (zeros where `mask` is False), real; float32/float64 kept,
+        The noisy image ``y`` (zeros where `mask` is False), or a stack of images with one
+        more leading axis (each denoised on its own, as a batch of
+        :func:`~fastscore.map_estimate`), real; float32/float64 kept,
         int/bool → float64, float16 → float32. Chunks shorter than the patch along an axis
         are merged into a neighbour.
     prior : fastscore.prior.PatchPrior or a sum of them (``tv_prior``)
@@ -173,7 +207,7 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     -----
     Memory per task: the chunk with its halo, the padded window, one patch buffer of
     ``prior.chunk_size`` patches and the score (≈ 4 chunk sizes); the prior is sent to each
-    worker once (one graph key). Complex images, batches and priors other than patch priors
+    worker once (one graph key). Complex images and priors other than patch priors
     are not chunked (``NotImplementedError``).
     """
     da = _dask_array()
@@ -186,15 +220,21 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     terms = _halo.patch_priors(prior)
     y = volume if isinstance(volume, da.Array) else da.from_array(np.asarray(volume))
     k = len(terms[0]._patch_shape)
-    if y.ndim != k:
-        raise ValueError(f"`volume` must have {k} dimensions for patch size "
-                         f"{terms[0]._patch_shape}; got shape {y.shape}.")
-    if any(n < p for n, p in zip(y.shape, terms[0]._patch_shape)):
+    if y.ndim not in (k, k + 1):
+        raise ValueError(f"`volume` must have {k} dimensions (or {k + 1}: a stack of "
+                         f"images) for patch size {terms[0]._patch_shape}; got shape "
+                         f"{y.shape}.")
+    if any(t.intensity is not None and t.tiling == "random_shift" for t in terms) and \
+            y.ndim > k:
+        raise NotImplementedError("a stack of images with a random-shift prior that "
+                                  "normalises intensities is not chunked.")
+    if any(n < p for n, p in zip(y.shape[-k:], terms[0]._patch_shape)):
         raise ValueError(f"`volume` of shape {y.shape} is smaller than the patch "
                          f"{terms[0]._patch_shape}.")
     dtype = _working_dtype(y.dtype, "volume")
     check_scale(noise_sigma, "noise_sigma", dtype)
     depth, periodic = _halo.halo(terms)
+    depth = (0,) * (y.ndim - k) + depth                      # no halo across a stack
     minimum = [d + 1 for d in depth]
     if store is not None:            # a regular grid (Zarr chunks), short last chunks merged
         y = y.rechunk(tuple(max(c[0], m) for c, m in zip(y.chunks, minimum)))
@@ -219,8 +259,10 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     prior_key = import_optional("dask", "dask").delayed(prior, traverse=False)
     fraction = 1.0 if step_size == "auto" else step_size
     L_lik = (1.0 if m is None or bool(m.any().compute()) else 0.0) / noise_sigma ** 2
-    proxy = _proxy_shape(shape, terms)
+    proxy = _proxy_shape(shape[-k:], terms)
     boundary = "periodic" if periodic else "none"
+    momentum = momentum and method == "gradient"
+    saved = _persist(store, 0, {"x": x}, y.chunks) if store is not None else None
     point = x
     for step in range(n_steps):
         sigma = float(sigmas[step])
@@ -229,43 +271,47 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
         params = {"inv_n2": 1.0 / noise_sigma ** 2}
         if method == "gradient":
             params["alpha"] = fraction / (L_lik + prior.lipschitz(proxy, sigma))
-        current = point if (method == "gradient" and momentum) else x
-        loaded = da.overlap.overlap(current, depth=dict(enumerate(depth)), boundary=boundary)
-        args = [loaded, y, m] if m is not None else [loaded, y, None]
+        if store is None:                     # one halo exchange in the graph
+            loaded, path = da.overlap.overlap(point if momentum else x,
+                                              depth=dict(enumerate(depth)),
+                                              boundary=boundary), None
+        else:                                 # each task reads its window from Zarr
+            loaded, path = None, saved.get("point" if momentum else "x", saved["x"])
         x_new = da.map_blocks(
-            _block_step, *args, prior_key, shape=shape, starts=starts,
+            _block_step, loaded, y, m, prior_key, path=path, shape=shape, starts=starts,
             depth=depth, periodic=periodic, sigma=sigma, origins=origins, method=method,
             params=params, chunks=y.chunks, dtype=dtype)
-        if method == "gradient" and momentum:
+        if momentum:
             point = x_new + dtype.type(step / (step + 3.0)) * (x_new - x)
         x = x_new
         if store is not None:
-            saved = _persist(store, step, {"x": x, "point": point} if momentum and
-                             method == "gradient" else {"x": x}, y.chunks)
-            x, point = saved["x"], saved.get("point", saved["x"])
+            saved = _persist(store, step + 1, {"x": x, "point": point} if momentum else
+                             {"x": x}, y.chunks)
+            x = da.from_zarr(saved["x"], chunks=y.chunks)
+            point = da.from_zarr(saved["point"], chunks=y.chunks) if momentum else x
         if callback is not None:
             callback(step, n_steps)
     return x
 
 
 def _persist(store, step, arrays, chunks):
-    """Write iterates to Zarr under `store` (one file per name and step; Zarr chunks of the
-    first dask chunk size, so each Zarr chunk has one writer) and read them back."""
+    """Write iterates to Zarr under `store` in one pass (one file per name and step; Zarr
+    chunks of the first dask chunk size, so each Zarr chunk has one writer); their paths."""
     da = _dask_array()
     zarr = import_optional("zarr", "dask")
     root = os.fspath(store)
     os.makedirs(root, exist_ok=True)
-    out = {}
+    paths, targets = {}, []
     for name, arr in arrays.items():
-        path = os.path.join(root, f"{name}_{step}.zarr")
-        target = zarr.open_array(path, mode="w", shape=arr.shape, dtype=arr.dtype,
-                                 chunks=tuple(c[0] for c in chunks))
-        da.store(arr, target, lock=False)
-        out[name] = da.from_zarr(path, chunks=chunks)
+        paths[name] = os.path.join(root, f"{name}_{step}.zarr")
+        targets.append(zarr.open_array(paths[name], mode="w", shape=arr.shape,
+                                       dtype=arr.dtype, chunks=tuple(c[0] for c in chunks)))
+    da.store(list(arrays.values()), targets, lock=False)
+    for name in arrays:
         old = os.path.join(root, f"{name}_{step - 2}.zarr")
         if os.path.isdir(old):
             shutil.rmtree(old, ignore_errors=True)
-    return out
+    return paths
 
 
 from ._dask_dataset import DatasetRun, reconstruct_many  # noqa: E402

@@ -29,7 +29,7 @@ def client():
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers need no import
     with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
@@ -71,12 +71,16 @@ def test_denoise_2d_equals_in_memory_every_padding(padding):
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zero", "circular"])
-def test_denoise_random_shift_even_patch_equals_in_memory(padding):
+def test_denoise_random_shift_even_patch_equals_in_memory(padding, tmp_path):
     # 4 x 4 patches on a random grid: the origins come from the same rng in the same order
     _, y = _image((30, 27))
     score = GaussianPatchScore().fit(np.random.default_rng(3).normal(size=(500, 16)))
     prior = PatchPrior(score, 4, padding=padding, tiling="random_shift")
-    _compare(y, prior, (11, 9), method="hqs", n_steps=3, rng=7)
+    want = _compare(y, prior, (11, 9), method="hqs", n_steps=3, rng=7)
+    with dask.config.set(scheduler="synchronous"):   # windows read from the Zarr iterates
+        stored = denoise_dask(da.from_array(y, chunks=(11, 9)), prior, 0.1, n_steps=3,
+                              rng=7, store=tmp_path).compute()
+    np.testing.assert_allclose(stored, want, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zero", "valid"])
@@ -87,12 +91,31 @@ def test_denoise_strided_patches_equal_in_memory(padding):
     _compare(y, prior, (9, 8), method="hqs", n_steps=2)
 
 
-def test_denoise_gradient_momentum_tv_and_mask_equal_in_memory():
+def test_denoise_gradient_momentum_tv_and_mask_equal_in_memory(tmp_path):
     _, y = _image((26, 21))
     _compare(y, tv_prior(2.0), (10, 7), method="gradient", momentum=True, n_steps=6)
+    with dask.config.set(scheduler="synchronous"):
+        stored = denoise_dask(da.from_array(y, chunks=(10, 7)), tv_prior(2.0), 0.1,
+                              method="gradient", momentum=True, n_steps=6,
+                              store=tmp_path).compute()
+    want = map_estimate(y, Identity(y.shape), 0.1, tv_prior(2.0), method="gradient",
+                        momentum=True, n_steps=6, tol=0).x
+    np.testing.assert_allclose(stored, want, rtol=0, atol=1e-9)
     mask = np.random.default_rng(5).random(y.shape) < 0.7
     _compare(y * mask, PatchPrior(_kde_score((3, 3)), 3), (10, 7), mask=mask,
              method="hqs", n_steps=3)
+
+
+def test_denoise_stack_of_images_equals_in_memory_batch():
+    # a 3-D array with a 2-D prior is a stack: no halo across it, random grids shared
+    _, y = _image((5, 19, 17))
+    score = GaussianPatchScore().fit(np.random.default_rng(2).normal(size=(500, 9)))
+    prior = PatchPrior(score, 3, padding="circular", tiling="random_shift")
+    want = map_estimate(y, Identity(y.shape[1:]), 0.1, prior, method="hqs", n_steps=3,
+                        tol=0, rng=3).x
+    got = denoise_dask(da.from_array(y, chunks=(2, 8, 9)), prior, 0.1, n_steps=3,
+                       rng=3).compute(scheduler="synchronous")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
 
 
 def test_denoise_3d_on_cluster_equals_in_memory(client, tmp_path):
@@ -205,3 +228,44 @@ def test_sharded_kde_on_cluster(client):
                                    Q.astype(np.float32)), rtol=1e-4, atol=1e-5)
     with pytest.raises(TypeError, match="dtype"):
         sharded.score(Q.astype(np.float32))
+
+
+# -- command line --------------------------------------------------------------------------
+@pytest.mark.slow          # the pretrained network reaches the workers once: ~15 s here
+def test_cli_denoise_dask_equals_in_memory(client, tmp_path, capsys):
+    from fastscore.cli import main
+
+    _, y = _image((40, 36))
+    np.save(tmp_path / "noisy.npy", y.astype(np.float32))
+    address = client.scheduler.address
+    common = [str(tmp_path / "noisy.npy"), "--sigma", "0.1", "--steps", "3", "-q"]
+    assert main(["denoise", *common, "--out", str(tmp_path / "memory.npy")]) == 0
+    assert main(["denoise", *common, "--out", str(tmp_path / "dask.npy"), "--dask", address,
+                 "--chunks", "16"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "dask.npy"),
+                               np.load(tmp_path / "memory.npy"), rtol=0, atol=1e-4)
+    capsys.readouterr()
+    assert main(["denoise", *common, "--out", str(tmp_path / "p.npy"), "--dask", "local:0"]) == 2
+    assert main(["denoise", *common, "--out", str(tmp_path / "p.npy"), "--dask", address,
+                 "--method", "posterior"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "local:N" in err[0] and "posterior" in err[1]
+
+
+def test_cli_reconstruct_many_reports_and_resumes(client, tmp_path, capsys):
+    from fastscore.cli import main
+
+    folder = tmp_path / "items"
+    folder.mkdir()
+    for i in range(3):
+        np.save(folder / f"slice{i}.npy", _image((24, 24), seed=i)[1].astype(np.float32))
+    np.save(folder / "broken.npy", np.zeros(7, dtype=np.float32))
+    argv = ["reconstruct-many", str(folder), "--noise-sigma", "0.1", "--steps", "2",
+            "--out", str(tmp_path / "out"), "--dask", client.scheduler.address]
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    assert "failed broken" in out.out and "1 of 4 items failed" in out.err
+    assert sorted(os.listdir(tmp_path / "out")) == [f"slice{i}.npy" for i in range(3)]
+    (folder / "broken.npy").unlink()
+    assert main(argv) == 0
+    assert "0 written, 3 already present, 0 failed" in capsys.readouterr().out
