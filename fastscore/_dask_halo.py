@@ -155,7 +155,6 @@ def term_score(term, loaded, starts, stops, lo, shape, sigma, weight, origin):
         total = np.zeros_like(window)
     for axis, (_, direct, extra) in enumerate(plans):
         total = _fold(total, direct, extra, stops[axis] - starts[axis], axis)
-    total = np.ascontiguousarray(total)
     if weight == "mean":
         if term.tiling == "overlap":                 # the whole image's int64 counts, a
             axes = [_axis_counts(n, p, s, term.padding)[a:e]    # slice at a time

@@ -106,24 +106,24 @@ def _block_step(loaded, y, mask, prior, *, path, shape, starts, depth, periodic,
         lik += s
         lik *= dtype.type(params["alpha"])
         return lik + x                                       # x + α (lik + s)
-    # HQS, the operations of map_estimate in place: z = x + σ² s (prior.denoise), then the
-    # data step's exact diagonal preconditioner M = (m/σ_n² + 1/σ²)⁻¹ from z (one CG step)
-    s *= dtype.type(sigma) ** 2
-    s += x
-    z = s
+    # HQS, the operations of map_estimate, one slice at a time (temporaries of a slice):
+    # z = x + σ² s (prior.denoise), then the data step's exact diagonal preconditioner
+    # M = (m/σ_n² + 1/σ²)⁻¹ applied from z (one exact CG step)
     inv_s2 = 1.0 / sigma ** 2
-    residual = (y if mask is None else y * mask) * inv_n2    # A* y / σ_n²
-    residual += z * inv_s2
-    gram = (z if mask is None else z * mask) * inv_n2        # A*A z / σ_n²
-    gram += z * inv_s2
-    residual -= gram
-    del gram
-    if mask is None:
-        residual *= dtype.type(1.0 / (inv_n2 + inv_s2))
-    else:
-        residual *= np.where(mask, dtype.type(1.0 / (inv_n2 + inv_s2)), dtype.type(1.0 / inv_s2))
-    residual += z
-    return residual
+    both = dtype.type(1.0 / (inv_n2 + inv_s2))
+    for i in range(s.shape[0]):
+        z = s[i]
+        z *= dtype.type(sigma) ** 2
+        z += x[i]
+        m = None if mask is None else mask[i]
+        residual = (y[i] if m is None else y[i] * m) * inv_n2     # A* y / σ_n²
+        residual += z * inv_s2
+        gram = (z if m is None else z * m) * inv_n2                # A*A z / σ_n²
+        gram += z * inv_s2
+        residual -= gram
+        residual *= both if m is None else np.where(m, both, dtype.type(1.0 / inv_s2))
+        z += residual                                              # x = z + M r
+    return s
 
 
 def _proxy_shape(shape, terms):
