@@ -106,6 +106,14 @@ def test_denoise_gradient_momentum_tv_and_mask_equal_in_memory(tmp_path):
              method="hqs", n_steps=3)
 
 
+def test_tweedie_pass_equals_prior_denoise():
+    _, y = _image((23, 30))
+    prior = PatchPrior(_kde_score((3, 3)), 3, padding="reflect")
+    got = denoise_dask(da.from_array(y, chunks=(8, 13)), prior, 0.1, method="tweedie")
+    np.testing.assert_allclose(got.compute(scheduler="synchronous"), prior.denoise(y, 0.1),
+                               rtol=0, atol=1e-12)
+
+
 def test_denoise_stack_of_images_equals_in_memory_batch():
     # a 3-D array with a 2-D prior is a stack: no halo across it, random grids shared
     _, y = _image((5, 19, 17))
