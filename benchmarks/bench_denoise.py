@@ -107,10 +107,10 @@ def _prior(name):
 
 def prior_map(name):
     def run(y, sigma, clean=None):
-        options = pretrained.MAP_OPTIONS.get(name, {"n_steps": 6})
+        options = pretrained.map_options(name, sigma) if name in pretrained.available() \
+            else {"method": "hqs", "n_steps": 6}
         t0 = time.perf_counter()
-        z = map_estimate(y, Identity(y.shape), sigma, _prior(name), method="hqs",
-                         **options).x
+        z = map_estimate(y, Identity(y.shape), sigma, _prior(name), **options).x
         return z, time.perf_counter() - t0
     return run
 

@@ -23,7 +23,7 @@ from bench_operators import disk_phantom
 
 from fastscore.data import shepp_logan
 from fastscore.operators import FanBeamCT, ParallelBeamCT
-from fastscore.reconstruct import _cg
+from fastscore._cg import conjugate_gradient
 
 
 def psnr(r, x):
@@ -53,7 +53,8 @@ def residuals(A, y, checkpoints=(10, 30, 100)):
     for precondition in (None, A.gram_preconditioner(1.0, mu)):
         res = []
         for k in checkpoints:
-            v = _cg(apply, rhs, np.zeros_like(rhs), k, 0.0, precondition)
+            v = conjugate_gradient(apply, rhs, np.zeros_like(rhs), cg_iter=k, tol=0.0,
+                                   precondition=precondition)
             res.append(np.linalg.norm(rhs - apply(v)) / norm)
         rows.append(res)
     return rows

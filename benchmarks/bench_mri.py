@@ -141,6 +141,7 @@ def single_coil(table, quick):
 
 # -- part 2: SENSE ---------------------------------------------------------------------------
 SIGPY_ITER = 200                  # iterations of sigpy's apps (60 in --quick)
+NO_POSTERIOR = False              # --no-posterior: MAP and baselines only
 
 
 def sigpy_recon(kind, y, A, lam):
@@ -212,6 +213,8 @@ def sense_study(table, quick, figure_rows, accelerations=(4, 8)):
             t0 = time.perf_counter()
             est = map_estimate(y, A, sn, prior, method="hqs", n_steps=hqs_steps).x
             report(f"fastscore MAP (HQS {hqs_steps}), {name}", est, time.perf_counter() - t0)
+            if NO_POSTERIOR:
+                continue
             t0 = time.perf_counter()
             post = posterior_sample(y, A, sn, prior, n_samples=4,
                                     sigmas=np.geomspace(0.3, max(sn / 4, 0.005),
@@ -301,9 +304,12 @@ def main():
     p.add_argument("--steps", type=int, default=None, help="training steps (smoke runs)")
     p.add_argument("--acc", type=int, nargs="+", default=[4, 8], choices=[4, 8],
                    help="SENSE accelerations")
+    p.add_argument("--no-posterior", action="store_true",
+                   help="SENSE: MAP and the baselines only (no posterior sampling)")
     args = p.parse_args()
-    global STEPS, SIGPY_ITER
+    global STEPS, SIGPY_ITER, NO_POSTERIOR
     STEPS = args.steps
+    NO_POSTERIOR = args.no_posterior
     SIGPY_ITER = 60 if args.quick else SIGPY_ITER
     header("bench_mri", parts=" ".join(args.part))
     table = Table(["case", "method", "PSNR (dB, magnitude)", "SSIM", "s / slice"])

@@ -69,10 +69,10 @@ def train_gmm(images, *, patch=8, n_components=32, n_patches=200000, n_iter=30, 
 #: The shipped recipes (settings picked on the validation images, benchmarks/README.md).
 RECIPES = {
     "natural": {"data": "natural", "family": "gmm", "seed": 0,
-                "options": {"patch": 8, "n_components": 32, "n_patches": 50000,
+                "options": {"patch": 8, "n_components": 32, "n_patches": 300000,
                             "n_iter": 15}},
     "phantom": {"data": "phantom", "family": "gmm", "seed": 0,
-                "options": {"patch": 8, "n_components": 32, "n_patches": 50000,
+                "options": {"patch": 8, "n_components": 32, "n_patches": 300000,
                             "n_iter": 15}},
 }
 

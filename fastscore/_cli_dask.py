@@ -132,7 +132,7 @@ def denoise_on_dask(args, console, model, prior, dtype, sigma_of, check_dims, ge
     if prior.intensity is not None:          # (k, b) calibrated once, on the central part
         with checking("intensity calibration"):
             prior.calibrate(sample[len(sample) // 2] if stack else sample, sigma)
-    options = map_options(model, args.method, args.steps)
+    options = map_options(model, args.method, sigma, args.steps)
     method = "gradient" if options.pop("method", "hqs") != "hqs" else "hqs"
     options = {key: options[key] for key in ("n_steps", "sigma_schedule", "step_size",
                                              "momentum") if key in options}
@@ -193,7 +193,7 @@ def reconstruct_many_command(args, console, model, prior):
             mask = load_image(args.mask) > 0
     kernel = gaussian_kernel(args.blur_sigma) if args.operator == "blur" else None
     factory = functools.partial(_factory, args.operator, kernel, mask)
-    options = map_options(model, args.method, args.steps)
+    options = map_options(model, args.method, args.noise_sigma, args.steps)
     options["rng"] = args.seed
     def report(name, status, done, total):
         console.say(f"[{done}/{total}] {name}: {status}")

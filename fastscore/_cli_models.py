@@ -104,14 +104,16 @@ def noise_level(value, y, n_axes, console):
     return sigma
 
 
-def map_options(model, method, steps=None):
-    """map_estimate settings of ``--method map/hqs``: a pretrained prior's shipped HQS
-    settings, else 6 HQS or 100 gradient iterations; `steps` overrides the count."""
+def map_options(model, method, sigma, steps=None):
+    """map_estimate settings of ``--method map/hqs`` at noise level `sigma`: a pretrained
+    prior's shipped HQS settings, else 6 HQS or 100 gradient iterations; `steps`
+    overrides the count."""
     from . import pretrained
 
+    name = getattr(model, "pretrained_name", None)
     if method == "hqs":
-        options = dict(pretrained.MAP_OPTIONS.get(getattr(model, "pretrained_name", None),
-                                                  {"n_steps": 6}), method="hqs")
+        options = pretrained.map_options(name, sigma) if name in pretrained.available() \
+            else {"n_steps": 6, "method": "hqs"}
     else:
         options = {"n_steps": 100, "method": "gradient"}
     if steps is not None:

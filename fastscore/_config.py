@@ -38,8 +38,8 @@ def show_config(file=None):
     import numpy
     import scipy
 
-    from . import __version__
     from ._ext import _common
+    from ._version import __version__
 
     file = sys.stdout if file is None else file
     lines = [

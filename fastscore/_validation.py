@@ -22,9 +22,11 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "check_activations",
     "check_choice",
     "check_finite",
     "check_float_dtype",
+    "check_float_dtype_match",
     "check_int",
     "check_int_tuple",
     "check_out",
@@ -35,6 +37,7 @@ __all__ = [
     "check_scale",
     "check_sigma",
     "check_size",
+    "check_widths",
 ]
 
 
@@ -254,6 +257,65 @@ def check_float_dtype(dtype, name="dtype"):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"`{name}` must be float32 or float64; got {dtype}.")
     return dtype
+
+
+def check_float_dtype_match(x, name, dtype, other):
+    """Raise ``TypeError`` if float input `x` works in another precision than `dtype`.
+
+    The working dtype of `x` follows the dtype table; for float (or float16) input it must
+    equal `dtype`, the dtype of the array named `other` (e.g. fitted training points):
+    mismatched float dtypes are never cast, in either direction. Integer and bool input is
+    left to :func:`as_float_array` (it follows `dtype`).
+    """
+    x_dtype = getattr(x, "dtype", None)
+    x_dtype = np.dtype(np.asarray(x).dtype if x_dtype is None else x_dtype)
+    if x_dtype.kind == "f":
+        work = _working_dtype(x_dtype, name) if x_dtype.itemsize <= 8 else x_dtype
+        if work != np.dtype(dtype):
+            raise TypeError(f"`{name}` has dtype {x_dtype} but {other} is {np.dtype(dtype)}; "
+                            "the dtypes must match: cast one of them explicitly.")
+
+
+def check_widths(widths, max_layers):
+    """Layer widths of a dense network: a sequence of at least two ints in [1, 2**20]
+    (input, hidden..., output), at most `max_layers` layers; returned as a tuple."""
+    try:
+        values = tuple(widths)
+    except TypeError:
+        raise TypeError(f"`widths` must be a sequence of positive ints; got "
+                        f"{widths!r}.") from None
+    if len(values) < 2:
+        raise ValueError(f"`widths` needs at least an input and an output width; got "
+                         f"{values!r}.")
+    if len(values) - 1 > max_layers:
+        raise ValueError(f"`widths` allows at most {max_layers} layers; got "
+                         f"{len(values) - 1}.")
+    out = []
+    for k, w in enumerate(values):
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Integral):
+            raise TypeError(f"`widths[{k}]` must be an int; got {w!r}.")
+        if not 1 <= int(w) <= 1 << 20:
+            raise ValueError(f"`widths[{k}]` must be in [1, {1 << 20}]; got {w!r}.")
+        out.append(int(w))
+    return tuple(out)
+
+
+def check_activations(activations, n_layers, choices):
+    """One activation name per layer, from `choices`: a single name applies to the hidden
+    layers and leaves the output ``"identity"``; a sequence must have `n_layers` names."""
+    if isinstance(activations, str):
+        check_choice(activations, "activations", choices)
+        return (activations,) * (n_layers - 1) + ("identity",)
+    try:
+        values = tuple(activations)
+    except TypeError:
+        raise TypeError(f"`activations` must be a name or a sequence of names; got "
+                        f"{activations!r}.") from None
+    if len(values) != n_layers:
+        raise ValueError(f"`activations` must name one activation per layer: "
+                         f"{n_layers} for {n_layers + 1} widths; got {len(values)} "
+                         f"({values!r}).")
+    return tuple(check_choice(a, f"activations[{k}]", choices) for k, a in enumerate(values))
 
 
 def check_patch_size(patch_size, name="patch_size"):

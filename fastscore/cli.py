@@ -149,7 +149,7 @@ def _cmd_demo(args, console):
     natural = _load_model(DEFAULT_MODEL, console)
     results["pretrained natural prior"] = (map_estimate(
         noisy, A, noise, _prior(natural, argparse.Namespace(weight="mean", seed=args.seed)),
-        **map_options(natural, "hqs")).x,
+        **map_options(natural, "hqs", noise)).x,
         time.perf_counter() - t0)
     t0 = time.perf_counter()
     tv = [tune_tv_weight(y, c) for y, c in zip(noisy, test)]
@@ -325,7 +325,7 @@ def _cmd_denoise(args, console):
                     f"{outputs[1]} ({time.perf_counter() - t0:.1f} s)")
     else:
         x = map_estimate(y, A, sigma, prior, progress=console.progress, rng=args.seed,
-                         **map_options(model, args.method, args.steps)).x
+                         **map_options(model, args.method, sigma, args.steps)).x
         where = write_result(args.out, x, console, geometry)
         console.say(f"{args.method} estimate -> {where} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -64,17 +64,17 @@ class IntensityReference:
         n_pixels : larger images are represented by this many random pixels (the
         percentiles of a large random sample, at a bounded cost for volumes).
         """
-        rng = check_rng(rng)
-        images = list(images)
-        if not images:
+        gen = check_rng(rng)
+        given = list(images)
+        if not given:
             raise ValueError("`images` must hold at least one image.")
-        if len(images) > n_images:
-            images = [images[i] for i in np.sort(rng.choice(len(images), n_images, False))]
-        images = [np.asarray(im, dtype=np.float64).ravel() for im in images]
-        images = [im if im.size <= n_pixels else im[rng.integers(0, im.size, n_pixels)]
-                  for im in images]
+        if len(given) > n_images:
+            given = [given[i] for i in np.sort(gen.choice(len(given), n_images, False))]
+        flat = [np.asarray(im, dtype=np.float64).ravel() for im in given]
+        pixels = [im if im.size <= n_pixels else im[gen.integers(0, im.size, n_pixels)]
+                  for im in flat]
         q = (percentile, 100.0 - percentile)
-        clean = np.array([np.percentile(im, q) for im in images])
+        clean = np.array([np.percentile(im, q) for im in pixels])
         spread = float(np.median(clean[:, 1] - clean[:, 0]))
         if not spread > 0:
             raise ValueError("the training images are constant: no intensity scale.")
@@ -82,8 +82,8 @@ class IntensityReference:
                 else np.asarray(sigmas, dtype=np.float64))
         lows, highs = [np.median(clean[:, 0])], [np.median(clean[:, 1])]
         for s in grid:
-            p = np.array([np.percentile(im + s * rng.standard_normal(im.shape), q)
-                          for im in images])
+            p = np.array([np.percentile(im + s * gen.standard_normal(im.shape), q)
+                          for im in pixels])
             lows.append(np.median(p[:, 0]))
             highs.append(np.median(p[:, 1]))
         return cls(np.concatenate([[0.0], grid]), lows, highs, percentile=percentile)
@@ -156,14 +156,15 @@ class IntensityNormalization:
                             f"images stores one); got {type(reference).__name__}.")
         self.reference = reference
         self.mode = check_choice(mode, "mode", ("scale", "affine"))
-        self.fixed = None
+        self.fixed: list[tuple[float, float]] | None = None
 
     def calibrate(self, images: Sequence[ArrayLike],
                   noise_sigma: float) -> list[tuple[float, float]]:
         """Fix ``(k, b)`` per image of `images` (a list/array of images); one image's
         values then apply to every image of a batch (e.g. posterior chains)."""
-        self.fixed = self._estimate(images, noise_sigma)
-        return self.fixed
+        fixed = self._estimate(images, noise_sigma)
+        self.fixed = fixed
+        return fixed
 
     def factors(self, images: Sequence[ArrayLike],
                 sigma: float | None) -> list[tuple[float, float]]:

@@ -1,495 +1,57 @@
-"""Model files, checkpoints and array files.
+"""Array and image files; the model-file functions by their historical import path.
 
-A fastscore model file is an ``.npz`` archive (uncompressed by default) holding named
-arrays plus one entry with JSON metadata. :func:`write_model_file` adds to the metadata the
-file format version, the kind of object stored (``"patch_score_model"``, ``"checkpoint"``,
-...) and the fastscore version, and writes **atomically**: the archive goes to a temporary
-file in the destination folder, is flushed and ``fsync``-ed, then renamed over the final
-name with ``os.replace`` (and the folder is synced), so the final name only ever holds a
-complete file - the previous one survives any failure or crash during the write (a crash
-may leave a hidden ``.<name>.<pid>-<host>.*.tmp`` file behind, which the next write to the
-same name removes once its writer process is gone; nothing else).
+- Plain arrays: :func:`save_array` / :func:`load_array` (``.npy``, ``.npz``; pickles
+  refused, headers checked against the file before any allocation).
+- Images and volumes: :func:`load_image` / :func:`save_image` (``.npy``/``.npz``,
+  PNG/TIFF/JPEG, NIfTI, DICOM; see :mod:`fastscore.io_medical` for the geometry). Image
+  headers declaring more pixels than Pillow's decompression-bomb limit or NIfTI headers more
+  voxels than the file can hold are refused, as is a ``fastscore-scaling`` PNG text that is
+  not a valid mapping.
+- Model files (:func:`write_model_file`, :func:`read_model_file`, :class:`ModelFileError`,
+  :data:`FORMAT_VERSION`) are defined in :mod:`fastscore.model_file` and re-exported here.
 
-:func:`read_model_file` checks everything it can before handing data out: a missing file
-raises ``FileNotFoundError`` naming the path; anything that is not a complete, intact
-fastscore archive of a format this version understands raises :class:`ModelFileError` (a
-``ValueError``) saying what is wrong and where. Arrays are read with pickling disabled.
-
-Hostile files are refused before any large allocation: an archive whose declared
-(inflated) size exceeds 64 MiB and 100 times its size on disk (a decompression bomb), an
-``.npy`` header declaring more or less data than its member or file holds, metadata over
-16 MiB or nested deeper than 64 levels, image headers declaring more pixels than Pillow's
-decompression-bomb limit or NIfTI headers more voxels than the file can hold, and a
-``fastscore-scaling`` PNG text that is not a valid mapping. A write that fails (read-only
-or full disk, missing permission) raises an ``OSError`` of the same errno naming the
-destination; the temporary file is removed and a previous file is untouched.
+Every write is atomic (:mod:`fastscore._atomic`): a write that fails (read-only or full
+disk, missing permission) raises an ``OSError`` of the same errno naming the destination;
+the temporary file is removed and a previous file is untouched.
 """
+
+from __future__ import annotations
 
 import errno
 import importlib.util
-import json
 import math
 import os
-import socket
-import stat
-import tempfile
-import zipfile
-import zlib
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ._version import __version__
+from . import _atomic
+from .model_file import (
+    _METADATA_KEY,
+    FORMAT_VERSION,
+    ModelFileError,
+    check_input_file,
+    npy_header,
+    npy_nbytes,
+    read_archive,
+    read_model_file,
+    write_model_file,
+)
 
 __all__ = [
     "FORMAT_VERSION",
     "ModelFileError",
-    "write_model_file",
-    "read_model_file",
-    "save_array",
     "load_array",
     "load_image",
+    "read_model_file",
+    "save_array",
     "save_image",
+    "write_model_file",
 ]
 
-#: Version of the model-file layout written by this fastscore; files with a higher version
-#: are refused (written by a newer fastscore), lower ones are read.
-FORMAT_VERSION = 1
-
-_METADATA_KEY = "__fastscore_metadata__"
-_RESERVED = ("format_version", "kind", "fastscore_version")
-# hostile-file limits: an archive may inflate to at most _MAX_INFLATION times its size on
-# disk once it holds more than _BOMB_FLOOR bytes (deflate reaches ~1000x only on constant
-# data; fastscore writes uncompressed archives), metadata is small and shallow
-_MAX_INFLATION = 100
-_BOMB_FLOOR = 64 * 2**20
-_MAX_MEMBERS = 10_000
-_MAX_METADATA = 16 * 2**20
-_MAX_METADATA_DEPTH = 64
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".nii", ".nii.gz",
                    ".dcm", ".mha", ".mhd", ".nrrd")
-
-
-class ModelFileError(ValueError):
-    """A model or checkpoint file that cannot be used: not an archive, truncated, corrupt,
-    without fastscore metadata, of another kind, or of a newer format.
-
-    Attributes
-    ----------
-    path : str
-        The file.
-    reason : str
-        What is wrong with it.
-    """
-
-    def __init__(self, path, reason):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
-# --------------------------------------------------------------------- atomic writing
-
-
-def _umask():
-    """The process umask, read without changing it where the OS allows (Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
-
-
-def _fsync_folder(folder):
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temp_prefix(path):
-    """Prefix of this process's temporary files for `path`: ``.<name>.<pid>-<host>.``."""
-    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
-    return f".{os.path.basename(path)}.{os.getpid()}-{host:08x}."
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:          # exists but belongs to someone else
-        return True
-    return True
-
-
-def _remove_stale_temps(path):
-    """Remove temporary files of earlier writes to `path` whose writer process (on this
-    host) no longer runs: what a killed write leaves behind."""
-    folder = os.path.dirname(os.path.abspath(path))
-    base = f".{os.path.basename(path)}."
-    host = _temp_prefix(path).rsplit("-", 1)[1]
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        if not (name.startswith(base) and name.endswith(".tmp")):
-            continue
-        owner = name[len(base):].split(".", 1)[0]          # "<pid>-<host>"
-        pid, _, owner_host = owner.partition("-")
-        if owner_host + "." != host or not pid.isdigit() or _process_alive(int(pid)):
-            continue
-        try:
-            os.unlink(os.path.join(folder, name))
-        except OSError:
-            pass
-
-
-def _atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file next to `path`, then rename it to `path`.
-
-    The temporary file is in the destination folder (so the rename is atomic: same file
-    system), flushed and fsync-ed before the rename; on any exception it is removed and the
-    exception propagates, leaving a previous file at `path` untouched. The new file gets the
-    previous file's permissions, or the default ``0o666 & ~umask``.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, "the destination folder does not exist",
-                                folder)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "the destination is a folder", path)
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        mode = 0o666 & ~_umask()
-    _remove_stale_temps(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise _write_error(exc, path) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise _write_error(exc, path) from exc
-        raise
-    _fsync_folder(folder)
-    return path
-
-
-def _write_error(exc, path):
-    """An OSError of the same errno (hence class) naming the destination, not the temp file.
-
-    ``OSError(errno, ...)`` picks the matching subclass (``PermissionError`` for EACCES,
-    plain ``OSError`` for ENOSPC / EROFS), so callers can still test ``exc.errno``.
-    """
-    reason = exc.strerror or str(exc)
-    if exc.errno is None:
-        return OSError(f"cannot write {path}: {reason}; nothing was written and a "
-                       "previous file at that path is unchanged.")
-    return OSError(exc.errno, f"cannot write the file ({reason}); nothing was written and a "
-                              "previous file at that path is unchanged", path)
-
-
-# --------------------------------------------------------------------- model files
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-serialisable")
-
-
-def _check_arrays(arrays):
-    if not isinstance(arrays, dict):
-        raise TypeError(f"`arrays` must be a dict of name -> ndarray; got "
-                        f"{type(arrays).__name__}.")
-    out = {}
-    for name, value in arrays.items():
-        if not isinstance(name, str) or not name or name == _METADATA_KEY or "\x00" in name:
-            raise ValueError(f"array names must be non-empty strings other than "
-                             f"{_METADATA_KEY!r}; got {name!r}.")
-        arr = np.asarray(value)
-        if arr.dtype.hasobject:
-            raise TypeError(f"array {name!r} has dtype {arr.dtype}; object arrays cannot be "
-                            "stored (files are read without pickle).")
-        out[name] = arr
-    return out
-
-
-def write_model_file(path, kind, arrays, metadata=None, *, compress=False):
-    """Write arrays and JSON metadata to an ``.npz`` model file, atomically.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Destination, used exactly as given (no suffix is added; ``.npz`` is customary).
-        Its folder must exist. An existing file is replaced only once the new one is
-        complete on disk.
-    kind : str
-        What the file holds (``"patch_score_model"``, ``"checkpoint"``, ...), checked by
-        :func:`read_model_file`.
-    arrays : dict of str -> ndarray
-        Named arrays (weights, optimiser moments, ...); any non-object dtype.
-    metadata : dict, optional
-        JSON-serialisable description (architecture, activations, normalisation, noise
-        range, patch size, dtype, ...); NumPy scalars and small arrays are converted to
-        Python numbers and lists. The keys ``format_version``, ``kind`` and
-        ``fastscore_version`` are added by this function and may not be given.
-    compress : bool, default False
-        Deflate the arrays (smaller, slower to write and read).
-
-    Returns
-    -------
-    path : str
-
-    Raises
-    ------
-    TypeError
-        `kind` not a string, `arrays` not a dict or holding object arrays, metadata not
-        JSON-serialisable.
-    ValueError
-        Reserved metadata keys or invalid array names.
-    FileNotFoundError
-        The destination folder does not exist.
-    OSError
-        The write failed (read-only or full disk, permission): same errno, the message
-        names `path`; nothing is left behind and a previous file is unchanged.
-    """
-    if not isinstance(kind, str) or not kind:
-        raise TypeError(f"`kind` must be a non-empty string; got {kind!r}.")
-    arrays = _check_arrays(arrays)
-    metadata = {} if metadata is None else metadata
-    if not isinstance(metadata, dict):
-        raise TypeError(f"`metadata` must be a dict; got {type(metadata).__name__}.")
-    clash = [k for k in _RESERVED if k in metadata]
-    if clash:
-        raise ValueError(f"`metadata` may not set {clash}: write_model_file adds them.")
-    full = {"format_version": FORMAT_VERSION, "kind": kind, "fastscore_version": __version__,
-            **metadata}
-    try:
-        text = json.dumps(full, default=_json_default, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"`metadata` must be JSON-serialisable: {exc}.") from None
-    payload = dict(arrays)
-    payload[_METADATA_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    save = np.savez_compressed if compress else np.savez
-    return _atomic_write(path, lambda f: save(f, **payload))
-
-
-def _check_input_file(path, what):
-    """FileNotFoundError / IsADirectoryError naming `path`, before anything is opened."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, f"{what} not found", path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, f"expected a {what}, found a folder", path)
-
-
-def _npy_header(fp):
-    """Read an .npy header from `fp` -> (shape, fortran_order, dtype, header bytes).
-
-    Only the header is read (at most ~10 kB), so a caller can check the size it declares
-    before any array is allocated; raises ValueError for anything that is not an .npy
-    header of a plain (non-object) dtype.
-    """
-    start = fp.tell()
-    version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-    elif version in ((2, 0), (3, 0)):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-    else:
-        raise ValueError(f"unsupported .npy format version {version}")
-    if dtype.hasobject:
-        raise ValueError(f"dtype {dtype} holds Python objects (pickles are refused)")
-    return shape, fortran, dtype, fp.tell() - start
-
-
-def _npy_nbytes(shape, dtype):
-    return math.prod(shape) * dtype.itemsize
-
-
-def _check_archive_sizes(path, infos):
-    """Refuse, from the zip's declared sizes alone, archives that would inflate hugely."""
-    if len(infos) > _MAX_MEMBERS:
-        raise ModelFileError(path, f"the archive holds {len(infos)} members (at most "
-                                   f"{_MAX_MEMBERS} are read).")
-    total = sum(info.file_size for info in infos)
-    on_disk = os.path.getsize(path)
-    if total > _BOMB_FLOOR and total > _MAX_INFLATION * on_disk:
-        raise ModelFileError(
-            path, f"the archive's members inflate to {total} bytes from {on_disk} bytes on "
-                  f"disk (more than {_MAX_INFLATION}x): a decompression bomb? Refused "
-                  "before decompressing.")
-
-
-def _read_archive(path, what):
-    """Every array of an .npz, fully read and CRC-checked -> dict; ModelFileError if broken.
-
-    Before any array is allocated: the zip's declared sizes are checked against the file's
-    size (decompression bombs), and each member's .npy header against the member's declared
-    size (a header claiming more or less data than the member holds is refused).
-    """
-    path = os.fspath(path)
-    _check_input_file(path, what)
-    if os.path.getsize(path) == 0:
-        raise ModelFileError(path, "the file is empty (0 bytes): an interrupted write by "
-                                   "another program?")
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            head = f.read(4)
-        if head == b"PK\x03\x04":
-            raise ModelFileError(path, "the .npz (zip) archive is truncated or damaged: its "
-                                       "central directory at the end is missing.")
-        raise ModelFileError(path, "not an .npz (zip) archive; a fastscore model file is an "
-                                   ".npz written by fastscore.io.write_model_file.")
-    arrays = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            _check_archive_sizes(path, infos)
-            for info in infos:
-                name = info.filename
-                if not name.endswith(".npy"):
-                    raise ModelFileError(path, f"unexpected member {name!r} in the archive "
-                                               "(an .npz holds only .npy arrays).")
-                with zf.open(info) as member:
-                    try:
-                        shape, _, dtype, head = _npy_header(member)
-                    except ValueError as exc:
-                        raise ModelFileError(
-                            path, f"the archive is corrupt: array {name[:-4]!r} has no valid "
-                                  f".npy header ({exc}).") from None
-                    if head + _npy_nbytes(shape, dtype) != info.file_size:
-                        raise ModelFileError(
-                            path, f"array {name[:-4]!r}: its header declares shape {shape} "
-                                  f"of {dtype} ({_npy_nbytes(shape, dtype)} bytes) but the "
-                                  f"member holds {info.file_size - head} bytes of data.")
-                with zf.open(info) as member:
-                    arr = np.lib.format.read_array(member, allow_pickle=False)
-                    if member.read():     # reading to the end also checks the CRC
-                        raise ModelFileError(path, f"array {name[:-4]!r} has trailing bytes.")
-                arrays[name[:-4]] = arr
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError,
-            NotImplementedError, RuntimeError, OverflowError, MemoryError) as exc:
-        raise ModelFileError(path, f"the archive is corrupt ({type(exc).__name__}: {exc}).") \
-            from exc
-    return arrays
-
-
-def _parse_metadata(path, raw):
-    """The uint8 metadata member -> dict; ModelFileError for anything else."""
-    try:
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"metadata stored as {raw.dtype} of shape {raw.shape}")
-        if raw.size > _MAX_METADATA:
-            raise ValueError(f"{raw.size} bytes of metadata (at most {_MAX_METADATA})")
-        metadata = json.loads(raw.tobytes().decode("utf-8"))
-    except RecursionError:
-        raise ModelFileError(path, "the metadata is nested too deeply to be fastscore "
-                                   "metadata.") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(path, f"the metadata is not valid JSON ({exc}).") from None
-    if not isinstance(metadata, dict):
-        raise ModelFileError(path, "the metadata is not a JSON object.")
-    depth = _json_depth(metadata)
-    if depth > _MAX_METADATA_DEPTH:
-        raise ModelFileError(path, f"the metadata is nested too deeply ({depth} levels; "
-                                   f"fastscore metadata has at most {_MAX_METADATA_DEPTH}).")
-    return metadata
-
-
-def _json_depth(obj):
-    """Nesting depth of decoded JSON, iteratively (no recursion on hostile input)."""
-    depth, stack = 0, [(obj, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            depth = max(depth, level)
-            values = item.values() if isinstance(item, dict) else item
-            stack.extend((v, level + 1) for v in values if isinstance(v, (dict, list)))
-    return depth
-
-
-def read_model_file(path, kind=None):
-    """Read and validate a file written by :func:`write_model_file`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    kind : str, optional
-        The kind expected (``None`` accepts any).
-
-    Returns
-    -------
-    arrays : dict of str -> ndarray
-        Every stored array, fully read into memory.
-    metadata : dict
-        The JSON metadata, including ``format_version``, ``kind`` and
-        ``fastscore_version``.
-
-    Raises
-    ------
-    FileNotFoundError
-        No file at `path` (the exception names it).
-    ModelFileError
-        Not an ``.npz`` archive; truncated; a member corrupt (CRC or format); no fastscore
-        metadata or metadata that is not valid JSON (or too large or too deeply nested);
-        another kind than `kind`; a format version newer than :data:`FORMAT_VERSION`
-        (written by a newer fastscore); a decompression bomb or an .npy header whose
-        declared size disagrees with the archive (both refused before decompressing).
-    IsADirectoryError
-        `path` is a folder.
-    """
-    arrays = _read_archive(path, "model file")
-    raw = arrays.pop(_METADATA_KEY, None)
-    if raw is None:
-        raise ModelFileError(path, "no fastscore metadata in the archive: it is an .npz, but "
-                                   "not one written by fastscore.io.write_model_file.")
-    metadata = _parse_metadata(path, raw)
-    version = metadata.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(path, f"the metadata has no valid format_version (got "
-                                   f"{version!r}).")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            path, f"written in file format {version} (by fastscore "
-                  f"{metadata.get('fastscore_version', '?')}); this fastscore ({__version__}) "
-                  f"reads formats up to {FORMAT_VERSION}: upgrade fastscore to load it.")
-    found = metadata.get("kind")
-    if not isinstance(found, str):
-        raise ModelFileError(path, f"the metadata has no valid kind (got {found!r}).")
-    if kind is not None and found != kind:
-        raise ModelFileError(path, f"holds a {found!r}, not a {kind!r}.")
-    return arrays, metadata
-
-
-# --------------------------------------------------------------------- plain arrays
 
 
 def _suffix(path):
@@ -510,7 +72,7 @@ def _check_suffix(path):
     raise ValueError(f"`path` must end in .npy or .npz; got {os.fspath(path)!r}.")
 
 
-def save_array(path, array):
+def save_array(path: str | os.PathLike[str], array: ArrayLike) -> str:
     """Save one array (an image, a volume, a stack) to ``.npy`` or ``.npz``, atomically.
 
     Parameters
@@ -529,11 +91,11 @@ def save_array(path, array):
     if arr.dtype.hasobject:
         raise TypeError(f"`array` has dtype {arr.dtype}; object arrays cannot be saved.")
     if suffix == ".npy":
-        return _atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False))
-    return _atomic_write(path, lambda f: np.savez(f, array=arr))
+        return _atomic.atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False))
+    return _atomic.atomic_write(path, lambda f: np.savez(f, array=arr))
 
 
-def load_array(path, *, key=None):
+def load_array(path: str | os.PathLike[str], *, key: str | None = None) -> np.ndarray:
     """Load an array saved as ``.npy`` or ``.npz`` (pickles refused).
 
     Parameters
@@ -557,7 +119,7 @@ def load_array(path, *, key=None):
     path = os.fspath(path)
     if suffix == ".npz":
         try:
-            arrays = _read_archive(path, "array file")
+            arrays = read_archive(path, "array file")
         except ModelFileError as exc:
             raise ValueError(f"{path}: cannot read the array file: {exc.reason}") from None
         arrays.pop(_METADATA_KEY, None)
@@ -569,14 +131,14 @@ def load_array(path, *, key=None):
         if key not in arrays:
             raise ValueError(f"{path} has no array {key!r}; it holds {sorted(arrays)}.")
         return arrays[key]
-    _check_input_file(path, "array file")
+    check_input_file(path, "array file")
     try:
         with open(path, "rb") as f:
-            shape, _, dtype, head = _npy_header(f)
+            shape, _, dtype, head = npy_header(f)
             size = os.fstat(f.fileno()).st_size
-            if head + _npy_nbytes(shape, dtype) != size:
+            if head + npy_nbytes(shape, dtype) != size:
                 raise ValueError(f"the header declares shape {shape} of {dtype} "
-                                 f"({_npy_nbytes(shape, dtype)} bytes) but the file holds "
+                                 f"({npy_nbytes(shape, dtype)} bytes) but the file holds "
                                  f"{size - head} bytes of data")
             f.seek(0)
             arr = np.lib.format.read_array(f, allow_pickle=False)
@@ -594,7 +156,7 @@ _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _SCALING_KEY = "fastscore-scaling"
 
 
-def load_image(path, *, key=None):
+def load_image(path: str | os.PathLike[str], *, key: str | None = None) -> np.ndarray:
     """Read an image or volume from ``.npy``/``.npz``, PNG/TIFF/JPEG, NIfTI or DICOM.
 
     Pixel values become floats: float files keep their values (float32/float64; complex
@@ -625,8 +187,6 @@ def load_image(path, *, key=None):
     Pillow's decompression-bomb limit; an invalid ``fastscore-scaling`` text),
     ImportError (the optional reader is not installed; the message names the extra).
     """
-    from ._optional import import_optional
-
     suffix = _suffix(path)
     path = os.fspath(path)
     from . import io_medical
@@ -677,7 +237,7 @@ def _load_pillow(path):
         raise ValueError(f"{path}: the image is too large to read safely ({exc}).") from None
     except (MemoryError, ImportError):
         raise
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error, ... on bad files
+    except Exception as exc:  # noqa: BLE001 (Pillow raises OSError, SyntaxError, struct.error, ...)
         raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc}).") \
             from None
     if arr.dtype.kind not in "ui":
@@ -715,7 +275,7 @@ def _check_nifti_size(path):
         itemsize = image.header.get_data_dtype().itemsize
     except MemoryError:
         raise
-    except Exception as exc:  # nibabel raises many types for bad files
+    except Exception as exc:  # noqa: BLE001 (nibabel raises many types for bad files)
         raise ValueError(f"{path}: not a readable NIfTI file ({exc}).") from None
     if len(shape) not in (2, 3):
         raise ValueError(f"{path}: expected a 2-D image or 3-D volume; the NIfTI header "
@@ -730,7 +290,8 @@ def _check_nifti_size(path):
                          "a forged header.")
 
 
-def save_image(path, array, *, bits=16, affine=None, header=None):
+def save_image(path: str | os.PathLike[str], array: ArrayLike, *, bits: int = 16,
+               affine: ArrayLike | None = None, header: Any = None) -> str:
     """Write an image or volume; the format follows the suffix.
 
     ``.npy``/``.npz``: exact (complex too). ``.tif``/``.tiff``: 2-D float32, exact.
@@ -772,7 +333,7 @@ def save_image(path, array, *, bits=16, affine=None, header=None):
                              ".npy or .nii for volumes).")
         if suffix != ".png":
             image = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32), mode="F")
-            return _atomic_write(path, lambda f: image.save(f, format="TIFF"))
+            return _atomic.atomic_write(path, lambda f: image.save(f, format="TIFF"))
         if bits not in (8, 16):
             raise ValueError(f"`bits` must be 8 or 16; got {bits!r}.")
         PngInfo = import_optional("PIL.PngImagePlugin", "io").PngInfo
@@ -786,7 +347,7 @@ def save_image(path, array, *, bits=16, affine=None, header=None):
         meta = PngInfo()
         meta.add_text(_SCALING_KEY, f"{low!r},{low + span!r},{levels}")
         image = Image.fromarray(q)
-        return _atomic_write(path, lambda f: image.save(f, format="PNG", pnginfo=meta))
+        return _atomic.atomic_write(path, lambda f: image.save(f, format="PNG", pnginfo=meta))
     if suffix in _NIFTI_SUFFIXES:
         from .io_medical import save_nifti
         return save_nifti(path, arr, affine, header)
@@ -807,4 +368,4 @@ def _atomic_nifti(path, image):
         else:
             f.write(image.to_bytes())
 
-    return _atomic_write(path, write)
+    return _atomic.atomic_write(path, write)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._threads import resolve_n_threads
 from ._ext import kde as _kernels
-from ._validation import as_float_array, check_scalar, check_scale
+from ._validation import as_float_array, check_float_dtype_match, check_scalar, check_scale
 
 
 def _aligned_empty(shape, dtype, align):
@@ -150,18 +150,7 @@ class GaussianKDE:
         """Q -> C-contiguous array of the fitted dtype, shape (N, d)."""
         self._check_fitted()
         dtype = self.X_.dtype
-        q_dtype = getattr(Q, "dtype", None)
-        if q_dtype is None:
-            q_dtype = np.asarray(Q).dtype
-        q_dtype = np.dtype(q_dtype)
-        if q_dtype.kind == "f":
-            work = np.dtype(np.float32) if q_dtype.itemsize <= 4 else np.dtype(np.float64)
-            if q_dtype.itemsize > 8:
-                work = q_dtype
-            if work != dtype:
-                raise TypeError(
-                    f"`Q` has dtype {q_dtype} but the KDE was fitted on `X` of dtype {dtype}; "
-                    "the dtypes must match: cast one of them explicitly.")
+        check_float_dtype_match(Q, "Q", dtype, "the fitted `X`")
         arr = as_float_array(Q, "Q", ndim=2, dtype=dtype, finite=True, allow_empty=True)
         if arr.shape[1] != self.n_dims_:
             raise ValueError(

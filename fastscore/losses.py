@@ -35,13 +35,16 @@ objective is a fixed function of ``params``; pass a ``Generator`` for fresh nois
 (stochastic-gradient training).
 """
 
+import math
 import numbers
 
 import numpy as np
 
 from ._validation import as_float_array, check_choice, check_int, check_rng, check_scalar
+from .invariance import map_back, normalize_patches
 
-__all__ = ["esm", "ism", "rsm", "dsm", "ncsm", "sliced_sm"]
+__all__ = ["esm", "ism", "rsm", "dsm", "ncsm", "ncsm_loss", "sliced_sm",
+           "draw_noise_levels"]
 
 
 def _require(model, methods, objective):
@@ -243,16 +246,46 @@ def dsm(model, params, x, sigma, n_noise=1, rng=None):
     return float(loss), _grad(model.score_vjp(x_noisy, theta, residual / count, sigma=sig))
 
 
+def draw_noise_levels(size, rng, *, sigma_range=None, ladder=None):
+    """Noise levels σ for `size` samples: log-uniform over a range, or uniform over a ladder.
+
+    .. math::
+
+        \\log σ = \\log σ_{\\min} + u\\,(\\log σ_{\\max} - \\log σ_{\\min}),
+        \\quad u \\sim \\mathcal U[0, 1) \\qquad\\text{or}\\qquad
+        σ = σ_k,\\quad k \\sim \\mathcal U\\{1, …, L\\}
+
+    The one σ sampler of :func:`ncsm` and :func:`fastscore.train.fit_patch_score`.
+
+    Parameters
+    ----------
+    size : int >= 0
+    rng : numpy.random.Generator
+        One ``rng.random(size)`` (range) or ``rng.integers(0, L, size)`` (ladder) draw.
+    sigma_range : (float, float), checked ``0 < σ_min <= σ_max``
+    ladder : ndarray of shape (L,), checked positive
+        Exactly one of `sigma_range` and `ladder`.
+
+    Returns
+    -------
+    ndarray of shape (size,), float64
+    """
+    if ladder is not None:
+        return np.asarray(ladder, dtype=np.float64)[rng.integers(0, len(ladder), size=size)]
+    log_lo, log_hi = math.log(sigma_range[0]), math.log(sigma_range[1])
+    return np.exp(log_lo + rng.random(size) * (log_hi - log_lo))
+
+
 def _draw_sigmas(sigmas, size, rng):
-    """Per-sample noise levels: uniform over a ladder, or log-uniform over a range."""
+    """Per-sample noise levels of :func:`ncsm`: a tuple of two is a range, else a ladder."""
     if isinstance(sigmas, tuple) and len(sigmas) == 2:
         lo = check_scalar(sigmas[0], "sigmas[0] (sigma_min)", low=0, low_inclusive=False)
         hi = check_scalar(sigmas[1], "sigmas[1] (sigma_max)", low=lo)
-        return np.exp(rng.uniform(np.log(lo), np.log(hi), size=size))
+        return draw_noise_levels(size, rng, sigma_range=(lo, hi))
     ladder = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
     if np.any(ladder <= 0):
         raise ValueError(f"`sigmas` must be positive; got minimum {ladder.min()!r}.")
-    return ladder[rng.integers(0, ladder.size, size=size)]
+    return draw_noise_levels(size, rng, ladder=ladder)
 
 
 def ncsm(model, params, x, sigmas, weighting="sigma2", n_noise=1, rng=None):
@@ -278,6 +311,11 @@ def ncsm(model, params, x, sigmas, weighting="sigma2", n_noise=1, rng=None):
       :math:`\\sigma`-weighting makes every term :math:`\\tfrac12\\|\\tilde s(\\tilde x) +
       z\\|^2` of the same scale. To use such a model at level :math:`\\sigma`, divide its
       score by :math:`\\sigma`.
+
+    Levels come from :func:`draw_noise_levels`. For a
+    :class:`fastscore.noise_conditional.NoiseConditionalScore` in training,
+    :func:`ncsm_loss` computes the same objective (``weighting="sigma2"``) on given levels
+    and noise through the model's training passes.
 
     Parameters
     ----------
@@ -332,6 +370,54 @@ def ncsm(model, params, x, sigmas, weighting="sigma2", n_noise=1, rng=None):
         loss = 0.5 * np.sum(weight[:, None] * residual ** 2) / count
         grad = model.score_vjp(x_noisy, theta, (weight / sig)[:, None] * residual / count)
     return float(loss), _grad(grad)
+
+
+def ncsm_loss(model, patches, sigma, noise, *, grad=True, dc=False, contrast=False,
+              contrast_eps=1e-2):
+    """σ²-weighted NCSM loss of a noise-conditional model on one batch, training fast path.
+
+    The objective of :func:`ncsm` (``weighting="sigma2"``, levels and noise given) through
+    the model's training passes (``scaled_score(keep=True)`` / ``scaled_score_backward``):
+    no copies of the weights, the gradient written into ``model.net.grad``. Used by
+    :func:`fastscore.train.fit_patch_score`.
+
+    .. math::  \\mathcal L = \\frac{1}{N}\\sum_n \\tfrac12
+               \\lVert σ_n s(v_n + σ_n z_n; σ_n) + z_n \\rVert^2
+
+    With `dc` / `contrast` the score is the invariant composite ``s(v) = J s̃(u(v); σ_u)``
+    of :mod:`fastscore.invariance` (the network is s̃); the gradient flows through ``J``.
+
+    Parameters
+    ----------
+    model : fastscore.noise_conditional.NoiseConditionalScore
+    patches : ndarray of shape (N, patch_dim), clean patches v
+    sigma : ndarray of shape (N,), noise levels σ_n
+    noise : ndarray of shape (N, patch_dim), unit noise z
+    grad : bool
+        Also write ∂L/∂θ into the network's gradient buffer (skipped when the loss is not
+        finite: the caller stops).
+
+    Returns
+    -------
+    loss : float
+    """
+    noisy = patches + sigma[:, None] * noise
+    if not (dc or contrast):
+        scaled = model.scaled_score(noisy, sigma, keep=grad)      # σ s(ṽ; σ)
+        residual = scaled + noise
+    else:
+        u, sigma_u, c = normalize_patches(noisy, sigma, dc=dc, contrast=contrast,
+                                          eps=contrast_eps)
+        h = model.scaled_score(u, sigma_u, keep=grad)               # σ_u s̃(u; σ_u)
+        ratio = (sigma / sigma_u)[:, None]                          # 1, or c
+        residual = map_back(h * ratio, u, c) + noise                # σ J s̃ + z
+    loss = 0.5 * float(np.mean(np.einsum("ij,ij->i", residual, residual, dtype=np.float64)))
+    if grad and math.isfinite(loss):
+        residual *= residual.dtype.type(1.0 / len(patches))
+        if dc or contrast:                                          # ∂/∂h = (σ/σ_u) J r
+            residual = map_back(residual, u, c) * ratio
+        model.scaled_score_backward(residual)
+    return loss
 
 
 def sliced_sm(model, params, x, n_projections=1, rng=None, *, variance_reduction=False):

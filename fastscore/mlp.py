@@ -21,7 +21,6 @@ identical for any thread count.
 from __future__ import annotations
 
 import math
-import numbers
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -38,7 +37,7 @@ from ._activations import (
 from ._threads import effective_threads, resolve_n_threads, single_threaded_blas
 from ._validation import (
     as_float_array,
-    check_choice,
+    check_activations,
     check_finite,
     check_float_dtype,
     check_int,
@@ -46,6 +45,7 @@ from ._validation import (
     check_patch_size,
     check_rng,
     check_scalar,
+    check_widths,
 )
 
 __all__ = ["ACTIVATIONS", "DEFAULT_HIDDEN", "DEFAULT_WIDTHS", "MLP"]
@@ -169,9 +169,10 @@ class MLP:
                  negative_slope: float = 0.01, dtype: DTypeLike = np.float32,
                  rng: int | np.random.Generator | None = None,
                  n_threads: int | None = None) -> None:
-        self.widths = self._check_widths(widths)
+        self.widths = check_widths(widths, _kernels().MAX_LAYERS)
         n_layers = len(self.widths) - 1
-        self.activations = self._check_activations(activations, n_layers)
+        self.activations = (default_activations(n_layers) if activations is None else
+                            check_activations(activations, n_layers, tuple(ACTIVATIONS)))
         self.negative_slope = check_scalar(negative_slope, "negative_slope", low=0.0)
         self.dtype = check_float_dtype(dtype)
         if n_threads is not None:
@@ -195,49 +196,6 @@ class MLP:
         # n_threads, ...)) and `forward_n` (batch size of its last forward()).
         self._local = threading.local()
         self.reset_parameters(rng)
-
-    # -- construction ----------------------------------------------------------------
-    @staticmethod
-    def _check_widths(widths):
-        try:
-            values = tuple(widths)
-        except TypeError:
-            raise TypeError(f"`widths` must be a sequence of positive ints; got "
-                            f"{widths!r}.") from None
-        if len(values) < 2:
-            raise ValueError(f"`widths` needs at least an input and an output width; got "
-                             f"{values!r}.")
-        mlp = _kernels()
-        if len(values) - 1 > mlp.MAX_LAYERS:
-            raise ValueError(f"`widths` allows at most {mlp.MAX_LAYERS} layers; got "
-                             f"{len(values) - 1}.")
-        out = []
-        for k, w in enumerate(values):
-            if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Integral):
-                raise TypeError(f"`widths[{k}]` must be an int; got {w!r}.")
-            if not 1 <= int(w) <= 1 << 20:
-                raise ValueError(f"`widths[{k}]` must be in [1, {1 << 20}]; got {w!r}.")
-            out.append(int(w))
-        return tuple(out)
-
-    @staticmethod
-    def _check_activations(activations, n_layers):
-        if activations is None:
-            return default_activations(n_layers)
-        if isinstance(activations, str):
-            check_choice(activations, "activations", tuple(ACTIVATIONS))
-            return (activations,) * (n_layers - 1) + ("identity",)
-        try:
-            values = tuple(activations)
-        except TypeError:
-            raise TypeError(f"`activations` must be a name or a sequence of names; got "
-                            f"{activations!r}.") from None
-        if len(values) != n_layers:
-            raise ValueError(f"`activations` must name one activation per layer: "
-                             f"{n_layers} for {n_layers + 1} widths; got {len(values)} "
-                             f"({values!r}).")
-        return tuple(check_choice(a, f"activations[{k}]", tuple(ACTIVATIONS))
-                     for k, a in enumerate(values))
 
     @classmethod
     def for_patches(cls, patch_size: int | Sequence[int],
@@ -548,7 +506,9 @@ class MLP:
             with _blas:
                 _kernels().jacobian_diagonal(self._net, self.params, arr, p, y, diag,
                                              scratch, _TILE_JACOBIAN, threads)
-        return (diag, y) if return_output else diag
+        if y is not None:
+            return diag, y
+        return diag
 
     def jacobian_diagonal_vjp(self, x: ArrayLike, grad: ArrayLike, *, n_dirs: int | None = None,
                               chunk_size: int = 256) -> np.ndarray:

@@ -119,7 +119,7 @@ class NoiseConditionalScore:
         self.mean = m
         self.std = check_scalar(std, "std", low=0.0, low_inclusive=False)
         self.baseline = bool(baseline)
-        self._twins = {}
+        self._twins: dict[np.dtype, MLP] = {}
         self._local = threading.local()   # per-thread state of forward() for backward()
 
     def __getstate__(self):
@@ -346,7 +346,7 @@ class NoiseConditionalScore:
                              f"got {g.shape}.")
         scale = None if scaled else (g.dtype.type(1.0) / sig)
         gu = self.net.backward(g, input_grad=input_grad, row_scale=scale)
-        if not input_grad:
+        if gu is None:
             return None
         gx = gu[:, :self.dim] * g.dtype.type(1.0 / self.std)
         if self.baseline:

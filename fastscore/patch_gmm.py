@@ -242,7 +242,7 @@ class GaussianMixturePatchScore:
     # ---------------------------------------------------------------- files
     def save(self, path):
         """Write to `path` (``.npz`` + JSON metadata, atomically, float32 arrays)."""
-        from .io import write_model_file
+        from .model_file import write_model_file
 
         arrays = {"means": self.means.astype(np.float32),
                   "eigenvalues": self.eigenvalues.astype(np.float32),
@@ -253,7 +253,7 @@ class GaussianMixturePatchScore:
     @classmethod
     def load(cls, path):
         """Read a file written by :meth:`save` (``ModelFileError`` if it is not one)."""
-        from .io import ModelFileError, read_model_file
+        from .model_file import ModelFileError, read_model_file
 
         arrays, meta = read_model_file(path, cls.kind)
         try:

@@ -116,7 +116,7 @@ def _anneal_start(operator, x, noise_sigma, prior):
     return max(2.0 * noise_sigma, level)
 
 
-def _schedule(sigma_schedule, noise_sigma, n_steps, prior, start=None):
+def _prior_sigmas(sigma_schedule, noise_sigma, n_steps, prior, start=None):
     """Per-iteration prior noise levels (length n_steps), never below the prior's floor.
 
     None → geometric `start` → σ_n/4 (`start` from :func:`_anneal_start`; 2σ_n, the
@@ -173,16 +173,6 @@ def _setup(y, operator, noise_sigma, x0):
 def _image_part(operator, v):
     """`v` for a complex-image operator, else its real part."""
     return v if operator.complex_domain else v.real
-
-
-def _white(shape, dtype, rng):
-    """N(0, 1) on every real component: complex noise for a complex dtype."""
-    dtype = np.dtype(dtype)
-    real = dtype.type(0).real.dtype
-    noise = rng.standard_normal(shape).astype(real)
-    if dtype.kind == "c":
-        noise = noise + 1j * rng.standard_normal(shape).astype(real)
-    return noise.astype(dtype, copy=False)
 
 
 def _rms(a):
@@ -251,7 +241,7 @@ def map_estimate(y, operator, noise_sigma, prior, *, method="gradient", n_steps=
                                  high_inclusive=False)
     cg_iter = check_int(cg_iter, "cg_iter", low=1)
     likelihood, x = _setup(y, operator, noise_sigma, x0)
-    sigmas = _schedule(sigma_schedule, likelihood.noise_sigma, n_steps, prior,
+    sigmas = _prior_sigmas(sigma_schedule, likelihood.noise_sigma, n_steps, prior,
                        _anneal_start(operator, x, likelihood.noise_sigma, prior))
     check_scale(sigmas, "sigma_schedule", x.dtype)
     rng = check_rng(rng)
@@ -460,7 +450,7 @@ def posterior_sample(y, operator, noise_sigma, prior, *, n_samples=8, sigmas=Non
                                                        n_samples)
         return _summarise(samples, mean, None, n_evals + x_map.n_iter)
     x = np.repeat(x_start[np.newaxis], n_samples, axis=0)
-    x += _white(x.shape, dtype, rng) * x.real.dtype.type(sigmas[0])
+    x += problem.white(x.shape) * x.real.dtype.type(sigmas[0])
     if method != "preconditioned":
         kwargs = dict(trace_every=trace_every, callback=callback)
         fine = _refine(sigmas, steps_per_sigma)

@@ -65,7 +65,7 @@ class SamplingResult:
     n_score_evals: int = 0
 
 
-def _schedule(value, n_steps, name, *, allow_zero=False):
+def _per_step_values(value, n_steps, name, *, allow_zero=False):
     """A step-size schedule (scalar, length-`n_steps` array or callable t -> value) as floats."""
     if callable(value):
         values = np.array([value(t) for t in range(n_steps)], dtype=np.float64)
@@ -189,9 +189,9 @@ def langevin(score, x0, n_steps, step_size, noise_scale=None, rng=None, *, callb
     """
     x = _check_x0(x0)
     n_steps = check_int(n_steps, "n_steps", low=0)
-    alpha = _schedule(step_size, n_steps, "step_size")
+    alpha = _per_step_values(step_size, n_steps, "step_size")
     beta = (np.sqrt(2.0 * alpha) if noise_scale is None
-            else _schedule(noise_scale, n_steps, "noise_scale", allow_zero=True))
+            else _per_step_values(noise_scale, n_steps, "noise_scale", allow_zero=True))
     rng = check_rng(rng)
     trace = _Trace(trace_every, x)
     t = 0
@@ -349,7 +349,7 @@ def mala(logpdf, score, x0, n_steps, step_size, rng=None, *, callback=None, trac
     """
     x = _check_x0(x0)
     n_steps = check_int(n_steps, "n_steps", low=0)
-    alpha = _schedule(step_size, n_steps, "step_size")
+    alpha = _per_step_values(step_size, n_steps, "step_size")
     rng = check_rng(rng)
     n_chains = x.shape[0]
 

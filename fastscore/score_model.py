@@ -227,7 +227,7 @@ class PatchScoreModel:
 
     def save(self, path: str | os.PathLike[str]) -> str | os.PathLike[str]:
         """Write the model to `path` (``.npz`` + JSON metadata, atomically); returns path."""
-        from .io import write_model_file
+        from .model_file import write_model_file
 
         arrays = {"params": self.model.net.params, "mean": self.model.mean}
         for key, values in self.history.items():
@@ -247,7 +247,7 @@ class PatchScoreModel:
             Not a fastscore patch score model, truncated, corrupt or inconsistent.
         """
         from .intensity import IntensityReference
-        from .io import ModelFileError, read_model_file
+        from .model_file import ModelFileError, read_model_file
 
         arrays, meta = read_model_file(path, cls.kind)
         try:

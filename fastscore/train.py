@@ -27,13 +27,13 @@ import time
 import numpy as np
 
 from ._progress import progress_range
-from ._validation import (as_float_array, check_choice, check_int, check_int_tuple, check_rng,
-                          check_scalar, check_scale)
+from ._validation import (as_float_array, check_choice, check_float_dtype, check_int,
+                          check_int_tuple, check_rng, check_scalar, check_scale)
 from .data import extract_patches
 from .intensity import IntensityReference
-from .invariance import map_back, normalize_patches
+from .losses import draw_noise_levels, ncsm_loss
 
-__all__ = ["fit_patch_score", "TrainingDiverged", "ncsm_loss"]
+__all__ = ["fit_patch_score", "TrainingDiverged"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -70,54 +70,9 @@ class _Config:
 
 def _sample_sigmas(cfg, n, rng, dtype):
     """σ per sample: log-uniform in [σ_min, σ_max], or uniform over the ladder."""
-    if cfg.ladder:
-        return np.asarray(cfg.ladder, dtype=dtype)[rng.integers(0, len(cfg.ladder), n)]
-    u = rng.random(n)
-    return np.exp(math.log(cfg.sigma_min) + u * (math.log(cfg.sigma_max)
-                                                 - math.log(cfg.sigma_min))).astype(dtype)
-
-
-def ncsm_loss(model, patches, sigma, noise, *, grad=True, dc=False, contrast=False,
-              contrast_eps=1e-2):
-    """σ²-weighted DSM loss of a noise-conditional model on one batch.
-
-    .. math::  \\mathcal L = \\frac{1}{N}\\sum_n \\tfrac12
-               \\lVert σ_n s(v_n + σ_n z_n; σ_n) + z_n \\rVert^2
-
-    With `dc` / `contrast` the score is the invariant composite ``s(v) = J s̃(u(v); σ_u)``
-    of :mod:`fastscore.invariance` (the network is s̃); the gradient flows through ``J``.
-
-    Parameters
-    ----------
-    model : fastscore.nn.NoiseConditionalScore
-    patches : ndarray of shape (N, patch_dim), clean patches v
-    sigma : ndarray of shape (N,), noise levels σ_n
-    noise : ndarray of shape (N, patch_dim), unit noise z
-    grad : bool
-        Also write ∂L/∂θ into the network's gradient buffer (skipped when the loss is not
-        finite: the caller stops).
-
-    Returns
-    -------
-    loss : float
-    """
-    noisy = patches + sigma[:, None] * noise
-    if not (dc or contrast):
-        scaled = model.scaled_score(noisy, sigma, keep=grad)      # σ s(ṽ; σ)
-        residual = scaled + noise
-    else:
-        u, sigma_u, c = normalize_patches(noisy, sigma, dc=dc, contrast=contrast,
-                                          eps=contrast_eps)
-        h = model.scaled_score(u, sigma_u, keep=grad)               # σ_u s̃(u; σ_u)
-        ratio = (sigma / sigma_u)[:, None]                          # 1, or c
-        residual = map_back(h * ratio, u, c) + noise                # σ J s̃ + z
-    loss = 0.5 * float(np.mean(np.einsum("ij,ij->i", residual, residual, dtype=np.float64)))
-    if grad and math.isfinite(loss):
-        residual *= residual.dtype.type(1.0 / len(patches))
-        if dc or contrast:                                          # ∂/∂h = (σ/σ_u) J r
-            residual = map_back(residual, u, c) * ratio
-        model.scaled_score_backward(residual)
-    return loss
+    levels = (draw_noise_levels(n, rng, ladder=cfg.ladder) if cfg.ladder else
+              draw_noise_levels(n, rng, sigma_range=(cfg.sigma_min, cfg.sigma_max)))
+    return levels.astype(dtype)
 
 
 def _validation_set(patches, cfg, rng, dtype):
@@ -198,14 +153,14 @@ def _checkpoint_state(model, optimizer, ema, rng, step, history):
 
 
 def _write_checkpoint(path, model, optimizer, ema, rng, step, history):
-    from .io import write_model_file
+    from .model_file import write_model_file
 
     arrays, meta = _checkpoint_state(model, optimizer, ema, rng, step, history)
     write_model_file(path, "checkpoint", arrays, meta)
 
 
 def _restore_checkpoint(path, model, optimizer, ema, rng):
-    from .io import read_model_file
+    from .model_file import read_model_file
 
     arrays, meta = read_model_file(path, "checkpoint")
     if arrays["params"].shape != model.net.params.shape or \
@@ -300,14 +255,12 @@ def fit_patch_score(images=None, *, patches=None, patch_size=3, model=None,
         Non-finite loss or gradient (the last good checkpoint is kept).
     """
     from .noise_conditional import NoiseConditionalScore
+    from .optim import EMA, Adam, CosineLR, WarmupLR, clip_grad_norm, grad_norm
     from .score_model import PatchScoreModel
-    from .optim import Adam, CosineLR, EMA, WarmupLR, clip_grad_norm, grad_norm
 
     if (images is None) == (patches is None):
         raise ValueError("give exactly one of `images` and `patches`.")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"`dtype` must be float32 or float64; got {dtype}.")
+    dtype = check_float_dtype(dtype)
     n_steps = check_int(n_steps, "n_steps", low=1)
     batch_size = check_int(batch_size, "batch_size", low=1)
     lr = check_scalar(lr, "lr", low=0, low_inclusive=False)

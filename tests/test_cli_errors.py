@@ -156,7 +156,7 @@ def test_complex_measurements_refused_except_for_mri(files, tmp_path, capsys):
 def test_unwritable_disk(errno_code, reason, files, tmp_path, capsys, monkeypatch):
     def refuse(path, write):
         raise OSError(errno_code, os.strerror(errno_code), path)
-    monkeypatch.setattr("fastscore.io._atomic_write", refuse)
+    monkeypatch.setattr("fastscore._atomic.atomic_write", refuse)
     code, _, err = run(denoise(files, out=tmp_path / "o.npy"), capsys)
     assert code == 2 and f"cannot write {tmp_path / 'o.npy'}: {reason}" in one_line(err)
     code, _, err = run(["train", "--phantom", "rectangles", "--n-images", "8", "--steps", "2",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastscore
-from fastscore import optim, train
+from fastscore import _atomic, optim, train
 from fastscore.data import rectangles
 from fastscore.io import read_model_file, write_model_file
 from fastscore.train import fit_patch_score
@@ -91,7 +91,7 @@ def test_stale_temporary_files_are_removed_by_the_next_write(tmp_path):
     path = tmp_path / "model.npz"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = fastscore.io._temp_prefix(str(path)).rsplit("-", 1)[1]
+    host = _atomic.temp_prefix(str(path)).rsplit("-", 1)[1]
     stale = tmp_path / f".model.npz.{dead.pid}-{host}abc123.tmp"
     alive = tmp_path / f".model.npz.{os.getpid()}-{host}def456.tmp"   # a write under way
     other = tmp_path / ".other.npz.1-00000000.abc.tmp"
@@ -111,7 +111,7 @@ CHILD = textwrap.dedent("""
     import sys
     import time
     import numpy as np
-    import fastscore.io
+    import fastscore._atomic
     from fastscore.data import rectangles
     from fastscore.nn import NoiseConditionalScore
     from fastscore.train import fit_patch_score
@@ -129,7 +129,7 @@ CHILD = textwrap.dedent("""
             time.sleep(0.01)
         return atomic_write(path, slow)
 
-    atomic_write, fastscore.io._atomic_write = fastscore.io._atomic_write, announced_write
+    atomic_write, fastscore._atomic.atomic_write = fastscore._atomic.atomic_write, announced_write
     images = rectangles(12, rng=0, dtype=np.float32)
     while True:      # after Ctrl-C, resume in the same process (a kill ends it)
         model = NoiseConditionalScore.for_patches(3, hidden=(16, 16), rng=0, n_threads=1)

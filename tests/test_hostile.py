@@ -16,6 +16,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from fastscore import _atomic
 from fastscore import io as fio
 from fastscore.io import ModelFileError
 from hostile_cases import (CASES, GOOD, HOSTILE_DIR, HOSTILE_FILES, hostile_path, loaders,
@@ -136,7 +137,7 @@ def test_full_disk_names_destination_keeps_old_file(tmp_path, monkeypatch, what)
         os.close(fd)
         return os.open("/dev/full", os.O_WRONLY), tmp
 
-    monkeypatch.setattr(fio.tempfile, "mkstemp", full_mkstemp)
+    monkeypatch.setattr(_atomic.tempfile, "mkstemp", full_mkstemp)
     with pytest.raises(OSError, match="cannot write the file") as info:
         _WRITERS[what](path)
     assert info.value.errno == errno.ENOSPC
@@ -153,7 +154,7 @@ def test_read_only_or_quota_names_destination(tmp_path, monkeypatch, code, what)
     def refuse(*args, **kwargs):
         raise OSError(code, os.strerror(code), os.path.join(str(tmp_path), ".out.tmp"))
 
-    monkeypatch.setattr(fio.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(_atomic.tempfile, "mkstemp", refuse)
     with pytest.raises(OSError) as info:
         _WRITERS[what](path)
     assert info.value.errno == code
@@ -171,7 +172,7 @@ def test_failure_at_rename_names_destination(tmp_path, monkeypatch):
     def refuse(src, dst):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), src)
 
-    monkeypatch.setattr(fio.os, "replace", refuse)
+    monkeypatch.setattr(_atomic.os, "replace", refuse)
     with pytest.raises(OSError, match="Read-only file system") as info:
         fio.write_model_file(path, "k", {"a": np.zeros(3)})
     assert info.value.filename == str(path)

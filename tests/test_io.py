@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fastscore
+from fastscore import _atomic
 from fastscore import io as fio
 from fastscore.io import (
     FORMAT_VERSION,
@@ -68,7 +69,7 @@ def test_overwrite_replaces_and_keeps_permissions(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o640
     fresh = tmp_path / "fresh.npz"
     write_model_file(fresh, "k", {})
-    assert os.stat(fresh).st_mode & 0o777 == 0o666 & ~fio._umask()
+    assert os.stat(fresh).st_mode & 0o777 == 0o666 & ~_atomic.umask()
 
 
 def test_missing_file(tmp_path):

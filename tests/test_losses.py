@@ -146,6 +146,31 @@ def test_ncsm_parametrisation_and_weighting():
     assert uniform == pytest.approx(small / 0.01, rel=1e-12)
 
 
+@pytest.mark.parametrize("sigmas", [(0.05, 2.0), [0.1, 0.4, 1.6]])
+def test_ncsm_loss_is_ncsm_on_the_same_draws(sigmas):
+    """The training fast path (given levels and noise, gradient into net.grad) computes the
+    σ²-weighted objective of ncsm: same draws (ncsm's documented order, levels from the one
+    σ sampler), same loss and gradient in float64."""
+    from fastscore.noise_conditional import NoiseConditionalScore
+
+    model = NoiseConditionalScore.for_patches((2, 2), hidden=(8, 8), dtype=np.float64,
+                                              baseline=True, rng=0)
+    model.set_params(model.get_params() * 3)        # a network far from its initial state
+    x = np.random.default_rng(1).standard_normal((40, 4))
+    loss, grad = losses.ncsm(model, model.get_params(), x, sigmas, rng=3)
+    rng = np.random.default_rng(3)
+    if isinstance(sigmas, tuple):
+        sigma = losses.draw_noise_levels(40, rng, sigma_range=sigmas)
+        assert np.all((sigma >= sigmas[0]) & (sigma <= sigmas[1]))
+    else:
+        sigma = losses.draw_noise_levels(40, rng, ladder=sigmas)
+        assert set(sigma) <= set(sigmas)
+    z = rng.standard_normal((40, 4))
+    fast = losses.ncsm_loss(model, x, sigma, z)
+    assert fast == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(model.net.grad, grad, rtol=1e-9, atol=1e-12)
+
+
 def test_ncsm_fits_a_noise_conditional_mixture():
     """The exact noise-conditional family: NCSM over a ladder recovers the data mixture."""
     truth = GaussianMixture([0.4, 0.6], [-2.0, 3.0], [0.5, 1.0])

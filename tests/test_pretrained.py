@@ -73,3 +73,18 @@ def test_training_script_is_deterministic(tmp_path):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert meta_a == meta_b
+
+
+def test_map_options_scale_with_the_noise_level():
+    from fastscore import pretrained
+
+    for name in pretrained.available():
+        a, b = pretrained.map_options(name, 0.1), pretrained.map_options(name, 0.2)
+        assert a["method"] == "hqs" and a["n_steps"] == pretrained.MAP_OPTIONS[name]["n_steps"]
+        np.testing.assert_allclose(np.array(b["sigma_schedule"]),
+                                   2 * np.array(a["sigma_schedule"]))
+        assert a["sigma_schedule"][0] > 0.1 > a["sigma_schedule"][1]
+    with pytest.raises(ValueError, match="available"):
+        pretrained.map_options("nope", 0.1)
+    with pytest.raises(ValueError, match="noise_sigma"):
+        pretrained.map_options("natural", 0.0)

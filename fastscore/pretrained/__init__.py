@@ -19,17 +19,32 @@ The training recipes, data, licences and measurements: ``docs/pretrained.md``,
 
 import os
 
-__all__ = ["MAP_OPTIONS", "PRIOR_OPTIONS", "available", "load", "load_file", "path", "prior"]
+__all__ = ["MAP_OPTIONS", "PRIOR_OPTIONS", "available", "load", "load_file", "map_options",
+           "path", "prior"]
 
 _NAMES = ("natural", "phantom")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: PatchPrior settings of each shipped prior (chosen on the validation images).
 PRIOR_OPTIONS = {"natural": {"stride": 2}, "phantom": {"stride": 2}}
-#: :func:`fastscore.reconstruct.map_estimate` settings (method "hqs") of each prior for
-#: denoising (chosen on the validation images).
-MAP_OPTIONS = {"natural": {"n_steps": 6, "sigma_schedule": None},
-               "phantom": {"n_steps": 6, "sigma_schedule": None}}
+#: HQS denoising settings of each prior (chosen on the validation images): the number of
+#: iterations and the prior noise levels' geometric schedule as multiples of the noise σ
+#: (first, last); :func:`map_options` turns them into ``map_estimate`` arguments.
+MAP_OPTIONS = {"natural": {"n_steps": 6, "sigma_ratio": (2.0, 0.25)},
+               "phantom": {"n_steps": 12, "sigma_ratio": (2.0, 0.05)}}
+
+
+def map_options(name, noise_sigma):
+    """:func:`fastscore.reconstruct.map_estimate` keyword arguments to denoise an image of
+    noise level `noise_sigma` with the shipped prior `name`: ``method="hqs"``,
+    ``n_steps`` and ``sigma_schedule = (r0 σ, r1 σ)`` from :data:`MAP_OPTIONS`."""
+    from .._validation import check_scalar
+
+    sigma = check_scalar(noise_sigma, "noise_sigma", low=0, low_inclusive=False)
+    opts = MAP_OPTIONS[_check_name(name)]
+    first, last = opts["sigma_ratio"]
+    return {"method": "hqs", "n_steps": opts["n_steps"],
+            "sigma_schedule": (first * sigma, last * sigma)}
 
 
 def available():
@@ -56,9 +71,9 @@ def load_file(file):
     """A patch score from a model file of any kind fastscore writes for patch priors
     (:class:`fastscore.nn.PatchScoreModel` or
     :class:`fastscore.patch_gmm.GaussianMixturePatchScore`)."""
-    from ..io import ModelFileError, read_model_file
-    from ..score_model import PatchScoreModel
+    from ..model_file import ModelFileError, read_model_file
     from ..patch_gmm import GaussianMixturePatchScore
+    from ..score_model import PatchScoreModel
 
     _, meta = read_model_file(file)
     for cls in (PatchScoreModel, GaussianMixturePatchScore):
