@@ -34,7 +34,7 @@ from ._optional import import_optional
 from ._validation import (_working_dtype, check_choice, check_int, check_rng, check_scalar,
                           check_scale)
 from .operators import Identity, Mask
-from .reconstruct import _anneal_start, _schedule
+from .reconstruct import _anneal_start, _prior_sigmas
 
 __all__ = ["denoise_dask", "reconstruct_many", "ShardedKDE", "DatasetRun", "combine_shards"]
 
@@ -269,7 +269,7 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
         sigmas = np.array([noise_sigma if sigma_schedule is None else check_scalar(
             sigma_schedule, "sigma_schedule", low=0, low_inclusive=False)])
     else:
-        sigmas = _schedule(sigma_schedule, noise_sigma, n_steps, prior,
+        sigmas = _prior_sigmas(sigma_schedule, noise_sigma, n_steps, prior,
                            _anneal_start(operator, x, noise_sigma, prior))
     check_scale(sigmas, "sigma_schedule", dtype)
     rng = check_rng(rng)
