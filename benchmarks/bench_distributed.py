@@ -127,6 +127,8 @@ def main():
     p.add_argument("--big", type=int, default=512, help="edge of the large volume (0: skip)")
     p.add_argument("--steps", type=int, default=2, help="HQS iterations")
     p.add_argument("--store", default=None, help="folder for the Zarr iterates (default: tmp)")
+    p.add_argument("--no-sweep", action="store_true",
+                   help="only the task overhead and the large volume")
     args = p.parse_args()
     n = 96 if args.quick else args.size
     big = 0 if args.quick else args.big
@@ -141,40 +143,45 @@ def main():
             distributed.Client(cluster) as client:
         table = Table(["volume", "chunk", "chunks", "workers", "seconds", "Mvoxel-iter/s",
                        "peak extra MiB/worker", "chunk MiB", "peak / chunk"])
-        for chunk in chunks:
+        for chunk in [] if args.no_sweep else chunks:
             seconds, extra = run_case(client, n, chunk, prior, args.steps, store_root)
             chunk_mib = chunk ** 3 * 4 / 2 ** 20
             table.add(f"{n}^3", chunk, (-(-n // chunk)) ** 3, 2, f"{seconds:.1f}",
                       f"{n ** 3 * args.steps / seconds / 1e6:.2f}", f"{extra:.0f}",
                       f"{chunk_mib:.2f}", f"{extra / chunk_mib:.1f}")
             print(table.rows[-1], flush=True)
-        mid = chunks[-1] if args.quick else 64
-        cluster.scale(1)
-        client.wait_for_workers(1)
-        while len(client.scheduler_info()["workers"]) > 1:
-            time.sleep(0.2)
-        seconds1, extra1 = run_case(client, n, mid, prior, args.steps, store_root)
-        table.add(f"{n}^3", mid, (-(-n // mid)) ** 3, 1, f"{seconds1:.1f}",
-                  f"{n ** 3 * args.steps / seconds1 / 1e6:.2f}", f"{extra1:.0f}",
-                  f"{mid ** 3 * 4 / 2 ** 20:.2f}", f"{extra1 / (mid ** 3 * 4 / 2 ** 20):.1f}")
-        cluster.scale(2)
-        client.wait_for_workers(2)
-        seconds2 = next(float(r[4]) for r in table.rows if r[1] == str(mid) and r[3] == "2")
-        print(table.render())
-        print(f"\nstrong scaling at chunk {mid}: 1 worker {seconds1:.1f} s, 2 workers "
-              f"{seconds2:.1f} s, speed-up {seconds1 / seconds2:.2f}x")
-        per_chunk = overhead(client, n, 16 if not args.quick else 12)
-        print(f"task overhead: {per_chunk * 1e3:.2f} ms per chunk (halo exchange + one "
-              "do-nothing block task, chunk 16^3)", flush=True)
-        if big:
-            seconds, extra = run_case(client, big, 128, prior, args.steps, store_root)
-            chunk_mib = 128 ** 3 * 4 / 2 ** 20
-            print(f"\n{big}^3 float32, chunk 128, 2 workers, {args.steps} HQS steps: "
-                  f"{seconds:.0f} s ({big ** 3 * args.steps / seconds / 1e6:.2f} "
-                  f"Mvoxel-iter/s), peak extra {extra:.0f} MiB per worker = "
-                  f"{extra / chunk_mib:.1f} chunk sizes", flush=True)
+        if not args.no_sweep:
+            mid = chunks[-1] if args.quick else 64
+            cluster.scale(1)
+            client.wait_for_workers(1)
+            while len(client.scheduler_info()["workers"]) > 1:
+                time.sleep(0.2)
+            seconds1, extra1 = run_case(client, n, mid, prior, args.steps, store_root)
+            table.add(f"{n}^3", mid, (-(-n // mid)) ** 3, 1, f"{seconds1:.1f}",
+                      f"{n ** 3 * args.steps / seconds1 / 1e6:.2f}", f"{extra1:.0f}",
+                      f"{mid ** 3 * 4 / 2 ** 20:.2f}", f"{extra1 / (mid ** 3 * 4 / 2 ** 20):.1f}")
+            cluster.scale(2)
+            client.wait_for_workers(2)
+            seconds2 = next(float(r[4]) for r in table.rows if r[1] == str(mid) and r[3] == "2")
+            print(table.render())
+            print(f"\nstrong scaling at chunk {mid}: 1 worker {seconds1:.1f} s, 2 workers "
+                  f"{seconds2:.1f} s, speed-up {seconds1 / seconds2:.2f}x")
+        _overhead_and_big(client, n, big, prior, args, store_root)
     if args.store is None:
         shutil.rmtree(store_root, ignore_errors=True)
+
+
+def _overhead_and_big(client, n, big, prior, args, store_root):
+    per_chunk = overhead(client, min(n, 128), 16 if not args.quick else 12)
+    print(f"task overhead: {per_chunk * 1e3:.2f} ms per chunk (halo exchange + one "
+          "do-nothing block task, chunk 16^3)", flush=True)
+    if big:
+        seconds, extra = run_case(client, big, 128, prior, args.steps, store_root)
+        chunk_mib = 128 ** 3 * 4 / 2 ** 20
+        print(f"\n{big}^3 float32, chunk 128, 2 workers, {args.steps} HQS steps: "
+              f"{seconds:.0f} s ({big ** 3 * args.steps / seconds / 1e6:.2f} "
+              f"Mvoxel-iter/s), peak extra {extra:.0f} MiB per worker = "
+              f"{extra / chunk_mib:.1f} chunk sizes", flush=True)
 
 
 if __name__ == "__main__":
