@@ -82,16 +82,21 @@ def _read_window(path, starts, stops, depth, periodic, shape):
                                   for a, b, d, n in zip(starts, stops, depth, shape))])
 
 
-def _block_step(loaded, y, mask, prior, *, path, shape, starts, depth, periodic, sigma,
+def _block_step(loaded, y, mask, prior, *, paths, shape, starts, depth, periodic, sigma,
                 origins, method, params, block_id=None):
-    """One iteration on one chunk: the patch-prior score from the chunk with its halo (the
-    overlapped block, or read from the Zarr iterate at `path`), then the pixelwise HQS data
-    step or gradient step. `prior` is the whole image prior."""
+    """One iteration on one chunk: the patch-prior score from the chunk with its halo, then
+    the pixelwise HQS data step or gradient step. `prior` is the whole image prior. With
+    `paths` the chunk with its halo, `y` and `mask` are read from those Zarr arrays (the
+    task then depends on no other task, so a worker holds only the chunks it works on)."""
     terms = _halo.patch_priors(prior)
     lo_idx = [int(starts[a][block_id[a]]) for a in range(len(shape))]
     hi_idx = [int(starts[a][block_id[a] + 1]) for a in range(len(shape))]
-    if loaded is None:
-        loaded = _read_window(path, lo_idx, hi_idx, depth, periodic, shape)
+    if paths is not None:
+        loaded = _read_window(paths["x"], lo_idx, hi_idx, depth, periodic, shape)
+        flat = (0,) * len(shape)
+        y = _read_window(paths["y"], lo_idx, hi_idx, flat, False, shape)
+        mask = (None if paths.get("mask") is None else
+                _read_window(paths["mask"], lo_idx, hi_idx, flat, False, shape))
     lo = [a - (d if (periodic or a > 0) else 0) for a, d in zip(lo_idx, depth)]
     core = tuple(slice(a - l, e - l) for a, e, l in zip(lo_idx, hi_idx, lo))
     x = loaded[core]
@@ -281,7 +286,10 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     proxy = _proxy_shape(shape[-k:], terms)
     boundary = "periodic" if periodic else "none"
     momentum = momentum and method == "gradient"
-    saved = _persist(store, 0, {"x": x}, y.chunks) if store is not None else None
+    if store is not None:                     # the start, the data and the mask, once
+        saved = _persist(store, 0, {"x": x, "y": y} if m is None else
+                         {"x": x, "y": y, "mask": m}, y.chunks)
+        data = {"y": saved["y"], "mask": saved.get("mask")}
     point = x
     for step in range(n_steps):
         sigma = float(sigmas[step])
@@ -291,13 +299,14 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
         if method == "gradient":
             params["alpha"] = fraction / (L_lik + prior.lipschitz(proxy, sigma))
         if store is None:                     # one halo exchange in the graph
-            loaded, path = da.overlap.overlap(point if momentum else x,
-                                              depth=dict(enumerate(depth)),
-                                              boundary=boundary), None
+            args = (da.overlap.overlap(point if momentum else x, depth=dict(enumerate(depth)),
+                                       boundary=boundary), y, m)
+            paths = None
         else:                                 # each task reads its window from Zarr
-            loaded, path = None, saved.get("point" if momentum else "x", saved["x"])
+            args = (None, None, None)
+            paths = dict(data, x=saved.get("point" if momentum else "x", saved["x"]))
         x_new = da.map_blocks(
-            _block_step, loaded, y, m, prior_key, path=path, shape=shape, starts=starts,
+            _block_step, *args, prior_key, paths=paths, shape=shape, starts=starts,
             depth=depth, periodic=periodic, sigma=sigma, origins=origins, method=method,
             params=params, chunks=y.chunks, dtype=dtype)
         if momentum:
