@@ -287,8 +287,9 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     boundary = "periodic" if periodic else "none"
     momentum = momentum and method == "gradient"
     if store is not None:                     # the start, the data and the mask, once
-        saved = _persist(store, 0, {"x": x, "y": y} if m is None else
-                         {"x": x, "y": y, "mask": m}, y.chunks)
+        saved = _persist(store, 0, {"y": y} if m is None else {"x": x, "y": y, "mask": m},
+                         y.chunks)
+        saved.setdefault("x", saved["y"])     # denoising starts from the data
         data = {"y": saved["y"], "mask": saved.get("mask")}
     point = x
     for step in range(n_steps):
