@@ -44,7 +44,7 @@ _SUBMODULES = {
     "prior", "operators", "reconstruct", "data", "metrics", "io", "cli", "tv", "invariance",
     "plot", "mixture", "posterior", "io_medical", "mri", "noise", "pretrained",
     "patch_gmm", "multiscale", "phantoms", "mlp", "noise_conditional", "score_model",
-    "intensity", "model_file",
+    "intensity", "model_file", "distributed",
 }
 
 

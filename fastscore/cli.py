@@ -286,6 +286,14 @@ def _cmd_denoise(args, console):
     _settings(args, console)
     model = _load_model(args.model or DEFAULT_MODEL, console)
     dtype = model_dtype(model)
+    if args.dask:                                  # chunked, never the whole image in memory
+        from ._cli_dask import denoise_on_dask
+
+        prior = _prior(model, args, _denoising_intensity(model, args.intensity))
+        sigma_of = lambda sample: check_noise_level(noise_level(         # noqa: E731
+            args.sigma, sample, len(model.patch_size), console), "--sigma", dtype)
+        return denoise_on_dask(args, console, model, prior, dtype, sigma_of,
+                               _check_patch_dims, nifti_geometry)
     y = as_real(read_image(args.noisy, "noisy image", console), "noisy image", args.noisy,
                 dtype)
     _check_patch_dims(model, y.shape)
@@ -544,8 +552,17 @@ def _cmd_bench(args, console):
 
 
 # --------------------------------------------------------------------------- main
+def _cmd_reconstruct_many(args, console):
+    from ._cli_dask import reconstruct_many_command
+
+    _settings(args, console)
+    model = _load_model(args.model or DEFAULT_MODEL, console)
+    return reconstruct_many_command(args, console, model, _prior(model, args))
+
+
 COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "denoise": _cmd_denoise,
-            "reconstruct": _cmd_reconstruct, "sample": _cmd_sample, "info": _cmd_info,
+            "reconstruct": _cmd_reconstruct, "reconstruct-many": _cmd_reconstruct_many,
+            "sample": _cmd_sample, "info": _cmd_info,
             "bench": _cmd_bench}
 
 

@@ -197,6 +197,13 @@ class PatchOperator:
             ) from None
         self._geometries: dict[int, Any] = {}
 
+    def __getstate__(self):
+        """Pickled without the compiled geometries (rebuilt on first use), so a prior that
+        holds this operator can be sent to other processes (e.g. Dask workers)."""
+        state = self.__dict__.copy()
+        state["_geometries"] = {}
+        return state
+
     # -- geometry ------------------------------------------------------------------------
     def _geometry(self, n_batch):
         """The C geometry for a batch of `n_batch` images (depth 1 for 2-D images)."""

@@ -175,7 +175,8 @@ def test_user_mistakes_exit_2_with_one_line(args, message, model_path, noisy_pat
 
 
 def test_help_everywhere():
-    for command in ("demo", "train", "denoise", "reconstruct", "sample", "info", "bench"):
+    for command in ("demo", "train", "denoise", "reconstruct", "reconstruct-many", "sample",
+                    "info", "bench"):
         out = subprocess.run([sys.executable, "-m", "fastscore.cli", command, "--help"],
                              capture_output=True, text=True, check=False)
         assert out.returncode == 0 and "example:" in out.stdout
@@ -218,8 +219,8 @@ def _subparsers():
 
 def test_help_shows_every_option_with_its_default_and_proper_descriptions():
     _, commands = _subparsers()
-    assert set(commands) == {"demo", "train", "denoise", "reconstruct", "sample", "info",
-                             "bench"}
+    assert set(commands) == {"demo", "train", "denoise", "reconstruct", "reconstruct-many",
+                             "sample", "info", "bench"}
     for name, p in commands.items():
         assert p.description[0].isupper() and p.description.endswith("."), name
         text = p.format_help()

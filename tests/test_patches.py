@@ -290,3 +290,15 @@ def test_channels_errors():
     with pytest.raises(ValueError, match="channels"):
         PatchOperator((6, 6), 3, channels=0)
     assert "channels=2" in repr(G)
+
+
+def test_operator_pickles_after_use():
+    # a prior holding used operators goes to other processes (Dask workers)
+    import pickle
+
+    x = np.random.default_rng(0).normal(size=(9, 8)).astype(np.float32)
+    G = PatchOperator(x.shape, 3, padding="reflect")
+    P = G.gather(x)
+    H = pickle.loads(pickle.dumps(G))
+    np.testing.assert_array_equal(H.gather(x), P)
+    np.testing.assert_array_equal(H.scatter(P), G.scatter(P))
