@@ -207,6 +207,7 @@ def sense_study(table, quick, figure_rows, accelerations=(4, 8)):
                 table.add(case, label, f"{p:.2f}", f"{s:.3f}", f"{sec:.1f}")
             print(table.rows[-1], flush=True)
 
+        std_map = None                     # posterior std of the complex prior, if sampled
         t0 = time.perf_counter()
         report("zero-filled SENSE (Aᴴy)", A.adjoint(y), time.perf_counter() - t0)
         hqs_steps = 10 if quick else 20
@@ -224,7 +225,7 @@ def sense_study(table, quick, figure_rows, accelerations=(4, 8)):
             report(f"fastscore posterior mean (4 chains), {name}", post.mean,
                    time.perf_counter() - t0)
             if name == "complex prior":
-                figure_rows.append((acc, x, results, post.std))
+                std_map = post.std
             table.add(case, f"  posterior std, {name}", "mean std",
                       f"{float(np.mean(post.std)):.4f}", "")
             print(table.rows[-1], flush=True)
@@ -240,6 +241,7 @@ def sense_study(table, quick, figure_rows, accelerations=(4, 8)):
                        time.perf_counter() - t0)
         else:
             report("SENSE-TV / L1-wavelet", None, "sigpy not installed")
+        figure_rows.append((acc, x, results, std_map))
 
 
 def figure(rows, path):
@@ -256,7 +258,7 @@ def figure(rows, path):
             (label.split(",")[0].replace("fastscore ", "") + ("" if "prior" not in label
                                                                 else "\n" + label.split(", ")[-1]),
              np.abs(est)) for label, est, _ in results if est is not None]
-        panels = panels[:n_cols - 2] + [("posterior std", std)]
+        panels = panels[:n_cols - 2] + ([("posterior std", std)] if std is not None else [])
         for ax, (title, img) in zip(axes[i], panels):
             ax.imshow(img, cmap="gray", vmin=0 if title != "posterior std" else None,
                       vmax=1 if title != "posterior std" else None)
