@@ -62,7 +62,10 @@ case "$where" in
     *) echo "sanitize: fastscore imported from $where, not from the sanitized build" >&2
        exit 1 ;;
 esac
-if ! nm -D "$where" | grep -q __asan_; then
+# (nm's whole output first: `nm | grep -q` under pipefail fails whenever grep exits
+# before nm has written everything and nm dies of SIGPIPE)
+symbols=$(nm -D "$where")
+if ! grep -q __asan_ <<<"$symbols"; then
     echo "sanitize: $where is not instrumented" >&2
     exit 1
 fi
