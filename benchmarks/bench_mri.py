@@ -258,7 +258,8 @@ def figure(rows, path):
             (label.split(",")[0].replace("fastscore ", "") + ("" if "prior" not in label
                                                                 else "\n" + label.split(", ")[-1]),
              np.abs(est)) for label, est, _ in results if est is not None]
-        panels = panels[:n_cols - 2] + ([("posterior std", std)] if std is not None else [])
+        panels = panels[:n_cols - 2] + [("posterior std", std)] if std is not None \
+            else panels[:n_cols - 1]
         for ax, (title, img) in zip(axes[i], panels):
             ax.imshow(img, cmap="gray", vmin=0 if title != "posterior std" else None,
                       vmax=1 if title != "posterior std" else None)
