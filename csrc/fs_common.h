@@ -77,6 +77,14 @@
 #endif
 
 int fs_openmp_enabled(void);
+
+/* x86-64 levels for explicit dispatch: FS_SIMD_V4 (AVX-512 F/BW/CD/DQ/VL), FS_SIMD_V3
+ * (AVX2 + FMA + BMI2), FS_SIMD_BASELINE (SSE2, and every non-x86-64 build). */
+enum { FS_SIMD_BASELINE = 0, FS_SIMD_V3 = 3, FS_SIMD_V4 = 4 };
+/* The level a kernel with explicit dispatch may use: the CPU's level, capped by the
+ * environment variable FASTSCORE_SIMD ("avx512" | "avx2" | "baseline", read once per
+ * process; anything else, or unset, is no cap). Thread-safe. */
+int fs_simd_level(void);
 const char *fs_simd_target(void);
 const char *fs_simd_clones(void);
 

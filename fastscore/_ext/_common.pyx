@@ -2,7 +2,7 @@
 # cimported by every binding), and the build and CPU facts of fastscore.show_config().
 
 from ._csrc cimport (FS_E_ARG, FS_E_NOMEM, FS_OK, fs_openmp_enabled, fs_simd_clones,
-                     fs_simd_target)
+                     fs_simd_level, fs_simd_target)
 
 
 cdef int check_status(int status, str kernel) except -1:
@@ -19,6 +19,11 @@ cdef int check_status(int status, str kernel) except -1:
 
 def openmp_enabled():
     return fs_openmp_enabled() != 0
+
+
+def simd_level():
+    """The x86-64 level explicit dispatch uses: 4, 3 or 0 (FASTSCORE_SIMD caps it)."""
+    return fs_simd_level()
 
 
 def simd_target():

@@ -10,8 +10,12 @@ cdef extern from "fs_common.h":
         FS_OK
         FS_E_NOMEM
         FS_E_ARG
+        FS_SIMD_BASELINE
+        FS_SIMD_V3
+        FS_SIMD_V4
 
     int fs_openmp_enabled()
+    int fs_simd_level()
     const char *fs_simd_target()
     const char *fs_simd_clones()
 
