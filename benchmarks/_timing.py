@@ -30,11 +30,12 @@ def cpu_name():
 
 def header(title, **facts):
     import fastscore
+    from fastscore._config import simd_summary
     from fastscore._ext import _common
 
     rows = [f"# {title}",
             f"# cpu: {cpu_name()} ({os.cpu_count()} logical cores); "
-            f"simd: {_common.simd_target()}; openmp: {_common.openmp_enabled()}",
+            f"simd: {simd_summary()}; openmp: {_common.openmp_enabled()}",
             f"# fastscore {fastscore.__version__}, numpy {np.__version__}, "
             f"python {platform.python_version()}"]
     rows += [f"# {k}: {v}" for k, v in facts.items()]

@@ -8,9 +8,9 @@
  * block sums are added serially in block order -- the same additions in the same order
  * whatever the number of threads.
  *
- * The inner loops are plain countable loops over restrict pointers, compiled once per
- * SIMD target (FS_CLONES) and vectorised by the compiler; they never see the OpenMP
- * region, which only hands out ranges.
+ * The inner loops (adam_simd.tmpl.c) are plain countable loops over restrict pointers,
+ * compiled once per SIMD body (fs_simd_stamp.h) and vectorised by the compiler; they never
+ * see the OpenMP region, which only hands out ranges and calls the body FS_PICK selects.
  */
 #ifndef REAL
 #error "stamp adam.tmpl.c through fs_stamp.h (adam.c)"
@@ -22,40 +22,8 @@
 #define FS_SQRT sqrt
 #endif
 
-/* AdamW: decoupled weight decay (param *= decay_factor before the Adam update). */
-FS_CLONES static void FS_FN(adamw_range)(REAL *FS_RESTRICT p, const REAL *FS_RESTRICT g,
-                                         REAL *FS_RESTRICT m, REAL *FS_RESTRICT v,
-                                         ptrdiff_t n, REAL b1, REAL c1, REAL b2, REAL c2,
-                                         REAL step, REAL isb, REAL eps, REAL decay)
-{
-    for (ptrdiff_t i = 0; i < n; ++i) {
-        const REAL gi = g[i];
-        const REAL mi = b1 * m[i] + c1 * gi;
-        const REAL vi = b2 * v[i] + c2 * (gi * gi);
-        const REAL denom = FS_SQRT(vi) * isb + eps;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = decay * p[i] - step * (mi / denom);
-    }
-}
-
-/* Adam with coupled L2 decay (g += l2 * param before the moments). */
-FS_CLONES static void FS_FN(adam_l2_range)(REAL *FS_RESTRICT p, const REAL *FS_RESTRICT g,
-                                           REAL *FS_RESTRICT m, REAL *FS_RESTRICT v,
-                                           ptrdiff_t n, REAL b1, REAL c1, REAL b2, REAL c2,
-                                           REAL step, REAL isb, REAL eps, REAL l2)
-{
-    for (ptrdiff_t i = 0; i < n; ++i) {
-        const REAL pi = p[i];
-        const REAL gi = g[i] + l2 * pi;
-        const REAL mi = b1 * m[i] + c1 * gi;
-        const REAL vi = b2 * v[i] + c2 * (gi * gi);
-        const REAL denom = FS_SQRT(vi) * isb + eps;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi - step * (mi / denom);
-    }
-}
+#define FS_SIMD_TEMPLATE "adam_simd.tmpl.c"
+#include "fs_simd_stamp.h"
 
 int FS_FN(fs_adam_step)(REAL *param, const REAL *grad, REAL *m, REAL *v, ptrdiff_t n,
                         const fs_adam_hyper *h, int n_threads)
@@ -76,23 +44,14 @@ int FS_FN(fs_adam_step)(REAL *param, const REAL *grad, REAL *m, REAL *v, ptrdiff
         fs_thread_range(n, &lo, &hi);
         if (hi > lo) {
             if (decoupled)
-                FS_FN(adamw_range)(param + lo, grad + lo, m + lo, v + lo, hi - lo, b1, c1,
-                                   b2, c2, step, isb, eps, decay);
+                FS_PICK(adamw_range)(param + lo, grad + lo, m + lo, v + lo, hi - lo, b1, c1,
+                                     b2, c2, step, isb, eps, decay);
             else
-                FS_FN(adam_l2_range)(param + lo, grad + lo, m + lo, v + lo, hi - lo, b1,
-                                     c1, b2, c2, step, isb, eps, l2);
+                FS_PICK(adam_l2_range)(param + lo, grad + lo, m + lo, v + lo, hi - lo, b1,
+                                       c1, b2, c2, step, isb, eps, l2);
         }
     }
     return FS_OK;
-}
-
-FS_CLONES static void FS_FN(ema_range)(REAL *FS_RESTRICT avg, const REAL *FS_RESTRICT p,
-                                       ptrdiff_t n, REAL c)
-{
-    for (ptrdiff_t i = 0; i < n; ++i) {
-        const REAL a = avg[i];
-        avg[i] = a + c * (p[i] - a);
-    }
 }
 
 int FS_FN(fs_ema_update)(REAL *avg, const REAL *param, ptrdiff_t n, double decay,
@@ -107,31 +66,9 @@ int FS_FN(fs_ema_update)(REAL *avg, const REAL *param, ptrdiff_t n, double decay
     {
         ptrdiff_t lo, hi;
         fs_thread_range(n, &lo, &hi);
-        if (hi > lo) FS_FN(ema_range)(avg + lo, param + lo, hi - lo, c);
+        if (hi > lo) FS_PICK(ema_range)(avg + lo, param + lo, hi - lo, c);
     }
     return FS_OK;
-}
-
-/* sum of squares of one block (n <= FS_NORM_BLOCK) in double: 16 interleaved partial
- * sums (entry i goes to partial i mod 16, enough independent chains to hide the add
- * latency), combined by a fixed pairwise tree. */
-FS_CLONES static double FS_FN(block_sum_squares)(const REAL *FS_RESTRICT x, ptrdiff_t n)
-{
-    double s[16];
-    for (int j = 0; j < 16; ++j) s[j] = 0.0;
-    ptrdiff_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; ++j) {
-            const double t = (double)x[i + j];
-            s[j] += t * t;
-        }
-    for (int j = 0; i + j < n; ++j) {
-        const double t = (double)x[i + j];
-        s[j] += t * t;
-    }
-    for (int w = 8; w >= 1; w /= 2)
-        for (int j = 0; j < w; ++j) s[j] += s[j + w];
-    return s[0];
 }
 
 int FS_FN(fs_sum_squares)(const REAL *x, ptrdiff_t n, double *out, int n_threads)
@@ -149,7 +86,7 @@ int FS_FN(fs_sum_squares)(const REAL *x, ptrdiff_t n, double *out, int n_threads
     for (ptrdiff_t b = 0; b < n_blocks; ++b) {
         const ptrdiff_t lo = b * FS_NORM_BLOCK;
         const ptrdiff_t len = n - lo < FS_NORM_BLOCK ? n - lo : FS_NORM_BLOCK;
-        partial[b] = FS_FN(block_sum_squares)(x + lo, len);
+        partial[b] = FS_PICK(block_sum_squares)(x + lo, len);
     }
     double total = 0.0;
     for (ptrdiff_t b = 0; b < n_blocks; ++b) total += partial[b];
@@ -157,11 +94,6 @@ int FS_FN(fs_sum_squares)(const REAL *x, ptrdiff_t n, double *out, int n_threads
 cleanup:
     free(partial);
     return status;
-}
-
-FS_CLONES static void FS_FN(scale_range)(REAL *FS_RESTRICT x, ptrdiff_t n, REAL s)
-{
-    for (ptrdiff_t i = 0; i < n; ++i) x[i] *= s;
 }
 
 int FS_FN(fs_scale)(REAL *x, ptrdiff_t n, double scale, int n_threads)
@@ -175,7 +107,7 @@ int FS_FN(fs_scale)(REAL *x, ptrdiff_t n, double scale, int n_threads)
     {
         ptrdiff_t lo, hi;
         fs_thread_range(n, &lo, &hi);
-        if (hi > lo) FS_FN(scale_range)(x + lo, hi - lo, s);
+        if (hi > lo) FS_PICK(scale_range)(x + lo, hi - lo, s);
     }
     return FS_OK;
 }

@@ -1,4 +1,6 @@
-/* fastscore: build and CPU facts reported by fastscore.show_config(). */
+/* fastscore: build and CPU facts reported by fastscore.show_config(), and the SIMD level
+ * of the runtime dispatch (fs_common.h). Compiled into every extension, with its
+ * FS_CLONE_SET. */
 #include "fs_common.h"
 
 #include <stdlib.h>
@@ -13,9 +15,9 @@ int fs_openmp_enabled(void)
 #endif
 }
 
-static int cpu_level(void)
+int fs_simd_cpu_level(void)
 {
-#if defined(__GNUC__) && defined(__x86_64__)
+#ifdef FS_GCC_X86_64
     __builtin_cpu_init();
     if (__builtin_cpu_supports("x86-64-v4")) return FS_SIMD_V4;
     if (__builtin_cpu_supports("x86-64-v3")) return FS_SIMD_V3;
@@ -23,6 +25,8 @@ static int cpu_level(void)
     return FS_SIMD_BASELINE;
 }
 
+/* The cap FASTSCORE_SIMD sets (no cap when unset, empty or unknown: the Python package
+ * rejects unknown values at import, fastscore/_config.py). */
 static int env_cap(void)
 {
     const char *v = getenv("FASTSCORE_SIMD");
@@ -38,31 +42,9 @@ int fs_simd_level(void)
     static int level = -1;
     int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
     if (l < 0) {
-        int cpu = cpu_level(), cap = env_cap();
+        int cpu = fs_simd_cpu_level(), cap = env_cap();
         l = cpu < cap ? cpu : cap;
         __atomic_store_n(&level, l, __ATOMIC_RELAXED);
     }
     return l;
-}
-
-/* The clone the ifunc resolvers pick: the first of FS_CLONES_NAMES the CPU supports. */
-const char *fs_simd_target(void)
-{
-#if FS_HAVE_CLONES
-    __builtin_cpu_init();
-#if FS_CLONE_SET != 1
-    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
-#endif
-#if FS_CLONE_SET != 3
-    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2 + FMA)";
-#endif
-    return "default (x86-64 baseline)";
-#else
-    return "compiler default (no runtime dispatch in this build)";
-#endif
-}
-
-const char *fs_simd_clones(void)
-{
-    return FS_CLONES_NAMES;
 }

@@ -42,50 +42,71 @@
 #define FS_INLINE static inline
 #endif
 
-/* Runtime SIMD dispatch: GCC compiles the marked function once per target and an ifunc
- * resolver picks the best one the CPU supports when the library loads. Mark the inner,
- * vectorisable functions (not the ones holding an OpenMP region: GCC outlines the region
- * body into a function that would not inherit the clones).
- *
- * The targets are x86-64 micro-architecture levels: v4 (AVX-512 F/BW/CD/DQ/VL) and v3
- * (AVX2 + FMA + BMI2; a plain "avx2" target would have no FMA). setup.py picks the set
- * per extension with FS_CLONE_SET, keeping only the clones that measured >= 5% faster
- * (benchmarks/README.md, section build):
- *   0  no clones (x86-64 baseline)        1  v3 + baseline
- *   2  v4 + v3 + baseline                 3  v4 + baseline                          */
-#ifndef FS_CLONE_SET
-#define FS_CLONE_SET 2
-#endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(FS_NO_CLONES) && FS_CLONE_SET != 0
-#define FS_HAVE_CLONES 1
-#if FS_CLONE_SET == 1
-#define FS_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#define FS_CLONES_NAMES "x86-64-v3, default"
-#elif FS_CLONE_SET == 3
-#define FS_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#define FS_CLONES_NAMES "x86-64-v4, default"
-#else
-#define FS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", \
-                                               "default")))
-#define FS_CLONES_NAMES "x86-64-v4, x86-64-v3, default"
-#endif
-#else
-#define FS_HAVE_CLONES 0
-#define FS_CLONES
-#define FS_CLONES_NAMES "none"
-#endif
-
 int fs_openmp_enabled(void);
 
 /* x86-64 levels for explicit dispatch: FS_SIMD_V4 (AVX-512 F/BW/CD/DQ/VL), FS_SIMD_V3
  * (AVX2 + FMA + BMI2), FS_SIMD_BASELINE (SSE2, and every non-x86-64 build). */
 enum { FS_SIMD_BASELINE = 0, FS_SIMD_V3 = 3, FS_SIMD_V4 = 4 };
-/* The level a kernel with explicit dispatch may use: the CPU's level, capped by the
- * environment variable FASTSCORE_SIMD ("avx512" | "avx2" | "baseline", read once per
- * process; anything else, or unset, is no cap). Thread-safe. */
+/* The CPU's level, and the level a kernel may use: the CPU's, capped by the environment
+ * variable FASTSCORE_SIMD ("avx512" | "avx2" | "baseline", read once per process; unset or
+ * empty is no cap; `import fastscore` rejects any other value). Thread-safe. */
+int fs_simd_cpu_level(void);
 int fs_simd_level(void);
-const char *fs_simd_target(void);
-const char *fs_simd_clones(void);
+
+/* Runtime SIMD dispatch. A kernel's vectorisable inner functions (never one holding an
+ * OpenMP region) live in a SIMD template, compiled once per body of the extension by
+ *     #define FS_SIMD_TEMPLATE "x_simd.tmpl.c"
+ *     #include "fs_simd_stamp.h"
+ * and every call goes through FS_PICK(name)(...), the body of FS_FN(name) for the level
+ * fs_simd_level() allows (a cached load and two compares per call). The bodies are x86-64
+ * levels: v4 (AVX-512) and v3 (AVX2 + FMA + BMI2; a plain "avx2" target would have no
+ * FMA), always with the baseline. setup.py picks the set per extension with FS_CLONE_SET,
+ * keeping only the bodies that measured >= 5% faster (benchmarks/README.md, section
+ * build):
+ *   0  baseline only        1  v3 + baseline
+ *   2  v4 + v3 + baseline   3  v4 + baseline
+ * A level with no body runs the next lower body (set 1 on an AVX-512 CPU runs v3). GCC on
+ * x86-64 only; other compilers and CPUs, and FS_NO_CLONES, build the baseline body alone
+ * (and fs_simd_cpu_level() says baseline). */
+#ifndef FS_CLONE_SET
+#define FS_CLONE_SET 2
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FS_GCC_X86_64 1
+#endif
+#if defined(FS_GCC_X86_64) && !defined(FS_NO_CLONES) && FS_CLONE_SET != 0
+#define FS_BODY_V4 (FS_CLONE_SET != 1)
+#define FS_BODY_V3 (FS_CLONE_SET == 1 || FS_CLONE_SET == 2)
+#else
+#define FS_BODY_V4 0
+#define FS_BODY_V3 0
+#endif
+
+/* The level of the body this extension's dispatch runs now. */
+static inline int fs_simd_body(void)
+{
+#if FS_BODY_V4 || FS_BODY_V3
+    const int level = fs_simd_level();
+    if (FS_BODY_V4 && level >= FS_SIMD_V4) return FS_SIMD_V4;
+    if (FS_BODY_V3 && level >= FS_SIMD_V3) return FS_SIMD_V3;
+#endif
+    return FS_SIMD_BASELINE;
+}
+
+/* Names of the stamped bodies: FS_LFN(x) -> x_f32_v4 | x_f32_v3 | x_f32_base (inside a
+ * SIMD template), and FS_PICK(x), the one to call. */
+#define FS_LFN(name) FS_CAT(FS_FN(name), FS_SIMD_SFX)
+#if FS_BODY_V4
+#define FS_PICK_V4_(fn, lower) (fs_simd_body() == FS_SIMD_V4 ? FS_CAT(fn, v4) : lower)
+#else
+#define FS_PICK_V4_(fn, lower) lower
+#endif
+#if FS_BODY_V3
+#define FS_PICK_V3_(fn, lower) (fs_simd_body() == FS_SIMD_V3 ? FS_CAT(fn, v3) : lower)
+#else
+#define FS_PICK_V3_(fn, lower) lower
+#endif
+#define FS_PICK_(fn) FS_PICK_V4_(fn, FS_PICK_V3_(fn, FS_CAT(fn, base)))
+#define FS_PICK(name) FS_PICK_(FS_FN(name))
 
 #endif /* FS_COMMON_H */

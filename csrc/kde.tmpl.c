@@ -53,13 +53,14 @@
  * ~1.6 -> ~1.8 Gpair/s per core. Rejected after measuring: accumulating w x (centred data)
  * to free registers (slower and 2x less accurate), 16 or 64 KiB tiles, query blocks of 8.
  *
- * SIMD bodies (kde_simd.tmpl.c): the code that touches vectors is stamped once per vector
- * width, each body compiled for the x86-64 level whose registers that width fills, and
- * fs_kde_score picks the body for the CPU at each call (__builtin_cpu_supports):
+ * SIMD bodies (kde_simd.tmpl.c): the code that touches vectors is stamped once per x86-64
+ * level by fs_simd_stamp.h, with the vector width whose registers that level fills, and
+ * fs_kde_score runs the body fs_simd_level() allows (FS_PICK, fs_common.h; the CPU's level
+ * capped by FASTSCORE_SIMD):
  *   v4 (AVX-512)      64-byte vectors (16 floats, 8 doubles), one zmm register
  *   v3 (AVX2 + FMA)   32-byte vectors (8 floats, 4 doubles), one ymm register
- *   baseline          FS_KDE_VBYTES_BASE-byte vectors, the compiler's default target
- * Which exist is FS_CLONE_SET (fs_common.h; see kde_unit.h). One width for all targets does
+ *   baseline          FS_SIMD_VBYTES_BASE-byte (16) vectors, the compiler's default target
+ * Which exist is FS_CLONE_SET (fs_common.h). One width for all targets does
  * not work: GCC splits a vector wider than the target's registers into pieces, spills them,
  * and scalarises lane loops over it; the 64-byte body compiled for AVX2 ran 7-15x slower
  * than for AVX-512 (benchmarks/README.md, section build). Results depend on the body (lane
@@ -131,45 +132,15 @@ FS_INLINE double fs_kde_hsum(const fs_kde_vdbl *p)
        7.0372788467269008787e-9)))
 #endif
 
-/* The SIMD bodies WFN(kde_block): queries [i0, i1) against the whole training set. */
+/* The SIMD bodies kde_block (FS_LFN(kde_block) in kde_simd.tmpl.c): queries [i0, i1)
+ * against the whole training set. */
 typedef void (*FS_FN(fs_kde_block_fn))(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
                                        ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
                                        ptrdiff_t i1, ptrdiff_t exclude_start, REAL c1,
                                        REAL dmax, double c1d, double *m2, fs_kde_vdbl *st,
                                        void *scratch, int with_score);
-#if FS_KDE_BODY_V4
-#define FS_KDE_VBYTES 64
-#define FS_KDE_WSFX w64
-#define FS_KDE_TARGET __attribute__((target("arch=x86-64-v4")))
-#include "kde_simd.tmpl.c"
-#endif
-#if FS_KDE_BODY_V3
-#define FS_KDE_VBYTES 32
-#define FS_KDE_WSFX w32
-#define FS_KDE_TARGET __attribute__((target("arch=x86-64-v3")))
-#include "kde_simd.tmpl.c"
-#endif
-#define FS_KDE_VBYTES FS_KDE_VBYTES_BASE
-#define FS_KDE_WSFX base
-#define FS_KDE_TARGET
-#include "kde_simd.tmpl.c"
-
-/* The body for this CPU: the widest one built whose x86-64 level the CPU has. */
-static FS_FN(fs_kde_block_fn) FS_FN(kde_pick_body)(void)
-{
-#if FS_KDE_BODY_V4 || FS_KDE_BODY_V3
-    __builtin_cpu_init();
-#endif
-#if FS_KDE_BODY_V4
-    if (__builtin_cpu_supports("x86-64-v4"))
-        return FS_CAT(FS_FN(kde_block), w64);
-#endif
-#if FS_KDE_BODY_V3
-    if (__builtin_cpu_supports("x86-64-v3"))
-        return FS_CAT(FS_FN(kde_block), w32);
-#endif
-    return FS_CAT(FS_FN(kde_block), base);
-}
+#define FS_SIMD_TEMPLATE "kde_simd.tmpl.c"
+#include "fs_simd_stamp.h"
 
 ptrdiff_t FS_FN(fs_kde_leading_dim)(ptrdiff_t n_points)
 {
@@ -209,7 +180,7 @@ int FS_FN(fs_kde_score)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, ptrdif
     const REAL dmax = (REAL)(-(double)FS_KDE_TMIN / c1d);   /* exp2 clamp, see kde_exp2 */
     const int with_score = score != NULL;
 
-    const FS_FN(fs_kde_block_fn) body = FS_FN(kde_pick_body)();
+    const FS_FN(fs_kde_block_fn) body = FS_PICK(kde_block);
 
     /* query blocks: small enough that every thread gets several */
     ptrdiff_t block = FS_KDE_QUERY_BLOCK;

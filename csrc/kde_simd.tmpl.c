@@ -1,16 +1,17 @@
 /* One SIMD body of the KDE kernel (see kde.tmpl.c for the algorithm): every function that
- * touches vectors, written for vectors of FS_KDE_VBYTES bytes. kde.tmpl.c includes it once
- * per body, i.e. per (vector width, target) pair, with
- *   FS_KDE_VBYTES  bytes of one vector (a power of two, <= FS_KDE_VBYTES_MAX)
- *   FS_KDE_WSFX    name suffix of the body (names WFN(kde_x) -> kde_x_f32_w64)
- *   FS_KDE_TARGET  the function attribute that compiles it for its target (or nothing)
- * and the body undefines all three at its end. Only WFN(kde_block) is a real function; the
- * rest is always inlined into it, so compiled for its target. */
-#if !defined(REAL) || !defined(FS_KDE_VBYTES)
-#error "include kde_simd.tmpl.c from kde.tmpl.c with FS_KDE_VBYTES, FS_KDE_WSFX, FS_KDE_TARGET"
+ * touches vectors, written for vectors of FS_KDE_VBYTES bytes. kde.tmpl.c stamps it once per
+ * body of the extension through fs_simd_stamp.h, which defines
+ *   FS_SIMD_VBYTES  bytes of the level's vector registers (FS_KDE_VBYTES here)
+ *   FS_SIMD_SFX     name suffix of the body (names WFN(kde_x) -> kde_x_f32_v4)
+ *   FS_SIMD_TARGET  the function attribute that compiles it for its level (or nothing)
+ * Only WFN(kde_block) is a real function; the rest is always inlined into it, so compiled
+ * for its target. */
+#if !defined(REAL) || !defined(FS_SIMD_VBYTES)
+#error "stamp kde_simd.tmpl.c from kde.tmpl.c through fs_simd_stamp.h"
 #endif
 
-#define WFN(name) FS_CAT(FS_FN(name), FS_KDE_WSFX)
+#define FS_KDE_VBYTES FS_SIMD_VBYTES
+#define WFN(name) FS_LFN(name)
 #define NL ((ptrdiff_t)(FS_KDE_VBYTES / sizeof(REAL)))
 #define VREAL WFN(fs_kde_vreal)
 #define VREALU WFN(fs_kde_vrealu)
@@ -300,7 +301,7 @@ FS_INLINE void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff
 #ifndef FS_KDE_SPEC_DENSITY
 #define FS_KDE_SPEC_DENSITY 0x31E
 #endif
-FS_KDE_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
+FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
                                          ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
                                          ptrdiff_t i1, ptrdiff_t exclude_start, REAL c1,
                                          REAL dmax, double c1d, double *m2, fs_kde_vdbl *st,
@@ -356,5 +357,3 @@ FS_KDE_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t
 #undef SELECT
 #undef SPLAT
 #undef FS_KDE_VBYTES
-#undef FS_KDE_WSFX
-#undef FS_KDE_TARGET

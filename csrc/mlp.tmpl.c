@@ -7,9 +7,8 @@
  * (scale_by_derivative), then two gemms give dW (accumulated over the slot's tiles) and
  * the gradient of the layer input.
  *
- * Elementwise functions carry FS_CLONES (AVX-512 / AVX2 / baseline by runtime dispatch);
- * in single precision tanh and exp are the vectorisable approximations of mlp.c, in
- * double precision libm's.
+ * The elementwise functions (mlp_simd.tmpl.c) are compiled once per SIMD body and called
+ * through FS_PICK (runtime dispatch, fs_common.h).
  */
 #ifndef REAL
 #error "stamp mlp.tmpl.c through fs_stamp.h (mlp.c)"
@@ -40,194 +39,8 @@ static void FS_FN(gemm)(const fs_mlp_net *net, char ta, char tb, ptrdiff_t m, pt
                      &beta, c, &ildc);
 }
 
-/* z[r, j] <- f(z[r, j] + b[j]) in place for a (rows, w) row-major block;
- * d[r, j] <- f'(z + b) when d != NULL (used for SiLU and GELU only). */
-FS_CLONES static void FS_FN(bias_activate)(REAL *FS_RESTRICT z, ptrdiff_t rows, ptrdiff_t w,
-                                           const REAL *FS_RESTRICT b, int act, REAL slope,
-                                           REAL *FS_RESTRICT d)
-{
-    switch (act) {
-    case FS_ACT_IDENTITY:
-        for (ptrdiff_t r = 0; r < rows; ++r) {
-            REAL *FS_RESTRICT zr = z + r * w;
-            for (ptrdiff_t j = 0; j < w; ++j) zr[j] += b[j];
-        }
-        break;
-    case FS_ACT_RELU:
-        for (ptrdiff_t r = 0; r < rows; ++r) {
-            REAL *FS_RESTRICT zr = z + r * w;
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = zr[j] + b[j];
-                zr[j] = v > 0 ? v : (REAL)0;
-            }
-        }
-        break;
-    case FS_ACT_LEAKY_RELU:
-        for (ptrdiff_t r = 0; r < rows; ++r) {
-            REAL *FS_RESTRICT zr = z + r * w;
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = zr[j] + b[j];
-                zr[j] = v > 0 ? v : slope * v;
-            }
-        }
-        break;
-    case FS_ACT_TANH:
-        for (ptrdiff_t r = 0; r < rows; ++r) {
-            REAL *FS_RESTRICT zr = z + r * w;
-            for (ptrdiff_t j = 0; j < w; ++j) zr[j] = FS_MLP_TANH(zr[j] + b[j]);
-        }
-        break;
-    case FS_ACT_SILU:  /* v s(v), s = 1 / (1 + exp(-v)); f' = s (1 + v (1 - s)) */
-        for (ptrdiff_t r = 0; r < rows; ++r) {
-            REAL *FS_RESTRICT zr = z + r * w;
-            if (d) {
-                REAL *FS_RESTRICT dr = d + r * w;
-                for (ptrdiff_t j = 0; j < w; ++j) {
-                    const REAL v = zr[j] + b[j];
-                    const REAL s = (REAL)1 / ((REAL)1 + FS_MLP_EXP(-v));
-                    zr[j] = v * s;
-                    dr[j] = s * ((REAL)1 + v * ((REAL)1 - s));
-                }
-            } else {
-                for (ptrdiff_t j = 0; j < w; ++j) {
-                    const REAL v = zr[j] + b[j];
-                    zr[j] = v / ((REAL)1 + FS_MLP_EXP(-v));
-                }
-            }
-        }
-        break;
-    case FS_ACT_GELU:  /* f' = 0.5 (1 + t) + 0.5 v (1 - t^2) c (1 + 3 k v^2) */
-        for (ptrdiff_t r = 0; r < rows; ++r) {
-            REAL *FS_RESTRICT zr = z + r * w;
-            if (d) {
-                REAL *FS_RESTRICT dr = d + r * w;
-                for (ptrdiff_t j = 0; j < w; ++j) {
-                    const REAL v = zr[j] + b[j], v2 = v * v;
-                    const REAL t = FS_MLP_TANH(FS_GELU_C * (v + FS_GELU_K * v2 * v));
-                    zr[j] = (REAL)0.5 * v * ((REAL)1 + t);
-                    dr[j] = (REAL)0.5 * ((REAL)1 + t) +
-                            (REAL)0.5 * v * ((REAL)1 - t * t) * FS_GELU_C *
-                                ((REAL)1 + (REAL)3 * FS_GELU_K * v2);
-                }
-            } else {
-                for (ptrdiff_t j = 0; j < w; ++j) {
-                    const REAL v = zr[j] + b[j];
-                    const REAL t = FS_MLP_TANH(FS_GELU_C * (v + FS_GELU_K * v * v * v));
-                    zr[j] = (REAL)0.5 * v * ((REAL)1 + t);
-                }
-            }
-        }
-        break;
-    default:
-        break;
-    }
-}
-
-/* g[r, j] <- g[r, j] f'[r, j] * row_scale[r] (row_scale may be NULL) in place, and
- * bsum[j] += sum_r g[r, j] (double accumulation, rows in order). */
-FS_CLONES static void FS_FN(scale_by_derivative)(REAL *FS_RESTRICT g, ptrdiff_t rows,
-                                                 ptrdiff_t w, const REAL *FS_RESTRICT a,
-                                                 const REAL *FS_RESTRICT d, int act,
-                                                 REAL slope,
-                                                 const REAL *FS_RESTRICT row_scale,
-                                                 double *FS_RESTRICT bsum)
-{
-    for (ptrdiff_t r = 0; r < rows; ++r) {
-        REAL *FS_RESTRICT gr = g + r * w;
-        const REAL *FS_RESTRICT ar = a + r * w;
-        const REAL sr = row_scale ? row_scale[r] : (REAL)1;
-        switch (act) {
-        case FS_ACT_IDENTITY:
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = gr[j] * sr;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-            break;
-        case FS_ACT_RELU:
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = ar[j] > 0 ? gr[j] * sr : (REAL)0;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-            break;
-        case FS_ACT_LEAKY_RELU:
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = (ar[j] > 0 ? gr[j] : slope * gr[j]) * sr;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-            break;
-        case FS_ACT_TANH:
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = gr[j] * ((REAL)1 - ar[j] * ar[j]) * sr;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-            break;
-        default: {  /* SiLU, GELU: stored derivative */
-            const REAL *FS_RESTRICT dr = d + r * w;
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = gr[j] * dr[j] * sr;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-        } break;
-        }
-    }
-}
-
-/* out[r, j] = f'(z[r, j]) for a (rows, w) block, from the activation's output a = f(z)
- * (identity 1, ReLU a > 0, leaky ReLU a > 0 ? 1 : slope, tanh 1 - a^2) or from the stored
- * derivative d (SiLU, GELU). */
-FS_CLONES static void FS_FN(derivative_block)(REAL *FS_RESTRICT out, ptrdiff_t rows,
-                                              ptrdiff_t w, const REAL *FS_RESTRICT a,
-                                              const REAL *FS_RESTRICT d, int act,
-                                              REAL slope)
-{
-    const ptrdiff_t m = rows * w;
-    if (FS_ACT_STORES_DERIVATIVE(act)) {
-        for (ptrdiff_t i = 0; i < m; ++i) out[i] = d[i];
-        return;
-    }
-    switch (act) {
-    case FS_ACT_TANH:
-        for (ptrdiff_t i = 0; i < m; ++i) out[i] = (REAL)1 - a[i] * a[i];
-        break;
-    case FS_ACT_RELU:
-        for (ptrdiff_t i = 0; i < m; ++i) out[i] = a[i] > 0 ? (REAL)1 : (REAL)0;
-        break;
-    case FS_ACT_LEAKY_RELU:
-        for (ptrdiff_t i = 0; i < m; ++i) out[i] = a[i] > 0 ? (REAL)1 : slope;
-        break;
-    default:
-        for (ptrdiff_t i = 0; i < m; ++i) out[i] = (REAL)1;
-        break;
-    }
-}
-
-/* t[(r*p + i), j] *= dm[r, j] for i < p: tangents of row r share the row's f'. */
-FS_CLONES static void FS_FN(scale_tangents)(REAL *FS_RESTRICT t, const REAL *FS_RESTRICT dm,
-                                            ptrdiff_t rows, ptrdiff_t p, ptrdiff_t w)
-{
-    for (ptrdiff_t r = 0; r < rows; ++r)
-        for (ptrdiff_t i = 0; i < p; ++i) {
-            REAL *FS_RESTRICT tr = t + (r * p + i) * w;
-            const REAL *FS_RESTRICT dr = dm + r * w;
-            for (ptrdiff_t j = 0; j < w; ++j) tr[j] *= dr[j];
-        }
-}
-
-/* grad[lo:hi] += sum_s part[s][lo:hi], s = 0 .. n_parts-1 in order. */
-FS_CLONES static void FS_FN(add_partials)(REAL *FS_RESTRICT grad, const REAL *FS_RESTRICT part,
-                                          ptrdiff_t stride, int n_parts, ptrdiff_t lo,
-                                          ptrdiff_t hi)
-{
-    for (int s = 0; s < n_parts; ++s) {
-        const REAL *FS_RESTRICT ps = part + (ptrdiff_t)s * stride;
-        for (ptrdiff_t i = lo; i < hi; ++i) grad[i] += ps[i];
-    }
-}
+#define FS_SIMD_TEMPLATE "mlp_simd.tmpl.c"
+#include "fs_simd_stamp.h"
 
 /* One tile through all layers: A[0] = x rows (rows, w_0); A[l] (rows, w_l) receives a_l;
  * D[l] (rows, w_l) receives f_{l-1}'(z_l) for SiLU/GELU layers when not NULL. */
@@ -243,8 +56,8 @@ static void FS_FN(tile_forward)(const fs_mlp_net *net, const REAL *params, ptrdi
         FS_FN(gemm)(net, 'N', 'N', m, rows, k, (REAL)1, params + net->w_offset[l], m, A[l],
                     k, (REAL)0, A[l + 1], m);
         const double t1 = prof ? fs_mlp_now() : 0.0;
-        FS_FN(bias_activate)(A[l + 1], rows, m, params + net->b_offset[l],
-                             net->activation[l], slope, D ? D[l + 1] : NULL);
+        FS_PICK(bias_activate)(A[l + 1], rows, m, params + net->b_offset[l],
+                               net->activation[l], slope, D ? D[l + 1] : NULL);
         if (prof) {
             prof[l] += t1 - t0;
             prof[L + l] += fs_mlp_now() - t1;
@@ -338,8 +151,8 @@ static void FS_FN(tile_backward)(const fs_mlp_net *net, const REAL *params, ptrd
     double t0 = prof ? fs_mlp_now() : 0.0, t1;
     memcpy(g, g_out, sizeof(REAL) * (size_t)(rows * net->width[L]));
     boff -= net->width[L];
-    FS_FN(scale_by_derivative)(g, rows, net->width[L], A[L], D[L], net->activation[L - 1],
-                               slope, row_scale, bsum + boff);
+    FS_PICK(scale_by_derivative)(g, rows, net->width[L], A[L], D[L], net->activation[L - 1],
+                                 slope, row_scale, bsum + boff);
     if (prof) prof[3 * L + L - 1] += fs_mlp_now() - t0;
     for (int l = L - 1; l >= 0; --l) {
         const ptrdiff_t k = net->width[l], m = net->width[l + 1];
@@ -359,8 +172,8 @@ static void FS_FN(tile_backward)(const fs_mlp_net *net, const REAL *params, ptrd
         if (prof) prof[2 * L + l] += t1 - t0;
         if (l > 0) {
             boff -= k;
-            FS_FN(scale_by_derivative)(dst, rows, k, A[l], D[l], net->activation[l - 1],
-                                       slope, NULL, bsum + boff);
+            FS_PICK(scale_by_derivative)(dst, rows, k, A[l], D[l], net->activation[l - 1],
+                                         slope, NULL, bsum + boff);
             /* the derivative pass of layer l's input belongs to layer l - 1 */
             if (prof) prof[3 * L + l - 1] += fs_mlp_now() - t1;
             h = g;
@@ -438,7 +251,7 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
 #endif
             for (ptrdiff_t q = 0; q < n_blocks; ++q) {
                 const ptrdiff_t lo = q * block, hi = lo + block < np ? lo + block : np;
-                FS_FN(add_partials)(grad, partials, np, n_slots - 1, lo, hi);
+                FS_PICK(add_partials)(grad, partials, np, n_slots - 1, lo, hi);
             }
         }
         if (prof) prof[4 * L] += fs_mlp_now() - start;
@@ -492,22 +305,22 @@ int FS_FN(fs_mlp_jacobian_diagonal)(const fs_mlp_net *net, const REAL *params,
 
             /* layer 0: tangent of direction i is row i of W_0, times f_0'(z_1) */
             ptrdiff_t w = net->width[1];
-            FS_FN(derivative_block)(dm, rows, w, A[1], D[1], net->activation[0], slope);
+            FS_PICK(derivative_block)(dm, rows, w, A[1], D[1], net->activation[0], slope);
             const REAL *W0 = params + net->w_offset[0];
             for (ptrdiff_t r = 0; r < rows; ++r)
                 for (ptrdiff_t i = 0; i < p; ++i) {
                     REAL *tr = t0buf + (r * p + i) * w;
                     for (ptrdiff_t j = 0; j < w; ++j) tr[j] = W0[i * w + j];
                 }
-            FS_FN(scale_tangents)(t0buf, dm, rows, p, w);
+            FS_PICK(scale_tangents)(t0buf, dm, rows, p, w);
             REAL *tc = t0buf, *tn = t1buf;
             for (int l = 1; l < L; ++l) {
                 const ptrdiff_t k = net->width[l], m = net->width[l + 1];
                 FS_FN(gemm)(net, 'N', 'N', m, rows * p, k, (REAL)1, params + net->w_offset[l],
                             m, tc, k, (REAL)0, tn, m);
-                FS_FN(derivative_block)(dm, rows, m, A[l + 1], D[l + 1], net->activation[l],
-                                        slope);
-                FS_FN(scale_tangents)(tn, dm, rows, p, m);
+                FS_PICK(derivative_block)(dm, rows, m, A[l + 1], D[l + 1], net->activation[l],
+                                          slope);
+                FS_PICK(scale_tangents)(tn, dm, rows, p, m);
                 REAL *tmp = tc;
                 tc = tn;
                 tn = tmp;
@@ -528,10 +341,10 @@ int FS_FN(fs_mlp_activation)(int code, double negative_slope, const REAL *z, ptr
     const REAL slope = (REAL)negative_slope;
     for (ptrdiff_t i = 0; i < n; ++i) a[i] = z[i];
     /* one element per row: the bias is the single zero */
-    FS_FN(bias_activate)(a, n, 1, &zero, code, slope,
-                         FS_ACT_STORES_DERIVATIVE(code) ? d : NULL);
+    FS_PICK(bias_activate)(a, n, 1, &zero, code, slope,
+                           FS_ACT_STORES_DERIVATIVE(code) ? d : NULL);
     if (d && !FS_ACT_STORES_DERIVATIVE(code))
-        FS_FN(derivative_block)(d, n, 1, a, NULL, code, slope);
+        FS_PICK(derivative_block)(d, n, 1, a, NULL, code, slope);
     return FS_OK;
 }
 

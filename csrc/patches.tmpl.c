@@ -14,33 +14,8 @@
 #error "define REAL and FS_SFX before including patches.tmpl.c"
 #endif
 
-/* out[j*ps + p*pw + t] = rows[p][offset + j*sw + t] for j < n, p < n_pairs, t < pw.
- * Inlined into gather_interior with constant pw so the copy is unrolled and vectorised. */
-FS_INLINE void FS_FN(copy_patches)(const REAL *const *rows, ptrdiff_t n_pairs,
-                                   REAL *FS_RESTRICT out, ptrdiff_t n, ptrdiff_t pw,
-                                   ptrdiff_t sw, ptrdiff_t ps, ptrdiff_t offset)
-{
-    for (ptrdiff_t j = 0; j < n; ++j) {
-        REAL *FS_RESTRICT o = out + j * ps;
-        for (ptrdiff_t p = 0; p < n_pairs; ++p) {
-            const REAL *s = rows[p] + offset + j * sw;
-            for (ptrdiff_t t = 0; t < pw; ++t)
-                o[p * pw + t] = s[t];
-        }
-    }
-}
-
-FS_CLONES static void FS_FN(gather_interior)(const REAL *const *rows, ptrdiff_t n_pairs,
-                                             REAL *out, ptrdiff_t n, ptrdiff_t pw,
-                                             ptrdiff_t sw, ptrdiff_t ps, ptrdiff_t offset)
-{
-    switch (pw) {
-    case 3: FS_FN(copy_patches)(rows, n_pairs, out, n, 3, sw, ps, offset); break;
-    case 5: FS_FN(copy_patches)(rows, n_pairs, out, n, 5, sw, ps, offset); break;
-    case 8: FS_FN(copy_patches)(rows, n_pairs, out, n, 8, sw, ps, offset); break;
-    default: FS_FN(copy_patches)(rows, n_pairs, out, n, pw, sw, ps, offset); break;
-    }
-}
+#define FS_SIMD_TEMPLATE "patches_simd.tmpl.c"
+#include "fs_simd_stamp.h"
 
 /* Patches of one row that touch the padding: columns go through the map. */
 static void FS_FN(gather_edge)(const REAL *const *rows, ptrdiff_t n_pairs, REAL *out,
@@ -121,8 +96,8 @@ int FS_FN(fs_gather_patches)(const fs_patch_geometry *g, const REAL *x, REAL *ou
         if (a > j0)
             FS_FN(gather_edge)(rows, n_pairs, o, j0, a, pw, sw, ps, g->map[2]);
         if (c > a)  /* patch column j reads source columns j*sw - pad_before + t */
-            FS_FN(gather_interior)(rows, n_pairs, o + (a - j0) * ps, c - a, pw, sw, ps,
-                                   a * sw - g->pad_before[2]);
+            FS_PICK(gather_interior)(rows, n_pairs, o + (a - j0) * ps, c - a, pw, sw, ps,
+                                     a * sw - g->pad_before[2]);
         if (j1 > c)
             FS_FN(gather_edge)(rows, n_pairs, o + (c - j0) * ps, c, j1, pw, sw, ps,
                                g->map[2]);
@@ -132,60 +107,6 @@ cleanup:
     free(rows_all);
     free(zeros);
     return status;
-}
-
-/* acc[j*sw + t] += P[j*ps + t] for j in [0, n), t < pw; stride-1 case sums in registers:
- * acc[u] += sum_t P[(u - t)*ps + t]. */
-FS_INLINE void FS_FN(add_patch_row)(const REAL *FS_RESTRICT P, REAL *FS_RESTRICT acc,
-                                    ptrdiff_t n, ptrdiff_t pw, ptrdiff_t sw, ptrdiff_t ps)
-{
-    if (sw == 1 && n >= pw) {
-        /* head u < pw - 1 and tail u >= n: partial sums */
-        for (ptrdiff_t u = 0; u < pw - 1; ++u) {
-            REAL s = 0;
-            for (ptrdiff_t t = 0; t <= u; ++t) s += P[(u - t) * ps + t];
-            acc[u] += s;
-        }
-        for (ptrdiff_t u = pw - 1; u < n; ++u) {
-            REAL s = 0;
-            for (ptrdiff_t t = 0; t < pw; ++t) s += P[(u - t) * ps + t];
-            acc[u] += s;
-        }
-        for (ptrdiff_t u = n; u < n + pw - 1; ++u) {
-            REAL s = 0;
-            for (ptrdiff_t t = u - n + 1; t < pw; ++t) s += P[(u - t) * ps + t];
-            acc[u] += s;
-        }
-        return;
-    }
-    for (ptrdiff_t j = 0; j < n; ++j)
-        for (ptrdiff_t t = 0; t < pw; ++t)
-            acc[j * sw + t] += P[j * ps + t];
-}
-
-FS_CLONES static void FS_FN(scatter_patch_row)(const REAL *P, REAL *acc, ptrdiff_t n,
-                                               ptrdiff_t pw, ptrdiff_t sw, ptrdiff_t ps)
-{
-    switch (pw) {
-    case 3: FS_FN(add_patch_row)(P, acc, n, 3, sw, ps); break;
-    case 5: FS_FN(add_patch_row)(P, acc, n, 5, sw, ps); break;
-    case 8: FS_FN(add_patch_row)(P, acc, n, 8, sw, ps); break;
-    default: FS_FN(add_patch_row)(P, acc, n, pw, sw, ps); break;
-    }
-}
-
-/* out_row[m] += acc[u] for every padded column u with m = colmap[u] >= 0; the interior
- * columns [before, before + W) map to m = u - before and are added as one contiguous run. */
-FS_CLONES static void FS_FN(fold_row)(const REAL *FS_RESTRICT acc, REAL *FS_RESTRICT o,
-                                      const ptrdiff_t *colmap, ptrdiff_t Wp,
-                                      ptrdiff_t before, ptrdiff_t W)
-{
-    for (ptrdiff_t u = 0; u < before; ++u)
-        if (colmap[u] >= 0) o[colmap[u]] += acc[u];
-    const REAL *a = acc + before;
-    for (ptrdiff_t m = 0; m < W; ++m) o[m] += a[m];
-    for (ptrdiff_t u = before + W; u < Wp; ++u)
-        if (colmap[u] >= 0) o[colmap[u]] += acc[u];
 }
 
 /* Scatter in two race-free passes.
@@ -242,9 +163,9 @@ int FS_FN(fs_scatter_add_patches)(const fs_patch_geometry *g, const REAL *patche
                 for (ptrdiff_t r = 0; r < ph; ++r) {
                     const ptrdiff_t rho = FS_TARGET(prow, c, r);
                     if (rho < lo || rho >= hi) continue;
-                    FS_FN(scatter_patch_row)(P + (c * ph + r) * pw,
-                                             Y + (rho - rho0) * Wp + j0 * sw,
-                                             j1 - j0, pw, sw, ps);
+                    FS_PICK(scatter_patch_row)(P + (c * ph + r) * pw,
+                                               Y + (rho - rho0) * Wp + j0 * sw,
+                                               j1 - j0, pw, sw, ps);
                 }
         }
     }
@@ -264,8 +185,8 @@ int FS_FN(fs_scatter_add_patches)(const fs_patch_geometry *g, const REAL *patche
                 for (ptrdiff_t iy = g->inv_ptr[1][y]; iy < g->inv_ptr[1][y + 1]; ++iy) {
                     const ptrdiff_t rho = (b * Dp + zz) * Hp + g->inv_idx[1][iy];
                     if (rho < rho0 || rho >= rho1) continue;
-                    FS_FN(fold_row)(Y + (rho - rho0) * Wp, o, g->map[2], Wp,
-                                    g->pad_before[2], W);
+                    FS_PICK(fold_row)(Y + (rho - rho0) * Wp, o, g->map[2], Wp,
+                                      g->pad_before[2], W);
                 }
             }
         }

@@ -1,8 +1,11 @@
 # Shared by the bindings: the status -> exception mapping (declared in _common.pxd,
 # cimported by every binding), and the build and CPU facts of fastscore.show_config().
 
-from ._csrc cimport (FS_E_ARG, FS_E_NOMEM, FS_OK, fs_openmp_enabled, fs_simd_clones,
-                     fs_simd_level, fs_simd_target)
+from ._csrc cimport (FS_E_ARG, FS_E_NOMEM, FS_OK, FS_SIMD_BASELINE, FS_SIMD_V3, FS_SIMD_V4,
+                     fs_openmp_enabled, fs_simd_cpu_level, fs_simd_level)
+
+# x86-64 level -> the name of its SIMD body (every binding's simd_clone(), _simd.pxi)
+LEVEL_NAMES = {FS_SIMD_V4: "x86-64-v4", FS_SIMD_V3: "x86-64-v3", FS_SIMD_BASELINE: "baseline"}
 
 
 cdef int check_status(int status, str kernel) except -1:
@@ -26,9 +29,6 @@ def simd_level():
     return fs_simd_level()
 
 
-def simd_target():
-    return fs_simd_target().decode()
-
-
-def simd_clones():
-    return fs_simd_clones().decode()
+def simd_cpu_level():
+    """The CPU's x86-64 level: 4, 3 or 0 (0 also in a build without runtime dispatch)."""
+    return fs_simd_cpu_level()

@@ -13,11 +13,13 @@ cdef extern from "fs_common.h":
         FS_SIMD_BASELINE
         FS_SIMD_V3
         FS_SIMD_V4
+        FS_BODY_V4
+        FS_BODY_V3
 
     int fs_openmp_enabled()
+    int fs_simd_cpu_level()
     int fs_simd_level()
-    const char *fs_simd_target()
-    const char *fs_simd_clones()
+    int fs_simd_body()
 
 
 cdef extern from "adam.h":

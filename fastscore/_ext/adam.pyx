@@ -8,6 +8,8 @@ from ._csrc cimport (fs_adam_hyper, fs_adam_step_f32, fs_adam_step_f64, fs_ema_u
                      fs_ema_update_f64, fs_scale_f32, fs_scale_f64, fs_sum_squares_f32,
                      fs_sum_squares_f64)
 
+include "_simd.pxi"
+
 
 def adam_step(floating[::1] param, const floating[::1] grad, floating[::1] m,
               floating[::1] v, double beta1, double beta2, double one_minus_beta1,

@@ -8,6 +8,8 @@ from ._common cimport check_status
 from ._csrc cimport (FS_KDE_ALIGN, fs_kde_leading_dim_f32, fs_kde_leading_dim_f64,
                      fs_kde_pack_f32, fs_kde_pack_f64, fs_kde_score_f32, fs_kde_score_f64)
 
+include "_simd.pxi"
+
 ALIGN = FS_KDE_ALIGN
 
 

@@ -15,6 +15,8 @@ from ._csrc cimport (FS_MLP_MAX_LAYERS, FS_MLP_PROFILE_PHASES, fs_dgemm_fn,
                      fs_mlp_jacobian_diagonal_f32, fs_mlp_jacobian_diagonal_f64,
                      fs_mlp_jacobian_scratch, fs_mlp_net, fs_mlp_profile_enabled, fs_sgemm_fn)
 
+include "_simd.pxi"
+
 MAX_LAYERS = FS_MLP_MAX_LAYERS
 PROFILE_PHASES = FS_MLP_PROFILE_PHASES
 #: True when the kernels were built with their per-layer timers (FASTSCORE_MLP_PROFILE=1).

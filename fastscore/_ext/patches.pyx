@@ -7,6 +7,8 @@ from ._common cimport check_status
 from ._csrc cimport (fs_gather_patches_f32, fs_gather_patches_f64, fs_patch_geometry,
                      fs_scatter_add_patches_f32, fs_scatter_add_patches_f64)
 
+include "_simd.pxi"
+
 
 cdef class Geometry:
     """C view of a patch geometry; holds references to its index arrays."""
