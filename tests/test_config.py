@@ -112,9 +112,11 @@ def test_show_config():
     assert isinstance(fastscore.openmp_enabled(), bool)
     lines = dict(line.split(None, 1) for line in text.splitlines() if line.strip())
     assert lines["OpenMP"] == ("enabled" if fastscore.openmp_enabled() else "disabled")
-    from fastscore._ext import _common
+    from fastscore._config import simd_report
 
-    assert lines["SIMD"].startswith(_common.simd_target())
+    report = simd_report()
+    assert lines["SIMD"].startswith(", ".join(f"{n} {b}" for n, b in report["kernels"].items()))
+    assert f"CPU {report['cpu']}" in lines["SIMD"]
     assert lines["threads"].startswith(f"{fastscore.get_num_threads()} ")
     assert fastscore.__version__ in text
 
