@@ -10,8 +10,9 @@ extensions and ``__restrict__``, which MSVC does not have: Windows is not suppor
 (build under WSL, or with MinGW-w64 GCC at your own risk; no wheels are made for it).
 
 Flags: -O3, OpenMP when the compiler supports it, no -march=native. SIMD comes from
-runtime dispatch (``target_clones`` of the x86-64-v4 / -v3 levels with GCC on x86-64
-Linux, see csrc/fs_common.h), with the clone set and the KDE dimension specialisations
+runtime dispatch (bodies compiled per x86-64-v4 / -v3 level with GCC on x86-64, picked
+per call by the CPU's level capped by ``FASTSCORE_SIMD``, see csrc/fs_common.h and
+csrc/fs_simd_stamp.h), with the clone set and the KDE dimension specialisations
 chosen per extension in ``_PER_EXTENSION`` below (``benchmarks/README.md``, section
 build). Per-file flags are in ``_PER_FILE``, never in ``#pragma GCC optimize``.
 
