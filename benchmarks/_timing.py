@@ -16,6 +16,11 @@ import numpy as np
 
 __all__ = ["measure", "header", "Table", "parser", "try_import", "cpu_name"]
 
+# environment variables that cap the instruction set of the contenders (OpenBLAS under
+# NumPy/SciPy, numba, PyTorch, MKL)
+CONTENDER_SIMD = ("OPENBLAS_CORETYPE", "NUMBA_CPU_NAME", "ATEN_CPU_CAPABILITY",
+                  "MKL_ENABLE_INSTRUCTIONS")
+
 
 def cpu_name():
     try:
@@ -38,6 +43,10 @@ def header(title, **facts):
             f"simd: {simd_summary()}; openmp: {_common.openmp_enabled()}",
             f"# fastscore {fastscore.__version__}, numpy {np.__version__}, "
             f"python {platform.python_version()}"]
+    # the contenders' own SIMD switches, e.g. to emulate an AVX2 machine on an AVX-512 one
+    forced = [f"{v}={os.environ[v]}" for v in CONTENDER_SIMD if os.environ.get(v)]
+    if forced:
+        rows.append(f"# contenders' SIMD: {', '.join(forced)}")
     rows += [f"# {k}: {v}" for k, v in facts.items()]
     return "\n".join(rows)
 
