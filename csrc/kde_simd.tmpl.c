@@ -302,10 +302,10 @@ FS_INLINE void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff
 #define FS_KDE_SPEC_DENSITY 0x31E
 #endif
 FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
-                                         ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
-                                         ptrdiff_t i1, ptrdiff_t exclude_start, REAL c1,
-                                         REAL dmax, double c1d, double *m2, fs_kde_vdbl *st,
-                                         void *scratch, int with_score)
+                                          ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
+                                          ptrdiff_t i1, ptrdiff_t exclude_start, REAL c1,
+                                          REAL dmax, double c1d, double *m2, fs_kde_vdbl *st,
+                                          void *scratch, int with_score)
 {
     /* training tile: FS_KDE_TILE_BYTES of coordinates, in whole vectors */
     ptrdiff_t tile_vectors = FS_KDE_TILE_BYTES / (d * FS_KDE_VBYTES);
