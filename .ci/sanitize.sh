@@ -14,7 +14,7 @@ SRC=$PWD
 PYTHON=${PYTHON:-python}
 CC=${CC:-gcc}
 TESTS=${SANITIZE_TESTS:-"tests/test_patches.py tests/test_kde.py tests/test_nn.py \
-tests/test_optim.py tests/test_prior.py tests/test_mixture.py"}
+tests/test_optim.py tests/test_prior.py tests/test_mixture.py tests/test_simd.py"}
 
 ASAN_LIB=$($CC -print-file-name=libasan.so)
 if [ ! -e "$ASAN_LIB" ]; then
