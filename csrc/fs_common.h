@@ -58,7 +58,8 @@ int fs_simd_level(void);
  *     #define FS_SIMD_TEMPLATE "x_simd.tmpl.c"
  *     #include "fs_simd_stamp.h"
  * and every call goes through FS_PICK(name)(...), the body of FS_FN(name) for the level
- * fs_simd_level() allows (a cached load and two compares per call). The bodies are x86-64
+ * fs_simd_level() allows (per call: a call returning the cached level and two compares;
+ * kernels pick outside their hot loops where it matters). The bodies are x86-64
  * levels: v4 (AVX-512) and v3 (AVX2 + FMA + BMI2; a plain "avx2" target would have no
  * FMA), always with the baseline. setup.py picks the set per extension with FS_CLONE_SET,
  * keeping only the bodies that measured >= 5% faster (benchmarks/README.md, section
