@@ -59,7 +59,7 @@ int fs_simd_level(void);
  *     #include "fs_simd_stamp.h"
  * and every call goes through FS_PICK(name)(...), the body of FS_FN(name) for the level
  * fs_simd_level() allows (per call: a call returning the cached level and two compares;
- * kernels pick outside their hot loops where it matters). The bodies are x86-64
+ * the kernels call per row, tile or thread range, never per element). The bodies are x86-64
  * levels: v4 (AVX-512) and v3 (AVX2 + FMA + BMI2; a plain "avx2" target would have no
  * FMA), always with the baseline. setup.py picks the set per extension with FS_CLONE_SET,
  * keeping only the bodies that measured >= 5% faster (benchmarks/README.md, section
