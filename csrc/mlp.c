@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mlp.h"
+#include "mlp_gemm.h"
 
 /* ---- vectorisable float approximations (libm's expf/tanhf do not vectorise without
  * -ffast-math). Accuracy is checked in tests/test_nn.py::test_activation_accuracy. ---- */
@@ -150,6 +151,43 @@ ptrdiff_t fs_mlp_jacobian_scratch(const fs_mlp_net *net, ptrdiff_t tile, int n_d
                                  2 * tile * (ptrdiff_t)n_dirs * net->max_width;
     return (ptrdiff_t)n_threads * per_thread;
 }
+
+void fs_mlp_pack_layout_of(const fs_mlp_net *net, int real_size, fs_mlp_pack_layout *lay)
+{
+    memset(lay, 0, sizeof(*lay));
+    lay->level = fs_simd_level();
+    if (!FS_MLP_GEMM_X86 || lay->level < FS_SIMD_V3) {
+        lay->level = FS_SIMD_BASELINE;   /* BLAS */
+        return;
+    }
+    const ptrdiff_t vb = lay->level >= FS_SIMD_V4 ? 64 : 32;
+    lay->nr = 2 * vb / real_size;
+    lay->mr = lay->level >= FS_SIMD_V4 ? FS_MLP_GEMM_MR_V4 : FS_MLP_GEMM_MR_V3;
+    ptrdiff_t off = 0;
+    for (int l = 0; l < net->n_layers; ++l) {
+        const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+        const ptrdiff_t mp = (m + lay->nr - 1) / lay->nr * lay->nr;
+        const ptrdiff_t kp = (k + lay->nr - 1) / lay->nr * lay->nr;
+        lay->fwd[l] = off;
+        off += k * mp;
+        lay->bias[l] = off;
+        off += mp;
+        lay->bwd[l] = off;
+        off += m * kp;
+    }
+    lay->zeros = off;
+    lay->total = off + net->max_width;
+}
+
+ptrdiff_t fs_mlp_pack_size(const fs_mlp_net *net, int real_size)
+{
+    fs_mlp_pack_layout lay;
+    fs_mlp_pack_layout_of(net, real_size, &lay);
+    return lay.total;
+}
+
+#define FS_TEMPLATE "mlp_gemm.tmpl.c"
+#include "fs_stamp.h"
 
 #define FS_TEMPLATE "mlp.tmpl.c"
 #include "fs_stamp.h"
