@@ -231,8 +231,9 @@ FS_CLONES static void FS_FN(add_partials)(REAL *FS_RESTRICT grad, const REAL *FS
 
 /* Activations applied inside the packed micro-kernel's store (the others get an
  * activation-only pass with a zero bias after it). */
-#define FS_ACT_FUSED(code) \
-    ((code) == FS_ACT_IDENTITY || (code) == FS_ACT_RELU || (code) == FS_ACT_LEAKY_RELU)
+#define FS_ACT_FUSED(code)                                                            \
+    ((code) == FS_ACT_IDENTITY || (code) == FS_ACT_RELU || (code) == FS_ACT_LEAKY_RELU || \
+     (FS_REAL_IS_FLOAT && (code) == FS_ACT_TANH))
 
 /* One tile through all layers: A[0] = x rows (rows, w_0); A[l] (rows, w_l) receives a_l;
  * D[l] (rows, w_l) receives f_{l-1}'(z_l) for SiLU/GELU layers when not NULL.

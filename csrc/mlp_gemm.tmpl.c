@@ -66,8 +66,8 @@ int FS_FN(fs_mlp_pack)(const fs_mlp_net *net, const REAL *params, REAL *packed)
 }
 
 /* C (M x N, ldc) [+]= A B [+ bias, act] with B packed at lay's level (see the ISA file);
- * act is applied only for identity / ReLU / leaky ReLU (the caller passes
- * FS_ACT_IDENTITY for the others). abuf: lay->mr * K values. */
+ * act is applied only for identity / ReLU / leaky ReLU and, in single precision, tanh
+ * (the caller passes FS_ACT_IDENTITY for the others). abuf: lay->mr * K values. */
 static void FS_FN(pgemm)(const fs_mlp_pack_layout *lay, ptrdiff_t M, ptrdiff_t N,
                          ptrdiff_t K, const REAL *a, ptrdiff_t lda, int a_trans,
                          const REAL *bp, REAL *c, ptrdiff_t ldc, int beta1,

@@ -7,7 +7,8 @@
  * and REAL / FS_SFX of the stamped type. The block is MR rows x NR = 2 vectors of
  * columns: MR * 2 accumulators, 2 vector loads and MR broadcasts per step of k.
  *
- *   C (M x N, row stride ldc) [+]= A B (+ bias, then identity / ReLU / leaky ReLU)
+ *   C (M x N, row stride ldc) [+]= A B (+ bias, then identity / ReLU / leaky ReLU, and
+ *   tanh in single precision)
  * with A(i, p) = a[i * lda + p] (a_trans = 0) or a[p * lda + i] (a_trans = 1), B packed in
  * panels of K x NR (zero past column N), bias zero-padded to whole panels.
  */
@@ -26,11 +27,39 @@ typedef int32_t GN(ivec) __attribute__((vector_size(FS_GEMM_VB), aligned(sizeof(
 typedef int64_t GN(ivec) __attribute__((vector_size(FS_GEMM_VB), aligned(sizeof(REAL))));
 #endif
 
-/* one MR x NR block: c (row stride ldc) <- [c +] sum_p A(i, p) B(p, :) [+ bias, act] */
+#if FS_REAL_IS_FLOAT
+/* fs_tanhf_approx (mlp.c) on a vector: the same clamp and 13/6 rational function. */
+GATTR static inline __attribute__((always_inline)) GN(vec) GN(tanh)(GN(vec) x)
+{
+    typedef GN(vec) vec;
+    typedef GN(ivec) ivec;
+    const vec hi = (vec){0} + 7.90531110763549805f, lo = -hi;
+    ivec m = x > hi;
+    x = (vec)(((ivec)x & ~m) | ((ivec)hi & m));
+    m = x < lo;
+    x = (vec)(((ivec)x & ~m) | ((ivec)lo & m));
+    const vec x2 = x * x;
+    vec p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    p = p * x;
+    vec q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return p / q;
+}
+#endif
+
+/* one MR x (nv vectors) block: c (row stride ldc) <- [c +] sum_p A(i, p) B(p, :)
+ * [+ bias, act]; B rows are NR apart (nv = 1 reads the first vector of each: the narrow
+ * last panel of a layer whose width leaves at most one vector there) */
 GATTR static inline __attribute__((always_inline)) void
 GN(block_body)(ptrdiff_t K, const REAL *FS_RESTRICT a, ptrdiff_t lda, int a_trans,
                const REAL *FS_RESTRICT b, REAL *FS_RESTRICT c, ptrdiff_t ldc, int beta1,
-               const REAL *FS_RESTRICT bias, int act, REAL slope)
+               const REAL *FS_RESTRICT bias, int act, REAL slope, const int nv)
 {
     typedef GN(vec) vec;
     typedef GN(ivec) ivec;
@@ -38,23 +67,25 @@ GN(block_body)(ptrdiff_t K, const REAL *FS_RESTRICT a, ptrdiff_t lda, int a_tran
     for (int i = 0; i < GMR; ++i) acc[i][0] = acc[i][1] = (vec){0};
     if (a_trans) {
         for (ptrdiff_t p = 0; p < K; ++p) {
-            const vec b0 = *(const vec *)(b + p * GNR), b1 = *(const vec *)(b + p * GNR + GVL);
+            const vec b0 = *(const vec *)(b + p * GNR);
+            const vec b1 = nv > 1 ? *(const vec *)(b + p * GNR + GVL) : b0;
             const REAL *ap = a + p * lda;
 #pragma GCC unroll 16
             for (int i = 0; i < GMR; ++i) {
                 const REAL ai = ap[i];
                 acc[i][0] += ai * b0;
-                acc[i][1] += ai * b1;
+                if (nv > 1) acc[i][1] += ai * b1;
             }
         }
     } else {
         for (ptrdiff_t p = 0; p < K; ++p) {
-            const vec b0 = *(const vec *)(b + p * GNR), b1 = *(const vec *)(b + p * GNR + GVL);
+            const vec b0 = *(const vec *)(b + p * GNR);
+            const vec b1 = nv > 1 ? *(const vec *)(b + p * GNR + GVL) : b0;
 #pragma GCC unroll 16
             for (int i = 0; i < GMR; ++i) {
                 const REAL ai = a[i * lda + p];
                 acc[i][0] += ai * b0;
-                acc[i][1] += ai * b1;
+                if (nv > 1) acc[i][1] += ai * b1;
             }
         }
     }
@@ -70,7 +101,7 @@ GN(block_body)(ptrdiff_t K, const REAL *FS_RESTRICT a, ptrdiff_t lda, int a_tran
         vec v0 = acc[i][0], v1 = acc[i][1];
         if (beta1) {
             v0 += *ci0;
-            v1 += *ci1;
+            if (nv > 1) v1 += *ci1;
         }
         v0 += bv0;
         v1 += bv1;
@@ -81,24 +112,29 @@ GN(block_body)(ptrdiff_t K, const REAL *FS_RESTRICT a, ptrdiff_t lda, int a_tran
             v0 = (vec)(((ivec)v0 & m0) | ((ivec)n0 & ~m0));
             v1 = (vec)(((ivec)v1 & m1) | ((ivec)n1 & ~m1));
         }
+#if FS_REAL_IS_FLOAT
+        if (act == FS_ACT_TANH) {
+            v0 = GN(tanh)(v0);
+            v1 = GN(tanh)(v1);
+        }
+#endif
         *ci0 = v0;
-        *ci1 = v1;
+        if (nv > 1) *ci1 = v1;
     }
 }
 
-GATTR static void GN(block_n)(ptrdiff_t K, const REAL *a, ptrdiff_t lda, const REAL *b,
-                              REAL *c, ptrdiff_t ldc, int beta1, const REAL *bias, int act,
-                              REAL slope)
-{
-    GN(block_body)(K, a, lda, 0, b, c, ldc, beta1, bias, act, slope);
-}
-
-GATTR static void GN(block_t)(ptrdiff_t K, const REAL *a, ptrdiff_t lda, const REAL *b,
-                              REAL *c, ptrdiff_t ldc, int beta1, const REAL *bias, int act,
-                              REAL slope)
-{
-    GN(block_body)(K, a, lda, 1, b, c, ldc, beta1, bias, act, slope);
-}
+#define FS_GEMM_BLOCK(name, trans, nv)                                                   \
+    GATTR static void GN(name)(ptrdiff_t K, const REAL *a, ptrdiff_t lda, const REAL *b,  \
+                               REAL *c, ptrdiff_t ldc, int beta1, const REAL *bias,       \
+                               int act, REAL slope)                                       \
+    {                                                                                     \
+        GN(block_body)(K, a, lda, trans, b, c, ldc, beta1, bias, act, slope, nv);         \
+    }
+FS_GEMM_BLOCK(block_n, 0, 2)
+FS_GEMM_BLOCK(block_t, 1, 2)
+FS_GEMM_BLOCK(block_n1, 0, 1)
+FS_GEMM_BLOCK(block_t1, 1, 1)
+#undef FS_GEMM_BLOCK
 
 /* C (M x N) [+]= A B over whole MR x NR blocks; edge blocks go through an MR x NR copy.
  * abuf: MR * K values of scratch (the zero-padded rows of an edge block of A). */
@@ -138,10 +174,16 @@ GATTR static void GN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *a,
             for (ptrdiff_t i = 0; i < GMR; ++i)
                 for (ptrdiff_t j = 0; j < GNR; ++j)
                     ctmp[i * GNR + j] = beta1 && i < mr && j < nr ? cb[i * ldc + j] : (REAL)0;
-            if (tr)
+            if (nr <= GVL) {  /* one vector covers the edge: half the work */
+                if (tr)
+                    GN(block_t1)(K, ab, ld, bj, ctmp, GNR, beta1, biasj, act, slope);
+                else
+                    GN(block_n1)(K, ab, ld, bj, ctmp, GNR, beta1, biasj, act, slope);
+            } else if (tr) {
                 GN(block_t)(K, ab, ld, bj, ctmp, GNR, beta1, biasj, act, slope);
-            else
+            } else {
                 GN(block_n)(K, ab, ld, bj, ctmp, GNR, beta1, biasj, act, slope);
+            }
             for (ptrdiff_t i = 0; i < mr; ++i)
                 for (ptrdiff_t j = 0; j < nr; ++j) cb[i * ldc + j] = ctmp[i * GNR + j];
         }

@@ -387,6 +387,16 @@ class MLP:
                 self._pack_state = state
         return state[1]
 
+    def _products(self):
+        """Which code runs the layer products at this process's SIMD level (for
+        benchmark tables): the packed micro-kernel of the level, or BLAS."""
+        if not self._pack_size:
+            return "BLAS (scipy cython_blas, one call per layer and tile)"
+        from ._ext import _common
+
+        isa = {4: "AVX-512 (x86-64-v4)", 3: "AVX2 + FMA (x86-64-v3)"}[_common.simd_level()]
+        return f"packed micro-kernel, {isa}"
+
     # -- passes ----------------------------------------------------------------------
     def forward(self, x: ArrayLike, *, out: np.ndarray | None = None) -> np.ndarray:
         """Forward pass that keeps what :meth:`backward` needs.
