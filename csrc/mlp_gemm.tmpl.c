@@ -10,20 +10,24 @@
 #define FS_GEMM_TARGET "arch=x86-64-v4"
 #define FS_GEMM_VB 64
 #define FS_GEMM_MR FS_MLP_GEMM_MR_V4
+#define FS_GEMM_ME 4
 #include "mlp_gemm_isa.tmpl.c"
 #undef FS_GEMM_ISA
 #undef FS_GEMM_TARGET
 #undef FS_GEMM_VB
 #undef FS_GEMM_MR
+#undef FS_GEMM_ME
 #define FS_GEMM_ISA v3
 #define FS_GEMM_TARGET "arch=x86-64-v3"
 #define FS_GEMM_VB 32
 #define FS_GEMM_MR FS_MLP_GEMM_MR_V3
+#define FS_GEMM_ME 2
 #include "mlp_gemm_isa.tmpl.c"
 #undef FS_GEMM_ISA
 #undef FS_GEMM_TARGET
 #undef FS_GEMM_VB
 #undef FS_GEMM_MR
+#undef FS_GEMM_ME
 #endif
 
 /* out (panels of rows x nr) <- the (rows, cols) block src (element (p, j) at
