@@ -267,12 +267,14 @@ def train_cases(batch, fs_net, fs_opt, np_net, np_opt, tnet, topt, torch, repeat
     r = np.empty_like(target)
     inv = np.float32(1.0 / batch)
 
-    def fs_step():
-        fs_net.forward(x, out=y)
-        np.subtract(y, target, out=r)
-        np.multiply(r, inv, out=r)
-        fs_net.backward(r)
-        fs_opt.step(fs_net.grad)
+    def fastscore_step(net, opt):
+        def step():
+            net.forward(x, out=y)
+            np.subtract(y, target, out=r)
+            np.multiply(r, inv, out=r)
+            net.backward(r)
+            opt.step(net.grad)
+        return step
 
     fs_blas = blas_twin(fs_net)
     fs_blas_opt = None
@@ -280,22 +282,15 @@ def train_cases(batch, fs_net, fs_opt, np_net, np_opt, tnet, topt, torch, repeat
         fs_blas_opt = (NumpyAdam(fs_blas.params) if isinstance(fs_opt, NumpyAdam) else
                        type(fs_opt)(fs_blas.params, lr=LR, betas=BETAS, eps=EPS))
 
-    def fs_blas_step():
-        fs_blas.forward(x, out=y)
-        np.subtract(y, target, out=r)
-        np.multiply(r, inv, out=r)
-        fs_blas.backward(r)
-        fs_blas_opt.step(fs_blas.grad)
-
     def np_step():
         out = np_net.forward(x)
         g = (out - target) * inv
         np_net.backward(g)
         np_opt.step(np_net.grad)
 
-    fns = {"fastscore": fs_step, "numpy": np_step}
+    fns = {"fastscore": fastscore_step(fs_net, fs_opt), "numpy": np_step}
     if fs_blas is not None:
-        fns["fastscore, BLAS"] = fs_blas_step
+        fns["fastscore, BLAS"] = fastscore_step(fs_blas, fs_blas_opt)
     if torch is not None:
         xt, tt = torch.from_numpy(x), torch.from_numpy(target)
 

@@ -35,23 +35,14 @@ GATTR static inline __attribute__((always_inline)) GN(vec) GN(tanh)(GN(vec) x)
 {
     typedef GN(vec) vec;
     typedef GN(ivec) ivec;
-    const vec hi = (vec){0} + 7.90531110763549805f, lo = -hi;
+    const vec hi = (vec){0} + FS_TANHF_CLAMP, lo = -hi;
     ivec m = x > hi;
     x = (vec)(((ivec)x & ~m) | ((ivec)hi & m));
     m = x < lo;
     x = (vec)(((ivec)x & ~m) | ((ivec)lo & m));
-    const vec x2 = x * x;
-    vec p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    p = p * x;
-    vec q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return p / q;
+    vec t;
+    FS_TANHF_RATIONAL(vec, x, t);
+    return t;
 }
 #endif
 

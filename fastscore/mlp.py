@@ -5,13 +5,17 @@ buffer** (``net.params``; per-layer weights and biases are views into it) and th
 in a second one (``net.grad``), so an optimiser updates everything in one fused pass.
 ``forward`` / ``backward`` (parameter gradient and, on request, the vector-Jacobian
 product with the input), ``predict`` (inference in bounded memory) and the exact
-``jacobian_diagonal``. Dense products go through BLAS (scipy's ``cython_blas``), bias +
-activation + derivative are fused in one compiled pass, and workspaces are allocated once
-per batch size and reused. The activations and their initial weight scales are in
-:mod:`fastscore._activations`.
+``jacobian_diagonal``. The layer products of ``forward``, ``backward`` and ``predict`` run
+on a register micro-kernel of fastscore's own (AVX-512 or AVX2 + FMA, picked at run time;
+``FASTSCORE_SIMD=avx2|baseline`` caps it) over weights packed once per parameter version,
+with bias and the (leaky) ReLU / tanh activations applied as results leave the registers;
+on CPUs without AVX2 + FMA, and for ``jacobian_diagonal``, they go through BLAS (scipy's
+``cython_blas``). Other elementwise work is one fused compiled pass per layer, and
+workspaces are allocated once per batch size and reused. The activations and their initial
+weight scales are in :mod:`fastscore._activations`.
 
 Threads. The kernels cut a batch into tiles of rows and run each tile through all layers
-on one OpenMP thread, calling BLAS single-threaded (the scoped limit
+on one OpenMP thread, calling BLAS (where used) single-threaded (the scoped limit
 ``fastscore._threads.single_threaded_blas``, through threadpoolctl), so the
 ``n_threads`` threads never oversubscribe the cores. Parameter gradients are summed per
 fixed group of tiles and the groups are added in a fixed order: results are bitwise
