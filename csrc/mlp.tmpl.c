@@ -365,8 +365,8 @@ int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL 
         if (prof) prof[4 * L] += fs_mlp_now() - start;
         free(abuf);
     }
-    /* a thread without its packed scratch ran its tiles through BLAS: same results up to
-     * rounding, but not the bit pattern of the packed kernel */
+    /* a thread whose scratch allocation failed ran its tiles through BLAS; the call
+     * still reports the failure */
     return failed ? FS_E_NOMEM : FS_OK;
 }
 
