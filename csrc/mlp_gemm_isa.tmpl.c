@@ -163,8 +163,9 @@ GATTR static void GN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *a,
         if (mr < rows) {  /* rows of the last block, row-major and zero-padded */
             for (ptrdiff_t i = 0; i < rows; ++i)
                 for (ptrdiff_t p = 0; p < K; ++p)
-                    abuf[i * K + p] = i >= mr ? (REAL)0
-                                      : a_trans ? a[p * lda + i0 + i] : a[(i0 + i) * lda + p];
+                    abuf[i * K + p] = i >= mr  ? (REAL)0
+                                      : a_trans ? a[p * lda + i0 + i]
+                                                : a[(i0 + i) * lda + p];
             ab = abuf;
             ld = K;
             tr = 0;

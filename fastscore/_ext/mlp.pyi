@@ -33,7 +33,8 @@ def forward(net: Net, params: _Arr, packed: _Arr | None, x: _Arr, out: _Arr | No
             acts: _Arr | None, derivs: _Arr | None, scratch: _Arr | None, tile: int,
             n_threads: int) -> None: ...
 def backward(net: Net, params: _Arr, packed: _Arr | None, acts: _Arr, derivs: _Arr | None,
-             grad_out: _Arr, row_scale: _Arr | None, grad: _Arr | None, partials: _Arr | None, n_slots: int,
+             grad_out: _Arr, row_scale: _Arr | None, grad: _Arr | None,
+             partials: _Arr | None, n_slots: int,
              accumulate: bool, input_grad: _Arr | None, scratch: _Arr | None,
              dscratch: NDArray[np.float64] | None, tile: int, n_threads: int) -> None: ...
 def jacobian_diagonal(net: Net, params: _Arr, x: _Arr, n_dirs: int, out: _Arr | None,

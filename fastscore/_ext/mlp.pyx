@@ -161,12 +161,14 @@ def backward(Net net, const floating[::1] params, const floating[::1] packed,
     cdef const floating *p_packed = cptr(packed)
     with nogil:
         if floating is float:
-            status = fs_mlp_backward_f32(&net.net, &params[0], p_packed, &acts[0], p_derivs, n,
+            status = fs_mlp_backward_f32(&net.net, &params[0], p_packed, &acts[0], p_derivs,
+                                         n,
                                          &grad_out[0, 0], p_scale, &grad[0], p_partials,
                                          n_slots, accumulate, p_input_grad, &scratch[0],
                                          &dscratch[0], tile, n_threads)
         else:
-            status = fs_mlp_backward_f64(&net.net, &params[0], p_packed, &acts[0], p_derivs, n,
+            status = fs_mlp_backward_f64(&net.net, &params[0], p_packed, &acts[0], p_derivs,
+                                         n,
                                          &grad_out[0, 0], p_scale, &grad[0], p_partials,
                                          n_slots, accumulate, p_input_grad, &scratch[0],
                                          &dscratch[0], tile, n_threads)
