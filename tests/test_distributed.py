@@ -238,6 +238,34 @@ def test_sharded_kde_on_cluster(client):
         sharded.score(Q.astype(np.float32))
 
 
+def test_sharded_kde_is_a_patch_score_in_memory_and_in_block_tasks(client):
+    # the patch-score protocol of KDEPatchScore (width sqrt(h² + σ²)), then MAP estimates
+    # with it: on the client (map_estimate) and from inside Dask tasks (denoise_dask)
+    single = _kde_score((3, 3))
+    X = single._train
+    sharded = ShardedKDE(0.05, client=client).fit(X, n_shards=3)
+    Q = X[:40] + 0.1 * np.random.default_rng(2).standard_normal((40, 9))
+    for sigma in (0.0, 0.1, 0.4):
+        np.testing.assert_allclose(sharded.score(Q, sigma), single.score(Q, sigma),
+                                   rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(sharded.log_density(Q, sigma),
+                                   single.log_density(Q, sigma), rtol=1e-12)
+    q32 = Q.astype(np.float32)                  # patch-score calls cast the points, as
+    np.testing.assert_allclose(sharded.score(q32, 0.1), single.score(q32, 0.1),  # it does
+                               rtol=1e-4, atol=1e-3)
+    _, y = _image((14, 12))
+    want = map_estimate(y, Identity(y.shape), 0.1, PatchPrior(single, 3), method="hqs",
+                        n_steps=2, tol=0).x
+    prior = PatchPrior(sharded, 3)
+    got = map_estimate(y, Identity(y.shape), 0.1, prior, method="hqs", n_steps=2, tol=0).x
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    chunked = denoise_dask(da.from_array(y, chunks=(7, 6)), prior, 0.1, n_steps=2)
+    np.testing.assert_allclose(chunked.compute(), want, rtol=0, atol=1e-9)
+    empirical = ShardedKDE(0.0, client=client).fit(X, n_shards=2)
+    with pytest.raises(ValueError, match="bandwidth is 0"):
+        empirical.score(Q, 0.0)
+
+
 # -- command line --------------------------------------------------------------------------
 @pytest.mark.slow          # the pretrained network reaches the workers once: ~15 s here
 def test_cli_denoise_dask_equals_in_memory(client, tmp_path, capsys):
