@@ -168,7 +168,8 @@ def _block_write(prior, *, paths, out, shape, starts, beta, block_id=None, **ste
 
 def _run_tokens(tokens, task_callback):
     """Compute the block tokens; with a distributed client as the scheduler and a
-    `task_callback`, as futures, calling ``task_callback()`` as each one finishes."""
+    `task_callback`, as futures, calling ``task_callback()`` as each one finishes (else
+    once per token after all)."""
     dask = import_optional("dask", "dask")
     scheduler = dask.base.get_scheduler()
     client = getattr(scheduler, "__self__", None)
@@ -262,9 +263,9 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
         all iterations (Dask keeps the iterates between steps in the workers' memory).
     callback : callable(step, n_steps), optional
         Called after each iteration is built (with `store`: computed and written).
-    task_callback : callable(), optional
-        With `store`: called on the client as each block task finishes (``n_steps`` ×
-        number of chunks calls in all; as they finish when the scheduler is a
+    task_callback : callable(n_done, n_total), optional
+        With `store`: called on the client as each block task finishes (``n_total`` =
+        ``n_steps`` × number of chunks; as they finish when the scheduler is a
         ``distributed.Client``, else after each iteration), for a progress display.
 
     Returns
@@ -343,6 +344,13 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
         saved.setdefault("x", saved["y"])     # denoising starts from the data
         data = {"y": saved["y"], "mask": saved.get("mask")}
     point = x
+    tick = None
+    if task_callback is not None:
+        n_total, n_done = n_steps * int(np.prod(y.numblocks)), [0]
+
+        def tick():
+            n_done[0] += 1
+            task_callback(n_done[0], n_total)
     for step in range(n_steps):
         sigma = float(sigmas[step])
         origins = [tuple(int(o) for o in rng.integers(0, t._patch_shape))
@@ -362,7 +370,7 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
                 _block_write, prior_key, paths=paths, out=out, shape=shape, starts=starts,
                 beta=step / (step + 3.0), depth=depth, periodic=periodic, sigma=sigma,
                 origins=origins, method=method, params=params,
-                chunks=tuple((1,) * len(c) for c in y.chunks), dtype=np.int8), task_callback)
+                chunks=tuple((1,) * len(c) for c in y.chunks), dtype=np.int8), tick)
             _remove(store, step - 1, out)
             saved = out
             x = da.from_zarr(saved["x"], chunks=y.chunks)
