@@ -3,9 +3,11 @@
 Measures, on a ``distributed.LocalCluster`` of worker processes (1 thread each):
 
 1. peak RSS per worker against the chunk size (``denoise_dask(..., store=...)``: each
-   iterate goes to Zarr, so a worker holds a few chunks, never its share of the volume),
-   as extra MiB over the idle worker and as a multiple of one chunk's bytes (target: at
-   most 4 chunk sizes plus the model);
+   block task reads its window from the Zarr iterate and writes its result there, so a
+   worker holds a few chunks, never its share of the volume). Each case restarts the
+   workers and runs a small warm-up (32³); "idle" is then the worker's RSS, its peak
+   (VmHWM) is reset, and "peak − idle" is what the case added, also as a multiple of one
+   chunk's bytes (target: at most 4 chunk sizes plus the model);
 2. throughput with 1 and 2 workers (strong scaling on this machine);
 3. the task overhead per chunk: one halo exchange + one block task per chunk with a
    do-nothing block function, divided by the number of chunks;

@@ -258,13 +258,13 @@ def test_sharded_kde_is_a_patch_score_in_memory_and_in_block_tasks(client):
     q32 = Q.astype(np.float32)                  # patch-score calls cast the points, as
     np.testing.assert_allclose(sharded.score(q32, 0.1), single.score(q32, 0.1),  # it does
                                rtol=1e-4, atol=1e-3)
-    _, y = _image((14, 12))
+    _, y = _image((12, 10))
     want = map_estimate(y, Identity(y.shape), 0.1, PatchPrior(single, 3), method="hqs",
                         n_steps=2, tol=0).x
     prior = PatchPrior(sharded, 3)
     got = map_estimate(y, Identity(y.shape), 0.1, prior, method="hqs", n_steps=2, tol=0).x
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
-    chunked = denoise_dask(da.from_array(y, chunks=(7, 6)), prior, 0.1, n_steps=2)
+    chunked = denoise_dask(da.from_array(y, chunks=(6, 10)), prior, 0.1, n_steps=2)
     np.testing.assert_allclose(chunked.compute(), want, rtol=0, atol=1e-9)
     empirical = ShardedKDE(0.0, client=client).fit(X, n_shards=2)
     with pytest.raises(ValueError, match="bandwidth is 0"):
