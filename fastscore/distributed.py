@@ -98,10 +98,6 @@ def _block_step(loaded, y, mask, prior, *, paths, shape, starts, depth, periodic
     hi_idx = [int(starts[a][block_id[a] + 1]) for a in range(len(shape))]
     if paths is not None:
         loaded = _read_window(paths["x"], lo_idx, hi_idx, depth, periodic, shape)
-        flat = (0,) * len(shape)
-        y = _read_window(paths["y"], lo_idx, hi_idx, flat, False, shape)
-        mask = (None if paths.get("mask") is None else
-                _read_window(paths["mask"], lo_idx, hi_idx, flat, False, shape))
     lo = [a - (d if (periodic or a > 0) else 0) for a, d in zip(lo_idx, depth)]
     core = tuple(slice(a - l, e - l) for a, e, l in zip(lo_idx, hi_idx, lo))
     x = loaded[core]
@@ -114,6 +110,11 @@ def _block_step(loaded, y, mask, prior, *, paths, shape, starts, depth, periodic
     else:
         s = _halo.prior_score(terms, loaded, lo_idx, hi_idx, lo, shape, sigma, weight,
                               origins)
+    if paths is not None:                    # read after the score: not held during it
+        flat = (0,) * len(shape)
+        y = _read_window(paths["y"], lo_idx, hi_idx, flat, False, shape)
+        mask = (None if paths.get("mask") is None else
+                _read_window(paths["mask"], lo_idx, hi_idx, flat, False, shape))
     inv_n2 = params["inv_n2"]
     if method == "gradient":
         lik = y - x if mask is None else (y - x * mask) * mask
@@ -398,8 +399,12 @@ def _create(store, step, dtypes, shape, chunks):
     paths = {}
     for name, dtype in dtypes.items():
         paths[name] = os.path.join(root, f"{name}_{step}.zarr")
-        zarr.open_array(paths[name], mode="w", shape=shape, dtype=dtype,
-                        chunks=tuple(c[0] for c in chunks))
+        layout = dict(shape=shape, dtype=dtype, chunks=tuple(c[0] for c in chunks))
+        if hasattr(zarr, "create_array"):       # Zarr 3. Uncompressed: a read holds the
+            zarr.create_array(paths[name], compressors=None, overwrite=True,  # raw bytes,
+                              **layout)           # not compressed + decoded copies
+        else:
+            zarr.open_array(paths[name], mode="w", compressor=None, **layout)
     return paths
 
 
