@@ -275,10 +275,15 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
 
     Notes
     -----
-    Memory per task: the chunk with its halo, the padded window, one patch buffer of
-    ``prior.chunk_size`` patches and the score (≈ 4 chunk sizes); the prior is sent to each
-    worker once (one graph key). Complex images and priors other than patch priors
-    are not chunked (``NotImplementedError``).
+    Memory per block task with `store`: the chunk's window with its halo (≈ 1.1 chunk
+    sizes at 128³), the prior score on the window and its fold onto the chunk, then the
+    data chunk read after the score (≈ 3 chunk sizes at the peak), plus the prior's patch
+    working set, bounded by ``prior.chunk_size`` (≈ 4 · chunk_size · patch_dim values: 13
+    MiB for 3 × 3 × 3 float32 patches at the default 32 768; lower it with
+    ``PatchPrior(chunk_size=...)``). The iterates are stored uncompressed, so a read holds
+    one stored chunk's raw bytes besides its destination. The prior is sent to each worker
+    once (one graph key). Complex images and priors other than patch priors are not
+    chunked (``NotImplementedError``).
     """
     da = _dask_array()
     method = check_choice(method, "method", ("hqs", "gradient", "tweedie"))
