@@ -26,6 +26,7 @@ it in.
 import contextlib
 import os
 import shutil
+import sys
 
 import numpy as np
 
@@ -172,15 +173,15 @@ def _run_tokens(tokens, task_callback):
     `task_callback`, as futures, calling ``task_callback()`` as each one finishes (else
     once per token after all)."""
     dask = import_optional("dask", "dask")
-    scheduler = dask.base.get_scheduler()
-    client = getattr(scheduler, "__self__", None)
-    if task_callback is None or type(client).__name__ != "Client":
+    client = getattr(dask.base.get_scheduler(), "__self__", None)   # Client.get's client
+    distributed = sys.modules.get("distributed")      # imported if a client exists
+    if task_callback is None or distributed is None or not isinstance(client,
+                                                                      distributed.Client):
         tokens.compute()
         if task_callback is not None:
             for _ in range(tokens.npartitions):
                 task_callback()
         return
-    distributed = import_optional("distributed", "dask")
     futures = client.compute(list(tokens.to_delayed().ravel()))
     for future in distributed.as_completed(futures):
         future.result()                       # a failed block raises here
