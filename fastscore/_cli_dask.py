@@ -200,7 +200,10 @@ def _operator_options(args, console, first):
               for path, what in ((args.mask, "mask"), (args.kernel, "kernel")) if path}
     factory = functools.partial(_factory, options, arrays)
     try:
-        _reconstruct_item_operator(factory, first)
+        from .io import load_array, load_image
+
+        y = load_array(first) if suffix_of(first) in (".npy", ".npz") else load_image(first)
+        factory(os.path.basename(first), y)
     except UsageError:
         raise
     except Exception:  # noqa: BLE001  (a fault of this item's data: reported with the item)
@@ -208,18 +211,12 @@ def _operator_options(args, console, first):
     return factory
 
 
-def _reconstruct_item_operator(factory, path):
-    from .io import load_array, load_image
-
-    y = load_array(path) if suffix_of(path) in (".npy", ".npz") else load_image(path)
-    return factory(os.path.basename(path), y)
-
-
 def reconstruct_many_command(args, console, model, prior):
     """``fastscore reconstruct-many DIR``: one MAP reconstruction per file of DIR, written to
     ``--out`` as ``<name>.npy``; existing outputs are skipped (a rerun resumes)."""
     from .distributed import reconstruct_many
     from ._cli_models import map_options
+
     if not os.path.isdir(args.folder):
         raise UsageError(f"{args.folder} is not a folder")
     names = {}
