@@ -162,6 +162,10 @@ def main():
     p.add_argument("--no-sweep", action="store_true",
                    help="only the task overhead and the large volume")
     p.add_argument("--no-scaling", action="store_true", help="skip the 1-worker run")
+    p.add_argument("--no-overhead", action="store_true", help="skip the task overhead")
+    p.add_argument("--mmap-threshold", type=int, default=None,
+                   help="MALLOC_MMAP_THRESHOLD_ of the workers in bytes (glibc: blocks this "
+                   "large are mapped and unmapped on free, never kept in the heap)")
     args = p.parse_args()
     n = 96 if args.quick else args.size
     big = 0 if args.quick else args.big
@@ -172,6 +176,11 @@ def main():
                  prior="Gaussian patch score, 3x3x3 patches, reflect padding",
                  steps=args.steps, dtype="float32", workers="processes, 1 thread each",
                  model_bytes=len(pickle.dumps(prior))))
+    if args.mmap_threshold is not None:
+        import dask
+
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_":
+                         str(args.mmap_threshold)})
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", memory_limit=0) as cluster, \
             distributed.Client(cluster) as client:
@@ -194,9 +203,10 @@ def main():
             seconds2 = next(float(r[4]) for r in table.rows if r[1] == str(mid) and r[3] == "2")
             print(f"\nstrong scaling at chunk {mid}: 1 worker {result1[0]:.1f} s, 2 workers "
                   f"{seconds2:.1f} s, speed-up {result1[0] / seconds2:.2f}x", flush=True)
-        per_chunk = overhead(client, min(n, 128), 16 if not args.quick else 12)
-        print(f"task overhead: {per_chunk * 1e3:.2f} ms per chunk (halo exchange + one "
-              "do-nothing block task, chunk 16^3)", flush=True)
+        if not args.no_overhead:
+            per_chunk = overhead(client, min(n, 128), 16 if not args.quick else 12)
+            print(f"task overhead: {per_chunk * 1e3:.2f} ms per chunk (halo exchange + one "
+                  "do-nothing block task, chunk 16^3)", flush=True)
         if big:
             _row(table, big, 128, 2, args.steps,
                  run_case(client, big, 128, prior, args.steps, store_root))
