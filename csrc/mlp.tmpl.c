@@ -68,8 +68,8 @@ static void FS_FN(tile_forward)(const fs_mlp_net *net, const REAL *params, ptrdi
                          packed + lay->bias[l], fused ? act : FS_ACT_IDENTITY, slope, abuf);
             const double t1 = prof ? fs_mlp_now() : 0.0;
             if (!fused)
-                FS_FN(bias_activate)(A[l + 1], rows, m, packed + lay->zeros, act, slope,
-                                     D ? D[l + 1] : NULL);
+                FS_PICK(bias_activate)(A[l + 1], rows, m, packed + lay->zeros, act, slope,
+                                       D ? D[l + 1] : NULL);
             if (prof) {
                 prof[l] += t1 - t0;
                 prof[L + l] += fs_mlp_now() - t1;
