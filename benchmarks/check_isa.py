@@ -2,7 +2,8 @@
 
 Disassembles the compiled extensions (``objdump -d``, the in-place build by default) and,
 for every function stamped per SIMD level (names ``<name>_f32_v4``, ``..._v3``,
-``..._base``, with GCC's ``.constprop`` / ``.part`` pieces added to their function),
+``..._base``, and the packed GEMM's ``gemm_v4_f32`` ..., with GCC's ``.constprop`` /
+``.part`` pieces added to their function),
 counts its instructions, the fused multiply-adds (``vfmadd*``, ``vfmsub*``, ``vfnmadd*``,
 ``vfnmsub*``) and the instructions that touch zmm (512-bit), ymm (256-bit) and only xmm
 registers. Prints one markdown table and, below it, the bodies that look wrong:
@@ -30,6 +31,8 @@ from collections import defaultdict
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTENSIONS = ("kde", "patches", "mlp", "adam")
 BODY = re.compile(r"^(?P<name>\w+?)_(?P<type>f32|f64)_(?P<level>v4|v3|base)(?:\.\w+)*$")
+# the MLP's packed GEMM stamps its micro-kernels as <name>_v4_f32 (csrc/mlp_gemm.tmpl.c)
+BODY_ISA_FIRST = re.compile(r"^(?P<name>\w+?)_(?P<level>v4|v3)_(?P<type>f32|f64)(?:\.\w+)*$")
 FUNC = re.compile(r"^[0-9a-f]+ <(?P<sym>[^>]+)>:$")
 FMA = re.compile(r"\bvf(?:n?madd|n?msub|maddsub|msubadd)\w*")
 MUL = re.compile(r"\bv?mul[sp][sd]\b")
@@ -77,7 +80,7 @@ def bodies(ext_dir):
             sys.exit(f"check_isa: no compiled {ext} in {ext_dir} (build it first)")
         merged = defaultdict(list)
         for sym, insns in disassemble(found[0]).items():
-            m = BODY.match(sym)
+            m = BODY.match(sym) or BODY_ISA_FIRST.match(sym)
             if m:
                 merged[(ext, m.group("name"), m.group("type"), m.group("level"))] += insns
         rows.update({key: count(insns) for key, insns in merged.items()})
