@@ -52,7 +52,8 @@ def simd_report() -> dict:
         ``"baseline"``); ``forced``: ``"FASTSCORE_SIMD=<value>"`` when that variable lowers
         the level below the CPU's, else None; ``kernels``: extension name -> the body its
         dispatch runs (an extension without a wider body runs the next lower one, e.g. the
-        MLP has no AVX-512 body).
+        MLP has no AVX-512 elementwise body; its packed matrix products are named apart,
+        ``"x86-64-v3 (GEMM x86-64-v4)"``).
     """
     import importlib
 
@@ -64,9 +65,16 @@ def simd_report() -> dict:
     return {
         "cpu": _common.LEVEL_NAMES[cpu],
         "forced": f"FASTSCORE_SIMD={request}" if forced else None,
-        "kernels": {name: importlib.import_module(f"fastscore._ext.{name}").simd_clone()
+        "kernels": {name: _body(importlib.import_module(f"fastscore._ext.{name}"))
                     for name in _SIMD_EXTENSIONS},
     }
+
+
+def _body(module) -> str:
+    """An extension's SIMD body; the MLP's packed matrix products may run another one."""
+    body = module.simd_clone()
+    gemm = getattr(module, "gemm_clone", None)
+    return body if gemm is None or gemm() == body else f"{body} (GEMM {gemm()})"
 
 
 def simd_summary() -> str:

@@ -8,16 +8,27 @@ from libc.string cimport memcmp
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from ._common cimport check_status
-from ._csrc cimport (FS_MLP_MAX_LAYERS, FS_MLP_PROFILE_PHASES, fs_dgemm_fn,
+from ._csrc cimport (FS_MLP_GEMM_X86, FS_MLP_MAX_LAYERS, FS_SIMD_BASELINE, FS_MLP_PROFILE_PHASES, fs_dgemm_fn,
                      fs_mlp_activation_f32, fs_mlp_activation_f64,
                      fs_mlp_backward_dscratch, fs_mlp_backward_f32,
                      fs_mlp_backward_f64, fs_mlp_backward_scratch, fs_mlp_forward_f32,
                      fs_mlp_forward_f64, fs_mlp_forward_scratch, fs_mlp_init,
                      fs_mlp_jacobian_diagonal_f32, fs_mlp_jacobian_diagonal_f64,
                      fs_mlp_jacobian_scratch, fs_mlp_net, fs_mlp_pack_f32, fs_mlp_pack_f64,
-                     fs_mlp_pack_size, fs_mlp_profile_enabled, fs_sgemm_fn)
+                     fs_mlp_pack_size, fs_mlp_profile_enabled, fs_sgemm_fn,
+                     fs_simd_level)
 
 include "_simd.pxi"
+
+
+def gemm_clone():
+    """The body of the layers' matrix products: the packed micro-kernel of the current level
+    ("x86-64-v4" / "x86-64-v3", which need not be `simd_clone()`, the elementwise body), or
+    "BLAS" (baseline level, and builds other than GCC on x86-64: sgemm / dgemm)."""
+    level = fs_simd_level()
+    if not FS_MLP_GEMM_X86 or level == FS_SIMD_BASELINE:
+        return "BLAS"
+    return _LEVEL_NAMES[level]
 
 MAX_LAYERS = FS_MLP_MAX_LAYERS
 PROFILE_PHASES = FS_MLP_PROFILE_PHASES
