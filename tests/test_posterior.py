@@ -37,6 +37,9 @@ class DenseGaussianPrior:
         flat = x.reshape(-1, self.mean.size) - self.mean.ravel()
         return (-(flat @ self.precision(sigma))).reshape(x.shape).astype(x.dtype)
 
+    def score_vjp(self, x, sigma, v, *, rng=None):
+        return self.score(np.asarray(v) + self.mean, sigma)
+
     def log_density(self, x, sigma=None):
         d = np.asarray(x, dtype=np.float64).ravel() - self.mean.ravel()
         return float(-0.5 * d @ self.precision(sigma) @ d)
@@ -115,7 +118,7 @@ APPROXIMATE = {
     "pc": (0.16, 10, 0.45, (0.9, 1.45)),
     # Tweedie-guided likelihood (exact only for A = I and an isotropic prior; the mean is
     # off by 0.2–0.55 sd depending on the problem)
-    "dps": (1.0, 6, 0.75, (0.85, 1.35)),
+    "dps": (1.0, 6, 0.75, (0.85, 1.45)),
     "ode": (None, 4, 1.2, (0.6, 1.3)),
     # under-dispersed by construction
     "diffpir": (1.0, 5, 0.35, (0.3, 0.65)),
