@@ -113,11 +113,10 @@ def test_preconditioned_samples_match_gaussian_posterior(name, eps):
     # sample variances of 4000 draws: relative sd sqrt(2/4000) = 2.2%, so 5 sd = 11%
     np.testing.assert_allclose(samples.var(0, ddof=1), np.diag(cov_eps), rtol=0.11)
     np.testing.assert_allclose(out.std.ravel() ** 2, samples.var(0, ddof=1))
-    # mean: Tweedie x + σ² s(x; σ) = (I − σ²H) x + σ² b averaged over chains and states
-    D = np.eye(16) - sigma ** 2 * H
-    tweedie_mean = D @ mean + sigma ** 2 * b
-    se_tweedie = np.sqrt(np.diag(D @ cov_eps @ D.T) / n)
-    assert np.all(np.abs(out.mean.ravel() - tweedie_mean) < 5 * se_tweedie)
+    # mean: the states of the last level averaged over chains and steps (an average over
+    # correlated states of one chain is no worse than its last state: 5 se of one state)
+    assert np.all(np.abs(out.mean.ravel() - mean) < 5 * se)
+    assert not np.allclose(out.mean.ravel(), samples.mean(0))    # more than the last state
 
 
 def test_preconditioned_reaches_the_posterior_from_a_bad_start():
