@@ -183,8 +183,10 @@ def cases(models, quick):
     return out
 
 
-def calibration_study(table, models, quick, steps):
+def calibration_study(table, models, quick, steps, which=("rectangles", "disks", "MRI")):
     for name, clean, ys, A, noise, prior, x0, sigmas in cases(models, quick):
+        if not name.startswith(tuple(which)):
+            continue
         for method in METHODS:
             cov, psnr, secs, evals = [], [], 0.0, 0
             for i, (c, y) in enumerate(zip(clean, ys)):
@@ -199,32 +201,42 @@ def calibration_study(table, models, quick, steps):
                   f"PSNR {np.mean(psnr):.2f}", flush=True)
 
 
-def map_vs_mean_study(table, models, quick):
+def map_vs_mean_study(table, models, quick, which=("ct", "den0.1", "den0.2")):
+    """PSNR of the posterior mean against MAP on the 64² Shepp–Logan (the test image; the
+    default sampler's settings were chosen on validation images, tune_posterior.py): the
+    default sampler with its default ladder and steps; the others on a 10-level ladder
+    0.2 → 0.02 (or 2σ_n → σ_n/4), 2 steps per level (laplace: its default MAP)."""
     size = 32 if quick else 64
     x = data.shepp_logan((size, size)).astype(np.float32)
     prior = PatchPrior(models["shepp"], 3, weight=1 / 9)
     rng = np.random.default_rng(5)
     ct = ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))
-    problems = [("CT 30 views σ0.02", ct, 0.02), ("Shepp-Logan σ0.1", ops.Identity(x.shape), 0.1)]
-    for name, A, noise in problems:
-        y = A.simulate(x, noise, rng=rng).astype(np.float32)
+    problems = [("ct", "CT 30 views σ0.02", ct, 0.02),
+                ("den0.1", "Shepp-Logan σ0.1", ops.Identity(x.shape), 0.1),
+                ("den0.2", "Shepp-Logan σ0.2", ops.Identity(x.shape), 0.2)]
+    for key, name, A, noise in problems:
+        y = A.simulate(x, noise, rng=rng).astype(np.float32)   # same draws whatever runs
+        if key not in which:
+            continue
         base = A.fbp(y) if hasattr(A, "fbp") else y
         top = max(0.2, 2 * noise)
         t0 = time.perf_counter()
         est = map_estimate(y, A, noise, prior, method="hqs", n_steps=30,
                            sigma_schedule=(top, max(noise / 4, 0.02)), x0=base).x
         p_map = metrics.psnr(x, est)
-        table.add(f"{name} {size}²", "MAP (HQS 30)", f"{p_map:.2f}", "-", 30,
+        table.add(f"{name} {size}²", "MAP (HQS 30)", f"{p_map:.2f}", "-", "-", 30,
                   f"{time.perf_counter() - t0:.2f}")
         ladder = np.geomspace(top, max(noise / 4, 0.02), 10)
         for method in METHODS:
-            steps = 1 if method in ("preconditioned",) else 2
-            out, sec = run(method, y, A, noise, prior, base, steps, 7,
-                           None if method == "laplace" else ladder)
+            default = method in ("preconditioned", "laplace")
+            out, sec = run(method, y, A, noise, prior, base, 20 if default else 2, 7,
+                           None if default else ladder)
             p = metrics.psnr(x, out.mean)
             table.add(f"{name} {size}²", method, f"{p:.2f}", f"{p - p_map:+.2f}",
-                      out.n_score_evals, f"{sec:.2f}")
-            print(f"#   {name} {method}: {p:.2f} dB (MAP {p_map:.2f})", flush=True)
+                      f"{coverage(x, out.mean, out.std):.3f}", out.n_score_evals,
+                      f"{sec:.2f}")
+            print(f"#   {name} {method}: {p:.2f} dB (MAP {p_map:.2f}), coverage "
+                  f"{coverage(x, out.mean, out.std):.3f}", flush=True)
 
 
 def work_study(table, models, quick):
@@ -293,6 +305,13 @@ def main():
                    choices=["floor", "laplace", "figure", "calibration", "map", "work"],
                    help="parts to run (separate processes can run parts side by side)")
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps_per_sigma of the calibration part (default 3; 20 = the "
+                        "default sampler's default)")
+    p.add_argument("--calibration-cases", nargs="+", default=["rectangles", "disks", "MRI"],
+                   choices=["rectangles", "disks", "MRI"])
+    p.add_argument("--cases", nargs="+", default=["ct", "den0.1", "den0.2"],
+                   choices=["ct", "den0.1", "den0.2"], help="cases of the map part")
     args = p.parse_args()
     METHODS[:] = args.methods
     fastscore.set_num_threads(2)
@@ -307,15 +326,16 @@ def main():
             os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
             "posterior_uncertainty.png"))
     if "calibration" in args.part:
-        steps = 2 if args.quick else 3
+        steps = args.steps or (2 if args.quick else 3)
         table = Table(["case", "method", "coverage (90%)", "PSNR mean", "score evals/chain",
                        "s per image"])
-        calibration_study(table, trained, args.quick, steps)
+        calibration_study(table, trained, args.quick, steps, args.calibration_cases)
         print(f"\n## calibration (steps_per_sigma={steps}, default ladder)\n"
               + table.render(), flush=True)
     if "map" in args.part:
-        table = Table(["case", "method", "PSNR", "vs MAP", "score evals/chain", "s"])
-        map_vs_mean_study(table, trained, args.quick)
+        table = Table(["case", "method", "PSNR", "vs MAP", "coverage", "score evals/chain",
+                       "s"])
+        map_vs_mean_study(table, trained, args.quick, args.cases)
         print("\n## posterior mean against MAP\n" + table.render(), flush=True)
     if "work" in args.part:
         table = Table(["case", "method", "steps_per_sigma", "score evals/chain", "PSNR mean",
