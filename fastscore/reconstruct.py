@@ -392,10 +392,9 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
     n_samples : int
         Number of chains (a batch axis through the prior and the operator).
     sigmas : array, optional
-        Non-increasing ladder; default ``sigma_ladder(max(top, 2 · floor),
-        max(σ_n/4, floor), 8)`` with floor the prior's ``sigma_min`` and top ``2σ_n`` for
-        denoising and ``init="map"``, else ``2 σ_start`` with σ_start as in
-        :func:`map_estimate` (the start image's spread).
+        Non-increasing ladder; default ``sigma_ladder(max(2 σ_start, 2 · floor),
+        max(σ_n/4, floor), 8)`` with σ_start as in :func:`map_estimate` (2σ_n for
+        denoising; σ_n with ``init="map"``) and floor the prior's ``sigma_min``.
     steps_per_sigma : int
     step_size : float in (0, 1], optional
         The method's step ε (see above; formerly ``eps``); defaults: preconditioned 1,
@@ -468,15 +467,10 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
                          f"batch axis); got y of shape {likelihood.y.shape}.")
     floor = _prior_sigma_floor(prior)
     if sigmas is None:
-        # the chains start from white noise of the first level around the start image: 2σ_n
-        # covers a denoising start (y itself) or the MAP; other starts (zero-filled, FBP)
-        # carry structured errors and start at twice their spread. A top of 4σ_n for
-        # denoising lost 2 dB of the posterior mean on validation images (thin features
-        # erased high on the ladder are not restored at its end)
-        plain = init == "map" or isinstance(operator, Identity)
-        top = (2 * likelihood.noise_sigma if plain else
-               2 * _anneal_start(operator, x_start, likelihood.noise_sigma, prior))
-        sigmas = sigma_ladder(max(top, 2 * floor), max(likelihood.noise_sigma / 4, floor), 8)
+        start = (likelihood.noise_sigma if init == "map" else
+                 _anneal_start(operator, x_start, likelihood.noise_sigma, prior))
+        sigmas = sigma_ladder(max(2 * start, 2 * floor),
+                              max(likelihood.noise_sigma / 4, floor), 8)
     sigmas = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
     if np.any(sigmas <= 0) or np.any(np.diff(sigmas) > 0):
         raise ValueError("`sigmas` must be positive and non-increasing.")
