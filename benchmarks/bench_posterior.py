@@ -136,8 +136,9 @@ def uncertainty_figure(model, path):
     panels = [(x, "truth"), (zero_filled, f"zero-filled {metrics.psnr(x, zero_filled):.1f} dB"),
               (out.mean, f"posterior mean {metrics.psnr(x, out.mean):.1f} dB"),
               (out.std, "posterior std")]
+    lo, hi = float(x.min()), float(x.max())
     for ax, (img, title) in zip(axes, panels):
-        kw = dict(vmin=0, vmax=1) if title != "posterior std" else {}
+        kw = dict(vmin=lo, vmax=hi) if title != "posterior std" else {}
         im = ax.imshow(img, cmap="gray", **kw)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
