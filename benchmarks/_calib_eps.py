@@ -18,5 +18,7 @@ cov, ps = [], []
 for i, c in enumerate(clean):
     y = A.simulate(c, 0.1, rng=rng).astype(np.float32)
     out = posterior_sample(y, A, 0.1, prior, n_samples=16, rng=300 + i, step_size=eps)
-    cov.append(coverage(c, out.mean, out.std)); ps.append(metrics.psnr(c, out.mean))
-print(f"validation {fam} eps={eps}: coverage {np.mean(cov):.3f}, PSNR {np.mean(ps):.2f}, evals {out.n_score_evals}", flush=True)
+    cov.append(coverage(c, out.mean, out.std))
+    ps.append(metrics.psnr(c, out.mean))
+print(f"validation {fam} eps={eps}: coverage {np.mean(cov):.3f}, "
+      f"PSNR {np.mean(ps):.2f}, evals {out.n_score_evals}", flush=True)
