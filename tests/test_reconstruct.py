@@ -121,7 +121,8 @@ def test_preconditioned_samples_match_gaussian_posterior(name, eps):
 
 def test_preconditioned_reaches_the_posterior_from_a_bad_start():
     """Ill-conditioned inpainting (σ_n = 0.01): from a start far off, 40 preconditioned
-    steps reach the analytic posterior mean; plain Langevin with the same budget does not."""
+    steps (ε = 1) reach the analytic posterior mean; plain Langevin with the same budget
+    does not."""
     shape, noise, sigma = (4, 4), 0.01, 0.3
     prior, score = gaussian_prior(seed=2)
     H, b = dense_prior(shape, score, sigma)
@@ -133,7 +134,8 @@ def test_preconditioned_reaches_the_posterior_from_a_bad_start():
     mean = cov @ (A.adjoint(y).real.ravel() / noise ** 2 + b)
     start = np.full(shape, 5.0)
     kwargs = dict(n_samples=2000, sigmas=[sigma], steps_per_sigma=40, rng=5, x0=start)
-    pre = posterior_sample(y, A, noise, prior, **kwargs).samples.reshape(2000, 16)
+    pre = posterior_sample(y, A, noise, prior, step_size=1.0, **kwargs).samples.reshape(
+        2000, 16)
     lan = posterior_sample(y, A, noise, prior, method="langevin", **kwargs).samples
     sd = np.sqrt(np.diag(cov))
     assert np.all(np.abs(pre.mean(0) - mean) < 0.2 * sd)
