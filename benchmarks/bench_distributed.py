@@ -3,9 +3,11 @@
 Measures, on a ``distributed.LocalCluster`` of worker processes (1 thread each):
 
 1. peak RSS per worker against the chunk size (``denoise_dask(..., store=...)``: each
-   iterate goes to Zarr, so a worker holds a few chunks, never its share of the volume),
-   as extra MiB over the idle worker and as a multiple of one chunk's bytes (target: at
-   most 4 chunk sizes plus the model);
+   block task reads its window from the Zarr iterate and writes its result there, so a
+   worker holds a few chunks, never its share of the volume). Each case restarts the
+   workers and runs a small warm-up (32³); "idle" is then the worker's RSS, its peak
+   (VmHWM) is reset, and "peak − idle" is what the case added, also as a multiple of one
+   chunk's bytes (target: at most 4 chunk sizes plus the model);
 2. throughput with 1 and 2 workers (strong scaling on this machine);
 3. the task overhead per chunk: one halo exchange + one block task per chunk with a
    do-nothing block function, divided by the number of chunks;
@@ -21,7 +23,6 @@ memory per chunk. Volumes are generated chunk by chunk (never on the client).
 """
 
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -66,39 +67,58 @@ def make_prior():
     return PatchPrior(score, (3, 3, 3))
 
 
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _reset_peak():
+    """The worker's RSS now (KiB); its peak RSS (VmHWM) is reset to it (Linux)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_kib("VmRSS")
+
+
 def _peak_rss_kib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _status_kib("VmHWM")
 
 
-def _rss_kib():
-    """RSS of a worker with the modules of a run imported (the baseline of a case)."""
-    import psutil
-    import zarr  # noqa: F401
+def _warm_up(store_root, prior):
+    """A small run (32³, 16³ chunks, one step) on the restarted workers: every code path,
+    codec and buffer pool of a case is touched once, so what stays is the runtime
+    baseline of a worker, measured after it on the idle worker."""
+    import dask.array as da
+    from fastscore.distributed import denoise_dask
 
-    import fastscore.distributed  # noqa: F401
-
-    return psutil.Process().memory_info().rss // 1024
+    store = tempfile.mkdtemp(dir=store_root)
+    noisy = os.path.join(store, "noisy.zarr")
+    da.to_zarr(volume(32, 16), noisy)
+    x = denoise_dask(da.from_zarr(noisy), prior, 0.1, n_steps=1, store=store)
+    da.to_zarr(x, os.path.join(store, "out.zarr"), overwrite=True)
+    shutil.rmtree(store, ignore_errors=True)
 
 
 def run_case(client, n, chunk, prior, steps, store_root):
     """Denoise n³ (read from Zarr) with the given chunks, the result written to Zarr;
-    returns (seconds, peak RSS over the idle worker in MiB, largest over the workers)."""
+    returns (seconds, baseline MiB, peak MiB): the idle worker's RSS after a warm-up and
+    the peak RSS of the run, of the worker with the largest peak."""
     import dask.array as da
     from fastscore.distributed import denoise_dask
 
     store = tempfile.mkdtemp(dir=store_root)
     noisy = os.path.join(store, "noisy.zarr")          # the input: a volume on disk
     da.to_zarr(volume(n, chunk), noisy)
-    client.restart()                                    # peak RSS counted from here
-    idle = client.run(_rss_kib)
+    client.restart()
+    _warm_up(store_root, prior)
+    idle = client.run(_reset_peak)                      # peak RSS counted from here
     t0 = time.perf_counter()
     x = denoise_dask(da.from_zarr(noisy), prior, 0.1, n_steps=steps, store=store)
     da.to_zarr(x, os.path.join(store, "out.zarr"), overwrite=True)
     seconds = time.perf_counter() - t0
     peak = client.run(_peak_rss_kib)
     shutil.rmtree(store, ignore_errors=True)
-    extra = max((peak[w] - idle[w]) / 1024 for w in peak)
-    return seconds, extra
+    worker = max(peak, key=lambda w: peak[w] - idle[w])
+    return seconds, idle[worker] / 1024, peak[worker] / 1024
 
 
 def overhead(client, n, chunk):
@@ -118,70 +138,81 @@ def overhead(client, n, chunk):
     return best / x.npartitions
 
 
+def _row(table, n, chunk, workers, steps, result):
+    seconds, idle, peak = result
+    chunk_mib = chunk ** 3 * 4 / 2 ** 20
+    table.add(f"{n}^3", chunk, (-(-n // chunk)) ** 3, workers, f"{seconds:.1f}",
+              f"{n ** 3 * steps / seconds / 1e6:.2f}", f"{idle:.0f}", f"{peak:.0f}",
+              f"{peak - idle:.1f}", f"{chunk_mib:.2f}", f"{(peak - idle) / chunk_mib:.2f}")
+    print(" | ".join(table.rows[-1]), flush=True)
+
+
 def main():
     import argparse
+    import pickle
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small volumes (CI)")
     p.add_argument("--size", type=int, default=256, help="edge of the sweep volumes")
+    p.add_argument("--chunks", type=int, nargs="+", default=[32, 64, 128],
+                   help="chunk edges of the sweep")
     p.add_argument("--big", type=int, default=512, help="edge of the large volume (0: skip)")
     p.add_argument("--steps", type=int, default=2, help="HQS iterations")
     p.add_argument("--store", default=None, help="folder for the Zarr iterates (default: tmp)")
     p.add_argument("--no-sweep", action="store_true",
                    help="only the task overhead and the large volume")
+    p.add_argument("--no-scaling", action="store_true", help="skip the 1-worker run")
+    p.add_argument("--no-overhead", action="store_true", help="skip the task overhead")
+    p.add_argument("--mmap-threshold", type=int, default=None,
+                   help="MALLOC_MMAP_THRESHOLD_ of the workers in bytes (glibc: blocks this "
+                   "large are mapped and unmapped on free, never kept in the heap)")
     args = p.parse_args()
     n = 96 if args.quick else args.size
     big = 0 if args.quick else args.big
-    chunks = [24, 48] if args.quick else [32, 64, 128]
+    chunks = [24, 48] if args.quick else args.chunks
     store_root = args.store or tempfile.mkdtemp(prefix="fastscore-bench-")
     prior = make_prior()
     print(header("fastscore.distributed: chunked HQS denoising on a LocalCluster",
                  prior="Gaussian patch score, 3x3x3 patches, reflect padding",
-                 steps=args.steps, dtype="float32", workers="processes, 1 thread each"))
+                 steps=args.steps, dtype="float32", workers="processes, 1 thread each",
+                 model_bytes=len(pickle.dumps(prior))))
+    if args.mmap_threshold is not None:
+        import dask
+
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_":
+                         str(args.mmap_threshold)})
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", memory_limit=0) as cluster, \
             distributed.Client(cluster) as client:
         table = Table(["volume", "chunk", "chunks", "workers", "seconds", "Mvoxel-iter/s",
-                       "peak extra MiB/worker", "chunk MiB", "peak / chunk"])
+                       "idle MiB", "peak MiB", "peak - idle MiB", "chunk MiB",
+                       "(peak - idle) / chunk"])
         for chunk in [] if args.no_sweep else chunks:
-            seconds, extra = run_case(client, n, chunk, prior, args.steps, store_root)
-            chunk_mib = chunk ** 3 * 4 / 2 ** 20
-            table.add(f"{n}^3", chunk, (-(-n // chunk)) ** 3, 2, f"{seconds:.1f}",
-                      f"{n ** 3 * args.steps / seconds / 1e6:.2f}", f"{extra:.0f}",
-                      f"{chunk_mib:.2f}", f"{extra / chunk_mib:.1f}")
-            print(table.rows[-1], flush=True)
-        if not args.no_sweep:
+            _row(table, n, chunk, 2, args.steps,
+                 run_case(client, n, chunk, prior, args.steps, store_root))
+        if not args.no_sweep and not args.no_scaling:
             mid = chunks[-1] if args.quick else 64
             cluster.scale(1)
             client.wait_for_workers(1)
             while len(client.scheduler_info()["workers"]) > 1:
                 time.sleep(0.2)
-            seconds1, extra1 = run_case(client, n, mid, prior, args.steps, store_root)
-            table.add(f"{n}^3", mid, (-(-n // mid)) ** 3, 1, f"{seconds1:.1f}",
-                      f"{n ** 3 * args.steps / seconds1 / 1e6:.2f}", f"{extra1:.0f}",
-                      f"{mid ** 3 * 4 / 2 ** 20:.2f}", f"{extra1 / (mid ** 3 * 4 / 2 ** 20):.1f}")
+            result1 = run_case(client, n, mid, prior, args.steps, store_root)
+            _row(table, n, mid, 1, args.steps, result1)
             cluster.scale(2)
             client.wait_for_workers(2)
             seconds2 = next(float(r[4]) for r in table.rows if r[1] == str(mid) and r[3] == "2")
-            print(table.render())
-            print(f"\nstrong scaling at chunk {mid}: 1 worker {seconds1:.1f} s, 2 workers "
-                  f"{seconds2:.1f} s, speed-up {seconds1 / seconds2:.2f}x")
-        _overhead_and_big(client, n, big, prior, args, store_root)
+            print(f"\nstrong scaling at chunk {mid}: 1 worker {result1[0]:.1f} s, 2 workers "
+                  f"{seconds2:.1f} s, speed-up {result1[0] / seconds2:.2f}x", flush=True)
+        if not args.no_overhead:
+            per_chunk = overhead(client, min(n, 128), 16 if not args.quick else 12)
+            print(f"task overhead: {per_chunk * 1e3:.2f} ms per chunk (halo exchange + one "
+                  "do-nothing block task, chunk 16^3)", flush=True)
+        if big:
+            _row(table, big, 128, 2, args.steps,
+                 run_case(client, big, 128, prior, args.steps, store_root))
+        print(table.render())
     if args.store is None:
         shutil.rmtree(store_root, ignore_errors=True)
-
-
-def _overhead_and_big(client, n, big, prior, args, store_root):
-    per_chunk = overhead(client, min(n, 128), 16 if not args.quick else 12)
-    print(f"task overhead: {per_chunk * 1e3:.2f} ms per chunk (halo exchange + one "
-          "do-nothing block task, chunk 16^3)", flush=True)
-    if big:
-        seconds, extra = run_case(client, big, 128, prior, args.steps, store_root)
-        chunk_mib = 128 ** 3 * 4 / 2 ** 20
-        print(f"\n{big}^3 float32, chunk 128, 2 workers, {args.steps} HQS steps: "
-              f"{seconds:.0f} s ({big ** 3 * args.steps / seconds / 1e6:.2f} "
-              f"Mvoxel-iter/s), peak extra {extra:.0f} MiB per worker = "
-              f"{extra / chunk_mib:.1f} chunk sizes", flush=True)
 
 
 if __name__ == "__main__":

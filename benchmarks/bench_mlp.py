@@ -8,7 +8,8 @@ Cases (float32, the same thread count for every contender, ratios from the same 
 - concurrent throughput: 1 and 2 Python threads calling ``predict`` on one shared MLP
   against one MLP per thread (the thread-safety cost; workspaces are per thread).
 
-Contenders: fastscore (compiled tiles over scipy's BLAS; Adam = fastscore.optim.Adam when
+Contenders: fastscore (compiled tiles over its packed micro-kernel, or scipy's BLAS where
+the SIMD level has none - the header says which; Adam = fastscore.optim.Adam when
 present, else a NumPy Adam over the flat buffer - the table says which); a clean
 vectorised NumPy implementation (numpy's BLAS, flat-buffer NumPy Adam); PyTorch CPU
 (torch.nn.Sequential + torch.optim.Adam(fused=True), torch.set_num_threads matched) when
@@ -218,10 +219,23 @@ def sgemm_peaks(n, repeat):
 # ------------------------------------------------------------------------ cases
 
 
+def blas_twin(net):
+    """The same network with its layer products through BLAS (no packed micro-kernel):
+    the same-run reference of the packed kernel's gain; None if net has no pack."""
+    if not net._pack_size:
+        return None
+    twin = net.copy()
+    twin._pack_size = 0
+    return twin
+
+
 def forward_cases(n_threads, fs_net, np_net, tnet, torch, x, chunks, repeat):
     n = x.shape[0]
     out = np.empty((n, WIDTHS[-1]), np.float32)
     fns = {"fastscore": lambda: fs_net.predict(x, out=out)}
+    fs_blas = blas_twin(fs_net)
+    if fs_blas is not None:
+        fns["fastscore, BLAS"] = lambda: fs_blas.predict(x, out=out)
     for c in chunks:
         def run_np(c=c):
             for i in range(0, n, c):
@@ -236,7 +250,7 @@ def forward_cases(n_threads, fs_net, np_net, tnet, torch, x, chunks, repeat):
                         tnet(xt[i:i + c])
             fns[f"torch/{c}"] = run_torch
     best = round_robin(fns, repeat)
-    result = {"fastscore": (best["fastscore"], "1 call")}
+    result = {k: (best[k], "1 call") for k in ("fastscore", "fastscore, BLAS") if k in best}
     for name in ("numpy", "torch"):
         opts = {k: v for k, v in best.items() if k.startswith(name + "/")}
         if opts:
@@ -253,12 +267,20 @@ def train_cases(batch, fs_net, fs_opt, np_net, np_opt, tnet, topt, torch, repeat
     r = np.empty_like(target)
     inv = np.float32(1.0 / batch)
 
-    def fs_step():
-        fs_net.forward(x, out=y)
-        np.subtract(y, target, out=r)
-        np.multiply(r, inv, out=r)
-        fs_net.backward(r)
-        fs_opt.step(fs_net.grad)
+    def fastscore_step(net, opt):
+        def step():
+            net.forward(x, out=y)
+            np.subtract(y, target, out=r)
+            np.multiply(r, inv, out=r)
+            net.backward(r)
+            opt.step(net.grad)
+        return step
+
+    fs_blas = blas_twin(fs_net)
+    fs_blas_opt = None
+    if fs_blas is not None:
+        fs_blas_opt = (NumpyAdam(fs_blas.params) if isinstance(fs_opt, NumpyAdam) else
+                       type(fs_opt)(fs_blas.params, lr=LR, betas=BETAS, eps=EPS))
 
     def np_step():
         out = np_net.forward(x)
@@ -266,7 +288,9 @@ def train_cases(batch, fs_net, fs_opt, np_net, np_opt, tnet, topt, torch, repeat
         np_net.backward(g)
         np_opt.step(np_net.grad)
 
-    fns = {"fastscore": fs_step, "numpy": np_step}
+    fns = {"fastscore": fastscore_step(fs_net, fs_opt), "numpy": np_step}
+    if fs_blas is not None:
+        fns["fastscore, BLAS"] = fastscore_step(fs_blas, fs_blas_opt)
     if torch is not None:
         xt, tt = torch.from_numpy(x), torch.from_numpy(target)
 
@@ -381,6 +405,7 @@ def main():
                                 f"{TRAIN_FLOP / 1e6:.3f} MFLOP",
                  torch=getattr(torch, "__version__", "not installed"),
                  fastscore_adam=adam_name,
+                 fastscore_layer_products=MLP((9, 9))._products(),
                  threadpoolctl=getattr(threadpoolctl, "__version__", "not installed")))
     if threadpoolctl is not None:
         for lib in threadpoolctl.threadpool_info():

@@ -317,7 +317,10 @@ def main():
     p.add_argument("--skip-quality", action="store_true", help="only the speed table")
     args = p.parse_args()
     steps = 200 if args.quick else args.steps
+    from fastscore.nn import MLP
+
     print(header("reconstruction with patch priors", threads=args.threads,
+                 mlp_layer_products=MLP((9, 9))._products(),
                  torch=getattr(try_import("torch"), "__version__", "not installed"),
                  bm3d=getattr(try_import("bm3d"), "__version__", "not installed")))
     if not args.skip_quality:

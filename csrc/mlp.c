@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mlp.h"
+#include "mlp_gemm.h"
 
 /* ---- vectorisable float approximations (libm's expf/tanhf do not vectorise without
  * -ffast-math). Accuracy is checked in tests/test_nn.py::test_activation_accuracy. ---- */
@@ -44,24 +45,32 @@ FS_INLINE float fs_expf_approx(float x)
  * coefficients of Eigen's and ONNX Runtime MLAS's float tanh), x clamped to +-7.9053,
  * beyond which tanh rounds to +-1 in float. Absolute error <= 4e-7 on every clone (2.7e-7
  * with FMA, 3.25e-7 on the AVX2 clone, which has none; tested). */
+#define FS_TANHF_CLAMP 7.90531110763549805f
+/* out = p(x)/q(x) for an already clamped x: a float, or a GCC vector of floats (the packed
+ * GEMM's epilogue, mlp_gemm_isa.tmpl.c); T is the type of x. */
+#define FS_TANHF_RATIONAL(T, x, out)                                 \
+    do {                                                              \
+        const T x2_ = (x) * (x);                                      \
+        T p_ = x2_ * -2.76076847742355e-16f + 2.00018790482477e-13f;  \
+        p_ = p_ * x2_ + -8.60467152213735e-11f;                       \
+        p_ = p_ * x2_ + 5.12229709037114e-08f;                        \
+        p_ = p_ * x2_ + 1.48572235717979e-05f;                        \
+        p_ = p_ * x2_ + 6.37261928875436e-04f;                        \
+        p_ = p_ * x2_ + 4.89352455891786e-03f;                        \
+        p_ = p_ * (x);                                                \
+        T q_ = x2_ * 1.19825839466702e-06f + 1.18534705686654e-04f;   \
+        q_ = q_ * x2_ + 2.26843463243900e-03f;                        \
+        q_ = q_ * x2_ + 4.89352518554385e-03f;                        \
+        (out) = p_ / q_;                                              \
+    } while (0)
+
 FS_INLINE float fs_tanhf_approx(float x)
 {
-    x = x < -7.90531110763549805f ? -7.90531110763549805f : x;
-    x = x > 7.90531110763549805f ? 7.90531110763549805f : x;
-    const float x2 = x * x;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    p = p * x;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return p / q;
+    x = x < -FS_TANHF_CLAMP ? -FS_TANHF_CLAMP : x;
+    x = x > FS_TANHF_CLAMP ? FS_TANHF_CLAMP : x;
+    float t;
+    FS_TANHF_RATIONAL(float, x, t);
+    return t;
 }
 
 /* wall-clock seconds for the profile (builds with FS_MLP_PROFILE, see mlp.h) */
@@ -150,6 +159,43 @@ ptrdiff_t fs_mlp_jacobian_scratch(const fs_mlp_net *net, ptrdiff_t tile, int n_d
                                  2 * tile * (ptrdiff_t)n_dirs * net->max_width;
     return (ptrdiff_t)n_threads * per_thread;
 }
+
+void fs_mlp_pack_layout_of(const fs_mlp_net *net, int real_size, fs_mlp_pack_layout *lay)
+{
+    memset(lay, 0, sizeof(*lay));
+    lay->level = fs_simd_level();
+    if (!FS_MLP_GEMM_X86 || lay->level < FS_SIMD_V3) {
+        lay->level = FS_SIMD_BASELINE;   /* BLAS */
+        return;
+    }
+    const ptrdiff_t vb = lay->level >= FS_SIMD_V4 ? 64 : 32;
+    lay->nr = 2 * vb / real_size;
+    lay->mr = lay->level >= FS_SIMD_V4 ? FS_MLP_GEMM_MR_V4 : FS_MLP_GEMM_MR_V3;
+    ptrdiff_t off = 0;
+    for (int l = 0; l < net->n_layers; ++l) {
+        const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+        const ptrdiff_t mp = (m + lay->nr - 1) / lay->nr * lay->nr;
+        const ptrdiff_t kp = (k + lay->nr - 1) / lay->nr * lay->nr;
+        lay->fwd[l] = off;
+        off += k * mp;
+        lay->bias[l] = off;
+        off += mp;
+        lay->bwd[l] = off;
+        off += m * kp;
+    }
+    lay->zeros = off;
+    lay->total = off + net->max_width;
+}
+
+ptrdiff_t fs_mlp_pack_size(const fs_mlp_net *net, int real_size)
+{
+    fs_mlp_pack_layout lay;
+    fs_mlp_pack_layout_of(net, real_size, &lay);
+    return lay.total;
+}
+
+#define FS_TEMPLATE "mlp_gemm.tmpl.c"
+#include "fs_stamp.h"
 
 #define FS_TEMPLATE "mlp.tmpl.c"
 #include "fs_stamp.h"

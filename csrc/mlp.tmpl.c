@@ -229,16 +229,40 @@ FS_CLONES static void FS_FN(add_partials)(REAL *FS_RESTRICT grad, const REAL *FS
     }
 }
 
+/* Activations applied inside the packed micro-kernel's store (the others get an
+ * activation-only pass with a zero bias after it). */
+#define FS_ACT_FUSED(code)                                                            \
+    ((code) == FS_ACT_IDENTITY || (code) == FS_ACT_RELU || (code) == FS_ACT_LEAKY_RELU || \
+     (FS_REAL_IS_FLOAT && (code) == FS_ACT_TANH))
+
 /* One tile through all layers: A[0] = x rows (rows, w_0); A[l] (rows, w_l) receives a_l;
- * D[l] (rows, w_l) receives f_{l-1}'(z_l) for SiLU/GELU layers when not NULL. */
+ * D[l] (rows, w_l) receives f_{l-1}'(z_l) for SiLU/GELU layers when not NULL.
+ * With a pack (packed != NULL, layout lay, abuf: per-thread scratch of the packed GEMM)
+ * the products run on the packed micro-kernel, else through BLAS. */
 static void FS_FN(tile_forward)(const fs_mlp_net *net, const REAL *params, ptrdiff_t rows,
-                                REAL *const *A, REAL *const *D, double *prof)
+                                REAL *const *A, REAL *const *D, double *prof,
+                                const fs_mlp_pack_layout *lay, const REAL *packed,
+                                REAL *abuf)
 {
     const REAL slope = (REAL)net->negative_slope;
     const int L = net->n_layers;
     for (int l = 0; l < L; ++l) {
         const ptrdiff_t k = net->width[l], m = net->width[l + 1];
         const double t0 = prof ? fs_mlp_now() : 0.0;
+        if (packed) {
+            const int act = net->activation[l], fused = FS_ACT_FUSED(act);
+            FS_FN(pgemm)(lay, rows, m, k, A[l], k, 0, packed + lay->fwd[l], A[l + 1], m, 0,
+                         packed + lay->bias[l], fused ? act : FS_ACT_IDENTITY, slope, abuf);
+            const double t1 = prof ? fs_mlp_now() : 0.0;
+            if (!fused)
+                FS_FN(bias_activate)(A[l + 1], rows, m, packed + lay->zeros, act, slope,
+                                     D ? D[l + 1] : NULL);
+            if (prof) {
+                prof[l] += t1 - t0;
+                prof[L + l] += fs_mlp_now() - t1;
+            }
+            continue;
+        }
         /* a_{l+1}^T (m x rows) = W^T (m x k) a_l^T (k x rows); W row-major (k, m) */
         FS_FN(gemm)(net, 'N', 'N', m, rows, k, (REAL)1, params + net->w_offset[l], m, A[l],
                     k, (REAL)0, A[l + 1], m);
@@ -267,9 +291,24 @@ static double *FS_FN(thread_profile)(const fs_mlp_net *net)
 #endif
 }
 
-int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL *x,
-                          ptrdiff_t n, REAL *out, REAL *acts, REAL *derivs, REAL *scratch,
-                          ptrdiff_t tile, int n_threads)
+/* Per-thread scratch of the packed GEMM: the zero-padded rows of an edge block of A
+ * (mr x K, K <= max(tile, max_width)) and, for backward, a tile of the output gradient
+ * packed in panels (tile x max_width rounded up to whole panels). */
+static REAL *FS_FN(pack_scratch)(const fs_mlp_net *net, const fs_mlp_pack_layout *lay,
+                                 ptrdiff_t tile, int backward, REAL **gbuf)
+{
+    const ptrdiff_t kmax = tile > net->max_width ? tile : net->max_width;
+    const ptrdiff_t na = lay->mr * kmax;
+    const ptrdiff_t ng = backward ? tile * ((net->max_width + lay->nr - 1) / lay->nr *
+                                            lay->nr) : 0;
+    REAL *buf = (REAL *)malloc(sizeof(REAL) * (size_t)(na + ng));
+    if (gbuf) *gbuf = buf ? buf + na : NULL;
+    return buf;
+}
+
+int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL *packed,
+                          const REAL *x, ptrdiff_t n, REAL *out, REAL *acts, REAL *derivs,
+                          REAL *scratch, ptrdiff_t tile, int n_threads)
 {
     const int L = net->n_layers;
     if (n_threads < 1 || tile < 1 || n < 0) return FS_E_ARG;
@@ -278,15 +317,22 @@ int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL 
     if (n == 0) return FS_OK;
     const ptrdiff_t n_tiles = (n + tile - 1) / tile;
     const ptrdiff_t wmax = net->max_width, w0 = net->width[0], wL = net->width[L];
+    fs_mlp_pack_layout lay;
+    fs_mlp_pack_layout_of(net, (int)sizeof(REAL), &lay);
+    if (lay.total == 0) packed = NULL;
+    int failed = 0;
 
 #ifdef _OPENMP
-#pragma omp parallel num_threads(n_threads)
+#pragma omp parallel num_threads(n_threads) reduction(| : failed)
 #endif
     {
         REAL *A[FS_MLP_MAX_LAYERS + 1];
         REAL *D[FS_MLP_MAX_LAYERS + 1];
         REAL *buf = scratch ? scratch + (ptrdiff_t)FS_THREAD_ID() * 2 * tile * wmax
                             : NULL;
+        REAL *abuf = packed ? FS_FN(pack_scratch)(net, &lay, tile, 0, NULL) : NULL;
+        const REAL *pk = abuf ? packed : NULL;
+        failed |= packed && !abuf;
         double *prof = FS_FN(thread_profile)(net);
         const double start = prof ? fs_mlp_now() : 0.0;
         /* tiles are independent and each is computed the same way by any thread, so a
@@ -306,19 +352,22 @@ int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL 
                 for (int l = 0; l < L; ++l)
                     D[l + 1] = net->deriv_offset[l] < 0 ? NULL
                                : derivs + n * net->deriv_offset[l] + r0 * net->width[l + 1];
-                FS_FN(tile_forward)(net, params, rows, A, D, prof);
+                FS_FN(tile_forward)(net, params, rows, A, D, prof, &lay, pk, abuf);
                 if (out)
                     memcpy(out + r0 * wL, A[L], sizeof(REAL) * (size_t)(rows * wL));
             } else {
                 A[0] = (REAL *)(x + r0 * w0);
                 for (int l = 1; l < L; ++l) A[l] = buf + (l % 2) * tile * wmax;
                 A[L] = out + r0 * wL;
-                FS_FN(tile_forward)(net, params, rows, A, NULL, prof);
+                FS_FN(tile_forward)(net, params, rows, A, NULL, prof, &lay, pk, abuf);
             }
         }
         if (prof) prof[4 * L] += fs_mlp_now() - start;
+        free(abuf);
     }
-    return FS_OK;
+    /* a thread whose scratch allocation failed ran its tiles through BLAS; the call
+     * still reports the failure */
+    return failed ? FS_E_NOMEM : FS_OK;
 }
 
 /* Backward through one tile (see fs_mlp_backward): A, D as stored by the forward pass
@@ -328,7 +377,8 @@ static void FS_FN(tile_backward)(const fs_mlp_net *net, const REAL *params, ptrd
                                  const REAL *const *A, const REAL *const *D,
                                  const REAL *g_out, const REAL *row_scale, REAL *gp,
                                  int first, double *bsum, REAL *buf0, REAL *buf1,
-                                 REAL *g_in, double *prof)
+                                 REAL *g_in, double *prof, const fs_mlp_pack_layout *lay,
+                                 const REAL *packed, REAL *abuf, REAL *gbuf)
 {
     const int L = net->n_layers;
     const REAL slope = (REAL)net->negative_slope;
@@ -345,16 +395,26 @@ static void FS_FN(tile_backward)(const fs_mlp_net *net, const REAL *params, ptrd
         const ptrdiff_t k = net->width[l], m = net->width[l + 1];
         t0 = prof ? fs_mlp_now() : 0.0;
         /* dW (k, m) row-major = col-major (m x k) += g^T (m x rows) a_l (rows x k) */
-        FS_FN(gemm)(net, 'N', 'T', m, k, rows, (REAL)1, g, m, A[l], k, beta,
-                    gp + net->w_offset[l], m);
+        if (packed) {  /* dW (k x m) [+]= a_l^T g, g packed in panels */
+            FS_FN(pack_panels)(gbuf, g, rows, m, m, 1, lay->nr);
+            FS_FN(pgemm)(lay, k, m, rows, A[l], k, 1, gbuf, gp + net->w_offset[l], m,
+                         !first, NULL, FS_ACT_IDENTITY, (REAL)0, abuf);
+        } else {
+            FS_FN(gemm)(net, 'N', 'T', m, k, rows, (REAL)1, g, m, A[l], k, beta,
+                        gp + net->w_offset[l], m);
+        }
         if (l == 0 && !g_in) {
             if (prof) prof[2 * L + l] += fs_mlp_now() - t0;
             break;
         }
         /* dA (rows, k): dA^T (k x rows) = W (k x m, col-major view: op T) g^T */
         REAL *dst = l > 0 ? h : g_in;
-        FS_FN(gemm)(net, 'T', 'N', k, rows, m, (REAL)1, params + net->w_offset[l], m, g, m,
-                    (REAL)0, dst, k);
+        if (packed)
+            FS_FN(pgemm)(lay, rows, k, m, g, m, 0, packed + lay->bwd[l], dst, k, 0, NULL,
+                         FS_ACT_IDENTITY, (REAL)0, abuf);
+        else
+            FS_FN(gemm)(net, 'T', 'N', k, rows, m, (REAL)1, params + net->w_offset[l], m,
+                        g, m, (REAL)0, dst, k);
         t1 = prof ? fs_mlp_now() : 0.0;
         if (prof) prof[2 * L + l] += t1 - t0;
         if (l > 0) {
@@ -369,7 +429,8 @@ static void FS_FN(tile_backward)(const fs_mlp_net *net, const REAL *params, ptrd
     }
 }
 
-int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL *acts,
+int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL *packed,
+                           const REAL *acts,
                            const REAL *derivs, ptrdiff_t n, const REAL *grad_out,
                            const REAL *row_scale, REAL *grad, REAL *partials, int n_slots,
                            int accumulate, REAL *input_grad, REAL *scratch,
@@ -382,15 +443,23 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
     if (net->deriv_total > 0 && !derivs) return FS_E_ARG;
     const ptrdiff_t wmax = net->max_width, np = net->n_params, nb = net->bias_total;
     const ptrdiff_t w0 = net->width[0], wL = net->width[L];
+    fs_mlp_pack_layout lay;
+    fs_mlp_pack_layout_of(net, (int)sizeof(REAL), &lay);
+    if (lay.total == 0) packed = NULL;
+    int failed = 0;
 
 #ifdef _OPENMP
-#pragma omp parallel num_threads(n_threads)
+#pragma omp parallel num_threads(n_threads) reduction(| : failed)
 #endif
     {
         const REAL *A[FS_MLP_MAX_LAYERS + 1];
         const REAL *D[FS_MLP_MAX_LAYERS + 1];
         REAL *buf0 = scratch + (ptrdiff_t)FS_THREAD_ID() * 2 * tile * wmax;
         REAL *buf1 = buf0 + tile * wmax;
+        REAL *gbuf = NULL;
+        REAL *abuf = packed ? FS_FN(pack_scratch)(net, &lay, tile, 1, &gbuf) : NULL;
+        const REAL *pk = abuf ? packed : NULL;
+        failed |= packed && !abuf;
         double *prof = FS_FN(thread_profile)(net);
         const double start = prof ? fs_mlp_now() : 0.0;
         /* a slot is summed by one thread in tile order: thread-count invariant */
@@ -416,7 +485,8 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
                 FS_FN(tile_backward)(net, params, rows, A, D, grad_out + r0 * wL,
                                      row_scale ? row_scale + r0 : NULL, gp,
                                      t == t0 && !add_to_existing, bsum, buf0, buf1,
-                                     input_grad ? input_grad + r0 * w0 : NULL, prof);
+                                     input_grad ? input_grad + r0 * w0 : NULL, prof,
+                                     &lay, pk, abuf, gbuf);
             }
             /* bias gradients of the slot: bsum (double) -> gp's bias entries */
             ptrdiff_t boff = 0;
@@ -442,8 +512,9 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
             }
         }
         if (prof) prof[4 * L] += fs_mlp_now() - start;
+        free(abuf);
     }
-    return FS_OK;
+    return failed ? FS_E_NOMEM : FS_OK;
 }
 
 int FS_FN(fs_mlp_jacobian_diagonal)(const fs_mlp_net *net, const REAL *params,
@@ -487,7 +558,7 @@ int FS_FN(fs_mlp_jacobian_diagonal)(const fs_mlp_net *net, const REAL *params,
                 D[l + 1] = net->deriv_offset[l] < 0 ? NULL
                                                     : derivs + rows * net->deriv_offset[l];
             }
-            FS_FN(tile_forward)(net, params, rows, A, D, NULL);
+            FS_FN(tile_forward)(net, params, rows, A, D, NULL, NULL, NULL, NULL);
             if (out) memcpy(out + r0 * wL, A[L], sizeof(REAL) * (size_t)(rows * wL));
 
             /* layer 0: tangent of direction i is row i of W_0, times f_0'(z_1) */
@@ -535,6 +606,7 @@ int FS_FN(fs_mlp_activation)(int code, double negative_slope, const REAL *z, ptr
     return FS_OK;
 }
 
+#undef FS_ACT_FUSED
 #undef FS_MLP_GEMM
 #undef FS_MLP_TANH
 #undef FS_MLP_EXP

@@ -3,15 +3,20 @@
 #error "define REAL and FS_SFX before including mlp.tmpl.h"
 #endif
 
+/* `packed` (forward, backward): the pack of `params` made by fs_mlp_pack at this process's
+ * SIMD level (mlp_gemm.h), or NULL: the layer products then go through BLAS. A pack of
+ * other parameters gives wrong results: the caller repacks whenever params change.
+ * FS_E_NOMEM when a thread's scratch of the packed GEMM cannot be allocated. */
+
 /* Forward pass y = net(x) for x : (n, w_0), tiles of `tile` rows.
  *   training mode (acts != NULL): stores a_0 = x .. a_L = y in `acts` (n * act_offset[L+1]
  *     elements) and f'(z) of SiLU/GELU layers in `derivs` (n * deriv_total elements, may
  *     be NULL when deriv_total == 0); `scratch` is unused; `out` (n, w_L) may be NULL.
  *   inference mode (acts == NULL): `scratch` holds fs_mlp_forward_scratch() elements,
  *     `out` (n, w_L) receives y; memory does not grow with n. */
-int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL *x,
-                          ptrdiff_t n, REAL *out, REAL *acts, REAL *derivs, REAL *scratch,
-                          ptrdiff_t tile, int n_threads);
+int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL *packed,
+                          const REAL *x, ptrdiff_t n, REAL *out, REAL *acts, REAL *derivs,
+                          REAL *scratch, ptrdiff_t tile, int n_threads);
 
 /* Backward pass after a training-mode forward with the same n, tile and params:
  *   grad (=|+=) d/dtheta sum_{r,i} g[r,i] y[r,i],   g[r,i] = grad_out[r,i] * row_scale[r]
@@ -22,7 +27,8 @@ int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL 
  * then added in order, so the result does not depend on n_threads.
  * scratch: fs_mlp_backward_scratch() elements; dscratch: fs_mlp_backward_dscratch()
  * doubles (bias column sums are accumulated in double). */
-int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL *acts,
+int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL *packed,
+                           const REAL *acts,
                            const REAL *derivs, ptrdiff_t n, const REAL *grad_out,
                            const REAL *row_scale, REAL *grad, REAL *partials, int n_slots,
                            int accumulate, REAL *input_grad, REAL *scratch,

@@ -5,6 +5,7 @@ of options becomes a one-line user error through ``checking``, outputs are check
 any computation; what escapes the computation itself is an internal error.
 """
 
+import argparse
 import contextlib
 import functools
 import os
@@ -140,9 +141,14 @@ def denoise_on_dask(args, console, model, prior, dtype, sigma_of, check_dims, ge
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix=".fastscore-iterates-",
                                          dir=os.path.dirname(os.path.abspath(args.out))) as tmp:
-            x = denoise_dask(volume, prior, sigma, method=method, rng=args.seed, store=tmp,
-                             callback=lambda step, n: console.say(f"step {step + 1}/{n} done"),
-                             **options)
+            progress = _task_progress(console, f"{method} on dask")
+            try:
+                x = denoise_dask(volume, prior, sigma, method=method, rng=args.seed,
+                                 store=tmp, callback=lambda step, n: console.detail(
+                                     f"step {step + 1}/{n} done"),
+                                 task_callback=progress.update, **options)
+            finally:
+                progress.close()
             if suffix_of(args.out) == ".npy":
                 where = _write_npy(args.out, x)
             else:
@@ -153,17 +159,56 @@ def denoise_on_dask(args, console, model, prior, dtype, sigma_of, check_dims, ge
     return 0
 
 
-def _factory(kind, kernel, mask, name, y):
-    """Operator of one item (module level: pickled by reference to the workers)."""
-    from . import operators as ops
+def _task_progress(console, desc):
+    """Progress over tasks on stderr (a bar on a terminal, plain lines otherwise); off with
+    ``-q`` or ``--no-progress``."""
+    from ._progress import TaskProgress
 
-    if kind == "denoise":
-        return ops.Identity(y.shape)
-    if kind == "blur":
-        return ops.Blur(kernel, y.shape)
-    if y.ndim != 2:
-        raise ValueError(f"mri items are 2-D k-space slices; got shape {y.shape}")
-    return ops.MRI(mask if mask is not None else y != 0)
+    return TaskProgress(desc, enabled=console.verbosity >= 1 and not console.no_progress)
+
+
+def _preloaded(arrays, path, what):
+    return arrays[path]
+
+
+def _factory(options, arrays, name, y):
+    """Operator of one item, built on the worker as ``fastscore reconstruct`` builds it
+    (module level: pickled by reference; `arrays` holds the mask and kernel files, read
+    once on the client)."""
+    from ._cli_operators import build_operator, image_shape_of
+
+    if options.operator == "mri" and not np.iscomplexobj(y):
+        raise ValueError(f"mri items are complex k-space; got dtype {y.dtype}")
+    if options.operator in ("mri", "fanbeam") and y.ndim != 2:
+        raise ValueError(f"{options.operator} items are 2-D; got shape {y.shape}")
+    return build_operator(options, image_shape_of(options, y.shape), y.shape,
+                          functools.partial(_preloaded, arrays), kspace=y)
+
+
+def _operator_options(args, console, first):
+    """The item operator factory: the options the workers' operators need (picklable) and
+    the mask and kernel arrays, read here once. The first item's operator is built here
+    too, so that a missing or inconsistent option is a user error before any work is
+    sent."""
+    from ._cli_support import read_image
+
+    keys = ("operator", "mask", "kernel", "blur_sigma", "image_shape", "angles", "factor",
+            "source_distance", "detector_distance", "detector", "detector_spacing",
+            "detector_offset", "pixel_size", "scan_degrees", "seed")
+    options = argparse.Namespace(**{k: getattr(args, k) for k in keys})
+    arrays = {path: read_image(path, what, console)
+              for path, what in ((args.mask, "mask"), (args.kernel, "kernel")) if path}
+    factory = functools.partial(_factory, options, arrays)
+    try:
+        from .io import load_array, load_image
+
+        y = load_array(first) if suffix_of(first) in (".npy", ".npz") else load_image(first)
+        factory(os.path.basename(first), y)
+    except UsageError:
+        raise
+    except Exception:  # noqa: BLE001  (a fault of this item's data: reported with the item)
+        pass
+    return factory
 
 
 def reconstruct_many_command(args, console, model, prior):
@@ -171,8 +216,6 @@ def reconstruct_many_command(args, console, model, prior):
     ``--out`` as ``<name>.npy``; existing outputs are skipped (a rerun resumes)."""
     from .distributed import reconstruct_many
     from ._cli_models import map_options
-    from .io import load_image
-    from .operators import gaussian_kernel
 
     if not os.path.isdir(args.folder):
         raise UsageError(f"{args.folder} is not a folder")
@@ -187,21 +230,22 @@ def reconstruct_many_command(args, console, model, prior):
         raise UsageError(f"--out {args.out} is a file; give a folder")
     if os.path.abspath(args.out) == os.path.abspath(args.folder):
         raise UsageError("--out must differ from the input folder")
-    mask = None
-    if args.mask:
-        with reading("mask", args.mask):
-            mask = load_image(args.mask) > 0
-    kernel = gaussian_kernel(args.blur_sigma) if args.operator == "blur" else None
-    factory = functools.partial(_factory, args.operator, kernel, mask)
+    factory = _operator_options(args, console, next(iter(names.values())))
     options = map_options(model, args.method, args.noise_sigma, args.steps)
     options["rng"] = args.seed
+    progress = _task_progress(console, "reconstruct-many")
+
     def report(name, status, done, total):
-        console.say(f"[{done}/{total}] {name}: {status}")
+        console.detail(f"[{done}/{total}] {name}: {status}")
+        progress.update(done, total, f"{name}: {status}")
 
     with cluster(args.dask, console) as client:
         t0 = time.perf_counter()
-        run = reconstruct_many(names, factory, prior, args.noise_sigma, store=args.out,
-                               options=options, client=client, callback=report)
+        try:
+            run = reconstruct_many(names, factory, prior, args.noise_sigma, store=args.out,
+                                   options=options, client=client, callback=report)
+        finally:
+            progress.close()
     for name, reason in run.failed.items():
         console.say(f"failed {name}: {reason}")
     console.say(f"{len(run.written)} written, {len(run.skipped)} already present, "

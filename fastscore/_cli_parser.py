@@ -141,6 +141,37 @@ def build_parser(commands):
         p.add_argument("--symmetrize", action="store_true",
                        help="average the patch score over rotations/flips (8x the work)")
 
+    def operator_options(p):                   # reconstruct and reconstruct-many
+        p.add_argument("--image-shape", type=positive_int, nargs="+",
+                       help="image shape (needed for ct and fanbeam; default: the shape of "
+                       "the data)")
+        p.add_argument("--angles", type=positive_int, default=30,
+                       help="CT views over 180 degrees")
+        fan = p.add_argument_group(
+            "fan-beam CT (--operator fanbeam)", "The data are a sinogram (views, detector "
+            "bins): the views equally spaced over --scan-degrees from 0, the bins centred on the "
+            "central ray. Lengths are in pixels, or in the unit of --pixel-size.")
+        fan.add_argument("--source-distance", type=positive_float,
+                         help="source to isocentre (required for fanbeam)")
+        fan.add_argument("--detector-distance", type=positive_float,
+                         help="source to detector (required for fanbeam)")
+        fan.add_argument("--detector", choices=["flat", "arc"], default="flat",
+                         help="flat panel, or arc centred on the source")
+        fan.add_argument("--detector-spacing", type=positive_float,
+                         help="bin spacing on the detector (default: one pixel at the "
+                         "isocentre)")
+        fan.add_argument("--detector-offset", type=float, default=0.0,
+                         help="shift of the detector along itself")
+        fan.add_argument("--pixel-size", type=positive_float, default=1.0,
+                         help="side of an image pixel")
+        fan.add_argument("--scan-degrees", type=positive_float, default=360.0,
+                         help="angle covered by the views (360: a full turn; a short scan is "
+                         "180 plus the fan angle)")
+        p.add_argument("--kernel", help="blur kernel file (default: a Gaussian, --blur-sigma)")
+        p.add_argument("--blur-sigma", type=positive_float, default=1.5,
+                       help="Gaussian blur width in pixels")
+        p.add_argument("--factor", type=positive_int, default=2, help="super-resolution factor")
+
     def overwrite(p):
         p.add_argument("--overwrite", action="store_true",
                        help="replace existing output files (never an input)")
@@ -248,13 +279,9 @@ def build_parser(commands):
     p.add_argument("--out", required=True,
                    help="result file, or - for .npy on stdout; --samples also writes OUT_std")
     overwrite(p)
-    p.add_argument("--image-shape", type=positive_int, nargs="+",
-                   help="image shape (needed for ct and fanbeam; default: the shape of the "
-                   "data)")
     p.add_argument("--mask", help="sampling mask (mri) or observed-pixel mask (inpaint)")
     p.add_argument("--acceleration", type=positive_float, default=4.0,
                    help="MRI acceleration of the Cartesian mask drawn when no --mask")
-    p.add_argument("--angles", type=positive_int, default=30, help="CT views over 180 degrees")
     sense = p.add_argument_group(
         "multi-coil MRI (--operator sense)", "The result is complex: OUT (.npy, .npz or "
         ".nii) holds it and OUT_magnitude its magnitude. An .h5 file is read in the fastMRI "
@@ -265,29 +292,7 @@ def build_parser(commands):
                        "centre) or a .npy/.npz file (coils, H, W) or (slices, coils, H, W)")
     sense.add_argument("--slices", type=nonnegative_int, nargs="+",
                        help="which slices of the k-space file (default: all)")
-    fan = p.add_argument_group(
-        "fan-beam CT (--operator fanbeam)", "The data are a sinogram (views, detector bins): "
-        "the views equally spaced over --scan-degrees from 0, the bins centred on the "
-        "central ray. Lengths are in pixels, or in the unit of --pixel-size.")
-    fan.add_argument("--source-distance", type=positive_float,
-                     help="source to isocentre (required for fanbeam)")
-    fan.add_argument("--detector-distance", type=positive_float,
-                     help="source to detector (required for fanbeam)")
-    fan.add_argument("--detector", choices=["flat", "arc"], default="flat",
-                     help="flat panel, or arc centred on the source")
-    fan.add_argument("--detector-spacing", type=positive_float,
-                     help="bin spacing on the detector (default: one pixel at the isocentre)")
-    fan.add_argument("--detector-offset", type=float, default=0.0,
-                     help="shift of the detector along itself")
-    fan.add_argument("--pixel-size", type=positive_float, default=1.0,
-                     help="side of an image pixel")
-    fan.add_argument("--scan-degrees", type=positive_float, default=360.0,
-                     help="angle covered by the views (360: a full turn; a short scan is "
-                     "180 plus the fan angle)")
-    p.add_argument("--kernel", help="blur kernel file (default: a Gaussian, --blur-sigma)")
-    p.add_argument("--blur-sigma", type=positive_float, default=1.5,
-                   help="Gaussian blur width in pixels")
-    p.add_argument("--factor", type=positive_int, default=2, help="super-resolution factor")
+    operator_options(p)
     p.add_argument("--method", choices=["gradient", "hqs"], default="gradient",
                    help="MAP solver")
     p.add_argument("--steps", type=positive_int, default=200, help="MAP iterations")
@@ -296,25 +301,29 @@ def build_parser(commands):
     prior_options(p)
 
     p = command("reconstruct-many", "reconstruct every file of a folder on a Dask cluster",
-                "Reconstruct each measurement file of a folder (denoising, deblurring, or "
-                "2-D MRI k-space slices) by MAP on a Dask cluster; each result is written "
-                "to OUT/<name>.npy as it finishes, a failed item is reported without "
-                "stopping the others, and a rerun skips the items already written.",
+                "Reconstruct each measurement file of a folder (the operators of "
+                "fastscore reconstruct except sense: denoising, 2-D MRI k-space slices, CT "
+                "sinograms, deblurring, inpainting, super-resolution) by MAP on a Dask "
+                "cluster; each result is written to OUT/<name>.npy as it finishes, a failed "
+                "item is reported without stopping the others, and a rerun skips the items "
+                "already written.",
                 "fastscore reconstruct-many slices/ --noise-sigma 0.05 --out results/ "
-                "--dask local:2", threads=False, progress=False, units=True)
+                "--dask local:2", threads=False, units=True)
     p.add_argument("folder", help="folder of .npy/.npz/NIfTI/PNG/TIFF measurement files")
     p.add_argument("--model", default=None,
                    help="a pretrained prior (natural, phantom) or a model file written by "
                    "fastscore train (default: natural)")
-    p.add_argument("--operator", choices=["denoise", "blur", "mri"], default="denoise",
+    p.add_argument("--operator", default="denoise", choices=["denoise", "mri", "ct",
+                                                             "fanbeam", "blur", "inpaint",
+                                                             "superres"],
                    help="forward model of every item (mri: centred 2-D k-space, sampled "
                    "where nonzero unless --mask)")
     p.add_argument("--noise-sigma", type=positive_float, required=True,
                    help="noise standard deviation of the measurements")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
-    p.add_argument("--mask", help="MRI sampling mask shared by all items")
-    p.add_argument("--blur-sigma", type=positive_float, default=1.5,
-                   help="Gaussian blur width in pixels (--operator blur)")
+    p.add_argument("--mask", help="sampling mask (mri) or observed-pixel mask (inpaint) "
+                   "shared by all items")
+    operator_options(p)
     p.add_argument("--method", choices=["gradient", "hqs"], default="hqs", help="MAP solver")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="MAP iterations (default: a pretrained prior's setting, else 6 for "

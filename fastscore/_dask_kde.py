@@ -1,5 +1,6 @@
 """The Gaussian-KDE score over training points split across Dask workers (:class:`ShardedKDE`)."""
 
+import contextlib
 import math
 
 import numpy as np
@@ -10,20 +11,33 @@ from ._validation import as_float_array, check_int, check_scalar, check_scale
 __all__ = ["ShardedKDE", "combine_shards"]
 
 
+def _client_of_dask():
+    from ._dask_dataset import _client
+
+    return _client(None)
+
+
 def _fit_shard(points, bandwidth, n_threads):
-    from .kde import GaussianKDE
+    """One shard on its worker: its points in a :class:`~fastscore.prior.KDEPatchScore`
+    (a Gaussian KDE per kernel width ``sqrt(h² + σ²)`` and dtype, built once, cached)."""
+    from .prior import KDEPatchScore
 
-    return GaussianKDE(bandwidth, n_threads=n_threads).fit(points)
+    shard = KDEPatchScore(points, bandwidth, n_threads=n_threads)
+    if bandwidth > 0:
+        shard._kde(None, shard._train.dtype)
+    return shard
 
 
-def _dtype(kde):
-    return kde.X_.dtype
+def _dtype(shard):
+    return shard._train.dtype
 
 
-def _shard_terms(kde, Q):
-    """One shard's ``(L_j, M_j)`` in float64: ``L_j = log Σ_{t∈j} w_t`` (its max exponent
-    plus the log of its sum) and ``M_j = Σ w_t x_t / Σ w_t`` (its weighted sum over its sum),
-    from the compiled kernel's score and log-density of the shard."""
+def _shard_terms(shard, Q, sigma=None):
+    """One shard's ``(L_j, M_j)`` in float64 for the kernel width ``h = sqrt(h_0² + σ²)``:
+    ``L_j = log Σ_{t∈j} w_t`` (its max exponent plus the log of its sum) and
+    ``M_j = Σ w_t x_t / Σ w_t`` (its weighted sum over its sum), from the compiled
+    kernel's score and log-density of the shard."""
+    kde = shard._kde(sigma, Q.dtype)
     score, log_density = kde.score_and_log_density(Q)
     h2 = kde.bandwidth ** 2
     d = kde.n_dims_
@@ -70,14 +84,24 @@ def combine_shards(Q, terms, n_points, bandwidth):
 class ShardedKDE:
     """:class:`fastscore.GaussianKDE` with its training points split across Dask workers.
 
-    Each worker fits a :class:`~fastscore.GaussianKDE` on its shard (the points stay on the
-    worker); a query runs on every shard and the per-shard results are combined exactly
-    (:func:`combine_shards`), so the score equals the single-machine
-    ``GaussianKDE(bandwidth).fit(X).score(Q)`` up to float rounding.
+    Each worker holds its shard (the points stay on the worker); a query runs on every
+    shard and the per-shard results are combined exactly (:func:`combine_shards`), so the
+    score equals the single-machine ``GaussianKDE(bandwidth).fit(X).score(Q)`` up to
+    float rounding.
+
+    It is also a patch score (the protocol of :class:`~fastscore.prior.KDEPatchScore`):
+    ``score(patches, sigma)`` is the KDE score with kernel width ``sqrt(h² + σ²)``, equal
+    to ``KDEPatchScore(X, h).score(patches, sigma)`` up to float rounding, so
+    ``PatchPrior(ShardedKDE(h).fit(X), patch_size)`` is an image prior for
+    :func:`~fastscore.map_estimate` and :func:`~fastscore.distributed.denoise_dask`. Called
+    inside a Dask task (the block tasks of ``denoise_dask``), it submits its shard tasks
+    from there (``distributed.worker_client``: the task leaves the worker's thread pool
+    while it waits).
 
     Parameters
     ----------
-    bandwidth : float > 0
+    bandwidth : float >= 0
+        ``h``; 0 (the empirical distribution) only as a patch score with σ > 0.
     client : distributed.Client, optional
         Default: the current client.
     n_threads : int, optional
@@ -93,9 +117,14 @@ class ShardedKDE:
     def __init__(self, bandwidth, *, client=None, n_threads=None):
         from ._dask_dataset import _client
 
-        self.bandwidth = check_scalar(bandwidth, "bandwidth", low=0, low_inclusive=False)
+        self.bandwidth = check_scalar(bandwidth, "bandwidth", low=0)
         self.client = _client(client)
         self.n_threads = n_threads
+
+    def __getstate__(self):                  # sent to workers without the client: a task
+        state = dict(self.__dict__)           # resolves its own (worker_client)
+        state["client"] = None
+        return state
 
     def fit(self, X, *, n_shards=None):
         """Split the rows of `X` into `n_shards` (default: one per worker) and fit each on
@@ -136,17 +165,22 @@ class ShardedKDE:
         self.dtype_ = np.dtype(self.client.submit(_dtype, self._shards[0]).result())
         return self
 
-    def score_and_log_density(self, Q):
+    def score_and_log_density(self, Q, sigma=None):
         """Score and log-density at the queries (one pass over every shard).
 
         Parameters
         ----------
-        Q : ndarray of shape (n_queries, n_dims), the fitted dtype
+        Q : ndarray of shape (n_queries, n_dims)
+            The fitted dtype when `sigma` is None (as :class:`~fastscore.GaussianKDE`);
+            with a `sigma` (the patch-score call) the shards' points are cast to Q's
+            dtype, as :class:`~fastscore.prior.KDEPatchScore` does.
+        sigma : float >= 0, optional
+            Noise level: the kernel width is ``sqrt(h² + σ²)``.
 
         Returns
         -------
         score : ndarray (n_queries, n_dims), log_density : ndarray (n_queries,)
-            In the fitted dtype.
+            In Q's dtype.
         """
         if not hasattr(self, "_shards"):
             raise RuntimeError("this ShardedKDE is not fitted; call fit(X) first.")
@@ -154,23 +188,41 @@ class ShardedKDE:
         if arr.shape[1] != self.n_dims_:
             raise ValueError(f"`Q` must have shape (n_queries, {self.n_dims_}); got "
                              f"{arr.shape}.")
-        if arr.dtype != self.dtype_:
+        if sigma is None and arr.dtype != self.dtype_:
             raise TypeError(f"`Q` has dtype {arr.dtype} but the KDE was fitted on "
                             f"{self.dtype_}; cast one of them explicitly.")
-        check_scale(self.bandwidth, "bandwidth", arr.dtype)
-        q = self.client.scatter(arr, broadcast=True, hash=False)
-        terms = self.client.gather([self.client.submit(_shard_terms, kde, q, pure=False)
-                                    for kde in self._shards])
-        score, log_density = combine_shards(arr, terms, self.n_points_, self.bandwidth)
+        if sigma is not None:
+            sigma = check_scalar(sigma, "sigma", low=0)
+        h = math.hypot(self.bandwidth, 0.0 if sigma is None else sigma)
+        if h <= 0:
+            raise ValueError("`sigma` must be > 0 when the KDE bandwidth is 0.")
+        check_scale(h, "sqrt(bandwidth² + sigma²)", arr.dtype)
+        with self._connected() as client:
+            q = client.scatter(arr, broadcast=True, hash=False)
+            terms = client.gather([client.submit(_shard_terms, shard, q, sigma, pure=False)
+                                   for shard in self._shards])
+        score, log_density = combine_shards(arr, terms, self.n_points_, h)
         return score.astype(arr.dtype), log_density.astype(arr.dtype)
 
-    def score(self, Q):
-        """``∇ log q_h(Q)``, shape (n_queries, n_dims)."""
-        return self.score_and_log_density(Q)[0]
+    def _connected(self):
+        """The client to submit with: this object's, or inside a task the worker's."""
+        distributed = import_optional("distributed", "dask")
+        try:
+            distributed.get_worker()
+        except ValueError:
+            if self.client is None:
+                self.client = _client_of_dask()
+            return contextlib.nullcontext(self.client)
+        return distributed.worker_client()
 
-    def log_density(self, Q):
+    def score(self, Q, sigma=None):
+        """``∇ log q_h(Q)``, shape (n_queries, n_dims); with `sigma`, of the KDE of width
+        ``sqrt(h² + σ²)`` (the patch-score protocol)."""
+        return self.score_and_log_density(Q, sigma)[0]
+
+    def log_density(self, Q, sigma=None):
         """``log q_h(Q)``, shape (n_queries,)."""
-        return self.score_and_log_density(Q)[1]
+        return self.score_and_log_density(Q, sigma)[1]
 
     def __repr__(self):
         fitted = (f", {self.n_shards_} shards of {self.n_points_} x {self.n_dims_}"

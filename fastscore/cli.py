@@ -27,7 +27,8 @@ from ._cli_models import (
 from ._cli_models import load_model as _load_model
 from ._cli_models import make_prior as _prior
 from ._cli_parser import build_parser as _build_parser
-from ._cli_scanner import fanbeam_operator, nifti_geometry, reconstruct_sense
+from ._cli_operators import build_operator, image_shape_of
+from ._cli_scanner import nifti_geometry, reconstruct_sense
 from ._cli_support import (
     WRITABLE_SUFFIXES,
     Console,
@@ -333,34 +334,6 @@ def _cmd_denoise(args, console):
 
 
 # --------------------------------------------------------------------------- reconstruct
-def _operator(args, image_shape, console, data_shape):
-    from . import operators as ops
-
-    name = args.operator
-    if name == "mri":
-        if args.mask:
-            mask = read_image(args.mask, "mask", console) > 0
-            if mask.shape != image_shape:
-                raise UsageError(f"the mask has shape {mask.shape}; the image is {image_shape}")
-        else:
-            mask = ops.cartesian_mask(image_shape, args.acceleration, rng=args.seed)
-        return ops.MRI(mask)
-    if name == "ct":
-        angles = np.linspace(0, np.pi, args.angles, endpoint=False)
-        return ops.ParallelBeamCT(image_shape, angles)
-    if name == "fanbeam":
-        return fanbeam_operator(args, image_shape, data_shape)
-    if name == "blur":
-        kernel = (as_real(read_image(args.kernel, "kernel", console), "kernel", args.kernel)
-                  if args.kernel else ops.gaussian_kernel(args.blur_sigma))
-        return ops.Blur(kernel, image_shape)
-    if name == "inpaint":
-        if not args.mask:
-            raise UsageError("--operator inpaint needs --mask FILE (nonzero = observed)")
-        return ops.Mask(read_image(args.mask, "mask", console) > 0)
-    return ops.Downsample(image_shape, args.factor)
-
-
 def _cmd_reconstruct(args, console):
     from .reconstruct import map_estimate, posterior_sample
 
@@ -370,14 +343,7 @@ def _cmd_reconstruct(args, console):
     if args.operator == "sense":              # multi-coil, slice by slice, complex result
         return reconstruct_sense(args, console, model, _prior, _check_patch_dims)
     y = read_image(args.data, "measurement", console)
-    if args.operator == "superres":
-        image_shape = tuple(n * args.factor for n in y.shape)
-    elif args.operator in ("ct", "fanbeam"):
-        if args.image_shape is None:
-            raise UsageError(f"--operator {args.operator} needs --image-shape H W")
-        image_shape = tuple(args.image_shape)
-    else:
-        image_shape = tuple(args.image_shape) if args.image_shape else y.shape
+    image_shape = image_shape_of(args, y.shape)
     if args.operator != "mri":
         y = as_real(y, "measurement", args.data, model_dtype(model))
     elif not np.iscomplexobj(y):
@@ -395,7 +361,8 @@ def _cmd_reconstruct(args, console):
     check_outputs(outputs, [args.data, args.model, args.mask, args.kernel],
                   overwrite=args.overwrite, ndim=len(image_shape))
     with checking("operator parameters"):
-        A = _operator(args, image_shape, console, y.shape)
+        A = build_operator(args, image_shape, y.shape,
+                           lambda path, what: read_image(path, what, console))
         y = A.check_measurement(y, "--data")
     prior = _prior(model, args, intensity="none")   # no reliable (k, b) from y
     t0 = time.perf_counter()

@@ -26,6 +26,7 @@ it in.
 import contextlib
 import os
 import shutil
+import sys
 
 import numpy as np
 
@@ -65,16 +66,21 @@ def _starts(chunks):
     return [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
 
 
+def _one_chunk_at_a_time(zarr):
+    """Zarr 3 decodes (encodes) the chunks of one read (write) concurrently, 10 by
+    default: 121 MiB of transient memory instead of 39 for a 132³ window read."""
+    config = getattr(zarr, "config", None)
+    return (config.set({"async.concurrency": 1}) if config is not None
+            else contextlib.nullcontext())
+
+
 def _read_window(path, starts, stops, depth, periodic, shape):
     """The chunk ``[starts, stops)`` with its halo, read from a Zarr iterate: what
     :func:`dask.array.overlap.overlap` would give (wrapped when `periodic`, else cut at the
     image border)."""
     zarr = import_optional("zarr", "dask")
     z = zarr.open_array(path, mode="r")
-    config = getattr(zarr, "config", None)            # Zarr 3 decodes chunks concurrently:
-    one_at_a_time = (config.set({"async.concurrency": 1}) if config is not None  # 121 MiB
-                     else contextlib.nullcontext())   # instead of 39 for a 132³ window
-    with one_at_a_time:
+    with _one_chunk_at_a_time(zarr):
         if periodic:
             return np.asarray(z.oindex[tuple(np.arange(a - d, b + d) % n for a, b, d, n in
                                              zip(starts, stops, depth, shape))])
@@ -93,10 +99,6 @@ def _block_step(loaded, y, mask, prior, *, paths, shape, starts, depth, periodic
     hi_idx = [int(starts[a][block_id[a] + 1]) for a in range(len(shape))]
     if paths is not None:
         loaded = _read_window(paths["x"], lo_idx, hi_idx, depth, periodic, shape)
-        flat = (0,) * len(shape)
-        y = _read_window(paths["y"], lo_idx, hi_idx, flat, False, shape)
-        mask = (None if paths.get("mask") is None else
-                _read_window(paths["mask"], lo_idx, hi_idx, flat, False, shape))
     lo = [a - (d if (periodic or a > 0) else 0) for a, d in zip(lo_idx, depth)]
     core = tuple(slice(a - l, e - l) for a, e, l in zip(lo_idx, hi_idx, lo))
     x = loaded[core]
@@ -109,6 +111,11 @@ def _block_step(loaded, y, mask, prior, *, paths, shape, starts, depth, periodic
     else:
         s = _halo.prior_score(terms, loaded, lo_idx, hi_idx, lo, shape, sigma, weight,
                               origins)
+    if paths is not None:                    # read after the score: not held during it
+        flat = (0,) * len(shape)
+        y = _read_window(paths["y"], lo_idx, hi_idx, flat, False, shape)
+        mask = (None if paths.get("mask") is None else
+                _read_window(paths["mask"], lo_idx, hi_idx, flat, False, shape))
     inv_n2 = params["inv_n2"]
     if method == "gradient":
         lik = y - x if mask is None else (y - x * mask) * mask
@@ -140,6 +147,47 @@ def _block_step(loaded, y, mask, prior, *, paths, shape, starts, depth, periodic
     return s
 
 
+def _block_write(prior, *, paths, out, shape, starts, beta, block_id=None, **step):
+    """Store mode: one iteration on one chunk (:func:`_block_step`, every input read from
+    Zarr) whose result is written into its region of ``out["x"]`` (with momentum also the
+    point ``x + β (x − x_prev)`` into ``out["point"]``) from inside the task. Returns a
+    one-element token: no finished block waits in a worker's memory for a write task."""
+    zarr = import_optional("zarr", "dask")
+    x = _block_step(None, None, None, prior, paths=paths, shape=shape, starts=starts,
+                    block_id=block_id, **step)
+    region = tuple(slice(int(s[b]), int(s[b + 1])) for s, b in zip(starts, block_id))
+    with _one_chunk_at_a_time(zarr):
+        if "point" in out:                   # the operations of the lazy graph's point
+            point = np.asarray(zarr.open_array(paths["previous"], mode="r")[region])
+            np.subtract(x, point, out=point)
+            point *= x.dtype.type(beta)
+            point += x
+            zarr.open_array(out["point"], mode="r+")[region] = point
+            del point
+        zarr.open_array(out["x"], mode="r+")[region] = x
+    return np.ones((1,) * len(shape), dtype=np.int8)
+
+
+def _run_tokens(tokens, task_callback):
+    """Compute the block tokens; with a distributed client as the scheduler and a
+    `task_callback`, as futures, calling ``task_callback()`` as each one finishes (else
+    once per token after all)."""
+    dask = import_optional("dask", "dask")
+    client = getattr(dask.base.get_scheduler(), "__self__", None)   # Client.get's client
+    distributed = sys.modules.get("distributed")      # imported if a client exists
+    if task_callback is None or distributed is None or not isinstance(client,
+                                                                      distributed.Client):
+        tokens.compute()
+        if task_callback is not None:
+            for _ in range(tokens.npartitions):
+                task_callback()
+        return
+    futures = client.compute(list(tokens.to_delayed().ravel()))
+    for future in distributed.as_completed(futures):
+        future.result()                       # a failed block raises here
+        task_callback()
+
+
 def _proxy_shape(shape, terms):
     """A small image shape whose covering counts have the same maximum as `shape`'s (the
     border patterns and one period of the interior, same residue modulo the stride)."""
@@ -153,7 +201,7 @@ def _proxy_shape(shape, terms):
 
 def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_size="auto",
                  sigma_schedule=None, momentum=False, mask=None, rng=None, store=None,
-                 callback=None):
+                 callback=None, task_callback=None):
     """MAP denoising (or inpainting) of a large image chunk by chunk on Dask.
 
     The iterations of :func:`fastscore.map_estimate` for ``y = A x + n`` with ``A`` the
@@ -211,10 +259,16 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     store : str or os.PathLike, optional
         A directory: each iterate is written there as Zarr (needs ``zarr``) and read back
         by the next iteration, so a worker holds a few chunks, never its share of the
-        volume; the returned array reads the last iterate. None builds one lazy graph of
+        volume: each block task reads its window from the store and writes its result
+        there itself (no block passes through the graph); the returned array reads the
+        last iterate. None builds one lazy graph of
         all iterations (Dask keeps the iterates between steps in the workers' memory).
     callback : callable(step, n_steps), optional
         Called after each iteration is built (with `store`: computed and written).
+    task_callback : callable(n_done, n_total), optional
+        With `store`: called on the client as each block task finishes (``n_total`` =
+        ``n_steps`` × number of chunks; as they finish when the scheduler is a
+        ``distributed.Client``, else after each iteration), for a progress display.
 
     Returns
     -------
@@ -222,10 +276,15 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
 
     Notes
     -----
-    Memory per task: the chunk with its halo, the padded window, one patch buffer of
-    ``prior.chunk_size`` patches and the score (≈ 4 chunk sizes); the prior is sent to each
-    worker once (one graph key). Complex images and priors other than patch priors
-    are not chunked (``NotImplementedError``).
+    Memory per block task with `store`: the chunk's window with its halo (≈ 1.1 chunk
+    sizes at 128³), the prior score on the window and its fold onto the chunk, then the
+    data chunk read after the score (≈ 3 chunk sizes at the peak), plus the prior's patch
+    working set, bounded by ``prior.chunk_size`` (≈ 4 · chunk_size · patch_dim values: 13
+    MiB for 3 × 3 × 3 float32 patches at the default 32 768; lower it with
+    ``PatchPrior(chunk_size=...)``). The iterates are stored uncompressed, so a read holds
+    one stored chunk's raw bytes besides its destination. The prior is sent to each worker
+    once (one graph key). Complex images and priors other than patch priors are not
+    chunked (``NotImplementedError``).
     """
     da = _dask_array()
     method = check_choice(method, "method", ("hqs", "gradient", "tweedie"))
@@ -292,6 +351,13 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
         saved.setdefault("x", saved["y"])     # denoising starts from the data
         data = {"y": saved["y"], "mask": saved.get("mask")}
     point = x
+    tick = None
+    if task_callback is not None:
+        n_total, n_done = n_steps * int(np.prod(y.numblocks)), [0]
+
+        def tick():
+            n_done[0] += 1
+            task_callback(n_done[0], n_total)
     for step in range(n_steps):
         sigma = float(sigmas[step])
         origins = [tuple(int(o) for o in rng.integers(0, t._patch_shape))
@@ -302,44 +368,69 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
         if store is None:                     # one halo exchange in the graph
             args = (da.overlap.overlap(point if momentum else x, depth=dict(enumerate(depth)),
                                        boundary=boundary), y, m)
-            paths = None
-        else:                                 # each task reads its window from Zarr
-            args = (None, None, None)
-            paths = dict(data, x=saved.get("point" if momentum else "x", saved["x"]))
+        else:                                 # each task reads its window from Zarr and
+            paths = dict(data, x=saved.get("point" if momentum else "x", saved["x"]),
+                         previous=saved["x"])
+            out = _create(store, step + 1, dict.fromkeys(
+                ("x", "point") if momentum else ("x",), dtype), shape, y.chunks)
+            _run_tokens(da.map_blocks(
+                _block_write, prior_key, paths=paths, out=out, shape=shape, starts=starts,
+                beta=step / (step + 3.0), depth=depth, periodic=periodic, sigma=sigma,
+                origins=origins, method=method, params=params,
+                chunks=tuple((1,) * len(c) for c in y.chunks), dtype=np.int8), tick)
+            _remove(store, step - 1, out)
+            saved = out
+            x = da.from_zarr(saved["x"], chunks=y.chunks)
+            if callback is not None:
+                callback(step, n_steps)
+            continue
         x_new = da.map_blocks(
-            _block_step, *args, prior_key, paths=paths, shape=shape, starts=starts,
+            _block_step, *args, prior_key, paths=None, shape=shape, starts=starts,
             depth=depth, periodic=periodic, sigma=sigma, origins=origins, method=method,
             params=params, chunks=y.chunks, dtype=dtype)
         if momentum:
             point = x_new + dtype.type(step / (step + 3.0)) * (x_new - x)
         x = x_new
-        if store is not None:
-            saved = _persist(store, step + 1, {"x": x, "point": point} if momentum else
-                             {"x": x}, y.chunks)
-            x = da.from_zarr(saved["x"], chunks=y.chunks)
-            point = da.from_zarr(saved["point"], chunks=y.chunks) if momentum else x
         if callback is not None:
             callback(step, n_steps)
     return x
 
 
-def _persist(store, step, arrays, chunks):
-    """Write iterates to Zarr under `store` in one pass (one file per name and step; Zarr
-    chunks of the first dask chunk size, so each Zarr chunk has one writer); their paths."""
-    da = _dask_array()
+def _create(store, step, dtypes, shape, chunks):
+    """Empty Zarr arrays ``store/<name>_<step>.zarr`` with the first dask chunk size as
+    Zarr chunks (each Zarr chunk then has one writer); their paths."""
     zarr = import_optional("zarr", "dask")
     root = os.fspath(store)
     os.makedirs(root, exist_ok=True)
-    paths, targets = {}, []
-    for name, arr in arrays.items():
+    paths = {}
+    for name, dtype in dtypes.items():
         paths[name] = os.path.join(root, f"{name}_{step}.zarr")
-        targets.append(zarr.open_array(paths[name], mode="w", shape=arr.shape,
-                                       dtype=arr.dtype, chunks=tuple(c[0] for c in chunks)))
-    da.store(list(arrays.values()), targets, lock=False)
-    for name in arrays:
-        old = os.path.join(root, f"{name}_{step - 2}.zarr")
-        if os.path.isdir(old):
+        layout = dict(shape=shape, dtype=dtype, chunks=tuple(c[0] for c in chunks))
+        if hasattr(zarr, "create_array"):       # Zarr 3. Uncompressed: a read holds the
+            zarr.create_array(paths[name], compressors=None, overwrite=True,  # raw bytes,
+                              **layout)           # not compressed + decoded copies
+        else:
+            zarr.open_array(paths[name], mode="w", compressor=None, **layout)
+    return paths
+
+
+def _remove(store, step, keep):
+    """Delete the iterates of `step` (no task reads them any more) but not `keep`'s."""
+    for name in ("x", "point"):
+        old = os.path.join(os.fspath(store), f"{name}_{step}.zarr")
+        if step > 0 and old not in keep.values() and os.path.isdir(old):
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _persist(store, step, arrays, chunks):
+    """Write dask arrays to new Zarr arrays ``store/<name>_<step>.zarr`` in one pass;
+    their paths."""
+    da = _dask_array()
+    zarr = import_optional("zarr", "dask")
+    shape = next(iter(arrays.values())).shape
+    paths = _create(store, step, {k: v.dtype for k, v in arrays.items()}, shape, chunks)
+    targets = [zarr.open_array(paths[k], mode="r+") for k in arrays]
+    da.store(list(arrays.values()), targets, lock=False)
     return paths
 
 

@@ -3,6 +3,7 @@
 
 import functools
 import os
+import re
 import signal
 import sys
 import time
@@ -134,8 +135,12 @@ def test_denoise_3d_on_cluster_equals_in_memory(client, tmp_path):
     volume = da.from_array(y, chunks=(6, 5, 4))               # 13 = 6 + 6 + 1: merged
     got = denoise_dask(volume, prior, 0.1, n_steps=3).compute()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    finished = []
     stored = denoise_dask(volume.astype(np.float32), prior, 0.1, n_steps=3,
-                          store=tmp_path / "iterates")
+                          store=tmp_path / "iterates",
+                          task_callback=lambda done, total: finished.append((done, total)))
+    assert finished == [(k, 3 * 8) for k in range(1, 3 * 8 + 1)]   # 2 x 2 x 2 chunks
+    assert sorted(os.listdir(tmp_path / "iterates")) == ["x_2.zarr", "x_3.zarr", "y_0.zarr"]
     want32 = map_estimate(y.astype(np.float32), Identity(y.shape), 0.1, prior,
                           method="hqs", n_steps=3, tol=0).x
     assert stored.dtype == np.float32
@@ -238,6 +243,34 @@ def test_sharded_kde_on_cluster(client):
         sharded.score(Q.astype(np.float32))
 
 
+def test_sharded_kde_is_a_patch_score_in_memory_and_in_block_tasks(client):
+    # the patch-score protocol of KDEPatchScore (width sqrt(h² + σ²)), then MAP estimates
+    # with it: on the client (map_estimate) and from inside Dask tasks (denoise_dask)
+    single = _kde_score((3, 3))
+    X = single._train
+    sharded = ShardedKDE(0.05, client=client).fit(X, n_shards=3)
+    Q = X[:40] + 0.1 * np.random.default_rng(2).standard_normal((40, 9))
+    for sigma in (0.0, 0.1, 0.4):
+        np.testing.assert_allclose(sharded.score(Q, sigma), single.score(Q, sigma),
+                                   rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(sharded.log_density(Q, sigma),
+                                   single.log_density(Q, sigma), rtol=1e-12)
+    q32 = Q.astype(np.float32)                  # patch-score calls cast the points, as
+    np.testing.assert_allclose(sharded.score(q32, 0.1), single.score(q32, 0.1),  # it does
+                               rtol=1e-4, atol=1e-3)
+    _, y = _image((12, 10))
+    want = map_estimate(y, Identity(y.shape), 0.1, PatchPrior(single, 3), method="hqs",
+                        n_steps=2, tol=0).x
+    prior = PatchPrior(sharded, 3)
+    got = map_estimate(y, Identity(y.shape), 0.1, prior, method="hqs", n_steps=2, tol=0).x
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    chunked = denoise_dask(da.from_array(y, chunks=(6, 10)), prior, 0.1, n_steps=2)
+    np.testing.assert_allclose(chunked.compute(), want, rtol=0, atol=1e-9)
+    empirical = ShardedKDE(0.0, client=client).fit(X, n_shards=2)
+    with pytest.raises(ValueError, match="bandwidth is 0"):
+        empirical.score(Q, 0.0)
+
+
 # -- command line --------------------------------------------------------------------------
 @pytest.mark.slow          # the pretrained network reaches the workers once: ~15 s here
 def test_cli_denoise_dask_equals_in_memory(client, tmp_path, capsys):
@@ -248,8 +281,11 @@ def test_cli_denoise_dask_equals_in_memory(client, tmp_path, capsys):
     address = client.scheduler.address
     common = [str(tmp_path / "noisy.npy"), "--sigma", "0.1", "--steps", "3", "-q"]
     assert main(["denoise", *common, "--out", str(tmp_path / "memory.npy")]) == 0
-    assert main(["denoise", *common, "--out", str(tmp_path / "dask.npy"), "--dask", address,
-                 "--chunks", "16"]) == 0
+    capsys.readouterr()
+    assert main(["denoise", *common[:-1], "--out", str(tmp_path / "dask.npy"), "--dask",
+                 address, "--chunks", "16"]) == 0
+    progress = capsys.readouterr().err.splitlines()          # chunks x steps block tasks
+    assert re.match(r"hqs on dask: (\d+)/\1 tasks \(100%\)", progress[-1]), progress
     np.testing.assert_allclose(np.load(tmp_path / "dask.npy"),
                                np.load(tmp_path / "memory.npy"), rtol=0, atol=1e-4)
     capsys.readouterr()
@@ -273,7 +309,102 @@ def test_cli_reconstruct_many_reports_and_resumes(client, tmp_path, capsys):
     assert main(argv) == 2
     out = capsys.readouterr()
     assert "failed broken" in out.out and "1 of 4 items failed" in out.err
+    progress = [line for line in out.err.splitlines() if "tasks" in line]  # not a terminal:
+    assert progress[-1].startswith("reconstruct-many: 4/4 tasks (100%)")  # plain lines
+    assert len(progress) == 4 and "\r" not in out.err
     assert sorted(os.listdir(tmp_path / "out")) == [f"slice{i}.npy" for i in range(3)]
     (folder / "broken.npy").unlink()
+    assert main(argv + ["-q"]) == 0
+    assert capsys.readouterr().err == ""
     assert main(argv) == 0
     assert "0 written, 3 already present, 0 failed" in capsys.readouterr().out
+
+
+def test_task_progress_terminal_and_plain_lines():
+    import io
+
+    from fastscore._progress import TaskProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    plain = io.StringIO()
+    shown = TaskProgress("run", stream=plain)
+    for done in range(1, 21):
+        shown.update(done, 20, f"item{done}")
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0].startswith("run: 2/20 tasks (10%)")
+    assert lines[-1].startswith("run: 20/20 tasks (100%)") and lines[-1].endswith("item20")
+    terminal = Terminal()
+    bar = TaskProgress("run", stream=terminal)
+    bar.update(1, 3)
+    bar.close()                                     # an interrupted run ends its line
+    bar.update(3, 3)
+    assert terminal.getvalue().count("\r") == 2 and terminal.getvalue().endswith("\n")
+    off = io.StringIO()
+    TaskProgress("run", enabled=False, stream=off).update(1, 1)
+    assert off.getvalue() == ""
+
+
+def _operators_of(argv_reconstruct, argv_many, y, tmp_path):
+    """The operator `fastscore reconstruct` builds and the one reconstruct-many builds on a
+    worker, from the same options."""
+    from fastscore._cli_dask import _operator_options
+    from fastscore._cli_operators import build_operator, image_shape_of
+    from fastscore._cli_support import Console, read_image
+    from fastscore.cli import build_parser
+
+    console = Console(0)
+    one = build_parser().parse_args(argv_reconstruct)
+    single = build_operator(one, image_shape_of(one, y.shape), y.shape,
+                            lambda path, what: read_image(path, what, console))
+    np.save(tmp_path / "item.npy", y)
+    many = build_parser().parse_args(argv_many)
+    return single, _operator_options(many, console, str(tmp_path / "item.npy"))
+
+
+@pytest.mark.parametrize("words", [["--operator", "inpaint", "--mask", "MASK"],
+                                   ["--operator", "ct", "--angles", "9",
+                                    "--image-shape", "12", "12"],
+                                   ["--operator", "fanbeam", "--image-shape", "12", "12",
+                                    "--source-distance", "30", "--detector-distance", "45",
+                                    "--detector", "arc", "--scan-degrees", "200"],
+                                   ["--operator", "blur", "--kernel", "KERNEL"],
+                                   ["--operator", "superres", "--factor", "3"],
+                                   ["--operator", "mri", "--mask", "MASK"]])
+def test_reconstruct_many_builds_the_operators_of_reconstruct(words, client, tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "mask.npy", (rng.random((12, 12)) < 0.6).astype(np.float32))
+    np.save(tmp_path / "kernel.npy", np.outer([1.0, 2, 1], [1.0, 3, 1]) / 25)
+    words = [str(tmp_path / "mask.npy") if w == "MASK" else
+             str(tmp_path / "kernel.npy") if w == "KERNEL" else w for w in words]
+    kind = words[1]
+    shapes = {"ct": (9, 17), "fanbeam": (24, 20), "superres": (4, 4)}
+    y = rng.standard_normal(shapes.get(kind, (12, 12)))
+    if kind == "mri":
+        y = y + 1j * rng.standard_normal(y.shape)
+    single, factory = _operators_of(
+        ["reconstruct", "--data", "d.npy", "--model", "m", "--noise-sigma", "0.1",
+         "--out", "o.npy", *words],
+        ["reconstruct-many", str(tmp_path), "--noise-sigma", "0.1", "--out", "o", *words],
+        y, tmp_path)
+    remote = client.submit(factory, "item", y).result()        # built on a worker
+    assert type(remote) is type(single)
+    x = rng.standard_normal((12, 12))                          # every image is 12 x 12
+    np.testing.assert_array_equal(remote.forward(x), single.forward(x))
+
+
+def test_reconstruct_many_option_errors_before_any_work(client, tmp_path, capsys):
+    from fastscore.cli import main
+
+    folder = tmp_path / "items"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.zeros((9, 17)))
+    base = ["reconstruct-many", str(folder), "--noise-sigma", "0.1", "--out",
+            str(tmp_path / "out"), "--dask", client.scheduler.address]
+    assert main(base + ["--operator", "ct"]) == 2
+    assert main(base + ["--operator", "inpaint"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "needs --image-shape" in err[0] and "needs --mask" in err[1]
+    assert not (tmp_path / "out").exists()

@@ -98,18 +98,22 @@ cdef extern from "mlp.h":
     Py_ssize_t fs_mlp_jacobian_scratch(const fs_mlp_net *net, Py_ssize_t tile, int n_dirs,
                                        int n_threads)
 
-    int fs_mlp_forward_f32(const fs_mlp_net *net, const float *params, const float *x,
+    int fs_mlp_forward_f32(const fs_mlp_net *net, const float *params,
+                           const float *packed, const float *x,
                            Py_ssize_t n, float *out, float *acts, float *derivs,
                            float *scratch, Py_ssize_t tile, int n_threads) nogil
-    int fs_mlp_forward_f64(const fs_mlp_net *net, const double *params, const double *x,
+    int fs_mlp_forward_f64(const fs_mlp_net *net, const double *params,
+                           const double *packed, const double *x,
                            Py_ssize_t n, double *out, double *acts, double *derivs,
                            double *scratch, Py_ssize_t tile, int n_threads) nogil
-    int fs_mlp_backward_f32(const fs_mlp_net *net, const float *params, const float *acts,
+    int fs_mlp_backward_f32(const fs_mlp_net *net, const float *params,
+                            const float *packed, const float *acts,
                             const float *derivs, Py_ssize_t n, const float *grad_out,
                             const float *row_scale, float *grad, float *partials,
                             int n_slots, int accumulate, float *input_grad, float *scratch,
                             double *dscratch, Py_ssize_t tile, int n_threads) nogil
-    int fs_mlp_backward_f64(const fs_mlp_net *net, const double *params, const double *acts,
+    int fs_mlp_backward_f64(const fs_mlp_net *net, const double *params,
+                            const double *packed, const double *acts,
                             const double *derivs, Py_ssize_t n, const double *grad_out,
                             const double *row_scale, double *grad, double *partials,
                             int n_slots, int accumulate, double *input_grad,
@@ -127,6 +131,12 @@ cdef extern from "mlp.h":
                               float *a, float *d) nogil
     int fs_mlp_activation_f64(int code, double negative_slope, const double *z,
                               Py_ssize_t n, double *a, double *d) nogil
+
+
+cdef extern from "mlp_gemm.h":
+    Py_ssize_t fs_mlp_pack_size(const fs_mlp_net *net, int real_size)
+    int fs_mlp_pack_f32(const fs_mlp_net *net, const float *params, float *packed) nogil
+    int fs_mlp_pack_f64(const fs_mlp_net *net, const double *params, double *packed) nogil
 
 
 cdef extern from "patches.h":

@@ -4,6 +4,7 @@
 # one thread around these calls, since the kernels parallelise over row tiles themselves.
 
 from cython cimport floating
+from libc.string cimport memcmp
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from ._common cimport check_status
@@ -13,7 +14,8 @@ from ._csrc cimport (FS_MLP_MAX_LAYERS, FS_MLP_PROFILE_PHASES, fs_dgemm_fn,
                      fs_mlp_backward_f64, fs_mlp_backward_scratch, fs_mlp_forward_f32,
                      fs_mlp_forward_f64, fs_mlp_forward_scratch, fs_mlp_init,
                      fs_mlp_jacobian_diagonal_f32, fs_mlp_jacobian_diagonal_f64,
-                     fs_mlp_jacobian_scratch, fs_mlp_net, fs_mlp_profile_enabled, fs_sgemm_fn)
+                     fs_mlp_jacobian_scratch, fs_mlp_net, fs_mlp_pack_f32, fs_mlp_pack_f64,
+                     fs_mlp_pack_size, fs_mlp_profile_enabled, fs_sgemm_fn)
 
 MAX_LAYERS = FS_MLP_MAX_LAYERS
 PROFILE_PHASES = FS_MLP_PROFILE_PHASES
@@ -66,6 +68,11 @@ cdef class Net:
         self._profile = profile
         self.net.profile = NULL if profile is None else &profile[0]
 
+    def pack_size(self, int real_size):
+        """Values of the packed weights for the float type of `real_size` bytes at this
+        process's SIMD level; 0 when the layer products go through BLAS."""
+        return fs_mlp_pack_size(&self.net, real_size)
+
     def forward_scratch(self, Py_ssize_t tile, int n_threads):
         return fs_mlp_forward_scratch(&self.net, tile, n_threads)
 
@@ -87,7 +94,35 @@ cdef inline floating *ptr2(floating[:, ::1] a) noexcept nogil:
     return NULL if a is None or a.shape[0] == 0 else &a[0, 0]
 
 
-def forward(Net net, const floating[::1] params, const floating[:, ::1] x,
+cdef inline const floating *cptr(const floating[::1] a) noexcept nogil:
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
+
+
+def pack(Net net, const floating[::1] params, floating[::1] packed):
+    """packed <- the micro-kernel's pack of params (Net.pack_size values)."""
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fs_mlp_pack_f32(&net.net, &params[0], &packed[0])
+        else:
+            status = fs_mlp_pack_f64(&net.net, &params[0], &packed[0])
+    check_status(status, "fs_mlp_pack")
+
+
+def same_values(const floating[::1] a, const floating[::1] b):
+    """True when a and b hold the same bytes (the staleness check of a pack)."""
+    cdef int diff
+    if a.shape[0] != b.shape[0]:
+        return False
+    with nogil:
+        diff = memcmp(&a[0], &b[0], <size_t>a.shape[0] * sizeof(floating))
+    return diff == 0
+
+
+def forward(Net net, const floating[::1] params, const floating[::1] packed,
+            const floating[:, ::1] x,
             floating[:, ::1] out, floating[::1] acts, floating[::1] derivs,
             floating[::1] scratch, Py_ssize_t tile, int n_threads):
     cdef int status
@@ -96,17 +131,19 @@ def forward(Net net, const floating[::1] params, const floating[:, ::1] x,
     cdef floating *p_acts = ptr(acts)
     cdef floating *p_derivs = ptr(derivs)
     cdef floating *p_scratch = ptr(scratch)
+    cdef const floating *p_packed = cptr(packed)
     with nogil:
         if floating is float:
-            status = fs_mlp_forward_f32(&net.net, &params[0], &x[0, 0], n, p_out, p_acts,
-                                        p_derivs, p_scratch, tile, n_threads)
+            status = fs_mlp_forward_f32(&net.net, &params[0], p_packed, &x[0, 0], n, p_out,
+                                        p_acts, p_derivs, p_scratch, tile, n_threads)
         else:
-            status = fs_mlp_forward_f64(&net.net, &params[0], &x[0, 0], n, p_out, p_acts,
-                                        p_derivs, p_scratch, tile, n_threads)
+            status = fs_mlp_forward_f64(&net.net, &params[0], p_packed, &x[0, 0], n, p_out,
+                                        p_acts, p_derivs, p_scratch, tile, n_threads)
     check_status(status, "fs_mlp_forward")
 
 
-def backward(Net net, const floating[::1] params, const floating[::1] acts,
+def backward(Net net, const floating[::1] params, const floating[::1] packed,
+             const floating[::1] acts,
              const floating[::1] derivs, const floating[:, ::1] grad_out,
              const floating[::1] row_scale, floating[::1] grad, floating[::1] partials,
              int n_slots, bint accumulate, floating[:, ::1] input_grad,
@@ -121,14 +158,17 @@ def backward(Net net, const floating[::1] params, const floating[::1] acts,
         p_scale = &row_scale[0]
     cdef floating *p_partials = ptr(partials)
     cdef floating *p_input_grad = ptr2(input_grad)
+    cdef const floating *p_packed = cptr(packed)
     with nogil:
         if floating is float:
-            status = fs_mlp_backward_f32(&net.net, &params[0], &acts[0], p_derivs, n,
+            status = fs_mlp_backward_f32(&net.net, &params[0], p_packed, &acts[0], p_derivs,
+                                         n,
                                          &grad_out[0, 0], p_scale, &grad[0], p_partials,
                                          n_slots, accumulate, p_input_grad, &scratch[0],
                                          &dscratch[0], tile, n_threads)
         else:
-            status = fs_mlp_backward_f64(&net.net, &params[0], &acts[0], p_derivs, n,
+            status = fs_mlp_backward_f64(&net.net, &params[0], p_packed, &acts[0], p_derivs,
+                                         n,
                                          &grad_out[0, 0], p_scale, &grad[0], p_partials,
                                          n_slots, accumulate, p_input_grad, &scratch[0],
                                          &dscratch[0], tile, n_threads)

@@ -1,0 +1,7 @@
+/* Declarations stamped once per REAL (see mlp_gemm.h). */
+#ifndef REAL
+#error "define REAL and FS_SFX before including mlp_gemm.tmpl.h"
+#endif
+
+/* packed[0 .. fs_mlp_pack_size()) <- the pack of params (see mlp_gemm.h). */
+int FS_FN(fs_mlp_pack)(const fs_mlp_net *net, const REAL *params, REAL *packed);
