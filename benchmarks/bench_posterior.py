@@ -91,6 +91,63 @@ def floor_study(model, quick):
     return one
 
 
+def laplace_timing(model, quick):
+    """Exactly the issue's target: ``posterior_sample(y, Identity, 0.1, prior,
+    n_samples=16, method="laplace")`` on a 256² denoising problem, 3×3 model, 2 threads
+    (median of 3 runs after a warm-up) and its split: MAP, patch Hessians, sampling."""
+    from fastscore._laplace import patch_hessians
+    size = 64 if quick else 256
+    prior = PatchPrior(model, 3, weight=1 / 9)
+    x = data.rectangles(1, size, rng=3, dtype=np.float32)[0]
+    y = x + 0.1 * np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    A = ops.Identity(y.shape)
+    call = lambda: posterior_sample(y, A, 0.1, prior, n_samples=16, method="laplace", rng=0)
+    total, _ = measure(call, repeat=3)
+    x_map = map_estimate(y, A, 0.1, prior, method="hqs", n_steps=8, sigma_schedule=(0.2, 0.025))
+    hess, _ = measure(lambda: patch_hessians(prior, x_map.x, 0.025), repeat=3)
+    score, _ = measure(lambda: prior.score(y, 0.05), repeat=3)
+    print(f"# laplace {size}² (16 samples): {total:.2f} s = {total / score:.1f} score times "
+          f"(one score {score * 1e3:.0f} ms); patch Hessians {hess:.2f} s", flush=True)
+
+
+def uncertainty_figure(model, path):
+    """The README's figure: 4× Cartesian MRI (σ_n 0.02) of a 48² rectangles image with the
+    default sampler and its default steps (16 chains): truth, zero-filled, posterior mean,
+    pixelwise posterior std."""
+    x = data.rectangles(1, 48, rng=1, dtype=np.float32)[0]
+    A = ops.MRI(ops.cartesian_mask(x.shape, 4, rng=0))
+    y = A.simulate(x, 0.02, rng=2).astype(np.complex64)
+    zero_filled = A.adjoint(y).real
+    t0 = time.perf_counter()
+    out = posterior_sample(y, A, 0.02, PatchPrior(model, 3, weight=1 / 9), n_samples=16, rng=4)
+    secs = time.perf_counter() - t0
+    cov = coverage(x, out.mean, out.std)
+    print(f"# figure: zero-filled {metrics.psnr(x, zero_filled):.2f} dB, posterior mean "
+          f"{metrics.psnr(x, out.mean):.2f} dB, coverage {cov:.3f}, "
+          f"{out.n_score_evals} score evaluations per chain, {secs:.1f} s", flush=True)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("# matplotlib not installed: no figure")
+        return
+    fig, axes = plt.subplots(1, 4, figsize=(10, 2.9))
+    panels = [(x, "truth"), (zero_filled, f"zero-filled {metrics.psnr(x, zero_filled):.1f} dB"),
+              (out.mean, f"posterior mean {metrics.psnr(x, out.mean):.1f} dB"),
+              (out.std, "posterior std")]
+    lo, hi = float(x.min()), float(x.max())
+    for ax, (img, title) in zip(axes, panels):
+        kw = dict(vmin=lo, vmax=hi) if title != "posterior std" else {}
+        im = ax.imshow(img, cmap="gray", **kw)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.colorbar(im, ax=axes[3], fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    print(f"# figure: {path}")
+
+
 def coverage(truth, mean, std):
     return float(np.mean(np.abs(mean - truth) <= Z90 * std))
 
@@ -127,8 +184,10 @@ def cases(models, quick):
     return out
 
 
-def calibration_study(table, models, quick, steps):
+def calibration_study(table, models, quick, steps, which=("rectangles", "disks", "MRI")):
     for name, clean, ys, A, noise, prior, x0, sigmas in cases(models, quick):
+        if not name.startswith(tuple(which)):
+            continue
         for method in METHODS:
             cov, psnr, secs, evals = [], [], 0.0, 0
             for i, (c, y) in enumerate(zip(clean, ys)):
@@ -143,32 +202,42 @@ def calibration_study(table, models, quick, steps):
                   f"PSNR {np.mean(psnr):.2f}", flush=True)
 
 
-def map_vs_mean_study(table, models, quick):
+def map_vs_mean_study(table, models, quick, which=("ct", "den0.1", "den0.2")):
+    """PSNR of the posterior mean against MAP on the 64² Shepp–Logan (the test image; the
+    default sampler's settings were chosen on validation images, tune_posterior.py): the
+    default sampler with its default ladder and steps; the others on a 10-level ladder
+    0.2 → 0.02 (or 2σ_n → σ_n/4), 2 steps per level (laplace: its default MAP)."""
     size = 32 if quick else 64
     x = data.shepp_logan((size, size)).astype(np.float32)
     prior = PatchPrior(models["shepp"], 3, weight=1 / 9)
     rng = np.random.default_rng(5)
     ct = ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))
-    problems = [("CT 30 views σ0.02", ct, 0.02), ("Shepp-Logan σ0.1", ops.Identity(x.shape), 0.1)]
-    for name, A, noise in problems:
-        y = A.simulate(x, noise, rng=rng).astype(np.float32)
+    problems = [("ct", "CT 30 views σ0.02", ct, 0.02),
+                ("den0.1", "Shepp-Logan σ0.1", ops.Identity(x.shape), 0.1),
+                ("den0.2", "Shepp-Logan σ0.2", ops.Identity(x.shape), 0.2)]
+    for key, name, A, noise in problems:
+        y = A.simulate(x, noise, rng=rng).astype(np.float32)   # same draws whatever runs
+        if key not in which:
+            continue
         base = A.fbp(y) if hasattr(A, "fbp") else y
         top = max(0.2, 2 * noise)
         t0 = time.perf_counter()
         est = map_estimate(y, A, noise, prior, method="hqs", n_steps=30,
                            sigma_schedule=(top, max(noise / 4, 0.02)), x0=base).x
         p_map = metrics.psnr(x, est)
-        table.add(f"{name} {size}²", "MAP (HQS 30)", f"{p_map:.2f}", "-", 30,
+        table.add(f"{name} {size}²", "MAP (HQS 30)", f"{p_map:.2f}", "-", "-", 30,
                   f"{time.perf_counter() - t0:.2f}")
         ladder = np.geomspace(top, max(noise / 4, 0.02), 10)
         for method in METHODS:
-            steps = 1 if method in ("preconditioned",) else 2
-            out, sec = run(method, y, A, noise, prior, base, steps, 7,
-                           None if method == "laplace" else ladder)
+            default = method in ("preconditioned", "laplace")
+            out, sec = run(method, y, A, noise, prior, base, 20 if default else 2, 7,
+                           None if default else ladder)
             p = metrics.psnr(x, out.mean)
             table.add(f"{name} {size}²", method, f"{p:.2f}", f"{p - p_map:+.2f}",
-                      out.n_score_evals, f"{sec:.2f}")
-            print(f"#   {name} {method}: {p:.2f} dB (MAP {p_map:.2f})", flush=True)
+                      f"{coverage(x, out.mean, out.std):.3f}", out.n_score_evals,
+                      f"{sec:.2f}")
+            print(f"#   {name} {method}: {p:.2f} dB (MAP {p_map:.2f}), coverage "
+                  f"{coverage(x, out.mean, out.std):.3f}", flush=True)
 
 
 def work_study(table, models, quick):
@@ -234,9 +303,16 @@ def plot(rows, path):
 def main():
     p = parser(__doc__)
     p.add_argument("--part", nargs="+", default=["floor", "calibration", "map", "work"],
-                   choices=["floor", "calibration", "map", "work"],
+                   choices=["floor", "laplace", "figure", "calibration", "map", "work"],
                    help="parts to run (separate processes can run parts side by side)")
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps_per_sigma of the calibration part (default 3; 20 = the "
+                        "default sampler's default)")
+    p.add_argument("--calibration-cases", nargs="+", default=["rectangles", "disks", "MRI"],
+                   choices=["rectangles", "disks", "MRI"])
+    p.add_argument("--cases", nargs="+", default=["ct", "den0.1", "den0.2"],
+                   choices=["ct", "den0.1", "den0.2"], help="cases of the map part")
     args = p.parse_args()
     METHODS[:] = args.methods
     fastscore.set_num_threads(2)
@@ -244,16 +320,23 @@ def main():
     trained = models(args.quick)
     if "floor" in args.part:
         floor_study(trained["rectangles"], args.quick)
+    if "laplace" in args.part:
+        laplace_timing(trained["rectangles"], args.quick)
+    if "figure" in args.part:
+        uncertainty_figure(trained["rectangles"], os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+            "posterior_uncertainty.png"))
     if "calibration" in args.part:
-        steps = 2 if args.quick else 3
+        steps = args.steps or (2 if args.quick else 3)
         table = Table(["case", "method", "coverage (90%)", "PSNR mean", "score evals/chain",
                        "s per image"])
-        calibration_study(table, trained, args.quick, steps)
+        calibration_study(table, trained, args.quick, steps, args.calibration_cases)
         print(f"\n## calibration (steps_per_sigma={steps}, default ladder)\n"
               + table.render(), flush=True)
     if "map" in args.part:
-        table = Table(["case", "method", "PSNR", "vs MAP", "score evals/chain", "s"])
-        map_vs_mean_study(table, trained, args.quick)
+        table = Table(["case", "method", "PSNR", "vs MAP", "coverage", "score evals/chain",
+                       "s"])
+        map_vs_mean_study(table, trained, args.quick, args.cases)
         print("\n## posterior mean against MAP\n" + table.render(), flush=True)
     if "work" in args.part:
         table = Table(["case", "method", "steps_per_sigma", "score evals/chain", "PSNR mean",

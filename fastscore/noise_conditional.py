@@ -352,12 +352,42 @@ class NoiseConditionalScore:
         gu = self.net.backward(g, input_grad=input_grad, row_scale=scale)
         if gu is None:
             return None
+        return self._input_grad(gu, g, sig, scaled)
+
+    def _input_grad(self, gu, g, sig, scaled):
+        """The x-part of the gradient from the network's input gradient `gu` (chain rule
+        through :meth:`network_inputs` and :meth:`score_from_output`)."""
         gx = gu[:, :self.dim] * g.dtype.type(1.0 / self.std)
         if self.baseline:
             var = g.dtype.type(self.std ** 2) + sig * sig
             coef = (sig / var) if scaled else (g.dtype.type(1.0) / var)
             gx -= g * coef[:, None]
         return np.ascontiguousarray(gx)
+
+    def input_vjp(self, x: ArrayLike, grad: ArrayLike,
+                  sigma: float | np.ndarray) -> np.ndarray:
+        """Vector-Jacobian product in the input, ``Σ_i grad[n,i] ∂s_i(x_n; σ_n)/∂x_n``.
+
+        Exact (one forward pass keeping the activations and one backward pass of the
+        network in the dtype of `x`); the network's parameter gradient buffer is
+        overwritten as a by-product.
+
+        Parameters
+        ----------
+        x, grad : ndarray of shape (N, d)
+        sigma : float or ndarray of shape (N,)
+
+        Returns
+        -------
+        ndarray of shape (N, d), dtype of `x`
+        """
+        arr = self._check_x(x)
+        net = self.network_for(arr.dtype)
+        sig = check_sigma(sigma, arr.shape[0], arr.dtype)
+        g = np.ascontiguousarray(_check_grad(grad, arr))
+        net.forward(self.network_inputs(arr, sig))
+        gu = net.backward(g, input_grad=True, row_scale=arr.dtype.type(1.0) / sig)
+        return self._input_grad(gu, g, sig, False)
 
     def scaled_score_backward(self, grad: ArrayLike, *,
                               input_grad: bool = False) -> np.ndarray | None:

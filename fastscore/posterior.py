@@ -135,11 +135,25 @@ class Problem:
         return out.astype(self.dtype, copy=False)
 
     def solve(self, rhs, weight, shift, x=None):
-        """``(weight A*A + shift I)⁻¹ rhs`` per chain (preconditioned CG)."""
+        """``(weight A*A + shift I)⁻¹ rhs`` per chain (preconditioned CG); `shift` a scalar
+        or one value per chain (shape (n, 1, …); the preconditioner then takes their
+        mean)."""
         x = np.zeros_like(rhs) if x is None else x
+        shift = shift if np.ndim(shift) == 0 else np.asarray(shift, dtype=self.real_dtype)
         return conjugate_gradient(self.apply_gram(weight, shift), rhs, x, cg_iter=self.cg_iter,
                                   tol=1e-6, precondition=gram_preconditioner(
-                                      self.operator, weight, shift), n_batch=1)
+                                      self.operator, weight, float(np.mean(shift))), n_batch=1)
+
+    def data_step(self, v, h, sigma):
+        """The proximal map of h × the tempered negative log-likelihood,
+        ``argmin_z ‖y − A z‖²/(2(σ_n² + σ²)) + ‖z − v‖²/(2h)``, i.e. the solution of
+        ``(A*A/(σ_n² + σ²) + I/h) z = A*y/(σ_n² + σ²) + v/h`` (CG from v); `h` a scalar or
+        one value per chain. The implicit data step of :func:`pc`."""
+        var = self.noise_var + sigma ** 2
+        shift = 1.0 / np.asarray(h, dtype=np.float64)
+        data = self.image_part(self.operator.adjoint(self.likelihood.y)) * (1.0 / var)
+        rhs = (v * shift.astype(self.real_dtype) + data).astype(self.dtype, copy=False)
+        return self.solve(rhs, 1.0 / var, shift if shift.ndim else float(shift), v.copy())
 
     def gram_noise(self, n, shift):
         """``A*ξ₁/σ_n + sqrt(shift) ξ₂``: covariance ``A*A/σ_n² + shift I``."""
@@ -149,7 +163,7 @@ class Problem:
         out += self.real_dtype.type(np.sqrt(shift)) * self.white(out.shape)
         return out
 
-    def guided_score(self, x, sigma, weight=1.0):
+    def guided_score(self, x, sigma, weight=1.0, cap=None):
         """``s(x; σ) + ζ g`` (ζ = `weight`): the prior score plus the likelihood gradient
         through the Tweedie mean ``x̂₀ = x + σ² s(x; σ)``,
 
@@ -160,7 +174,9 @@ class Problem:
 
         i.e. ``∇ log N(y; A x̂₀, σ_n² I + A Cov[x₀ | x] A*)`` with the Tweedie covariance
         ``Cov[x₀ | x] = σ² J`` replaced by its Rayleigh quotient along the residual (exact for
-        A = I and an isotropic Gaussian prior). Three score evaluations."""
+        A = I and an isotropic Gaussian prior). With `cap` (a function of the variance
+        ``σ_n² + σ² κ`` per chain) the weight is ``min(ζ, cap(var))`` (the step guard of
+        :func:`dps`). Three score evaluations."""
         dt = self.dtype
         s = self.prior_score(x, sigma)
         x0 = x + dt.type(sigma ** 2) * s
@@ -170,23 +186,23 @@ class Problem:
         kappa = np.sum(r * Jr, axis=axes, dtype=np.float64) / np.maximum(
             np.sum(r * r, axis=axes, dtype=np.float64), 1e-300)
         kappa = np.clip(kappa, 0.0, 1.0)
-        scale = weight / (self.noise_var + sigma ** 2 * kappa)
+        var = self.noise_var + sigma ** 2 * kappa
+        scale = (weight if cap is None else np.minimum(weight, cap(var))) / var
         s += Jr * scale.reshape((-1,) + (1,) * (x.ndim - 1)).astype(dt)
         return s
 
     def score_jvp(self, x, sigma, v):
-        """``∇s(x; σ) · v`` per chain by central differences along v (step 0.01 σ per unit
-        RMS of v); equal to the vector-Jacobian product because the Jacobian of a score is
-        a Hessian (symmetric). Two score evaluations, the same random tiling for both."""
-        rms = np.sqrt(np.mean(np.square(v, dtype=np.float64),
-                              axis=tuple(range(1, v.ndim)), keepdims=True))
-        h = 0.01 * sigma / np.maximum(rms, 1e-30)
-        step = (h * v).astype(self.dtype)
-        seed = int(self.rng.integers(2 ** 63))
-        plus = self.prior.score(x + step, sigma, rng=np.random.default_rng(seed))
-        minus = self.prior.score(x - step, sigma, rng=np.random.default_rng(seed))
+        """``∇s(x; σ) · v`` per chain: the prior's exact vector-Jacobian product
+        (``prior.score_vjp``, the network's backward pass; equal to the Jacobian-vector
+        product because the Jacobian of a score is a Hessian, symmetric). Counted as two
+        score evaluations (a forward pass keeping the activations and a backward pass)."""
+        vjp = getattr(self.prior, "score_vjp", None)
+        if vjp is None:
+            raise NotImplementedError(
+                f"the Tweedie-guided samplers (dps, ode) need prior.score_vjp(x, sigma, v); "
+                f"{type(self.prior).__name__} has none.")
         self.n_evals += 2
-        return ((plus - minus) / (2.0 * h)).astype(self.dtype)
+        return np.asarray(vjp(x, sigma, v, rng=self.rng), dtype=self.dtype)
 
 
 class _PreconditionedMass:
@@ -276,9 +292,17 @@ def pc(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, snr: float,
     """Predictor–corrector on the tempered posterior score: a reverse-SDE predictor step
     between consecutive levels of the (refined) ladder, then one Langevin corrector step
     with signal-to-noise ratio `snr` (:func:`fastscore.sampling.predictor_corrector`); two
-    score evaluations per level."""
-    res = sampling.predictor_corrector(problem.tempered_score, sigmas, x, n_corrector=1,
-                                       snr=snr, final_denoise=False, rng=problem.rng,
+    score evaluations per level.
+
+    The prior score is taken explicitly and the likelihood term implicitly
+    (:meth:`Problem.data_step`, one CG solve per update, no score evaluation): an explicit
+    step h on the likelihood is stable only for ``h ‖A‖²/(σ_n² + σ²) < 2``, which a
+    reverse-SDE step ``h = σ_i² − σ_{i+1}²`` breaks by orders of magnitude on stiff
+    problems (sparse-view CT with small σ_n); the proximal step is stable for every h.
+    """
+    res = sampling.predictor_corrector(problem.prior_score, sigmas, x, n_corrector=1,
+                                       snr=snr, final_denoise=False,
+                                       data_step=problem.data_step, rng=problem.rng,
                                        callback=callback, trace_every=trace_every)
     return _result(problem, res)
 
@@ -316,11 +340,25 @@ def dps(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, guidance: float,
 
     with g of :meth:`Problem.guided_score` (ζ = `guidance`; three score evaluations per
     level). Where DPS normalises its step by ``ζ/‖y − A x̂₀‖``, the likelihood variance
-    here is ``σ_n² + σ² κ`` (the Tweedie covariance along the residual), which keeps the
-    step stable without tuning and is exact for an isotropic Gaussian prior and A = I.
+    here is ``σ_n² + σ² κ`` (the Tweedie covariance along the residual), exact for an
+    isotropic Gaussian prior and A = I.
+
+    Step guard: the guidance term's Jacobian is ``−ζ Jᵀ A*A J/(σ_n² + σ²κ)``, of norm at
+    most ``ζ ‖A‖²/(σ_n² + σ²κ)`` (``‖J‖ ≤ 1`` for a Tweedie Jacobian ``Cov[x₀|x]/σ²`` of a
+    log-concave prior), and the explicit step ``h = σ_i² − σ_{i+1}²`` is monotone along every
+    data direction only while ``h ζ ‖A‖²/(σ_n² + σ²κ) ≤ 1``. The weight is therefore
+    ``ζ_i = min(ζ, (σ_n² + σ_i² κ)/(h ‖A‖²))`` per chain: unchanged where the likelihood is
+    mild, capped where it is stiff (sparse-view CT at small σ_n, where the uncapped step
+    diverges).
     """
+    norm2 = problem.operator.norm_squared()
+    steps = {float(a): float(a) ** 2 - float(b) ** 2 for a, b in zip(sigmas[:-1], sigmas[1:])}
+
+    def guided(z, sigma):
+        h = max(steps.get(float(sigma), 0.0), 1e-300)
+        return problem.guided_score(z, sigma, guidance, cap=lambda var: var / (h * norm2))
     res = sampling.predictor_corrector(
-        lambda z, sigma: problem.guided_score(z, sigma, guidance), sigmas, x, n_corrector=0,
+        guided, sigmas, x, n_corrector=0,
         final_denoise=False, rng=problem.rng, callback=callback, trace_every=trace_every)
     return _result(problem, res)
 

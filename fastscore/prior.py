@@ -310,6 +310,55 @@ class PatchPrior(_Prior):
             total *= arr.dtype.type(weight)
         return total
 
+    def score_vjp(self, x, sigma, v, *, rng=None):
+        """Exact vector-Jacobian product ``(∂s(x; σ)/∂x)ᵀ v`` of the image score.
+
+        With ``s(x) = W Σ_q Z_qᵀ s_V(R_q x; σ)`` (R the gather, Z the scatter pattern, equal
+        for overlap tiling; W the weight) it is ``Σ_q R_qᵀ J_V(R_q x)ᵀ Z_q W v``, with the
+        patch score's own ``input_vjp(patches, sigma, v)`` (the network's backward pass for
+        a :class:`fastscore.nn.PatchScoreModel`). The Jacobian of a log-density's gradient
+        is symmetric, so this is also the Jacobian-vector product when `s` is a gradient.
+
+        Parameters
+        ----------
+        x, v : ndarray of shape (H, W), (D, H, W) or with a leading batch axis; real
+        sigma : float > 0 or None
+        rng : None, int or Generator
+            Random shifts (``tiling="random_shift"``).
+
+        Returns
+        -------
+        ndarray of the shape and dtype of `x`.
+        """
+        vjp = getattr(self.patch_score, "input_vjp", None)
+        if vjp is None or self.intensity is not None:
+            raise NotImplementedError(
+                "score_vjp needs a patch score with input_vjp(patches, sigma, v) and "
+                f"intensity='none'; got {type(self.patch_score).__name__}"
+                + ("" if self.intensity is None else " with an intensity normalisation") + ".")
+        arr = self._check_x(x)
+        vec = self._check_x(v).astype(arr.dtype, copy=False)
+        if arr.dtype.kind == "c" or vec.shape != arr.shape:
+            raise ValueError(f"`x` and `v` must be real arrays of one shape; got {arr.shape} "
+                             f"{arr.dtype} and {vec.shape} {vec.dtype}.")
+        if sigma is not None:
+            sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
+        image_shape = self._image_shape(arr)
+        rng = self._rng if rng is None else check_rng(rng)
+        if self.weight == "mean":
+            counts = self.counts(image_shape) if self.tiling == "overlap" else 1.0
+            vec = np.divide(vec, counts, where=np.asarray(counts) > 0,
+                            out=np.zeros_like(vec)) if self.tiling == "overlap" else vec
+        elif self.weight != "sum":
+            vec = vec * arr.dtype.type(self.weight)
+        gather, scatter = self._operators_for(image_shape, rng)
+        n_images = arr.shape[0] if arr.ndim > len(image_shape) else 1
+        out = np.zeros(arr.shape, dtype=arr.dtype)
+        for start, stop in gather.chunks(self.chunk_size, n_images):
+            g = vjp(gather.gather(arr, start, stop), sigma, scatter.gather(vec, start, stop))
+            gather.scatter_add(np.asarray(g, dtype=arr.dtype), start, out=out)
+        return out
+
     def log_density(self, x, sigma=None):
         """``w Σ_q log p_V(G_q x)`` (unnormalised) for a scalar weight and overlap tiling."""
         if self.weight == "mean" or self.tiling != "overlap" or self.intensity is not None:
@@ -375,6 +424,11 @@ class SumPrior(_Prior):
             total += p.score(arr, sigma, rng=rng, weight=weight)
         return total
 
+    def score_vjp(self, x, sigma, v, *, rng=None):
+        """``Σ_k (∂s_k/∂x)ᵀ v`` (each part's :meth:`PatchPrior.score_vjp`)."""
+        rng = None if rng is None else check_rng(rng)
+        return sum(p.score_vjp(x, sigma, v, rng=rng) for p in self.priors)
+
     def log_density(self, x, sigma=None):
         return sum(p.log_density(x, sigma) for p in self.priors)
 
@@ -418,6 +472,10 @@ class GaussianPatchScore:
         U = self.eigenvectors_.astype(patches.dtype)
         coef = (1.0 / (self.eigenvalues_ + s2)).astype(patches.dtype)
         return -(((patches - self.mean_.astype(patches.dtype)) @ U) * coef) @ U.T
+
+    def input_vjp(self, patches, sigma, v):
+        """``Σ_i v_i ∂s_i/∂p = −(C + σ² I)⁻¹ v`` (the Jacobian is symmetric and constant)."""
+        return self.score(np.asarray(v) + self.mean_.astype(np.asarray(v).dtype), sigma)
 
     def log_density(self, patches, sigma):
         self._check_fitted()

@@ -321,7 +321,10 @@ def map_estimate(y: ArrayLike, operator: LinearOperator, noise_sigma: float, pri
 _METHODS = ("preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace")
 _OPTIONS = {"hmc": ("n_leapfrog", "mass", "target_acceptance"), "diffpir": ("lam",),
             "laplace": ("map_options",)}
-_DEFAULT_EPS = {"preconditioned": 1.0, "langevin": 0.5, "hmc": 1.0, "pc": 0.16, "dps": 1.0,
+# preconditioned 0.5: a variance is scaled by (2 − ε)/(2 − ελ) ∈ [1 − ε/2, 1], so ε = 1
+# halves it in prior-dominated directions (λ → 0); with ε = 0.5 at most by a quarter
+# (coverage of 90% intervals on validation rectangles, 20 steps per level: 0.880)
+_DEFAULT_EPS = {"preconditioned": 0.5, "langevin": 0.5, "hmc": 1.0, "pc": 0.16, "dps": 1.0,
                 "diffpir": 1.0}
 
 
@@ -342,7 +345,8 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
                      trace_every: int | None = None,
                      callback: Callable[[int, np.ndarray, dict], Any] | None = None,
                      progress: bool = False, method: str = "preconditioned",
-                     cg_iter: int = 100, options: dict | None = None) -> PosteriorSamples:
+                     cg_iter: int = 100, options: dict | None = None,
+                     init: str = "start") -> PosteriorSamples:
     """Sample ``p(x | y)`` with `n_samples` chains at once, annealed over a σ ladder.
 
     ``method="preconditioned"`` (default): at level σ_i the target is
@@ -393,10 +397,10 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
     sigmas : array, optional
         Non-increasing ladder; default ``sigma_ladder(max(2 σ_start, 2 · floor),
         max(σ_n/4, floor), 8)`` with σ_start as in :func:`map_estimate` (2σ_n for
-        denoising) and floor the prior's ``sigma_min``.
+        denoising; σ_n with ``init="map"``) and floor the prior's ``sigma_min``.
     steps_per_sigma : int
     step_size : float in (0, 1], optional
-        The method's step ε (see above; formerly ``eps``); defaults: preconditioned 1,
+        The method's step ε (see above; formerly ``eps``); defaults: preconditioned 0.5,
         langevin 0.5, hmc 1, pc 0.16, dps 1, diffpir 1.
     x0 : ndarray, optional
         Common start of the chains (default as in :func:`map_estimate`) plus ladder noise.
@@ -416,23 +420,39 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
         preconditioned by ``operator.gram_preconditioner(1/σ_n², c)`` when available.
     options : dict, optional
         Method-specific settings named above.
+    init : {"start", "map"}
+        Where the chains start. "start": `x0` (default as in :func:`map_estimate`) plus
+        ladder noise. "map": the MAP estimate (:func:`map_estimate`, HQS, 8 steps
+        ``max(2σ_n, σ_start) → σ_n/4`` from `x0`, σ_start as below;
+        ``options["map_options"]`` overrides) plus ladder noise, and the default ladder starts at ``2σ_n`` (the MAP
+        has no structured error left to anneal away). Its 8 score evaluations are
+        included in ``n_score_evals``. Not used by "laplace" (always at the MAP).
 
     Returns
     -------
     PosteriorSamples
         ``samples`` ``(n_samples, *image_shape)``: the chains' last states, draws of π at the
-        last level. ``mean``: "preconditioned", the Rao–Blackwellised MMSE estimate
-        ``mean of x + σ² s(x; σ)`` (Tweedie: E[clean | x]) over the chains and the states of
-        the last level (``steps_per_sigma`` of them), i.e. the posterior mean of the clean
-        image z for ``p(z) N(y; A z, σ_n² I + σ² A A*)``; "laplace", the MAP estimate;
+        last level. ``mean``: "preconditioned", the average over the chains and the states
+        of the last level (``steps_per_sigma`` of them), an estimate of ``E_π[x]`` for
+        ``π ∝ p_σ(x) p(y | x)`` at the last σ, which tends to the posterior mean as σ → 0.
+        (The Tweedie average of ``x + σ² s(x; σ)`` is, by contrast, the posterior mean of
+        the clean image under the inflated likelihood ``N(y; A z, σ_n² I + σ² A A*)``: on
+        30-view CT ``σ² ‖A‖²`` is ~10³ σ_n², and that mean was 0.5 dB (CT) and 0.3 dB
+        (denoising) worse on validation images; benchmarks/README.md.) "laplace", the MAP
+        estimate;
         otherwise the average of the samples. ``std``: pixelwise std of ``samples``.
         ``n_score_evals``: prior score evaluations per chain.
     """
     n_samples = check_int(n_samples, "n_samples", low=1)
     steps_per_sigma = check_int(steps_per_sigma, "steps_per_sigma", low=1)
     method = check_choice(method, "method", _METHODS)
+    init = check_choice(init, "init", ("start", "map"))
     options = dict(options or {})
-    unknown = set(options) - set(_OPTIONS.get(method, ()))
+    map_options = options.pop("map_options", None)
+    if map_options is not None and method != "laplace" and init != "map":
+        raise ValueError("`options['map_options']` is used by method='laplace' and "
+                         f"init='map'; got method={method!r}, init={init!r}.")
+    unknown = set(options) - set(_OPTIONS.get(method, ())) - {"map_options"}
     if unknown:
         raise ValueError(f"`options` for method={method!r} take {list(_OPTIONS.get(method, ()))}; "
                          f"got unknown {sorted(unknown)}.")
@@ -450,8 +470,9 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
                          f"batch axis); got y of shape {likelihood.y.shape}.")
     floor = _prior_sigma_floor(prior)
     if sigmas is None:
-        sigmas = sigma_ladder(max(2 * _anneal_start(operator, x_start, likelihood.noise_sigma,
-                                                    prior), 2 * floor),
+        start = (likelihood.noise_sigma if init == "map" else
+                 _anneal_start(operator, x_start, likelihood.noise_sigma, prior))
+        sigmas = sigma_ladder(max(2 * start, 2 * floor),
                               max(likelihood.noise_sigma / 4, floor), 8)
     sigmas = as_float_array(sigmas, "sigmas", ndim=1, finite=True).astype(np.float64)
     if np.any(sigmas <= 0) or np.any(np.diff(sigmas) > 0):
@@ -465,16 +486,18 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
             "use method='preconditioned'.")
     problem = _posterior.Problem(likelihood, prior, rng, cg_iter)
     if method == "laplace":
-        map_options: dict[str, Any] = dict(method="hqs", n_steps=8, cg_iter=cg_iter,
-                           sigma_schedule=(2 * likelihood.noise_sigma,
-                                           likelihood.noise_sigma / 4))
-        map_options.update(options.get("map_options") or {})
-        x_map = map_estimate(likelihood.y, operator, likelihood.noise_sigma, prior, x0=x0,
-                             rng=rng, **map_options)
+        x_map = _sampling_map(likelihood, operator, prior, x0, rng, cg_iter, map_options)
         sigma_last = float(x_map.history["sigma"][-1])
         samples, mean, n_evals, _ = _posterior.laplace(problem, x_map.x, sigma_last,
                                                        n_samples)
         return _summarise(samples, mean, None, n_evals + x_map.n_steps)
+    if init == "map":
+        top = max(2 * likelihood.noise_sigma,
+                  _anneal_start(operator, x_start, likelihood.noise_sigma, prior))
+        x_map = _sampling_map(likelihood, operator, prior, x_start, rng, cg_iter,
+                              map_options, top)
+        x_start = x_map.x.astype(dtype, copy=False)
+        problem.n_evals += x_map.n_steps
     x = np.repeat(x_start[np.newaxis], n_samples, axis=0)
     x += problem.white(x.shape) * x.real.dtype.type(sigmas[0])
     if method != "preconditioned":
@@ -496,16 +519,13 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
         return _summarise(samples, mean, trace, n_evals)
     inv_n2 = 1.0 / likelihood.noise_sigma ** 2
     noise_scale = dtype.type(np.sqrt(eps * (2 - eps)))
-    tweedie_sum, n_tweedie = np.zeros_like(x), 0
+    last_sum, n_last = np.zeros_like(x), 0
     states: list[np.ndarray] = []
     total = len(sigmas) * steps_per_sigma
     for t in progress_range(total, "posterior", progress):
         sigma = float(sigmas[t // steps_per_sigma])
         c = prior.lipschitz(tuple(operator.shape_in), sigma)
         s_prior = problem.prior_score(x, sigma)
-        if t >= total - steps_per_sigma:                # last level
-            tweedie_sum += x + dtype.type(sigma ** 2) * s_prior      # E[clean | x]
-            n_tweedie += 1
         # Q v = ε ∇log π(x) + sqrt(ε(2−ε)) (A*ξ₁/σ_n + sqrt(c) ξ₂), cov of (…) = Q
         rhs = problem.gram_noise(n_samples, c)
         rhs *= noise_scale
@@ -514,13 +534,27 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
         if not np.all(np.isfinite(x)):
             raise FloatingPointError(f"posterior_sample diverged at step {t} "
                                      f"(sigma={sigma:.3g}); use a smaller step_size.")
+        if t >= total - steps_per_sigma:                # the states of the last level
+            last_sum += x
+            n_last += 1
         if trace_every and t % trace_every == 0:
             states.append(x.copy())
         if callback is not None and callback(t + 1, x, {"sigma": sigma,
                                                         "step_size": eps / c}):
             break
-    mean = tweedie_sum.mean(axis=0) / n_tweedie if n_tweedie else x.mean(axis=0)
+    mean = last_sum.mean(axis=0) / n_last if n_last else x.mean(axis=0)
     return _summarise(x, mean, np.stack(states) if states else None, problem.n_evals)
+
+
+def _sampling_map(likelihood, operator, prior, x0, rng, cg_iter, overrides, top=None):
+    """The MAP estimate the Laplace approximation and ``init="map"`` start from: HQS,
+    8 steps ``top → σ_n/4`` (default top 2σ_n; `overrides` update these settings)."""
+    top = 2 * likelihood.noise_sigma if top is None else top
+    settings: dict[str, Any] = dict(method="hqs", n_steps=8, cg_iter=cg_iter,
+                                    sigma_schedule=(top, likelihood.noise_sigma / 4))
+    settings.update(overrides or {})
+    return map_estimate(likelihood.y, operator, likelihood.noise_sigma, prior, x0=x0,
+                        rng=rng, **settings)
 
 
 def _summarise(samples, mean, trace, n_evals):

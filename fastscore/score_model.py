@@ -212,6 +212,45 @@ class PatchScoreModel:
             self.model.score_from_output(h, x, s)
         return res
 
+    def input_vjp(self, patches: ArrayLike, sigma: float | np.ndarray | None,
+                  v: ArrayLike) -> np.ndarray:
+        """Exact vector-Jacobian product ``Σ_i v_{n,i} ∂s_i(p_n; σ)/∂p_n`` of the patch
+        score (the network's backward pass, chunked; see
+        :meth:`fastscore.noise_conditional.NoiseConditionalScore.input_vjp`).
+
+        Parameters
+        ----------
+        patches, v : ndarray of shape (N, patch_dim)
+        sigma : float > 0, ndarray of shape (N,), or None (``sigma_min``)
+
+        Returns
+        -------
+        ndarray of shape (N, patch_dim), dtype of `patches`
+
+        Raises
+        ------
+        NotImplementedError
+            With patch-level invariances (their symmetrised score has no backward pass
+            here).
+        """
+        if self._invariant is not None:
+            raise NotImplementedError("input_vjp is defined for a model without patch-level "
+                                      "invariances; use with_invariances() to switch them off.")
+        arr = as_float_array(patches, "patches", ndim=2, finite=True)
+        if arr.shape[1] != self.patch_dim:
+            raise ValueError(f"`patches` must have {self.patch_dim} columns (patch size "
+                             f"{self.patch_size}); got shape {arr.shape}.")
+        vec = as_float_array(v, "v", ndim=2, finite=True).astype(arr.dtype, copy=False)
+        if vec.shape != arr.shape:
+            raise ValueError(f"`v` must have the shape of `patches`, {arr.shape}; got "
+                             f"{vec.shape}.")
+        sig = check_sigma(self.sigma_min if sigma is None else sigma, arr.shape[0], arr.dtype)
+        out = np.empty_like(arr)
+        for lo in range(0, arr.shape[0], _CHUNK_SCORE):
+            hi = min(arr.shape[0], lo + _CHUNK_SCORE)
+            out[lo:hi] = self.model.input_vjp(arr[lo:hi], vec[lo:hi], sig[lo:hi])
+        return out
+
     def denoise(self, patches: ArrayLike,
                 sigma: float | np.ndarray | None = None) -> np.ndarray:
         """Tweedie's MMSE denoiser ``v + σ² s_V(v; σ)`` for patches with noise level σ."""

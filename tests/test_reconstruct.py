@@ -113,16 +113,16 @@ def test_preconditioned_samples_match_gaussian_posterior(name, eps):
     # sample variances of 4000 draws: relative sd sqrt(2/4000) = 2.2%, so 5 sd = 11%
     np.testing.assert_allclose(samples.var(0, ddof=1), np.diag(cov_eps), rtol=0.11)
     np.testing.assert_allclose(out.std.ravel() ** 2, samples.var(0, ddof=1))
-    # mean: Tweedie x + σ² s(x; σ) = (I − σ²H) x + σ² b averaged over chains and states
-    D = np.eye(16) - sigma ** 2 * H
-    tweedie_mean = D @ mean + sigma ** 2 * b
-    se_tweedie = np.sqrt(np.diag(D @ cov_eps @ D.T) / n)
-    assert np.all(np.abs(out.mean.ravel() - tweedie_mean) < 5 * se_tweedie)
+    # mean: the states of the last level averaged over chains and steps (an average over
+    # correlated states of one chain is no worse than its last state: 5 se of one state)
+    assert np.all(np.abs(out.mean.ravel() - mean) < 5 * se)
+    assert not np.allclose(out.mean.ravel(), samples.mean(0))    # more than the last state
 
 
 def test_preconditioned_reaches_the_posterior_from_a_bad_start():
     """Ill-conditioned inpainting (σ_n = 0.01): from a start far off, 40 preconditioned
-    steps reach the analytic posterior mean; plain Langevin with the same budget does not."""
+    steps (ε = 1) reach the analytic posterior mean; plain Langevin with the same budget
+    does not."""
     shape, noise, sigma = (4, 4), 0.01, 0.3
     prior, score = gaussian_prior(seed=2)
     H, b = dense_prior(shape, score, sigma)
@@ -134,7 +134,8 @@ def test_preconditioned_reaches_the_posterior_from_a_bad_start():
     mean = cov @ (A.adjoint(y).real.ravel() / noise ** 2 + b)
     start = np.full(shape, 5.0)
     kwargs = dict(n_samples=2000, sigmas=[sigma], steps_per_sigma=40, rng=5, x0=start)
-    pre = posterior_sample(y, A, noise, prior, **kwargs).samples.reshape(2000, 16)
+    pre = posterior_sample(y, A, noise, prior, step_size=1.0, **kwargs).samples.reshape(
+        2000, 16)
     lan = posterior_sample(y, A, noise, prior, method="langevin", **kwargs).samples
     sd = np.sqrt(np.diag(cov))
     assert np.all(np.abs(pre.mean(0) - mean) < 0.2 * sd)
