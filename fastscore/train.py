@@ -37,7 +37,7 @@ from ._validation import (as_float_array, check_choice, check_float_dtype, check
                           check_int_tuple, check_rng, check_scalar, check_scale)
 from .data import extract_patches
 from .intensity import IntensityReference
-from .losses import draw_noise_levels, ncsm_loss
+from .losses import draw_noise_levels, ncsm
 
 __all__ = ["fit_patch_score", "TrainingDiverged"]
 
@@ -70,7 +70,7 @@ class _Config:
     augment: bool
     validation_fraction: float
     validate_every: int
-    invariance: dict          # dc / contrast / contrast_eps, for ncsm_loss
+    invariance: dict          # dc / contrast / contrast_eps, for ncsm
     scale_augment: tuple      # (low, high) intensity factors, or ()
 
 
@@ -98,8 +98,9 @@ def _validate(model, val, cfg):
     for level in val["levels"]:
         sel = np.isclose(val["sigma"], level)
         if sel.any():
-            out[float(level)] = ncsm_loss(model, val["patches"][sel], val["sigma"][sel],
-                                          val["noise"][sel], grad=False, **cfg.invariance)
+            out[float(level)] = ncsm(model, None, val["patches"][sel],
+                                     draws=(val["sigma"][sel], val["noise"][sel]),
+                                     grad=False, **cfg.invariance)[0]
     return out
 
 
@@ -429,7 +430,7 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
             z = train_rng.standard_normal(x.shape).astype(dtype)
             if cfg.scale_augment:
                 x = x * _scale_factors(cfg, batch_size, train_rng, dtype)[:, None]
-            loss = ncsm_loss(model, x, sigma, z, **cfg.invariance)
+            loss = ncsm(model, None, x, draws=(sigma, z), **cfg.invariance)[0]
             norm = (clip_grad_norm(model.net.grad, max_grad_norm) if max_grad_norm > 0
                     else grad_norm(model.net.grad))
             if not (math.isfinite(loss) and math.isfinite(norm)):

@@ -251,6 +251,27 @@ def test_fit_patch_score_old_names():
     assert seen[:3] == seen[3:] and len(seen) == 6
 
 
+def test_ncsm_loss_is_a_warning_alias_of_ncsm_with_given_draws():
+    from fastscore.noise_conditional import NoiseConditionalScore
+
+    rng = np.random.default_rng(0)
+    v, z, sigma = rng.standard_normal((7, 4)), rng.standard_normal((7, 4)), rng.uniform(
+        0.1, 1.0, 7)
+    for options in ({}, dict(dc=True, contrast=True, contrast_eps=0.1), dict(grad=False)):
+        model = NoiseConditionalScore.for_patches(2, hidden=(6,), dtype=np.float64, rng=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            new, grad = losses.ncsm(model, None, v, draws=(sigma, z), **options)
+            grad = None if grad is None else grad.copy()
+        model.net.grad[...] = 0
+        with pytest.warns(FutureWarning, match=r"ncsm_loss\(model, patches, sigma, noise\) "
+                                               r"is deprecated; use losses.ncsm"):
+            old = losses.ncsm_loss(model, v, sigma, z, **options)
+        _same(old, new)
+        if grad is not None:
+            _same(model.net.grad, grad)
+
+
 def test_score_field_logpdf():
     pytest.importorskip("matplotlib")
     from fastscore import plot
