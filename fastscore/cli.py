@@ -411,8 +411,8 @@ def _cmd_info(args, console):
                      (f"{ref.percentile:g}-{100 - ref.percentile:g}% range "
                       f"[{ref.low[0]:.4g}, {ref.high[0]:.4g}]")))
     training = model.training or {}
-    for key in ("n_steps", "batch_size", "lr", "augment", "scale_augment", "final_loss",
-                "final_val_loss", "seconds", "data"):
+    for key in ("n_steps", "batch_size", "step_size", "lr", "augment", "scale_augment",
+                "final_loss", "final_val_loss", "seconds", "data"):    # lr: files before 0.1
         if training.get(key) is not None:
             value = training[key]
             rows.append((f"training {key.replace('_', ' ')}",

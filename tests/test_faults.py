@@ -68,10 +68,10 @@ def test_ctrl_c_during_the_update_is_delivered_after_it(images, tmp_path, monkey
     ckpt = str(tmp_path / "ckpt.npz")
     real_step = optim.Adam.step
 
-    def step_with_signal(self, grad, lr=None):
+    def step_with_signal(self, grad, step_size=None):
         if self.step_count == 20:
             signal.raise_signal(signal.SIGINT)      # a real Ctrl-C, mid-update
-        return real_step(self, grad, lr)
+        return real_step(self, grad, step_size)
 
     monkeypatch.setattr(optim.Adam, "step", step_with_signal)
     # Python's own handler, even when started with SIGINT ignored (a background job)
