@@ -434,3 +434,31 @@ def test_old_callback_signature_of_the_other_samplers(run):
     new = run(lambda k, x, info: seen_new.append(k) or k == 3)
     assert seen_old == seen_new == [1, 2, 3]
     _same(old, new)
+
+
+def test_hmc_mass_object_of_the_old_protocol():
+    """A mass object with sample(rng, x) still works (warning) and draws the same momenta
+    as one with sample(x, *, rng)."""
+    class Mass:
+        def sample(self, x, *, rng):
+            return 2.0 * rng.standard_normal(x.shape)
+
+        def solve(self, p):
+            return p / 4.0
+
+    class OldMass(Mass):
+        def sample(self, rng, x):
+            return Mass.sample(self, x, rng=rng)
+
+    def run(mass):
+        return sampling.annealed_hmc(_score, [1.0, 0.5], X0, n_steps=3, n_leapfrog=2,
+                                     step_size=0.3, log_density=lambda x, s: _log_density(x),
+                                     mass=lambda sigma: mass, rng=4)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = run(Mass())
+    with pytest.warns(FutureWarning, match=r"sample\(rng, x\) is deprecated; define "
+                                           r"sample\(x, \*, rng\)"):
+        old = run(OldMass())
+    _same(old, new)
