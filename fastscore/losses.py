@@ -414,8 +414,8 @@ def ncsm(model: Any, params: ArrayLike | None, x: ArrayLike,
         Levels are drawn first (shape ``(M·N,)``, by :func:`draw_noise_levels`), then
         ``standard_normal((M, N, d))``.
     grad : bool, default True
-        Also compute the gradient (skipped, and returned as None, when the loss is not
-        finite).
+        Also compute the gradient (``False``: returned as None; with ``params=None`` it is
+        also skipped, the buffer left as it was, when the loss is not finite).
     dc, contrast : bool, default False
         Train the invariant composite (patch mean removed / contrast normalised).
     contrast_eps : float, default 1e-2
@@ -482,8 +482,8 @@ def _ncsm_residual(scaled, patches, sigma, noise, weight, *, grad, dc, contrast,
         residual = map_back(h * ratio, u, c) + noise                # σ J s̃ + z
     norms = np.einsum("ij,ij->i", residual, residual, dtype=np.float64)
     loss = 0.5 * float(np.mean(norms if weight is None else weight * norms))
-    if not grad or not math.isfinite(loss):
-        return loss, None
+    if not grad or (scaled.params is None and not math.isfinite(loss)):
+        return loss, None                   # (training stops on a non-finite loss)
     residual *= residual.dtype.type(1.0 / len(patches))
     if weight is not None:
         residual *= weight.astype(residual.dtype)[:, None]
