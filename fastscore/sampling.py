@@ -456,8 +456,7 @@ class _IdentityMass:
 
 
 def _momentum_sampler(mass):
-    """``(x, rng) -> p ~ N(0, M)`` from ``mass.sample(x, *, rng)``; a mass object of the
-    old protocol ``sample(rng, x)`` still works, with a deprecation warning."""
+    """``(x, rng) -> p ~ N(0, M)`` by ``mass.sample(x, *, rng)`` (old ``sample(rng, x)`` warns)."""
     try:
         inspect.signature(mass.sample).bind(None, rng=None)
     except TypeError:
