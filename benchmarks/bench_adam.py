@@ -110,7 +110,7 @@ def check_agreement(torch, dtype):
     q = torch.nn.Parameter(torch.from_numpy(p.copy()))
     opt_t = torch.optim.AdamW([q], lr=1e-2, betas=BETAS, eps=EPS, weight_decay=WD,
                               fused=True)
-    opt_f = Adam(p, lr=1e-2, betas=BETAS, eps=EPS, weight_decay=WD)
+    opt_f = Adam(p, step_size=1e-2, betas=BETAS, eps=EPS, weight_decay=WD)
     for _ in range(20):
         g = rng.standard_normal(p.size).astype(dtype)
         q.grad = torch.from_numpy(g.copy())
@@ -150,7 +150,8 @@ def run_case(n, dtype, threads, quick, torch, table):
     case = f"{'MLP 3x3' if n == MLP_PARAMS else f'{n / 1e6:g}M'} ({n}) {np.dtype(dtype).name}"
     rounds = 5 if quick else 25
     for t in threads:
-        opt = Adam(start.copy(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, n_threads=t)
+        opt = Adam(start.copy(), step_size=LR, betas=BETAS, eps=EPS, weight_decay=WD,
+                   n_threads=t)
         ref = NumpyAdamW(start.copy())
         contenders = [("fastscore", lambda opt=opt: opt.step(grad)),
                       ("numpy", lambda ref=ref: ref.step(grad))]

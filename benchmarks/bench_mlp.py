@@ -453,7 +453,7 @@ def main():
         for batch in batches:
             fs_net.params[...] = base_params
             np_net.params[...] = base_params
-            fs_opt = Adam(fs_net.params, lr=LR, betas=BETAS, eps=EPS,
+            fs_opt = Adam(fs_net.params, step_size=LR, betas=BETAS, eps=EPS,
                           n_threads=n_threads) if Adam else NumpyAdam(fs_net.params)
             np_opt = NumpyAdam(np_net.params)
             topt = None

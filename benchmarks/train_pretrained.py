@@ -42,7 +42,7 @@ def phantom_images(seed=0, n=48, size=128):
 
 
 def train_mlp(images, *, patch, steps, batch=512, sigmas=(0.01, 0.5), dc=False, seed=0,
-              lr=2e-3, hidden=None):
+              step_size=2e-3, hidden=None):
     """Noise-conditional MLP on `patch`² patches, NCSM (fastscore.train.fit_patch_score)."""
     from fastscore.data import extract_patches
 
@@ -50,7 +50,7 @@ def train_mlp(images, *, patch, steps, batch=512, sigmas=(0.01, 0.5), dc=False, 
     net = NoiseConditionalScore.for_patches(patch, stats, hidden=hidden or HIDDEN[patch],
                                             rng=seed)
     return fit_patch_score(images, patch_size=patch, model=net, n_steps=steps,
-                           batch_size=batch, sigma_range=sigmas, dc=dc, step_size=lr,
+                           batch_size=batch, sigma_range=sigmas, dc=dc, step_size=step_size,
                            rng=seed, dtype=np.float32,
                            validation_fraction=0.0, warmup=min(200, steps // 10))
 

@@ -21,7 +21,7 @@ from fastscore.train import fit_patch_score
 
 def main():
     model = fit_patch_score(rectangles(2000, rng=0, dtype=np.float32), n_steps=4000,
-                            sigmas=(0.02, 0.5), rng=0, progress=True)
+                            sigma_range=(0.02, 0.5), rng=0, progress=True)
     prior = PatchPrior(model, 3, weight=1 / 9)
     x = rectangles(1, size=48, rng=1)[0]
     A = MRI(cartesian_mask(x.shape, acceleration=4, center_fraction=0.1, rng=2))

@@ -28,6 +28,7 @@ import zipfile
 import numpy as np
 
 from ._optional import import_optional
+from ._version import __version__
 
 __all__ = [
     "WRITABLE_SUFFIXES",
@@ -45,9 +46,11 @@ __all__ = [
     "read_stdin_array",
     "reading",
     "shown",
+    "show_settings",
     "sibling",
     "suffix_of",
     "table",
+    "use_threads",
     "write_result",
     "write_stdout_array",
     "writing",
@@ -58,6 +61,28 @@ WRITABLE_SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff", ".nii", ".nii.gz")
 _TWO_D_ONLY = (".png", ".tif", ".tiff")
 _WRITERS = {".png": "PIL.Image", ".tif": "PIL.Image", ".tiff": "PIL.Image",
             ".nii": "nibabel", ".nii.gz": "nibabel"}      # optional packages of the formats
+
+
+def use_threads(args):
+    """--threads: set fastscore's thread count for the run (when given)."""
+    import fastscore
+
+    if getattr(args, "threads", None) is not None:
+        from ._threads import check_threads
+
+        with checking("--threads"):
+            fastscore.set_num_threads(check_threads(args.threads, "--threads"))
+
+
+def show_settings(args, console):
+    """-v: the settings used."""
+    import fastscore
+
+    shown = {k: v for k, v in sorted(vars(args).items()) if k not in ("func", "command")}
+    console.detail(f"fastscore {__version__} {args.command}: " + ", ".join(
+        f"{k}={v}" for k, v in shown.items()))
+    if hasattr(args, "threads"):
+        console.detail(f"threads: {fastscore.get_num_threads()}")
 
 
 class UsageError(Exception):

@@ -1,10 +1,11 @@
 """The ``fastscore`` command: demo, train, denoise, reconstruct, sample, info, bench.
 
-Only this module (with its helpers in ``_cli_support``) prints. Exit codes: 0 success;
-2 a user mistake (a missing or unreadable file, a model for another patch size, an option
-out of range, an output that exists), reported in one line; 1 an internal error, reported
-in one line with "run with --debug for the traceback"; 130 on Ctrl-C (training leaves a
-resumable checkpoint). How the two kinds of errors are told apart: see ``_cli_support``.
+Only this module and its ``_cli_*`` helpers (one per command group, ``_cli_support`` for
+what they share) print. Exit codes: 0 success; 2 a user mistake (a missing or unreadable
+file, a model for another patch size, an option out of range, an output that exists),
+reported in one line; 1 an internal error, reported in one line with "run with --debug for
+the traceback"; 130 on Ctrl-C (training leaves a resumable checkpoint). How the two kinds
+of errors are told apart: see ``_cli_support``.
 """
 
 import argparse
@@ -29,6 +30,7 @@ from ._cli_models import make_prior as _prior
 from ._cli_parser import build_parser as _build_parser
 from ._cli_operators import build_operator, image_shape_of
 from ._cli_scanner import nifti_geometry, reconstruct_sense
+from ._cli_train import train_command as _cmd_train
 from ._cli_support import (
     WRITABLE_SUFFIXES,
     Console,
@@ -47,33 +49,14 @@ from ._cli_support import (
     write_result,
     writing,
 )
+from ._cli_support import show_settings as _settings
+from ._cli_support import use_threads as _threads
 from ._version import __version__
 
 __all__ = ["build_parser", "main"]
 
 
 # --------------------------------------------------------------------------- helpers
-def _threads(args):
-    import fastscore
-
-    if getattr(args, "threads", None) is not None:
-        from ._threads import check_threads
-
-        with checking("--threads"):
-            fastscore.set_num_threads(check_threads(args.threads, "--threads"))
-
-
-def _settings(args, console):
-    """-v: the settings used."""
-    import fastscore
-
-    shown = {k: v for k, v in sorted(vars(args).items()) if k not in ("func", "command")}
-    console.detail(f"fastscore {__version__} {args.command}: " + ", ".join(
-        f"{k}={v}" for k, v in shown.items()))
-    if hasattr(args, "threads"):
-        console.detail(f"threads: {fastscore.get_num_threads()}")
-
-
 def _denoising_intensity(model, choice):
     """--intensity of denoise: "auto" is "affine" when the model stores training statistics."""
     reference = getattr(model, "intensity_reference", None)
@@ -185,96 +168,6 @@ def _cmd_demo(args, console):
              "(pip install 'fastscore[plot]' for the figure)")
     console.say(f"model: {model_path} (use it with: fastscore denoise NOISY --model {model_path} "
          f"--sigma {noise} --out OUT)")
-    return 0
-
-
-# --------------------------------------------------------------------------- train
-def _training_files(args):
-    files = []
-    for path in args.images:
-        if os.path.isdir(path):
-            files += sorted(os.path.join(path, f) for f in os.listdir(path)
-                            if not f.startswith("."))
-        else:
-            files.append(path)
-    return files
-
-
-def _training_images(args, files, console):
-    from . import data
-
-    if args.phantom:
-        if args.images:
-            raise UsageError("give image files or --phantom, not both")
-        check_size((args.size, args.size), "--n-images phantoms", count=args.n_images,
-                   itemsize=4, copies=2)
-        make = {"rectangles": data.rectangles, "disks": data.disks}[args.phantom]
-        with checking("phantom options"):
-            return make(args.n_images, size=args.size, rng=args.seed, dtype=np.float32)
-    if not args.images:
-        raise UsageError("give training images (files or folders) or --phantom")
-    images = []
-    for f in files:
-        arr = as_real(read_image(f, "image", console), "image", f)
-        images += list(arr) if arr.ndim == 3 and args.stack else [arr]
-    if not images:
-        raise UsageError("no images found in " + ", ".join(args.images))
-    return [im.astype(np.float32) for im in images]
-
-
-def _check_training_patch(patch, images):
-    for im in images:
-        shape = tuple(im.shape)
-        dims = (patch,) * len(shape) if isinstance(patch, int) else patch
-        if len(dims) != len(shape) or any(p > n for p, n in zip(dims, shape)):
-            raise UsageError(f"--patch-size {patch} does not fit a training image of shape "
-                             f"{shape}")
-
-
-def _cmd_train(args, console):
-    from .train import fit_patch_score
-
-    _threads(args)
-    _settings(args, console)
-    if args.sigma_min >= args.sigma_max:
-        raise UsageError(f"--sigma-min ({args.sigma_min:g}) must be smaller than --sigma-max "
-                         f"({args.sigma_max:g})")
-    if args.scale_augment and not 0 < args.scale_augment[0] <= args.scale_augment[1]:
-        raise UsageError(f"--scale-augment LOW HIGH needs 0 < LOW <= HIGH; got "
-                         f"{args.scale_augment}")
-    checkpoint = args.checkpoint or (args.out + ".checkpoint.npz")
-    files = _training_files(args)
-    check_outputs([args.out], files + [checkpoint], overwrite=args.overwrite, suffixes=None)
-    if args.resume and not os.path.isfile(checkpoint):
-        raise UsageError(f"--resume: no checkpoint {checkpoint} to continue from")
-    if args.checkpoint:
-        check_outputs([checkpoint], files, overwrite=True, suffixes=None)
-    images = _training_images(args, files, console)
-    patch = args.patch_size[0] if len(args.patch_size) == 1 else tuple(args.patch_size)
-    _check_training_patch(patch, images)
-    try:
-        with console.timed("training"):
-            model = fit_patch_score(images, patch_size=patch, n_steps=args.steps,
-                                    batch_size=args.batch_size, step_size=args.step_size,
-                                    sigma_range=(args.sigma_min, args.sigma_max),
-                                    rng=args.seed,
-                                    augment=not args.no_augment,
-                                    scale_augment=args.scale_augment, dc=args.dc,
-                                    contrast=args.contrast, intensity=args.intensity,
-                                    checkpoint=checkpoint,
-                                    checkpoint_every=args.checkpoint_every,
-                                    resume=args.resume, progress=console.progress)
-    except KeyboardInterrupt:
-        print(f"fastscore train: interrupted; resume with the same command plus --resume "
-              f"(checkpoint {checkpoint})", file=sys.stderr)
-        return 130
-    with writing(args.out):
-        model.save(args.out)
-    h = model.history
-    console.say(f"trained {len(h['loss'])} steps in {h['time'][-1]:.1f} s; final loss "
-                f"{h['loss'][-1]:.4f}" + (f", validation {h['val_loss'][-1]:.4f}"
-                                          if h["val_loss"] else "")
-                + f"; model written to {args.out}")
     return 0
 
 
@@ -485,8 +378,8 @@ def _cmd_info(args, console):
                      (f"{ref.percentile:g}-{100 - ref.percentile:g}% range "
                       f"[{ref.low[0]:.4g}, {ref.high[0]:.4g}]")))
     training = model.training or {}
-    for key in ("n_steps", "batch_size", "lr", "augment", "scale_augment", "final_loss",
-                "final_val_loss", "seconds", "data"):
+    for key in ("n_steps", "batch_size", "step_size", "lr", "augment", "scale_augment",
+                "final_loss", "final_val_loss", "seconds", "data"):    # lr: files before 0.1
         if training.get(key) is not None:
             value = training[key]
             rows.append((f"training {key.replace('_', ' ')}",

@@ -300,25 +300,77 @@ def _draw_sigmas(sigmas, sigma_range, size, rng):
     return draw_noise_levels(size, rng, ladder=ladder)
 
 
+class _ScaledScore:
+    """The scaled score ``h = σ s(x; σ)`` of a model and the parameter gradient of
+    ``Σ g·h``: the one interface of :func:`ncsm` to the three kinds of model it trains.
+
+    - ``params`` given, noise-conditional model: ``h = σ · model.score(x, params, sigma=σ)``,
+      gradient ``model.score_vjp(x, params, σ g, sigma=σ)``;
+    - ``params`` given, plain model: the :math:`\\tilde s/\\sigma` parametrisation, so
+      ``h = model.score(x, params)`` and the gradient ``model.score_vjp(x, params, g)``;
+    - ``params=None``: the model's own weights through its training passes
+      (``scaled_score(keep=True)`` / ``scaled_score_backward``), no copy of the weights,
+      the gradient written into ``model.net.grad`` and returned as that buffer.
+    """
+
+    def __init__(self, model, params):
+        self.model, self.params = model, params
+        self.conditional = _is_noise_conditional(model)
+
+    def forward(self, x, sigma, *, keep):
+        self.x, self.sigma = x, sigma
+        if self.params is None:
+            return self.model.scaled_score(x, sigma, keep=keep)
+        if self.conditional:
+            return sigma[:, None] * self.model.score(x, self.params, sigma=sigma)
+        return self.model.score(x, self.params)
+
+    def backward(self, g):
+        if self.params is None:
+            self.model.scaled_score_backward(g)
+            return self.model.net.grad
+        if self.conditional:
+            return _grad(self.model.score_vjp(self.x, self.params, g * self.sigma[:, None],
+                                              sigma=self.sigma))
+        return _grad(self.model.score_vjp(self.x, self.params, g))
+
+
+def _check_draws(draws, x):
+    """The given ``(sigma, noise)`` of :func:`ncsm`: levels (N,) > 0 and noise (N, d)."""
+    if not isinstance(draws, tuple) or len(draws) != 2:
+        raise TypeError("`draws` must be a tuple (sigma, noise); got "
+                        f"{type(draws).__name__}.")
+    sigma = as_float_array(draws[0], "draws[0] (sigma)", ndim=1)
+    noise = as_float_array(draws[1], "draws[1] (noise)", ndim=2)
+    if sigma.shape != x.shape[:1] or noise.shape != x.shape:
+        raise ValueError(f"`draws` must be (sigma of shape {x.shape[:1]}, noise of shape "
+                         f"{x.shape}) for `x` of shape {x.shape}; got {sigma.shape} and "
+                         f"{noise.shape}.")
+    return sigma, noise
+
+
 @keyword_only("weighting", "n_noise", "rng")
-def ncsm(model: Any, params: ArrayLike, x: ArrayLike, sigmas: ArrayLike | None = None, *,
-         sigma_range: tuple[float, float] | None = None, weighting: str = "sigma2",
-         n_noise: int = 1, rng: int | np.random.Generator | None = None
-         ) -> tuple[float, np.ndarray]:
+def ncsm(model: Any, params: ArrayLike | None, x: ArrayLike,
+         sigmas: ArrayLike | None = None, *, sigma_range: tuple[float, float] | None = None,
+         draws: tuple[ArrayLike, ArrayLike] | None = None, weighting: str = "sigma2",
+         n_noise: int = 1, rng: int | np.random.Generator | None = None,
+         grad: bool = True, dc: bool = False, contrast: bool = False,
+         contrast_eps: float = 1e-2) -> tuple[float, np.ndarray | None]:
     """Noise-conditional score matching over many noise levels (Song & Ermon 2019).
 
     Each noisy copy :math:`\\tilde x_{nm} = x_n + \\sigma_{nm} z_{nm}` gets its own noise
-    level :math:`\\sigma_{nm}`, drawn uniformly from a ladder (`sigmas`) or log-uniformly
-    from a range (`sigma_range`):
+    level :math:`\\sigma_{nm}`, drawn uniformly from a ladder (`sigmas`), log-uniformly
+    from a range (`sigma_range`), or given with its noise (`draws`):
 
     .. math::
 
-        L(\\theta) = \\frac{1}{NM} \\sum_{n,m} \\lambda(\\sigma_{nm})\\, \\tfrac12
-        \\Big\\| s(\\tilde x_{nm}; \\sigma_{nm}, \\theta) + \\frac{z_{nm}}{\\sigma_{nm}}
-        \\Big\\|^2, \\qquad \\lambda(\\sigma) = \\sigma^2 \\ (\\text{"sigma2"})
+        L(\\theta) = \\frac{1}{NM} \\sum_{n,m} \\frac{\\lambda(\\sigma_{nm})}{\\sigma_{nm}^2}
+        \\, \\tfrac12 \\Big\\| \\sigma_{nm}\\, s(\\tilde x_{nm}; \\sigma_{nm}, \\theta)
+        + z_{nm} \\Big\\|^2, \\qquad \\lambda(\\sigma) = \\sigma^2 \\ (\\text{"sigma2"})
         \\text{ or } 1 \\ (\\text{"uniform"})
 
-    (:math:`z/\\sigma = (\\tilde x - x)/\\sigma^2`). The score at level :math:`\\sigma` is
+    (the residual of DSM, :math:`s + (\\tilde x - x)/\\sigma^2`, times :math:`\\sigma`).
+    The score at level :math:`\\sigma` is
 
     - for a noise-conditional model (``model.noise_conditional`` true):
       ``model.score(x~, params, sigma=σ_nm)``;
@@ -329,34 +381,51 @@ def ncsm(model: Any, params: ArrayLike, x: ArrayLike, sigmas: ArrayLike | None =
       z\\|^2` of the same scale. To use such a model at level :math:`\\sigma`, divide its
       score by :math:`\\sigma`.
 
-    Levels come from :func:`draw_noise_levels`. For a
-    :class:`fastscore.noise_conditional.NoiseConditionalScore` in training,
-    :func:`ncsm_loss` computes the same objective (``weighting="sigma2"``) on given levels
-    and noise through the model's training passes.
+    With `dc` / `contrast` the score is the invariant composite ``s(v) = J s̃(u(v); σ_u)``
+    of :mod:`fastscore.invariance` (the model is s̃); the gradient flows through ``J``.
+    This one function is also the training loss of :func:`fastscore.train.fit_patch_score`
+    (``params=None``, given `draws`).
 
     Parameters
     ----------
     model : score model
-    params : ndarray of shape (n_params,)
+    params : ndarray of shape (n_params,) or None
+        The parameters θ. ``None``: the model's own weights through its training passes
+        (a :class:`fastscore.noise_conditional.NoiseConditionalScore`: ``scaled_score``
+        and ``scaled_score_backward``), without copying them; the gradient is then the
+        network's buffer ``model.net.grad`` (overwritten by the next call).
     x : ndarray of shape (N, d)
+        Clean data.
     sigmas : array_like of shape (L,), optional
         A noise ladder :math:`\\sigma_1, …, \\sigma_L > 0` (any sequence or array; a
         scalar is a one-level ladder), each noisy copy drawing one level uniformly.
         (Deprecated: a tuple of two is read as `sigma_range`, with a warning.)
     sigma_range : (sigma_min, sigma_max), optional
         A range instead of a ladder: levels drawn log-uniformly in
-        :math:`[\\sigma_{min}, \\sigma_{max}]`. Exactly one of `sigmas`, `sigma_range`.
+        :math:`[\\sigma_{min}, \\sigma_{max}]`.
+    draws : (ndarray of shape (N,), ndarray of shape (N, d)), optional
+        Given levels :math:`\\sigma_n` and unit noise :math:`z_n` (one copy per point,
+        `rng` unused). Exactly one of `sigmas`, `sigma_range`, `draws`.
     weighting : {"sigma2", "uniform"}, default "sigma2"
         :math:`\\lambda(\\sigma)`.
     n_noise : int >= 1, default 1
-        Noisy copies per data point, :math:`M`.
+        Noisy copies per data point, :math:`M` (1 with `draws`).
     rng : None, int or numpy.random.Generator
-        Levels are drawn first (shape ``(M·N,)``), then ``standard_normal((M, N, d))``.
+        Levels are drawn first (shape ``(M·N,)``, by :func:`draw_noise_levels`), then
+        ``standard_normal((M, N, d))``.
+    grad : bool, default True
+        Also compute the gradient (``False``: returned as None; with ``params=None`` it is
+        also skipped, the buffer left as it was, when the loss is not finite).
+    dc, contrast : bool, default False
+        Train the invariant composite (patch mean removed / contrast normalised).
+    contrast_eps : float, default 1e-2
+        Contrast floor of the normalisation.
 
     Returns
     -------
     loss : float
-    grad : ndarray of shape (n_params,), float64
+    grad : ndarray of shape (n_params,) or None
+        float64 for given `params`; the network's gradient buffer for ``params=None``.
 
     References
     ----------
@@ -364,8 +433,12 @@ def ncsm(model: Any, params: ArrayLike, x: ArrayLike, sigmas: ArrayLike | None =
     distribution", NeurIPS 2019; "Improved techniques for training score-based generative
     models", NeurIPS 2020 (the :math:`\\tilde s/\\sigma` parametrisation).
     """
-    _require(model, ("score", "score_vjp"), "ncsm")
-    theta, x = _check_params(model, params), _check_data(x)
+    if params is None:
+        _require(model, ("scaled_score", "scaled_score_backward"), "ncsm(params=None)")
+        theta, x = None, as_float_array(x, "x", ndim=2)
+    else:
+        _require(model, ("score", "score_vjp"), "ncsm")
+        theta, x = _check_params(model, params), _check_data(x)
     check_choice(weighting, "weighting", ("sigma2", "uniform"))
     n_noise = check_int(n_noise, "n_noise", low=1)
     if isinstance(sigmas, tuple) and len(sigmas) == 2 and sigma_range is None:
@@ -373,79 +446,64 @@ def ncsm(model: Any, params: ArrayLike, x: ArrayLike, sigmas: ArrayLike | None =
                         "deprecated; use sigma_range=(sigma_min, sigma_max) (a ladder is "
                         "any other array).")
         sigmas, sigma_range = None, sigmas
-    if (sigmas is None) == (sigma_range is None):
-        raise TypeError("ncsm() takes exactly one of `sigmas` (a ladder) and `sigma_range` "
-                        "(sigma_min, sigma_max).")
+    if sum(arg is not None for arg in (sigmas, sigma_range, draws)) != 1:
+        raise TypeError("ncsm() takes exactly one of `sigmas` (a ladder), `sigma_range` "
+                        "(sigma_min, sigma_max) and `draws` (sigma, noise).")
     if sigmas is not None and not isinstance(sigmas, (tuple, list, np.ndarray,
                                                       numbers.Real)):
         raise TypeError("`sigmas` must be an array of noise levels; got "
                         f"{type(sigmas).__name__}.")
-    rng = check_rng(rng)
-    sig = _draw_sigmas(sigmas if not isinstance(sigmas, numbers.Real) else [sigmas],
-                       sigma_range, n_noise * x.shape[0], rng)
-    x_rep, z = _noisy_copies(x, n_noise, rng)
-    x_noisy = x_rep + sig[:, None] * z
-    weight = sig ** 2 if weighting == "sigma2" else np.ones_like(sig)
-    count = x_noisy.shape[0]
-    if _is_noise_conditional(model):
-        s = model.score(x_noisy, theta, sigma=sig)
-        residual = s + z / sig[:, None]
-        loss = 0.5 * np.sum(weight[:, None] * residual ** 2) / count
-        grad = model.score_vjp(x_noisy, theta, weight[:, None] * residual / count, sigma=sig)
+    if draws is not None:
+        if n_noise != 1:
+            raise ValueError(f"`draws` gives one noisy copy per point; got n_noise={n_noise}.")
+        sig, z = _check_draws(draws, x)
     else:
-        s_tilde = model.score(x_noisy, theta)
-        residual = (s_tilde + z) / sig[:, None]          # s~/sigma + z/sigma
-        loss = 0.5 * np.sum(weight[:, None] * residual ** 2) / count
-        grad = model.score_vjp(x_noisy, theta, (weight / sig)[:, None] * residual / count)
-    return float(loss), _grad(grad)
+        rng = check_rng(rng)
+        sig = _draw_sigmas(sigmas if not isinstance(sigmas, numbers.Real) else [sigmas],
+                           sigma_range, n_noise * x.shape[0], rng)
+        x, z = _noisy_copies(x, n_noise, rng)
+    weight = None if weighting == "sigma2" else 1.0 / sig ** 2      # λ(σ)/σ²
+    return _ncsm_residual(_ScaledScore(model, theta), x, sig, z, weight, grad=grad, dc=dc,
+                          contrast=contrast, contrast_eps=contrast_eps)
+
+
+def _ncsm_residual(scaled, patches, sigma, noise, weight, *, grad, dc, contrast,
+                   contrast_eps):
+    """Loss ``½ mean w ‖σ s(v + σ z; σ) + z‖²`` (w = 1 if `weight` is None) and its
+    parameter gradient through ``scaled`` (a :class:`_ScaledScore`)."""
+    noisy = patches + sigma[:, None] * noise
+    if not (dc or contrast):
+        residual = scaled.forward(noisy, sigma, keep=grad) + noise    # σ s(ṽ; σ) + z
+    else:
+        u, sigma_u, c = normalize_patches(noisy, sigma, dc=dc, contrast=contrast,
+                                          contrast_eps=contrast_eps)
+        h = scaled.forward(u, sigma_u, keep=grad)                   # σ_u s̃(u; σ_u)
+        ratio = (sigma / sigma_u)[:, None]                          # 1, or c
+        residual = map_back(h * ratio, u, c) + noise                # σ J s̃ + z
+    norms = np.einsum("ij,ij->i", residual, residual, dtype=np.float64)
+    loss = 0.5 * float(np.mean(norms if weight is None else weight * norms))
+    if not grad or (scaled.params is None and not math.isfinite(loss)):
+        return loss, None                   # (training stops on a non-finite loss)
+    residual *= residual.dtype.type(1.0 / len(patches))
+    if weight is not None:
+        residual *= weight.astype(residual.dtype)[:, None]
+    if dc or contrast:                                              # ∂/∂h = (σ/σ_u) J r
+        residual = map_back(residual, u, c) * ratio
+    return loss, scaled.backward(residual)
 
 
 def ncsm_loss(model, patches, sigma, noise, *, grad=True, dc=False, contrast=False,
               contrast_eps=1e-2):
-    """σ²-weighted NCSM loss of a noise-conditional model on one batch, training fast path.
+    """Deprecated: ``ncsm(model, None, patches, draws=(sigma, noise), ...)[0]``.
 
-    The objective of :func:`ncsm` (``weighting="sigma2"``, levels and noise given) through
-    the model's training passes (``scaled_score(keep=True)`` / ``scaled_score_backward``):
-    no copies of the weights, the gradient written into ``model.net.grad``. Used by
-    :func:`fastscore.train.fit_patch_score`.
-
-    .. math::  \\mathcal L = \\frac{1}{N}\\sum_n \\tfrac12
-               \\lVert σ_n s(v_n + σ_n z_n; σ_n) + z_n \\rVert^2
-
-    With `dc` / `contrast` the score is the invariant composite ``s(v) = J s̃(u(v); σ_u)``
-    of :mod:`fastscore.invariance` (the network is s̃); the gradient flows through ``J``.
-
-    Parameters
-    ----------
-    model : fastscore.noise_conditional.NoiseConditionalScore
-    patches : ndarray of shape (N, patch_dim), clean patches v
-    sigma : ndarray of shape (N,), noise levels σ_n
-    noise : ndarray of shape (N, patch_dim), unit noise z
-    grad : bool
-        Also write ∂L/∂θ into the network's gradient buffer (skipped when the loss is not
-        finite: the caller stops).
-
-    Returns
-    -------
-    loss : float
+    The training loss of a noise-conditional model on given levels and noise (gradient
+    into ``model.net.grad``) is :func:`ncsm` with ``params=None``; this name is removed in
+    fastscore 0.2.
     """
-    noisy = patches + sigma[:, None] * noise
-    if not (dc or contrast):
-        scaled = model.scaled_score(noisy, sigma, keep=grad)      # σ s(ṽ; σ)
-        residual = scaled + noise
-    else:
-        u, sigma_u, c = normalize_patches(noisy, sigma, dc=dc, contrast=contrast,
-                                          contrast_eps=contrast_eps)
-        h = model.scaled_score(u, sigma_u, keep=grad)               # σ_u s̃(u; σ_u)
-        ratio = (sigma / sigma_u)[:, None]                          # 1, or c
-        residual = map_back(h * ratio, u, c) + noise                # σ J s̃ + z
-    loss = 0.5 * float(np.mean(np.einsum("ij,ij->i", residual, residual, dtype=np.float64)))
-    if grad and math.isfinite(loss):
-        residual *= residual.dtype.type(1.0 / len(patches))
-        if dc or contrast:                                          # ∂/∂h = (σ/σ_u) J r
-            residual = map_back(residual, u, c) * ratio
-        model.scaled_score_backward(residual)
-    return loss
+    warn_deprecated("losses.ncsm_loss(model, patches, sigma, noise) is deprecated; use "
+                    "losses.ncsm(model, None, patches, draws=(sigma, noise))[0].")
+    return ncsm(model, None, patches, draws=(sigma, noise), grad=grad, dc=dc,
+                contrast=contrast, contrast_eps=contrast_eps)[0]
 
 
 @keyword_only("n_projections", "rng")

@@ -9,7 +9,7 @@ A training step (σ²-weighted denoising score matching) with no copies of the n
 buffers::
 
     model = NoiseConditionalScore.for_patches((3, 3), training_patches, rng=0)
-    opt = fastscore.optim.Adam(model.params, lr=1e-3)       # updates model.params in place
+    opt = fastscore.optim.Adam(model.params, step_size=1e-3)       # updates model.params in place
     for step in range(n_steps):
         v, sigma, z = ...                                    # clean patches, levels, N(0, I)
         scaled = model.scaled_score(v + sigma[:, None] * z, sigma, keep=True)   # σ s(ṽ; σ)

@@ -1,5 +1,5 @@
-"""Optimiser for flat parameter buffers: Adam/AdamW, learning-rate schedules, gradient
-clipping and an exponential moving average of the weights.
+"""Optimiser for flat parameter buffers: Adam/AdamW, step-size schedules (defined in
+``_schedules``), gradient clipping and an exponential moving average of the weights.
 
 The network keeps every parameter in **one flat contiguous buffer** and its gradient in a
 second one, so an optimiser step is a single fused compiled pass over the buffer (moments
@@ -17,9 +17,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._deprecation import deprecated_attribute, renamed_arguments
+from ._deprecation import deprecated_alias, deprecated_attribute, renamed_arguments
 from ._threads import effective_threads, resolve_n_threads
 from ._ext import adam as _kernels
+from ._schedules import (
+    ConstantLR,
+    ConstantSchedule,
+    CosineLR,
+    CosineSchedule,
+    StepDecaySchedule,
+    StepLR,
+    WarmupLR,
+    WarmupSchedule,
+    _as_schedule,
+    _Schedule,
+)
 from ._validation import as_float_array, check_int, check_scalar
 
 __all__ = [
@@ -27,6 +39,10 @@ __all__ = [
     "EMA",
     "clip_grad_norm",
     "grad_norm",
+    "ConstantSchedule",
+    "CosineSchedule",
+    "StepDecaySchedule",
+    "WarmupSchedule",
     "ConstantLR",
     "CosineLR",
     "StepLR",
@@ -67,163 +83,6 @@ MIN_ENTRIES_PER_THREAD = 1 << 19
 
 def _threads(n_threads, size):
     return effective_threads(n_threads, size // MIN_ENTRIES_PER_THREAD)
-
-
-# --------------------------------------------------------------------------- schedules
-
-
-class _Schedule:
-    """Base of the learning-rate schedules: a callable ``step -> lr`` (step counts from 0)."""
-
-    def __call__(self, step: int) -> float:
-        step = check_int(step, "step", low=0)
-        return float(self._value(step))
-
-    def _value(self, step):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({args})"
-
-    def _params(self):
-        return dict(vars(self))
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._params() == other._params()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self)))
-
-
-def _as_schedule(lr, name="lr"):
-    """A float or a schedule -> a schedule (floats become :class:`ConstantLR`)."""
-    if isinstance(lr, _Schedule):
-        return lr
-    if callable(lr):
-        return _Callable(lr)
-    return ConstantLR(check_scalar(lr, name, low=0.0))
-
-
-class _Callable(_Schedule):
-    """Any user callable ``step -> lr``, checked at each call."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def _value(self, step):
-        return check_scalar(self.fn(step), "lr (returned by the schedule)", low=0.0)
-
-
-class ConstantLR(_Schedule):
-    """Constant learning rate, :math:`\\eta_t = \\eta`.
-
-    Parameters
-    ----------
-    lr : float >= 0
-    """
-
-    def __init__(self, lr: float) -> None:
-        self.lr = check_scalar(lr, "lr", low=0.0)
-
-    def _value(self, step):
-        return self.lr
-
-
-class CosineLR(_Schedule):
-    """Cosine decay from `lr` to `final_lr` over `n_steps` steps, then constant.
-
-    .. math::
-
-        \\eta_t = \\eta_{\\mathrm{final}} + \\tfrac12(\\eta - \\eta_{\\mathrm{final}})
-        \\bigl(1 + \\cos(\\pi \\min(t, T)/T)\\bigr)
-
-    Parameters
-    ----------
-    lr : float >= 0
-        :math:`\\eta`, the rate at step 0.
-    n_steps : int >= 1
-        :math:`T`, the length of the decay.
-    final_lr : float >= 0, default 0
-        :math:`\\eta_{\\mathrm{final}}`, reached at step `n_steps` and kept after it.
-    """
-
-    def __init__(self, lr: float, n_steps: int, final_lr: float = 0.0) -> None:
-        self.lr = check_scalar(lr, "lr", low=0.0)
-        self.n_steps = check_int(n_steps, "n_steps", low=1)
-        self.final_lr = check_scalar(final_lr, "final_lr", low=0.0)
-
-    def _value(self, step):
-        t = min(step, self.n_steps) / self.n_steps
-        return self.final_lr + 0.5 * (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * t))
-
-
-class StepLR(_Schedule):
-    """Step decay: multiply the rate by `gamma` every `period` steps.
-
-    .. math:: \\eta_t = \\eta\\, \\gamma^{\\lfloor t / s \\rfloor}
-
-    Parameters
-    ----------
-    lr : float >= 0
-        :math:`\\eta`.
-    period : int >= 1
-        :math:`s`, steps between decays (formerly ``step_size``, which in fastscore
-        always means the size of a step).
-    gamma : float in (0, 1], default 0.1
-        :math:`\\gamma`, the factor applied at each decay.
-    """
-
-    @renamed_arguments(step_size="period")
-    def __init__(self, lr: float, period: int, gamma: float = 0.1) -> None:
-        self.lr = check_scalar(lr, "lr", low=0.0)
-        self.period = check_int(period, "period", low=1)
-        self.gamma = check_scalar(gamma, "gamma", low=0.0, low_inclusive=False, high=1.0)
-
-    step_size = deprecated_attribute("period", "step_size")
-
-    def _value(self, step):
-        return self.lr * self.gamma ** (step // self.period)
-
-
-class WarmupLR(_Schedule):
-    """Linear warm-up in front of another schedule (or a constant rate).
-
-    For the first `n_warmup` steps the rate ramps linearly from
-    ``start_factor * base(0)`` towards ``base(0)``; from step `n_warmup` on, the base schedule
-    runs from its own step 0:
-
-    .. math::
-
-        \\eta_t = \\begin{cases}
-            \\eta^{\\mathrm{base}}_0 \\bigl(f_0 + (1 - f_0)\\, t / W\\bigr) & t < W \\\\
-            \\eta^{\\mathrm{base}}_{t - W} & t \\ge W
-        \\end{cases}
-
-    so ``WarmupLR(CosineLR(1e-3, 9000), 1000)`` warms up for 1000 steps and then decays over
-    the next 9000.
-
-    Parameters
-    ----------
-    base : float or schedule
-        The rate or schedule that follows the warm-up.
-    n_warmup : int >= 0
-        :math:`W`, number of warm-up steps (0: no warm-up).
-    start_factor : float in [0, 1], default 0
-        :math:`f_0`, the fraction of the base rate at step 0.
-    """
-
-    def __init__(self, base: float | _Schedule | Callable[[int], float], n_warmup: int,
-                 start_factor: float = 0.0) -> None:
-        self.base = _as_schedule(base, "base")
-        self.n_warmup = check_int(n_warmup, "n_warmup", low=0)
-        self.start_factor = check_scalar(start_factor, "start_factor", low=0.0, high=1.0)
-
-    def _value(self, step):
-        if step < self.n_warmup:
-            f = self.start_factor + (1.0 - self.start_factor) * step / self.n_warmup
-            return self.base(0) * f
-        return self.base(step - self.n_warmup)
 
 
 # --------------------------------------------------------------------------- clipping
@@ -327,10 +186,11 @@ class Adam:
     params : ndarray of float32 or float64
         The parameter buffer, updated **in place**; must be C-contiguous and writeable (any
         shape; it is treated as flat). The optimiser keeps a reference to it.
-    lr : float >= 0 or callable, default 1e-3
-        :math:`\\eta_t`: a constant, or a schedule ``step -> lr`` (:class:`CosineLR`,
-        :class:`StepLR`, :class:`WarmupLR` or any callable), evaluated at the number of
-        steps already taken (0 for the first step).
+    step_size : float >= 0 or callable, default 1e-3
+        :math:`\\eta_t`, the step size (PyTorch's learning rate ``lr``, the old name): a
+        constant, or a schedule ``step -> step size`` (:class:`CosineSchedule`,
+        :class:`StepDecaySchedule`, :class:`WarmupSchedule` or any callable), evaluated at
+        the number of steps already taken (0 for the first step).
     betas : (float, float), default (0.9, 0.999)
         :math:`(\\beta_1, \\beta_2)`, each in [0, 1).
     eps : float > 0, default 1e-8
@@ -363,21 +223,22 @@ class Adam:
     >>> import numpy as np
     >>> from fastscore.optim import Adam
     >>> theta = np.zeros(4, dtype=np.float32)
-    >>> opt = Adam(theta, lr=0.1)
+    >>> opt = Adam(theta, step_size=0.1)
     >>> for _ in range(3):
-    ...     lr = opt.step(2 * (theta - 1))    # gradient of ||theta - 1||^2
-    >>> theta.round(2)                        # each step moves about lr towards 1
+    ...     eta = opt.step(2 * (theta - 1))   # gradient of ||theta - 1||^2
+    >>> theta.round(2)                        # each step moves about eta towards 1
     array([0.3, 0.3, 0.3, 0.3], dtype=float32)
     """
 
+    @renamed_arguments(lr="step_size")
     def __init__(self, params: NDArray[np.floating],
-                 lr: float | _Schedule | Callable[[int], float] = 1e-3,
+                 step_size: float | _Schedule | Callable[[int], float] = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, *, decoupled_weight_decay: bool = True,
                  n_threads: int | None = None) -> None:
         self.params = params
         self._flat = _check_buffer(params, "params")
-        self.lr = _as_schedule(lr)
+        self.step_size = _as_schedule(step_size)
         try:
             beta1, beta2 = betas
         except (TypeError, ValueError):
@@ -397,11 +258,16 @@ class Adam:
     def dtype(self) -> np.dtype[Any]:
         return self._flat.dtype
 
-    def current_lr(self) -> float:
-        """The learning rate the next :meth:`step` uses (the schedule at `step_count`)."""
-        return self.lr(self.step_count)
+    lr = deprecated_attribute("step_size", "lr")
 
-    def step(self, grad: ArrayLike, lr: float | None = None) -> float:
+    def current_step_size(self) -> float:
+        """The step size the next :meth:`step` uses (the schedule at `step_count`)."""
+        return self.step_size(self.step_count)
+
+    current_lr = deprecated_alias("current_step_size", "current_lr")
+
+    @renamed_arguments(lr="step_size")
+    def step(self, grad: ArrayLike, step_size: float | None = None) -> float:
         """Take one Adam step in place on the parameter buffer.
 
         Parameters
@@ -409,16 +275,17 @@ class Adam:
         grad : ndarray
             Gradient, same number of entries and dtype as `params` (float64 is never
             narrowed: a float64 gradient for float32 parameters is a ``TypeError``).
-        lr : float >= 0, optional
-            Rate for this step only, overriding the schedule.
+        step_size : float >= 0, optional
+            Step size for this step only, overriding the schedule.
 
         Returns
         -------
-        lr : float
-            The learning rate used.
+        step_size : float
+            The step size used.
         """
         g = _check_like(grad, "grad", self._flat, "params")
-        lr = self.lr(self.step_count) if lr is None else check_scalar(lr, "lr", low=0.0)
+        eta = (self.step_size(self.step_count) if step_size is None
+               else check_scalar(step_size, "step_size", low=0.0))
         t = self.step_count + 1
         beta1, beta2 = self.betas
         bc1 = 1.0 - beta1 ** t
@@ -426,19 +293,19 @@ class Adam:
         wd = self.weight_decay
         _kernels.adam_step(
             self._flat, g, self.m, self.v, beta1, beta2, 1.0 - beta1, 1.0 - beta2,
-            lr / bc1, 1.0 / math.sqrt(bc2), self.eps,
-            1.0 - lr * wd if self.decoupled_weight_decay else 1.0,
+            eta / bc1, 1.0 / math.sqrt(bc2), self.eps,
+            1.0 - eta * wd if self.decoupled_weight_decay else 1.0,
             0.0 if self.decoupled_weight_decay else wd,
             self.decoupled_weight_decay, _threads(self.n_threads, g.size))
         self.step_count = t
-        return lr
+        return eta
 
     def state_dict(self) -> dict[str, Any]:
         """Optimiser state for a checkpoint: copies of the moments, the step count and the
         hyper-parameters.
 
         Everything is an array or a plain Python number, ready for
-        :func:`fastscore.io.write_model_file` (arrays) and JSON (the rest). The learning-rate
+        :func:`fastscore.io.write_model_file` (arrays) and JSON (the rest). The step-size
         schedule is configuration, not state: it is not included; give the same one to the
         optimiser that resumes.
 
@@ -463,7 +330,7 @@ class Adam:
 
         The moments are copied into this optimiser's buffers (size and dtype must match the
         parameters); hyper-parameters present in `state` replace the current ones; the
-        learning-rate schedule stays the one given to the constructor. Continuing after a
+        step-size schedule stays the one given to the constructor. Continuing after a
         load gives the same bits as never stopping.
         """
         if not isinstance(state, dict):
@@ -496,7 +363,8 @@ class Adam:
         self.step_count = step_count
 
     def __repr__(self) -> str:
-        return (f"Adam(n_params={self._flat.size}, dtype={self.dtype}, lr={self.lr!r}, "
+        return (f"Adam(n_params={self._flat.size}, dtype={self.dtype}, "
+                f"step_size={self.step_size!r}, "
                 f"betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}, "
                 f"decoupled_weight_decay={self.decoupled_weight_decay}, "
                 f"step_count={self.step_count})")

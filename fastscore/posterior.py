@@ -212,7 +212,7 @@ class _PreconditionedMass:
     def __init__(self, problem, shift):
         self.problem, self.shift = problem, shift
 
-    def sample(self, rng, x):
+    def sample(self, x, *, rng):
         return self.problem.gram_noise(x.shape[0], self.shift)
 
     def solve(self, p):

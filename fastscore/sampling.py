@@ -18,6 +18,7 @@ annealed samplers); returning ``True`` stops (``docs/conventions.rst``).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._deprecation import adapt_callback, keyword_only, renamed_arguments
+from ._deprecation import adapt_callback, keyword_only, renamed_arguments, warn_deprecated
 from ._validation import as_float_array, check_int, check_rng, check_scalar
 
 Callback = Callable[[int, np.ndarray, dict], Any]
@@ -447,11 +448,24 @@ _DIVERGENT = 1e-3   # unadjusted HMC drops trajectories whose estimated acceptan
 class _IdentityMass:
     """Unit mass matrix: momenta N(0, I), velocity M⁻¹p = p."""
 
-    def sample(self, rng, x):
+    def sample(self, x, *, rng):
         return rng.standard_normal(x.shape, dtype=x.dtype)
 
     def solve(self, p):
         return p
+
+
+def _momentum_sampler(mass):
+    """``(x, rng) -> p ~ N(0, M)`` by ``mass.sample(x, *, rng)`` (old ``sample(rng, x)`` warns)."""
+    try:
+        inspect.signature(mass.sample).bind(None, rng=None)
+    except TypeError:
+        warn_deprecated("annealed_hmc(): a mass object with sample(rng, x) is deprecated; "
+                        "define sample(x, *, rng).")
+        return lambda x, rng: mass.sample(rng, x)
+    except ValueError:              # no signature: assume the current protocol
+        pass
+    return lambda x, rng: mass.sample(x, rng=rng)
 
 
 def annealed_hmc(score, sigmas, x0, *, n_steps=10, n_leapfrog=5, step_size=0.5,
@@ -496,7 +510,7 @@ def annealed_hmc(score, sigmas, x0, *, n_steps=10, n_leapfrog=5, step_size=0.5,
     log_density : callable, optional
         ``log_density(x, sigma) -> (n_chains,)``, log π_i up to a constant.
     mass : callable, optional
-        ``mass(sigma)`` returning an object with ``sample(rng, x) -> p ~ N(0, M)`` and
+        ``mass(sigma)`` returning an object with ``sample(x, *, rng) -> p ~ N(0, M)`` and
         ``solve(p) -> M⁻¹p`` (per chain); default the identity.
     target_acceptance : float in (0, 1), optional
         Default 0.65 with the Metropolis correction; 0.95 without it, where the step
@@ -535,12 +549,13 @@ def annealed_hmc(score, sigmas, x0, *, n_steps=10, n_leapfrog=5, step_size=0.5,
     for sigma in map(float, sigmas):
         base = float(step_size(sigma)) if callable(step_size) else step_size * sigma
         M = _IdentityMass() if mass is None else mass(sigma)
+        draw_momenta = _momentum_sampler(M)
         g = np.array(_call_score(score, x, sigma))
         evals += 1
         lp = None if log_density is None else _call_log_density(log_density, x, sigma)
         for j in range(n_steps):
             eps = base * np.exp(log_factor)
-            p = M.sample(rng, x)
+            p = draw_momenta(x, rng)
             v = M.solve(p)
             kinetic0 = 0.5 * _sum_rest(p * v)
             xn, gn, pn, du = x, g, p, np.zeros(n_chains)

@@ -37,7 +37,7 @@ from ._validation import (as_float_array, check_choice, check_float_dtype, check
                           check_int_tuple, check_rng, check_scalar, check_scale)
 from .data import extract_patches
 from .intensity import IntensityReference
-from .losses import draw_noise_levels, ncsm_loss
+from .losses import draw_noise_levels, ncsm
 
 __all__ = ["fit_patch_score", "TrainingDiverged"]
 
@@ -59,7 +59,7 @@ class _Config:
     patch_size: tuple
     n_steps: int
     batch_size: int
-    lr: float
+    step_size: float
     sigma_min: float
     sigma_max: float
     ladder: list
@@ -70,7 +70,7 @@ class _Config:
     augment: bool
     validation_fraction: float
     validate_every: int
-    invariance: dict          # dc / contrast / contrast_eps, for ncsm_loss
+    invariance: dict          # dc / contrast / contrast_eps, for ncsm
     scale_augment: tuple      # (low, high) intensity factors, or ()
 
 
@@ -98,8 +98,9 @@ def _validate(model, val, cfg):
     for level in val["levels"]:
         sel = np.isclose(val["sigma"], level)
         if sel.any():
-            out[float(level)] = ncsm_loss(model, val["patches"][sel], val["sigma"][sel],
-                                          val["noise"][sel], grad=False, **cfg.invariance)
+            out[float(level)] = ncsm(model, None, val["patches"][sel],
+                                     draws=(val["sigma"][sel], val["noise"][sel]),
+                                     grad=False, **cfg.invariance)[0]
     return out
 
 
@@ -283,7 +284,7 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
         Non-finite loss or gradient (the last good checkpoint is kept).
     """
     from .noise_conditional import NoiseConditionalScore
-    from .optim import EMA, Adam, CosineLR, WarmupLR, clip_grad_norm, grad_norm
+    from .optim import EMA, Adam, CosineSchedule, WarmupSchedule, clip_grad_norm, grad_norm
     from .score_model import PatchScoreModel
 
     if (images is None) == (patches is None):
@@ -298,7 +299,7 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
     dtype = _working_dtype(dtype, data_dtype, model)
     n_steps = check_int(n_steps, "n_steps", low=1)
     batch_size = check_int(batch_size, "batch_size", low=1)
-    lr = check_scalar(step_size, "step_size", low=0, low_inclusive=False)
+    step_size = check_scalar(step_size, "step_size", low=0, low_inclusive=False)
     warmup = check_int(warmup, "warmup", low=0)
     validation_fraction = check_scalar(validation_fraction, "validation_fraction", low=0,
                                        high=0.5)
@@ -395,14 +396,14 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
         model = NoiseConditionalScore.for_patches((channels,) * (channels > 1) + patch,
                                                   stats_patches, dtype=dtype,
                                                   rng=split_rng, n_threads=n_threads)
-    cfg = _Config(patch, n_steps, batch_size, lr, sigma_min, sigma_max, ladder,
+    cfg = _Config(patch, n_steps, batch_size, step_size, sigma_min, sigma_max, ladder,
                   float(weight_decay), max_grad_norm, float(ema_decay), warmup, bool(augment),
                   validation_fraction, validate_every,
                   {"dc": bool(dc), "contrast": bool(contrast), "contrast_eps": contrast_eps},
                   scale_augment or ())
-    schedule = WarmupLR(CosineLR(lr, n_steps), min(warmup, n_steps)) if warmup else \
-        CosineLR(lr, n_steps)
-    optimizer = Adam(model.net.params, lr=schedule, weight_decay=weight_decay,
+    schedule = (WarmupSchedule(CosineSchedule(step_size, n_steps), min(warmup, n_steps))
+                if warmup else CosineSchedule(step_size, n_steps))
+    optimizer = Adam(model.net.params, step_size=schedule, weight_decay=weight_decay,
                      n_threads=n_threads)
     ema = EMA(ema_decay, n_threads=n_threads)
     val = (_validation_set(val_patches, cfg, val_rng, dtype) if val_patches is not None
@@ -429,7 +430,7 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
             z = train_rng.standard_normal(x.shape).astype(dtype)
             if cfg.scale_augment:
                 x = x * _scale_factors(cfg, batch_size, train_rng, dtype)[:, None]
-            loss = ncsm_loss(model, x, sigma, z, **cfg.invariance)
+            loss = ncsm(model, None, x, draws=(sigma, z), **cfg.invariance)[0]
             norm = (clip_grad_norm(model.net.grad, max_grad_norm) if max_grad_norm > 0
                     else grad_norm(model.net.grad))
             if not (math.isfinite(loss) and math.isfinite(norm)):
@@ -437,7 +438,7 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
                                        checkpoint if checkpoint and os.path.exists(checkpoint)
                                        else None)
             with _deferred_interrupt():     # a step is applied entirely or not at all
-                current_lr = optimizer.step(model.net.grad)
+                current_step = optimizer.step(model.net.grad)
                 # EMA warm-up: early averages must not remember the random initial weights
                 ema.decay = min(ema_decay, (1.0 + ema.n_updates) / (10.0 + ema.n_updates))
                 ema.update(model.net.params)
@@ -445,12 +446,12 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
                 history["loss"].append(loss)
                 history["time"].append(time.perf_counter() - t0)
                 pending = None
-            if not np.all(np.isfinite(model.net.params)):     # e.g. a far too large `lr`
+            if not np.all(np.isfinite(model.net.params)):     # e.g. a far too large `step_size`
                 raise TrainingDiverged(step + 1, "non-finite weights after the update "
-                                       f"(lr {float(current_lr):g})",
+                                       f"(step size {float(current_step):g})",
                                        checkpoint if checkpoint and os.path.exists(checkpoint)
                                        else None)
-            info = {"loss": loss, "step_size": float(current_lr), "grad_norm": float(norm)}
+            info = {"loss": loss, "step_size": float(current_step), "grad_norm": float(norm)}
             if val is not None and ((step + 1) % validate_every == 0 or step + 1 == n_steps):
                 losses = _with_ema(model, ema, lambda: _validate(model, val, cfg))
                 history["val_step"].append(step + 1)
@@ -478,7 +479,7 @@ def fit_patch_score(images: ArrayLike | Sequence[ArrayLike] | None = None, *,
     if ema.average is not None:
         ema.copy_to(model.net.params)
     summary = {"data": data_summary, "n_steps": len(history["step"]),
-               "batch_size": batch_size, "lr": lr,
+               "batch_size": batch_size, "step_size": step_size,
                "sigma_min": sigma_min, "sigma_max": sigma_max, "ladder": ladder,
                "augment": bool(augment),
                "scale_augment": list(scale_augment) if scale_augment else None,

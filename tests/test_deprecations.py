@@ -13,7 +13,8 @@ from fastscore.distributions import (Distribution, Gamma, GaussianMixture,
                                      GeneralizedGaussianPair, Normal)
 from fastscore.mixture import GaussianMixtureScoreModel
 from fastscore.invariance import InvariantPatchScore, normalize_patches
-from fastscore.optim import StepLR
+from fastscore.optim import (Adam, ConstantLR, ConstantSchedule, CosineLR, CosineSchedule,
+                             StepDecaySchedule, StepLR, WarmupLR, WarmupSchedule)
 from fastscore.patch_gmm import GaussianMixturePatchScore
 from fastscore.prior import DistributionPatchScore, GaussianPatchScore, PatchPrior
 
@@ -61,6 +62,21 @@ class _Linear:
 
     def score(self, patches, sigma):
         return -patches
+
+
+def _adam_run(step_lr=None, step_step_size=None, **options):
+    """Parameters after three Adam steps (options of the constructor, or of each step)."""
+    theta = np.zeros(3)
+    opt = Adam(theta, **options)
+    for k in range(3):
+        grad = np.array([1.0, -2.0, 0.5]) * (k + 1)
+        if step_lr is not None:
+            opt.step(grad, lr=step_lr)
+        elif step_step_size is not None:
+            opt.step(grad, step_size=step_step_size)
+        else:
+            opt.step(grad)
+    return theta
 
 
 CASES = [
@@ -121,7 +137,28 @@ CASES = [
      lambda: operators.Blur(np.ones((3, 3)) / 9, (12, 12)).estimate_norm_squared(
          method="power", n_steps=4), "use `n_steps`"),
     ("StepLR-step_size", lambda: [StepLR(1.0, step_size=2, gamma=0.5)(t) for t in range(5)],
-     lambda: [StepLR(1.0, period=2, gamma=0.5)(t) for t in range(5)], "use `period`"),
+     lambda: [StepDecaySchedule(1.0, period=2, gamma=0.5)(t) for t in range(5)],
+     "use `period`"),
+    ("StepLR", lambda: [StepLR(lr=0.3, period=2, gamma=0.5)(t) for t in range(5)],
+     lambda: [StepDecaySchedule(step_size=0.3, period=2, gamma=0.5)(t) for t in range(5)],
+     "use optim.StepDecaySchedule"),
+    ("ConstantLR", lambda: ConstantLR(lr=0.3)(7), lambda: ConstantSchedule(step_size=0.3)(7),
+     "use optim.ConstantSchedule"),
+    ("CosineLR", lambda: [CosineLR(lr=1.0, n_steps=8, final_lr=0.1)(t) for t in range(10)],
+     lambda: [CosineSchedule(step_size=1.0, n_steps=8, final_step_size=0.1)(t)
+              for t in range(10)], "use optim.CosineSchedule"),
+    ("WarmupLR", lambda: [WarmupLR(0.5, 3, start_factor=0.2)(t) for t in range(5)],
+     lambda: [WarmupSchedule(0.5, 3, start_factor=0.2)(t) for t in range(5)],
+     "use optim.WarmupSchedule"),
+    ("Adam-lr", lambda: _adam_run(lr=CosineSchedule(0.1, 4)),
+     lambda: _adam_run(step_size=CosineSchedule(0.1, 4)), "use `step_size`"),
+    ("Adam.step-lr", lambda: _adam_run(step_lr=0.05), lambda: _adam_run(step_step_size=0.05),
+     "use `step_size`"),
+    ("Adam.current_lr", lambda: Adam(np.zeros(2), step_size=0.25).current_lr(),
+     lambda: Adam(np.zeros(2), step_size=0.25).current_step_size(),
+     "use .current_step_size()"),
+    ("Adam.lr", lambda: Adam(np.zeros(2), step_size=0.25).lr,
+     lambda: Adam(np.zeros(2), step_size=0.25).step_size, "use .step_size"),
     ("normalize_patches-eps",
      lambda: normalize_patches(IMAGE.reshape(-1, 4), 0.1, contrast=True, eps=0.05)[0],
      lambda: normalize_patches(IMAGE.reshape(-1, 4), 0.1, contrast=True, contrast_eps=0.05)[0],
@@ -251,6 +288,27 @@ def test_fit_patch_score_old_names():
     assert seen[:3] == seen[3:] and len(seen) == 6
 
 
+def test_ncsm_loss_is_a_warning_alias_of_ncsm_with_given_draws():
+    from fastscore.noise_conditional import NoiseConditionalScore
+
+    rng = np.random.default_rng(0)
+    v, z, sigma = rng.standard_normal((7, 4)), rng.standard_normal((7, 4)), rng.uniform(
+        0.1, 1.0, 7)
+    for options in ({}, dict(dc=True, contrast=True, contrast_eps=0.1), dict(grad=False)):
+        model = NoiseConditionalScore.for_patches(2, hidden=(6,), dtype=np.float64, rng=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            new, grad = losses.ncsm(model, None, v, draws=(sigma, z), **options)
+            grad = None if grad is None else grad.copy()
+        model.net.grad[...] = 0
+        with pytest.warns(FutureWarning, match=r"ncsm_loss\(model, patches, sigma, noise\) "
+                                               r"is deprecated; use losses.ncsm"):
+            old = losses.ncsm_loss(model, v, sigma, z, **options)
+        _same(old, new)
+        if grad is not None:
+            _same(model.net.grad, grad)
+
+
 def test_score_field_logpdf():
     pytest.importorskip("matplotlib")
     from fastscore import plot
@@ -350,10 +408,19 @@ def test_sample_positional_rng(dist):
     _same(old, dist.sample(5, rng=2))
 
 
-def test_steplr_step_size_attribute():
-    schedule = StepLR(1.0, period=3)
+def test_old_schedule_classes_keep_their_attributes():
+    with pytest.warns(FutureWarning, match="use optim.StepDecaySchedule"):
+        schedule = StepLR(1.0, period=3)
     with pytest.warns(FutureWarning, match=r"StepLR.step_size is deprecated; use .period"):
         assert schedule.step_size == schedule.period == 3
+    assert schedule.lr == 1.0 and schedule.gamma == 0.1
+    with pytest.warns(FutureWarning, match="use optim.CosineSchedule"):
+        cosine = CosineLR(0.5, 10, final_lr=0.05)
+    assert (cosine.lr, cosine.n_steps, cosine.final_lr) == (0.5, 10, 0.05)
+    assert repr(cosine) == "CosineLR(step_size=0.5, n_steps=10, final_step_size=0.05)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # an old schedule is used without more warnings
+        _same(_adam_run(step_size=cosine), _adam_run(step_size=CosineSchedule(0.5, 10, 0.05)))
 
 
 @pytest.mark.parametrize("run", [
@@ -366,4 +433,32 @@ def test_old_callback_signature_of_the_other_samplers(run):
         old = run(lambda t, x: seen_old.append(t) or t == 3)
     new = run(lambda k, x, info: seen_new.append(k) or k == 3)
     assert seen_old == seen_new == [1, 2, 3]
+    _same(old, new)
+
+
+def test_hmc_mass_object_of_the_old_protocol():
+    """A mass object with sample(rng, x) still works (warning) and draws the same momenta
+    as one with sample(x, *, rng)."""
+    class Mass:
+        def sample(self, x, *, rng):
+            return 2.0 * rng.standard_normal(x.shape)
+
+        def solve(self, p):
+            return p / 4.0
+
+    class OldMass(Mass):
+        def sample(self, rng, x):
+            return Mass.sample(self, x, rng=rng)
+
+    def run(mass):
+        return sampling.annealed_hmc(_score, [1.0, 0.5], X0, n_steps=3, n_leapfrog=2,
+                                     step_size=0.3, log_density=lambda x, s: _log_density(x),
+                                     mass=lambda sigma: mass, rng=4)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = run(Mass())
+    with pytest.warns(FutureWarning, match=r"sample\(rng, x\) is deprecated; define "
+                                           r"sample\(x, \*, rng\)"):
+        old = run(OldMass())
     _same(old, new)

@@ -45,7 +45,7 @@ def test_ctrl_c_during_a_step_resumes_bit_for_bit(images, tmp_path, monkeypatch)
     the checkpoint's RNG state must be the one before those draws."""
     expected = straight_run(images, 7)
     ckpt = str(tmp_path / "ckpt.npz")
-    real_loss, calls = train.ncsm_loss, []
+    real_loss, calls = train.ncsm, []
 
     def loss_interrupted_at_step_13(*args, **kwargs):
         calls.append(kwargs.get("grad", True))       # validation calls have grad=False
@@ -53,7 +53,7 @@ def test_ctrl_c_during_a_step_resumes_bit_for_bit(images, tmp_path, monkeypatch)
             raise KeyboardInterrupt
         return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(train, "ncsm_loss", loss_interrupted_at_step_13)
+    monkeypatch.setattr(train, "ncsm", loss_interrupted_at_step_13)
     with pytest.raises(KeyboardInterrupt):
         fit_patch_score(images, rng=7, model=tiny_model(), checkpoint=ckpt, **TINY)
     monkeypatch.undo()
@@ -68,10 +68,10 @@ def test_ctrl_c_during_the_update_is_delivered_after_it(images, tmp_path, monkey
     ckpt = str(tmp_path / "ckpt.npz")
     real_step = optim.Adam.step
 
-    def step_with_signal(self, grad, lr=None):
+    def step_with_signal(self, grad, step_size=None):
         if self.step_count == 20:
             signal.raise_signal(signal.SIGINT)      # a real Ctrl-C, mid-update
-        return real_step(self, grad, lr)
+        return real_step(self, grad, step_size)
 
     monkeypatch.setattr(optim.Adam, "step", step_with_signal)
     # Python's own handler, even when started with SIGINT ignored (a background job)

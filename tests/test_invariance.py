@@ -6,7 +6,8 @@ from fastscore.data import rectangles
 from fastscore.invariance import IntensityReference, InvariantPatchScore, symmetry_permutations
 from fastscore.nn import NoiseConditionalScore, PatchScoreModel
 from fastscore.prior import PatchPrior
-from fastscore.train import fit_patch_score, ncsm_loss
+from fastscore.losses import ncsm
+from fastscore.train import fit_patch_score
 
 
 class Quadratic:
@@ -180,16 +181,16 @@ def test_invariant_training_loss_is_the_composite_score_and_its_gradient(options
     model = PatchScoreModel(ncs, 2, sigma_min=0.05, sigma_max=1.0, **options)
     v, z = rng.standard_normal((7, 4)), rng.standard_normal((7, 4))
     sigma = rng.uniform(0.1, 1.0, 7)
-    loss = ncsm_loss(ncs, v, sigma, z, **options)
+    loss, grad = ncsm(ncs, None, v, draws=(sigma, z), **options)
     composite = sigma[:, None] * model.score(v + sigma[:, None] * z, sigma) + z
     assert loss == pytest.approx(0.5 * np.mean(np.sum(composite ** 2, axis=1)), rel=1e-12)
-    grad, theta, h = ncs.net.grad.copy(), ncs.net.params.copy(), 1e-6
+    grad, theta, h = grad.copy(), ncs.net.params.copy(), 1e-6
     for i in rng.choice(theta.size, 12, replace=False):
         ncs.net.params[...] = theta
         ncs.net.params[i] += h
-        up = ncsm_loss(ncs, v, sigma, z, grad=False, **options)
+        up = ncsm(ncs, None, v, draws=(sigma, z), grad=False, **options)[0]
         ncs.net.params[i] -= 2 * h
-        down = ncsm_loss(ncs, v, sigma, z, grad=False, **options)
+        down = ncsm(ncs, None, v, draws=(sigma, z), grad=False, **options)[0]
         assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-8)
     ncs.net.params[...] = theta
 

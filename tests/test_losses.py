@@ -55,6 +55,8 @@ def _objectives(model, x):
                                              n_noise=2, rng=2),
         "ncsm-range-uniform": lambda t: losses.ncsm(model, t, x, sigma_range=(0.1, 2.0),
                                                     weighting="uniform", rng=3),
+        "ncsm-contrast": lambda t: losses.ncsm(model, t, x, [0.4, 1.2], dc=True,
+                                               contrast=True, contrast_eps=0.1, rng=5),
         "sliced_sm": lambda t: losses.sliced_sm(model, t, x, n_projections=4, rng=4),
         "sliced_sm-vr": lambda t: losses.sliced_sm(model, t, x, n_projections=4, rng=4,
                                                    variance_reduction=True),
@@ -146,11 +148,12 @@ def test_ncsm_parametrisation_and_weighting():
     assert uniform == pytest.approx(small / 0.01, rel=1e-12)
 
 
+@pytest.mark.parametrize("options", [{}, dict(dc=True), dict(contrast=True)])
 @pytest.mark.parametrize("sigmas", [(0.05, 2.0), [0.1, 0.4, 1.6]])
-def test_ncsm_loss_is_ncsm_on_the_same_draws(sigmas):
-    """The training fast path (given levels and noise, gradient into net.grad) computes the
-    σ²-weighted objective of ncsm: same draws (ncsm's documented order, levels from the one
-    σ sampler), same loss and gradient in float64."""
+def test_training_passes_give_ncsm_on_the_same_draws(sigmas, options):
+    """ncsm(params=None) (the training passes, gradient into net.grad) and ncsm on the flat
+    weights (score / score_vjp) agree in float64, and given draws are ncsm's own draws
+    (levels from the one σ sampler, then the noise)."""
     from fastscore.noise_conditional import NoiseConditionalScore
 
     model = NoiseConditionalScore.for_patches((2, 2), hidden=(8, 8), dtype=np.float64,
@@ -158,7 +161,7 @@ def test_ncsm_loss_is_ncsm_on_the_same_draws(sigmas):
     model.set_weights(model.get_weights() * 3)      # a network far from its initial state
     x = np.random.default_rng(1).standard_normal((40, 4))
     given = dict(sigma_range=sigmas) if isinstance(sigmas, tuple) else dict(sigmas=sigmas)
-    loss, grad = losses.ncsm(model, model.get_weights(), x, rng=3, **given)
+    loss, grad = losses.ncsm(model, model.get_weights(), x, rng=3, **given, **options)
     rng = np.random.default_rng(3)
     if isinstance(sigmas, tuple):
         sigma = losses.draw_noise_levels(40, rng, sigma_range=sigmas)
@@ -167,9 +170,24 @@ def test_ncsm_loss_is_ncsm_on_the_same_draws(sigmas):
         sigma = losses.draw_noise_levels(40, rng, ladder=sigmas)
         assert set(sigma) <= set(sigmas)
     z = rng.standard_normal((40, 4))
-    fast = losses.ncsm_loss(model, x, sigma, z)
+    fast, buffer = losses.ncsm(model, None, x, draws=(sigma, z), **options)
+    assert buffer is model.net.grad
     assert fast == pytest.approx(loss, rel=1e-12)
-    np.testing.assert_allclose(model.net.grad, grad, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(buffer, grad, rtol=1e-9, atol=1e-12)
+    flat = losses.ncsm(model, model.get_weights(), x, draws=(sigma, z), **options)
+    assert flat[0] == loss
+    np.testing.assert_array_equal(flat[1], grad)
+
+
+def test_ncsm_draws_are_checked():
+    model, theta, x = _mixture_model(2)
+    sigma, z = np.full(9, 0.5), np.zeros((9, 2))
+    with pytest.raises(ValueError, match="`draws` must be"):
+        losses.ncsm(model, theta, x, draws=(sigma[:5], z))
+    with pytest.raises(TypeError, match="exactly one of"):
+        losses.ncsm(model, theta, x, [0.5], draws=(sigma, z))
+    with pytest.raises(ValueError, match="one noisy copy"):
+        losses.ncsm(model, theta, x, draws=(sigma, z), n_noise=2)
 
 
 def test_ncsm_fits_a_noise_conditional_mixture():

@@ -7,10 +7,10 @@ from reference.optim import NumpyAdam, ema_update, global_norm
 from fastscore.optim import (
     EMA,
     Adam,
-    ConstantLR,
-    CosineLR,
-    StepLR,
-    WarmupLR,
+    ConstantSchedule,
+    CosineSchedule,
+    StepDecaySchedule,
+    WarmupSchedule,
     clip_grad_norm,
     grad_norm,
 )
@@ -34,7 +34,7 @@ def _problem(dtype, n=5003, seed=0):
 def test_adam_matches_numpy_reference(dtype, weight_decay, decoupled):
     params, grads = _problem(dtype)
     ours, ref = params.copy(), params.copy()
-    opt = Adam(ours, lr=3e-3, betas=(0.8, 0.99), eps=1e-7, weight_decay=weight_decay,
+    opt = Adam(ours, step_size=3e-3, betas=(0.8, 0.99), eps=1e-7, weight_decay=weight_decay,
                decoupled_weight_decay=decoupled, n_threads=2)
     ref_opt = NumpyAdam(ref, lr=3e-3, betas=(0.8, 0.99), eps=1e-7,
                         weight_decay=weight_decay, decoupled=decoupled)
@@ -49,11 +49,11 @@ def test_adam_matches_numpy_reference(dtype, weight_decay, decoupled):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_first_step_is_sign_times_lr(dtype):
-    # bias correction: after one step m/sqrt(v) = g/|g|, so theta moves by lr (eps aside)
+def test_adam_first_step_is_sign_times_step_size(dtype):
+    # bias correction: after one step m/sqrt(v) = g/|g|, so theta moves by the step size (eps aside)
     params = np.zeros(7, dtype=dtype)
     g = np.array([1, -2, 3, -4, 0.5, -0.25, 8], dtype=dtype)
-    Adam(params, lr=0.01, eps=1e-12).step(g)
+    Adam(params, step_size=0.01, eps=1e-12).step(g)
     np.testing.assert_allclose(params, -0.01 * np.sign(g), rtol=1e-5)
 
 
@@ -65,7 +65,7 @@ def test_adam_thread_count_bit_identical(dtype):
     results = []
     for n_threads in (1, 2, 3):
         params = start.copy()
-        opt = Adam(params, lr=1e-2, weight_decay=0.01, n_threads=n_threads)
+        opt = Adam(params, step_size=1e-2, weight_decay=0.01, n_threads=n_threads)
         r = np.random.default_rng(2)
         for _ in range(5):
             opt.step(r.normal(size=n).astype(dtype))
@@ -79,12 +79,12 @@ def test_adam_thread_count_bit_identical(dtype):
 def test_adam_state_round_trip_continues_identically(dtype):
     params, grads = _problem(dtype)
     straight = params.copy()
-    opt = Adam(straight, lr=CosineLR(1e-2, 40), weight_decay=0.01)
+    opt = Adam(straight, step_size=CosineSchedule(1e-2, 40), weight_decay=0.01)
     for g in grads:
         opt.step(g)
 
     first = params.copy()
-    opt1 = Adam(first, lr=CosineLR(1e-2, 40), weight_decay=0.01)
+    opt1 = Adam(first, step_size=CosineSchedule(1e-2, 40), weight_decay=0.01)
     for g in grads[:13]:
         opt1.step(g)
     state = opt1.state_dict()
@@ -92,7 +92,7 @@ def test_adam_state_round_trip_continues_identically(dtype):
     # mutate the first optimiser afterwards: the state must be a copy
     opt1.step(grads[13])
     resumed = saved.copy()
-    opt2 = Adam(resumed, lr=CosineLR(1e-2, 40))
+    opt2 = Adam(resumed, step_size=CosineSchedule(1e-2, 40))
     opt2.load_state_dict(state)
     assert opt2.weight_decay == 0.01 and opt2.step_count == 13
     for g in grads[13:]:
@@ -105,7 +105,7 @@ def test_adam_state_round_trip_continues_identically(dtype):
 def test_adam_state_dict_is_plain_data():
     import json
 
-    opt = Adam(np.zeros(3), lr=StepLR(1.0, 2))
+    opt = Adam(np.zeros(3), step_size=StepDecaySchedule(1.0, 2))
     state = opt.state_dict()
     json.dumps({k: v for k, v in state.items() if k not in ("m", "v")})
     assert state["m"].shape == (3,) and state["step_count"] == 0
@@ -113,18 +113,18 @@ def test_adam_state_dict_is_plain_data():
 
 def test_adam_schedule_and_override():
     params = np.zeros(3)
-    opt = Adam(params, lr=StepLR(0.1, period=2, gamma=0.5))
+    opt = Adam(params, step_size=StepDecaySchedule(0.1, period=2, gamma=0.5))
     used = [opt.step(np.ones(3)) for _ in range(5)]
     assert used == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
-    assert opt.step(np.ones(3), lr=0.0) == 0.0
-    assert opt.current_lr() == pytest.approx(0.0125)
-    assert Adam(np.zeros(2), lr=lambda t: 0.5 / (t + 1)).current_lr() == 0.5
+    assert opt.step(np.ones(3), step_size=0.0) == 0.0
+    assert opt.current_step_size() == pytest.approx(0.0125)
+    assert Adam(np.zeros(2), step_size=lambda t: 0.5 / (t + 1)).current_step_size() == 0.5
 
 
 def test_adam_multidimensional_buffer_in_place():
     params = np.zeros((4, 5), dtype=np.float32)
     view = params[1]                     # a view of a row must see the update
-    Adam(params, lr=0.1).step(np.ones((4, 5), dtype=np.float32))
+    Adam(params, step_size=0.1).step(np.ones((4, 5), dtype=np.float32))
     assert np.all(view < 0) and params.shape == (4, 5)
 
 
@@ -145,8 +145,8 @@ def test_adam_errors():
         Adam(np.zeros(3), betas=0.9)
     with pytest.raises(ValueError, match="eps"):
         Adam(np.zeros(3), eps=0.0)
-    with pytest.raises(ValueError, match="lr"):
-        Adam(np.zeros(3), lr=-1.0)
+    with pytest.raises(ValueError, match="step_size"):
+        Adam(np.zeros(3), step_size=-1.0)
     with pytest.raises(ValueError, match="n_threads"):
         Adam(np.zeros(3), n_threads=0)
     opt = Adam(np.zeros(3, dtype=np.float32))
@@ -159,7 +159,7 @@ def test_adam_errors():
                              "v": np.zeros(3, np.float32)})
     with pytest.raises(ValueError, match="lacks"):
         opt.load_state_dict({"m": np.zeros(3, np.float32)})
-    bad = Adam(np.zeros(2), lr=lambda t: -1.0)
+    bad = Adam(np.zeros(2), step_size=lambda t: -1.0)
     with pytest.raises(ValueError, match="schedule"):
         bad.step(np.zeros(2))
 
@@ -176,11 +176,11 @@ def test_adam_non_contiguous_gradient_is_read():
 
 
 def test_constant_schedule():
-    assert ConstantLR(0.3)(0) == 0.3 and ConstantLR(0.3)(10**6) == 0.3
+    assert ConstantSchedule(0.3)(0) == 0.3 and ConstantSchedule(0.3)(10**6) == 0.3
 
 
 def test_cosine_schedule_values():
-    s = CosineLR(1.0, 100, final_lr=0.1)
+    s = CosineSchedule(1.0, 100, final_step_size=0.1)
     assert s(0) == pytest.approx(1.0)
     assert s(50) == pytest.approx(0.55)
     assert s(25) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi / 4)))
@@ -190,34 +190,34 @@ def test_cosine_schedule_values():
 
 
 def test_step_schedule_values():
-    s = StepLR(0.1, period=3, gamma=0.5)
+    s = StepDecaySchedule(0.1, period=3, gamma=0.5)
     assert [s(t) for t in range(7)] == pytest.approx(
         [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025])
 
 
 def test_warmup_composes_with_other_schedules():
-    s = WarmupLR(CosineLR(1.0, 10), n_warmup=4, start_factor=0.2)
+    s = WarmupSchedule(CosineSchedule(1.0, 10), n_warmup=4, start_factor=0.2)
     assert [s(t) for t in range(4)] == pytest.approx([0.2, 0.4, 0.6, 0.8])
     assert s(4) == pytest.approx(1.0)
     assert s(9) == pytest.approx(0.5)
     assert s(14) == pytest.approx(0.0, abs=1e-15)
-    assert WarmupLR(0.5, 2)(0) == 0.0 and WarmupLR(0.5, 2)(1) == 0.25
-    assert WarmupLR(0.5, 0)(0) == 0.5
-    nested = WarmupLR(StepLR(1.0, 2, 0.1), 1)
+    assert WarmupSchedule(0.5, 2)(0) == 0.0 and WarmupSchedule(0.5, 2)(1) == 0.25
+    assert WarmupSchedule(0.5, 0)(0) == 0.5
+    nested = WarmupSchedule(StepDecaySchedule(1.0, 2, 0.1), 1)
     assert [nested(t) for t in range(4)] == pytest.approx([0.0, 1.0, 1.0, 0.1])
 
 
 def test_schedule_errors_and_repr():
     with pytest.raises(ValueError, match="n_steps"):
-        CosineLR(1.0, 0)
+        CosineSchedule(1.0, 0)
     with pytest.raises(ValueError, match="gamma"):
-        StepLR(1.0, 1, gamma=0.0)
+        StepDecaySchedule(1.0, 1, gamma=0.0)
     with pytest.raises(ValueError, match="start_factor"):
-        WarmupLR(1.0, 3, start_factor=2.0)
+        WarmupSchedule(1.0, 3, start_factor=2.0)
     with pytest.raises(ValueError, match="step"):
-        ConstantLR(1.0)(-1)
-    assert "CosineLR" in repr(WarmupLR(CosineLR(1.0, 5), 2))
-    assert CosineLR(1.0, 5) == CosineLR(1.0, 5) and CosineLR(1.0, 5) != CosineLR(1.0, 6)
+        ConstantSchedule(1.0)(-1)
+    assert "CosineSchedule" in repr(WarmupSchedule(CosineSchedule(1.0, 5), 2))
+    assert CosineSchedule(1.0, 5) == CosineSchedule(1.0, 5) and CosineSchedule(1.0, 5) != CosineSchedule(1.0, 6)
 
 
 # ----------------------------------------------------------------------------- clipping

@@ -5,7 +5,8 @@ from fastscore.data import rectangles
 from fastscore.distributions import GaussianMixture
 from fastscore.io import read_model_file
 from fastscore.nn import NoiseConditionalScore, PatchScoreModel
-from fastscore.train import TrainingDiverged, fit_patch_score, ncsm_loss
+from fastscore.losses import ncsm
+from fastscore.train import TrainingDiverged, fit_patch_score
 
 SMALL = dict(n_steps=100, batch_size=128, validate_every=50, warmup=10)
 
@@ -112,22 +113,23 @@ def test_dtype_follows_the_data_and_float64_is_never_narrowed_silently(images):
     np.testing.assert_array_equal(a.net.params, b.net.params)
 
 
-def test_ncsm_loss_gradient_matches_finite_differences():
+def test_training_ncsm_gradient_matches_finite_differences():
+    """ncsm(params=None): the gradient the training passes write into net.grad (float64
+    network) against central differences of the loss."""
     rng = np.random.default_rng(8)
     model = NoiseConditionalScore.for_patches(2, hidden=(6, 5), dtype=np.float64, rng=0)
     v = rng.standard_normal((7, 4))
     sigma = rng.uniform(0.1, 1.0, 7)
     z = rng.standard_normal((7, 4))
-    ncsm_loss(model, v, sigma, z)
-    grad = model.net.grad.copy()
+    grad = ncsm(model, None, v, draws=(sigma, z))[1].copy()
     theta = model.net.params.copy()
     h = 1e-6
     for i in rng.choice(theta.size, 12, replace=False):
         model.net.params[...] = theta
         model.net.params[i] += h
-        up = ncsm_loss(model, v, sigma, z, grad=False)
+        up = ncsm(model, None, v, draws=(sigma, z), grad=False)[0]
         model.net.params[i] -= 2 * h
-        down = ncsm_loss(model, v, sigma, z, grad=False)
+        down = ncsm(model, None, v, draws=(sigma, z), grad=False)[0]
         assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-8)
     model.net.params[...] = theta
 
