@@ -280,7 +280,7 @@ def train_cases(batch, fs_net, fs_opt, np_net, np_opt, tnet, topt, torch, repeat
     fs_blas_opt = None
     if fs_blas is not None:
         fs_blas_opt = (NumpyAdam(fs_blas.params) if isinstance(fs_opt, NumpyAdam) else
-                       type(fs_opt)(fs_blas.params, lr=LR, betas=BETAS, eps=EPS))
+                       type(fs_opt)(fs_blas.params, step_size=LR, betas=BETAS, eps=EPS))
 
     def np_step():
         out = np_net.forward(x)

@@ -140,7 +140,7 @@ def test_pack_follows_every_parameter_change(dtype):
     outs.append(check())
     net.set_weights(rng.standard_normal(net.n_params) * 0.1)
     outs.append(check())
-    opt = Adam(net.params, lr=0.05)                # optimiser steps, in place
+    opt = Adam(net.params, step_size=0.05)               # optimiser steps, in place
     for _ in range(2):
         net.forward(x)
         net.backward(np.ones((50, 9), dtype))

@@ -53,7 +53,7 @@ def run(dtype, n_threads):
             rng.standard_normal((300, 9)).astype(dtype), input_grad=True).copy()
         res[f"mlp_{act}_grad"] = net.grad.copy()
     p = rng.standard_normal(1000).astype(dtype)
-    opt = Adam(p, lr=1e-2, weight_decay=0.1, n_threads=n_threads)
+    opt = Adam(p, step_size=1e-2, weight_decay=0.1, n_threads=n_threads)
     for _ in range(3):
         opt.step(rng.standard_normal(1000).astype(dtype))
     res["adam"] = p
