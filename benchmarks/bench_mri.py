@@ -21,6 +21,7 @@ axes), a 3×3×3 prior trained on random ellipsoid volumes; peak RSS of the proc
 """
 
 import os
+import re
 import resource
 import sys
 import time
@@ -260,16 +261,21 @@ def figure(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_cols = 2 + max(len(r[2]) for r in rows)
-    fig, axes = plt.subplots(len(rows), n_cols - 1, figsize=(2.2 * (n_cols - 1), 2.4 * len(rows)))
+    def panels_of(x, results, std):
+        """truth, every reconstruction, then the posterior std when sampled"""
+        def title(label):
+            parts = re.sub(r" \([^)]*\)", "", label).replace("fastscore ", "").split(", ")
+            return parts[0] + ("\n" + parts[-1] if "prior" in parts[-1] else "")
+
+        out = [("truth", np.abs(x))] + [(title(label), np.abs(est))
+                                         for label, est, _ in results if est is not None]
+        return out + ([("posterior std", std)] if std is not None else [])
+
+    n_cols = max(len(panels_of(*r[1:])) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.2 * n_cols, 2.4 * len(rows)))
     axes = np.atleast_2d(axes)
     for i, (acc, x, results, std) in enumerate(rows):
-        panels = [("truth", np.abs(x))] + [
-            (label.split(",")[0].replace("fastscore ", "") + ("" if "prior" not in label
-                                                                else "\n" + label.split(", ")[-1]),
-             np.abs(est)) for label, est, _ in results if est is not None]
-        panels = panels[:n_cols - 2] + [("posterior std", std)] if std is not None \
-            else panels[:n_cols - 1]
+        panels = panels_of(x, results, std)
         for ax, (title, img) in zip(axes[i], panels):
             ax.imshow(img, cmap="gray", vmin=0 if title != "posterior std" else None,
                       vmax=1 if title != "posterior std" else None)
