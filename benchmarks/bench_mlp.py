@@ -155,10 +155,17 @@ def torch_model(torch, params):
 # --------------------------------------------------------------------- timing
 
 
+#: seconds of rest before each contender's block when several threads run: a BLAS or
+#: OpenMP pool keeps its idle threads spinning for a while after a call (OpenBLAS ~0.1 s,
+#: Intel OpenMP 0.2 s), and the next contender's threads would share the cores with them
+#: (measured: numpy's 2-thread sgemm right after scipy's ran at 194 instead of 388 GFLOP/s)
+SETTLE = 0.0
+
+
 def round_robin(fns, repeat, min_time=0.0, block=0.05):
     """{name: min seconds of one call}: each round runs every contender for a block of
-    calls (>= `block` seconds, at least one call), so all see the same machine load; at
-    least `repeat` rounds and `min_time` seconds in all."""
+    calls (>= `block` seconds, at least one call) after `SETTLE` seconds of rest, so all
+    see the same machine load; at least `repeat` rounds and `min_time` seconds in all."""
     for fn in fns.values():
         fn()
     best = {k: math.inf for k in fns}
@@ -166,6 +173,8 @@ def round_robin(fns, repeat, min_time=0.0, block=0.05):
     rounds = 0
     while rounds < repeat or spent < min_time:
         for k, fn in fns.items():
+            if SETTLE:
+                time.sleep(SETTLE)
             start = time.perf_counter()
             while True:
                 t0 = time.perf_counter()
@@ -427,6 +436,8 @@ def main():
         if args.wait_idle:
             wait_idle()
         load = busy_fraction()
+        global SETTLE
+        SETTLE = 0.25 if n_threads > 1 else 0.0
         fastscore.set_num_threads(n_threads)
         if torch is not None:
             torch.set_num_threads(n_threads)
