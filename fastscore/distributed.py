@@ -35,7 +35,7 @@ from ._optional import import_optional
 from ._validation import (_working_dtype, check_choice, check_int, check_rng, check_scalar,
                           check_scale)
 from .operators import Identity, Mask
-from .reconstruct import _anneal_start, _prior_sigmas
+from ._sigma_ladder import _anneal_start, _prior_sigmas
 
 __all__ = ["denoise_dask", "reconstruct_many", "ShardedKDE", "DatasetRun", "combine_shards"]
 
