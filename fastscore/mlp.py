@@ -40,6 +40,7 @@ from ._activations import (
     init_std,
 )
 from ._threads import effective_threads, resolve_n_threads, single_threaded_blas
+from ._weight_pack import WeightPack, layer_products
 from ._validation import (
     as_float_array,
     check_activations,
@@ -200,12 +201,10 @@ class MLP:
         # workspace, one batch size), `scratch` (predict / jacobian buffers by (kind,
         # n_threads, ...)) and `forward_n` (batch size of its last forward()).
         self._local = threading.local()
-        # The weights packed for the compiled micro-kernel (None: BLAS at this SIMD
-        # level): (snapshot of params, pack), rebuilt whenever params differ from the
-        # snapshot (see _packed).
+        # The weights packed for the compiled micro-kernel, once per parameter version
+        # (a size of 0: BLAS at this SIMD level).
         self._pack_size = int(self._net.pack_size(self.dtype.itemsize))
-        self._pack_state = None
-        self._pack_lock = threading.Lock()
+        self._pack = WeightPack(self._pack_size, self.dtype)
         self.reset_parameters(rng=rng)
 
     @classmethod
@@ -365,41 +364,14 @@ class MLP:
         return ws
 
     def _packed(self):
-        """The pack of the current :attr:`params` for the micro-kernel, or None (BLAS).
-
-        Made once per parameter version: the pack keeps a snapshot of the parameters it
-        was made from, and every pass first compares :attr:`params` with it bytewise
-        (one memcmp, ~1/100 of a pass of the default model on a batch of 512), so any
-        change of the parameters — an optimiser step, EMA weights copied in,
-        :meth:`set_weights`, a write through :attr:`weights` — repacks before use and a
-        stale pack is never read. A pack is never modified once made (a new one
-        replaces it), so a thread still computing with the previous one is unaffected.
-        """
-        if not self._pack_size:
-            return None
-        mlp = _kernels()
-        state = self._pack_state
-        if state is not None and mlp.same_values(state[0], self.params):
-            return state[1]
-        with self._pack_lock:
-            state = self._pack_state
-            if state is None or not mlp.same_values(state[0], self.params):
-                snapshot = self.params.copy()
-                packed = np.empty(self._pack_size, dtype=self.dtype)
-                mlp.pack(self._net, snapshot, packed)
-                state = (snapshot, packed)
-                self._pack_state = state
-        return state[1]
+        """The pack of the current :attr:`params` (:class:`WeightPack`), or None (BLAS)."""
+        return self._pack.of(_kernels(), self._net, self.params) if self._pack_size else None
 
     def _products(self):
-        """Which code runs the layer products at this process's SIMD level (for
-        benchmark tables): the packed micro-kernel of the level, or BLAS."""
-        if not self._pack_size:
-            return "BLAS (scipy cython_blas, one call per layer and tile)"
+        """Which code runs the layer products at this process's SIMD level."""
         from ._ext import _common
 
-        isa = {4: "AVX-512 (x86-64-v4)", 3: "AVX2 + FMA (x86-64-v3)"}[_common.simd_level()]
-        return f"packed micro-kernel, {isa}"
+        return layer_products(self._pack_size, _common.simd_level())
 
     # -- passes ----------------------------------------------------------------------
     def forward(self, x: ArrayLike, *, out: np.ndarray | None = None) -> np.ndarray:
