@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
 import pytest
+
+import fastscore
 
 from fastscore import nn
 from fastscore._threads import single_threaded_blas
@@ -18,6 +21,9 @@ from fastscore.optim import EMA, Adam
 from reference import mlp as ref
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the fastscore under test (installed, or this tree built in place) for the subprocesses,
+# which run outside the source tree so that `python -c` cannot pick up an unbuilt copy
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastscore.__file__)))
 
 # Odd widths (not multiples of any vector width: edge panels and edge row blocks), the
 # default activations (leaky ReLU fused in the micro-kernel, tanh in a separate pass) and
@@ -70,10 +76,10 @@ _SCRIPT = textwrap.dedent("""
 
 
 def _run(level):
-    env = dict(os.environ, FASTSCORE_SIMD=level, PYTHONPATH=ROOT)
+    env = dict(os.environ, FASTSCORE_SIMD=level, PYTHONPATH=PACKAGE_PARENT)
     script = _SCRIPT.format(tests=os.path.join(ROOT, "tests"), cases=_CASES)
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, cwd=tempfile.gettempdir())
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])
 

@@ -11,11 +11,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
+import fastscore
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the fastscore under test (installed, or this tree built in place) for the subprocesses,
+# which run outside the source tree so that `python -c` cannot pick up an unbuilt copy
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastscore.__file__)))
 EXTENSIONS = ("kde", "patches", "mlp", "adam")
 LEVELS = {"avx512": 4, "avx2": 3, "baseline": 0}
 NAMES = {4: "x86-64-v4", 3: "x86-64-v3", 0: "baseline"}
@@ -76,13 +82,13 @@ print(json.dumps(report))
 
 
 def run_level(tmp_path, request):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     env.pop("FASTSCORE_SIMD", None)
     if request is not None:
         env["FASTSCORE_SIMD"] = request
     path = tmp_path / f"{request}.npz"
     res = subprocess.run([sys.executable, "-c", KERNELS, str(path)], capture_output=True,
-                         text=True, env=env, cwd=ROOT)
+                         text=True, env=env, cwd=tempfile.gettempdir())
     assert res.returncode == 0, res.stderr
     with np.load(path) as data:
         return json.loads(res.stdout), dict(data)
@@ -140,9 +146,9 @@ def test_forced_level_runs_everywhere_and_agrees(tmp_path, default_level, reques
 
 @pytest.mark.parametrize("value", ["avx3", "AVX2", "sse"])
 def test_bad_request_is_a_clear_error(value):
-    env = dict(os.environ, PYTHONPATH=ROOT, FASTSCORE_SIMD=value)
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, FASTSCORE_SIMD=value)
     res = subprocess.run([sys.executable, "-c", "import fastscore"], capture_output=True,
-                         text=True, env=env, cwd=ROOT)
+                         text=True, env=env, cwd=tempfile.gettempdir())
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("ValueError: environment variable FASTSCORE_SIMD must be one of")
