@@ -310,8 +310,22 @@ def pc(problem: Problem, x: np.ndarray, sigmas: np.ndarray, *, snr: float,
 def ode(problem, x, sigmas, *, trace_every=None, callback=None):
     """Probability-flow ODE (Heun) on the guided posterior score
     (:meth:`Problem.guided_score`, 3 score evaluations per call, 6 per step); the
-    randomness is the start's (:func:`fastscore.sampling.probability_flow`)."""
-    res = sampling.probability_flow(problem.guided_score, sigmas, x, callback=callback,
+    randomness is the start's (:func:`fastscore.sampling.probability_flow`).
+
+    Step guard as in :func:`dps`: an evaluation at σ moves x by ``h_σ = |σ_k − σ_{k+1}| σ``
+    times the score (the larger of the two intervals σ bounds), so the guidance weight is
+    ``min(1, (σ_n² + σ²κ)/(h_σ ‖A‖²))`` per chain — 1 where the likelihood is mild, capped
+    where it is stiff (sparse-view CT, where the uncapped step diverges)."""
+    norm2 = problem.operator.norm_squared()
+    steps: dict[float, float] = {}
+    for a, b in zip(sigmas[:-1], sigmas[1:]):
+        for level in (float(a), float(b)):
+            steps[level] = max(steps.get(level, 0.0), abs(float(a) - float(b)) * level)
+
+    def guided(z, sigma):
+        h = max(steps.get(float(sigma), 0.0), 1e-300)
+        return problem.guided_score(z, sigma, 1.0, cap=lambda var: var / (h * norm2))
+    res = sampling.probability_flow(guided, sigmas, x, callback=callback,
                                     trace_every=trace_every)
     return _result(problem, res)
 

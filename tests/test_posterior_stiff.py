@@ -1,6 +1,6 @@
 """Reverse-diffusion samplers on a stiff likelihood (sparse-view CT, small σ_n): the
-predictor–corrector's implicit data step and DPS's step guard keep the chains finite where
-the explicit reverse-SDE step diverges."""
+predictor–corrector's implicit data step and the step guards of DPS and the probability-flow
+ODE keep the chains finite where the explicit reverse-SDE step diverges."""
 
 import numpy as np
 import pytest
@@ -39,13 +39,15 @@ def test_the_explicit_step_diverges(ct):
                                      final_denoise=False, rng=0)
 
 
-@pytest.mark.parametrize("method", ["pc", "dps"])
+@pytest.mark.parametrize("method", ["pc", "dps", "ode"])
 def test_stable_on_sparse_view_ct(ct, method):
     x, A, y, prior = ct
     out = posterior_sample(y, A, NOISE, prior, n_samples=4, method=method, rng=1,
                            steps_per_sigma=2)
     assert np.all(np.isfinite(out.samples)) and out.samples.dtype == np.float32
     fbp = metrics.psnr(x, A.fbp(y))                  # 15.4 dB; MAP with this prior 17.8
-    # measured: pc 16.9 dB, dps 15.3 dB (the guard caps its guidance at small σ)
-    assert metrics.psnr(x, out.mean) > fbp + (1.0 if method == "pc" else -0.8)
+    # measured: pc 16.9 dB, dps 15.3 dB, ode 16.1 dB (the guards cap the guidance at
+    # small σ; without them dps and ode overflow here)
+    margin = {"pc": 1.0, "dps": -0.8, "ode": 0.3}[method]
+    assert metrics.psnr(x, out.mean) > fbp + margin
     assert 0 < float(out.std.mean()) < 0.3
