@@ -47,12 +47,3 @@ class WeightPack:
                 state = (snapshot, packed)
                 self._state = state
         return state[1]
-
-
-def layer_products(pack_size: int, level: int) -> str:
-    """Which code runs the layer products at SIMD `level` (for benchmark tables): the packed
-    micro-kernel of the level, or BLAS."""
-    if not pack_size:
-        return "BLAS (scipy cython_blas, one call per layer and tile)"
-    isa = {4: "AVX-512 (x86-64-v4)", 3: "AVX2 + FMA (x86-64-v3)"}[level]
-    return f"packed micro-kernel, {isa}"

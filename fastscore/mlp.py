@@ -40,7 +40,7 @@ from ._activations import (
     init_std,
 )
 from ._threads import effective_threads, resolve_n_threads, single_threaded_blas
-from ._weight_pack import WeightPack, layer_products
+from ._weight_pack import WeightPack
 from ._validation import (
     as_float_array,
     check_activations,
@@ -368,10 +368,11 @@ class MLP:
         return self._pack.of(_kernels(), self._net, self.params) if self._pack_size else None
 
     def _products(self):
-        """Which code runs the layer products at this process's SIMD level."""
-        from ._ext import _common
-
-        return layer_products(self._pack_size, _common.simd_level())
+        """Which code runs the layer products at this process's SIMD level (the kernel's
+        own answer, ``gemm_clone()``, unless this network is held to BLAS)."""
+        if not self._pack_size:
+            return "BLAS (scipy cython_blas, one call per layer and tile)"
+        return f"packed micro-kernel, {_kernels().gemm_clone()}"
 
     # -- passes ----------------------------------------------------------------------
     def forward(self, x: ArrayLike, *, out: np.ndarray | None = None) -> np.ndarray:
