@@ -83,6 +83,23 @@ def _peak_rss_kib():
     return _status_kib("VmHWM")
 
 
+def _profile_history(dask_worker):
+    """(cycles, pickled bytes) of the worker's statistical-profile history: Dask samples
+    the running task's stack every 10 ms and keeps one profile per second, up to an hour
+    of them, so a worker's memory grows with the wall time of the run."""
+    import pickle
+
+    history = list(dask_worker.profile_history)
+    return len(history), len(pickle.dumps(history))
+
+
+def _phase_peak_kib():
+    """The worker's peak RSS (KiB) since the last reset; the peak is reset (Linux)."""
+    peak = _status_kib("VmHWM")
+    _reset_peak()
+    return peak
+
+
 def _warm_up(store_root, prior):
     """A small run (32³, 16³ chunks, one step) on the restarted workers: every code path,
     codec and buffer pool of a case is touched once, so what stays is the runtime
@@ -100,8 +117,10 @@ def _warm_up(store_root, prior):
 
 def run_case(client, n, chunk, prior, steps, store_root):
     """Denoise n³ (read from Zarr) with the given chunks, the result written to Zarr;
-    returns (seconds, baseline MiB, peak MiB): the idle worker's RSS after a warm-up and
-    the peak RSS of the run, of the worker with the largest peak."""
+    returns (seconds, baseline MiB, peak MiB, phases): the idle worker's RSS after a
+    warm-up and the peak RSS of the run, of the worker with the largest peak; `phases`
+    maps each phase (the input written to the store with step 1, each further step, the
+    result written to Zarr) to the largest peak − idle over the workers in MiB."""
     import dask.array as da
     from fastscore.distributed import denoise_dask
 
@@ -111,14 +130,26 @@ def run_case(client, n, chunk, prior, steps, store_root):
     client.restart()
     _warm_up(store_root, prior)
     idle = client.run(_reset_peak)                      # peak RSS counted from here
+    phases, peak = {}, dict(idle)
+
+    def phase(name):
+        for w, kib in client.run(_phase_peak_kib).items():
+            peak[w] = max(peak[w], kib)
+            phases[name] = max(phases.get(name, 0.0), (kib - idle[w]) / 1024)
+
     t0 = time.perf_counter()
-    x = denoise_dask(da.from_zarr(noisy), prior, 0.1, n_steps=steps, store=store)
+    x = denoise_dask(da.from_zarr(noisy), prior, 0.1, n_steps=steps, store=store,
+                     callback=lambda step, n: phase("input + step 1" if step == 0
+                                                    else f"step {step + 1}"))
     da.to_zarr(x, os.path.join(store, "out.zarr"), overwrite=True)
     seconds = time.perf_counter() - t0
-    peak = client.run(_peak_rss_kib)
+    phase("output to Zarr")
+    history = client.run(_profile_history)
+    print("  profile history per worker (cycles, pickled KiB): " + ", ".join(
+        f"{cycles} {size / 1024:.0f}" for cycles, size in history.values()), flush=True)
     shutil.rmtree(store, ignore_errors=True)
     worker = max(peak, key=lambda w: peak[w] - idle[w])
-    return seconds, idle[worker] / 1024, peak[worker] / 1024
+    return seconds, idle[worker] / 1024, peak[worker] / 1024, phases
 
 
 def overhead(client, n, chunk):
@@ -139,12 +170,14 @@ def overhead(client, n, chunk):
 
 
 def _row(table, n, chunk, workers, steps, result):
-    seconds, idle, peak = result
+    seconds, idle, peak, phases = result
     chunk_mib = chunk ** 3 * 4 / 2 ** 20
     table.add(f"{n}^3", chunk, (-(-n // chunk)) ** 3, workers, f"{seconds:.1f}",
               f"{n ** 3 * steps / seconds / 1e6:.2f}", f"{idle:.0f}", f"{peak:.0f}",
               f"{peak - idle:.1f}", f"{chunk_mib:.2f}", f"{(peak - idle) / chunk_mib:.2f}")
     print(" | ".join(table.rows[-1]), flush=True)
+    print("  peak - idle MiB by phase (largest over the workers): " + ", ".join(
+        f"{name} {mib:.1f}" for name, mib in phases.items()), flush=True)
 
 
 def main():
@@ -166,6 +199,9 @@ def main():
     p.add_argument("--mmap-threshold", type=int, default=None,
                    help="MALLOC_MMAP_THRESHOLD_ of the workers in bytes (glibc: blocks this "
                    "large are mapped and unmapped on free, never kept in the heap)")
+    p.add_argument("--no-profile", action="store_true",
+                   help="switch off the workers' statistical profiler "
+                   "(distributed.worker.profile.enabled), whose history grows with time")
     args = p.parse_args()
     n = 96 if args.quick else args.size
     big = 0 if args.quick else args.big
@@ -181,6 +217,10 @@ def main():
 
         dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_":
                          str(args.mmap_threshold)})
+    if args.no_profile:
+        import dask
+
+        dask.config.set({"distributed.worker.profile.enabled": False})
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", memory_limit=0) as cluster, \
             distributed.Client(cluster) as client:
