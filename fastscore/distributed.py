@@ -1,7 +1,7 @@
 """Past one machine: large volumes, datasets and sharded KDE priors on Dask.
 
 Needs the optional extra ``pip install 'fastscore[dask]'`` (``dask[array]``,
-``distributed``, ``zarr``); ``import fastscore`` never imports it.
+``distributed``); ``import fastscore`` never imports it.
 
 - :func:`denoise_dask`: MAP denoising / inpainting (:func:`fastscore.map_estimate` with the
   :class:`~fastscore.operators.Identity` or :class:`~fastscore.operators.Mask` operator)
