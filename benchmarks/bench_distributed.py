@@ -83,14 +83,25 @@ def _peak_rss_kib():
     return _status_kib("VmHWM")
 
 
-def _profile_history(dask_worker):
-    """(cycles, pickled bytes) of the worker's statistical-profile history: Dask samples
-    the running task's stack every 10 ms and keeps one profile per second, up to an hour
-    of them, so a worker's memory grows with the wall time of the run."""
-    import pickle
+def _deep_bytes(obj, seen):
+    """Bytes of `obj` and of the containers and strings it holds (each object once)."""
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(_deep_bytes(k, seen) + _deep_bytes(v, seen) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        size += sum(_deep_bytes(v, seen) for v in obj)
+    return size
 
+
+def _profile_history(dask_worker):
+    """(cycles, MiB) of the worker's statistical-profile history: Dask samples the
+    running task's stack every 10 ms and keeps one profile tree per second, up to an hour
+    of them, so a worker's memory grows with the wall time of the run."""
     history = list(dask_worker.profile_history)
-    return len(history), len(pickle.dumps(history))
+    return len(history), _deep_bytes(history, set()) / 2 ** 20
 
 
 def _phase_peak_kib():
@@ -145,8 +156,8 @@ def run_case(client, n, chunk, prior, steps, store_root):
     seconds = time.perf_counter() - t0
     phase("output to Zarr")
     history = client.run(_profile_history)
-    print("  profile history per worker (cycles, pickled KiB): " + ", ".join(
-        f"{cycles} {size / 1024:.0f}" for cycles, size in history.values()), flush=True)
+    print("  profile history per worker (one-second cycles, MiB held): " + ", ".join(
+        f"{cycles} {mib:.1f}" for cycles, mib in history.values()), flush=True)
     shutil.rmtree(store, ignore_errors=True)
     worker = max(peak, key=lambda w: peak[w] - idle[w])
     return seconds, idle[worker] / 1024, peak[worker] / 1024, phases
