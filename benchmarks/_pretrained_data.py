@@ -19,6 +19,8 @@ import numpy as np
 
 TRAIN = ("astronaut", "brick", "cell", "grass", "gravel", "hubble_deep_field",
          "immunohistochemistry", "page", "retina", "text", "microaneurysms", "lfw_subset")
+#: more photographs, studied as an addition (large smooth surfaces, which TRAIN lacks)
+TRAIN_MORE = ("stereo_motorcycle",)
 VALIDATION = ("chelsea", "rocket", "coffee")
 TEST = ("moon", "coins", "clock")
 MAX_SIDE = 512          # larger images: central crop (keeps one image from dominating)
@@ -29,7 +31,10 @@ def _grey(name):
     from skimage.color import rgb2gray
     from skimage.util import img_as_float
 
-    img = np.asarray(getattr(skimage.data, name)())
+    img = getattr(skimage.data, name)()
+    if name == "stereo_motorcycle":                # (left, right, disparity): one view
+        img = img[0]
+    img = np.asarray(img)
     if name == "lfw_subset":                       # 200 faces of 25×25, already [0, 1]
         return [np.clip(f, 0, 1) for f in img.astype(np.float64)]
     img = img_as_float(img)

@@ -25,7 +25,7 @@ SIDE = 128
 
 
 def validation_images(data):
-    if data == "natural":
+    if data.startswith("natural"):
         from _pretrained_data import VALIDATION, crops
         return crops(VALIDATION, SIDE, np.float32)
     from fastscore.phantoms import random_phantoms

@@ -49,6 +49,11 @@ MODELS = {
     # the network families at a budget the quiet machine allows (~9 ms a step, one core)
     "natural_mlp5dc_40k": ("natural", "mlp", {"patch": 5, "steps": 40000, "dc": True}),
     "natural_mlp8dc_40k": ("natural", "mlp", {"patch": 8, "steps": 40000, "dc": True}),
+    # "natural+": the training images and TRAIN_MORE (_pretrained_data.py)
+    "natural+_gmm8_k32_n300k": ("natural+", "gmm", {"patch": 8, "n_components": 32,
+                                                    "n_patches": 300000, "n_iter": 15}),
+    "natural+_gmm8_k64_n600k": ("natural+", "gmm", {"patch": 8, "n_components": 64,
+                                                    "n_patches": 600000, "n_iter": 15}),
 }
 
 
@@ -67,7 +72,8 @@ def train(key, seed=0):
         return
     os.makedirs(CACHE, exist_ok=True)
     data, family, opts = MODELS[key]
-    images = tp.natural_images() if data == "natural" else tp.phantom_images(seed)
+    images = (tp.natural_images(more=data == "natural+") if data.startswith("natural")
+              else tp.phantom_images(seed))
     t0 = time.perf_counter()
     model = (tp.train_mlp if family == "mlp" else tp.train_gmm)(images, seed=seed, **opts)
     model.save(path)

@@ -30,9 +30,10 @@ PACKAGE = os.path.join(os.path.dirname(HERE), "fastscore", "pretrained")
 HIDDEN = {3: DEFAULT_HIDDEN, 5: (128, 256, 256, 256, 128), 8: (256, 256, 256, 256)}
 
 
-def natural_images():
-    from _pretrained_data import TRAIN, load
-    return load(TRAIN)
+def natural_images(more=False):
+    """The natural prior's training images (`more`: with ``TRAIN_MORE``)."""
+    from _pretrained_data import TRAIN, TRAIN_MORE, load
+    return load(TRAIN + TRAIN_MORE if more else TRAIN)
 
 
 def phantom_images(seed=0, n=48, size=128):

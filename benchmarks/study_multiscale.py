@@ -1,0 +1,85 @@
+"""Multi-scale fusion of a patch denoiser, measured on the validation images only.
+
+    python benchmarks/study_multiscale.py natural_gmm8_k32_n300k natural 6 0.25
+    python benchmarks/study_multiscale.py phantom_gmm8_k32_n300k phantom 12 0.05
+
+Why: patch priors of DC-removed patches (the shipped mixtures) leave the noise below
+about one cycle per patch almost untouched (benchmarks/README.md, denoise: the error
+spectrum). The fusion denoises the 2×2-mean-pooled image (noise σ/2) with the same prior,
+recursively, and replaces the coarse band of the fine estimate by it:
+
+    z_L(x; σ) = z(x; σ) + U G (z_{L−1}(D x; σ/2) − D z(x; σ)),    z_1 = z
+
+with z the prior's Tweedie denoiser, D the 2×2 mean, U bilinear up-sampling and G a
+Gaussian blur of `g` coarse pixels (g = 0: none). Used inside HQS (n_steps, schedule
+2σ → end·σ) through the score ``(z_L − x)/σ²``. Prints mean PSNR over the validation
+images at σ = 0.05, 0.1, 0.2 (models from study_pretrained.py's cache).
+"""
+
+import os
+import sys
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from study_eval import noisy, validation_images
+from study_pretrained import load_model
+
+from fastscore.metrics import psnr
+from fastscore.multiscale import mean_pool
+from fastscore.operators import Identity
+from fastscore.prior import PatchPrior, _Prior
+from fastscore.reconstruct import map_estimate
+
+
+class FusedDenoiser(_Prior):
+    """The fusion above as an image prior (2-D images, no batch axis)."""
+
+    def __init__(self, prior, levels, g):
+        self.prior, self.levels, self.g = prior, levels, g
+        self.sigma_min = prior.patch_score.sigma_min
+
+    def _check_x(self, x):
+        return np.asarray(x)
+
+    def fused(self, x, sigma, levels):
+        z = self.prior.denoise(x, sigma)
+        if levels == 1:
+            return z
+        diff = self.fused(mean_pool(x), sigma / 2, levels - 1) - mean_pool(z)
+        if self.g:
+            diff = ndimage.gaussian_filter(diff, self.g, mode="nearest")
+        up = ndimage.zoom(diff, 2, order=1, grid_mode=True, mode="nearest")
+        return z + up[:x.shape[0], :x.shape[1]].astype(x.dtype)
+
+    def score(self, x, sigma=None, *, rng=None, weight=None):
+        return (self.fused(x, sigma, self.levels) - x) / sigma ** 2
+
+    def lipschitz(self, image_shape, sigma):
+        return 1.0 / sigma ** 2
+
+
+def main():
+    key, data, n_steps, end = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    model = load_model(key)
+    base = PatchPrior(model, model.patch_size)
+    images = validation_images(data)
+    for levels, g in ((1, 0.0), (2, 0.0), (2, 1.0), (3, 0.0), (3, 1.0)):
+        prior = FusedDenoiser(base, levels, g)
+        cells = []
+        for s in (0.05, 0.1, 0.2):
+            values = []
+            for name, x in images.items():
+                y = noisy(x, s, name)
+                z = map_estimate(y, Identity(y.shape), s, prior, method="hqs",
+                                 n_steps=n_steps, sigma_schedule=(2 * s, end * s)).x
+                values.append(psnr(x, z, 1.0))
+            cells.append(f"{np.mean(values):.2f}")
+        print(f"| {key} | levels {levels}, g {g} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
