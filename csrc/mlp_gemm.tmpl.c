@@ -52,19 +52,48 @@ static void FS_FN(pack_panels)(REAL *FS_RESTRICT out, const REAL *FS_RESTRICT sr
     }
 }
 
-int FS_FN(fs_mlp_pack)(const fs_mlp_net *net, const REAL *params, REAL *packed)
+/* Part `part` of the pack: layer part / 3, piece part % 3 (W panels, bias, W^T panels). */
+static void FS_FN(pack_part)(const fs_mlp_net *net, const fs_mlp_pack_layout *lay,
+                             const REAL *params, REAL *packed, int part)
+{
+    const int l = part / 3;
+    const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+    const REAL *W = params + net->w_offset[l];
+    if (part % 3 == 0)
+        FS_FN(pack_panels)(packed + lay->fwd[l], W, k, m, m, 1, lay->nr);
+    else if (part % 3 == 1)
+        FS_FN(pack_panels)(packed + lay->bias[l], params + net->b_offset[l], 1, m, 0, 1,
+                           lay->nr);
+    else
+        FS_FN(pack_panels)(packed + lay->bwd[l], W, m, k, 1, m, lay->nr); /* W^T (m, k) */
+}
+
+int FS_FN(fs_mlp_pack)(const fs_mlp_net *net, const REAL *params, REAL *packed,
+                       int n_threads)
 {
     fs_mlp_pack_layout lay;
+    if (n_threads < 1) return FS_E_ARG;
     fs_mlp_pack_layout_of(net, (int)sizeof(REAL), &lay);
     if (lay.total == 0) return FS_OK;
-    for (int l = 0; l < net->n_layers; ++l) {
-        const ptrdiff_t k = net->width[l], m = net->width[l + 1];
-        const REAL *W = params + net->w_offset[l];
-        FS_FN(pack_panels)(packed + lay.fwd[l], W, k, m, m, 1, lay.nr);
-        FS_FN(pack_panels)(packed + lay.bias[l], params + net->b_offset[l], 1, m, 0, 1,
-                           lay.nr);
-        FS_FN(pack_panels)(packed + lay.bwd[l], W, m, k, 1, m, lay.nr); /* W^T (m, k) */
+    const int n_parts = 3 * net->n_layers;
+    /* Largest layers first so that dynamic scheduling balances the threads; each part
+     * writes its own range of `packed` (the result does not depend on the schedule). */
+    int order[3 * FS_MLP_MAX_LAYERS];
+    for (int i = 0; i < n_parts; ++i) order[i] = i;
+    for (int i = 1; i < n_parts; ++i) {                     /* insertion sort by size */
+        const int v = order[i];
+        const ptrdiff_t sv = net->width[v / 3] * net->width[v / 3 + 1];
+        int j = i - 1;
+        while (j >= 0 && net->width[order[j] / 3] * net->width[order[j] / 3 + 1] < sv) {
+            order[j + 1] = order[j];
+            --j;
+        }
+        order[j + 1] = v;
     }
+    if (n_threads > n_parts) n_threads = n_parts;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_threads > 1)
+    for (int i = 0; i < n_parts; ++i)
+        FS_FN(pack_part)(net, &lay, params, packed, order[i]);
     for (ptrdiff_t j = 0; j < net->max_width; ++j) packed[lay.zeros + j] = 0;
     return FS_OK;
 }

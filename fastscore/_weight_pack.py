@@ -31,8 +31,9 @@ class WeightPack:
         self._state: tuple[np.ndarray, np.ndarray] | None = None   # (snapshot, pack)
         self._lock = threading.Lock()
 
-    def of(self, kernels, net, params: np.ndarray) -> np.ndarray | None:
-        """The pack of `params` (n_params,) for the compiled `net`, or None (BLAS)."""
+    def of(self, kernels, net, params: np.ndarray, n_threads: int = 1) -> np.ndarray | None:
+        """The pack of `params` (n_params,) for the compiled `net`, or None (BLAS); a
+        repack shares its layers among `n_threads` threads (same result for any count)."""
         if not self.size:
             return None
         state = self._state
@@ -43,7 +44,7 @@ class WeightPack:
             if state is None or not kernels.same_values(state[0], params):
                 snapshot = params.copy()
                 packed = np.empty(self.size, dtype=self.dtype)
-                kernels.pack(net, snapshot, packed)
+                kernels.pack(net, snapshot, packed, n_threads)
                 state = (snapshot, packed)
                 self._state = state
         return state[1]

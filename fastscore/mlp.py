@@ -363,9 +363,12 @@ class MLP:
         self._local.train = ws
         return ws
 
-    def _packed(self):
-        """The pack of the current :attr:`params` (:class:`WeightPack`), or None (BLAS)."""
-        return self._pack.of(_kernels(), self._net, self.params) if self._pack_size else None
+    def _packed(self, n_threads=1):
+        """The pack of the current :attr:`params` (:class:`WeightPack`, repacked on
+        `n_threads` when stale), or None (BLAS)."""
+        if not self._pack_size:
+            return None
+        return self._pack.of(_kernels(), self._net, self.params, n_threads)
 
     def _products(self):
         """Which code runs the layer products at this process's SIMD level (the kernel's
@@ -405,7 +408,7 @@ class MLP:
         threads = _kernel_threads(self.n_threads)
         ws = self._train_workspace(n, threads)
         with _blas:
-            _kernels().forward(self._net, self.params, self._packed(), arr, y, ws["acts"],
+            _kernels().forward(self._net, self.params, self._packed(threads), arr, y, ws["acts"],
                                ws["derivs"], None, _TILE_TRAIN, threads)
         return y
 
@@ -465,7 +468,7 @@ class MLP:
         threads = _kernel_threads(self.n_threads)
         ws = self._train_workspace(n, threads)
         with _blas:
-            _kernels().backward(self._net, self.params, self._packed(), ws["acts"],
+            _kernels().backward(self._net, self.params, self._packed(threads), ws["acts"],
                                 ws["derivs"], g, scale, self.grad, ws["partials"],
                                 ws["n_slots"], bool(accumulate), gin, ws["scratch"],
                                 ws["dscratch"], _TILE_TRAIN, threads)
@@ -493,7 +496,7 @@ class MLP:
         scratch = self._get_scratch(("predict", threads),
                                     self._net.forward_scratch(tile, threads))
         with _blas:
-            _kernels().forward(self._net, self.params, self._packed(), arr, y, None, None,
+            _kernels().forward(self._net, self.params, self._packed(threads), arr, y, None, None,
                                scratch, tile, threads)
         return y
 

@@ -111,6 +111,27 @@ def test_pack_matches_level_of_this_process():
         pytest.skip("no packed micro-kernel on this CPU / build (BLAS path)")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pack_is_the_same_on_any_thread_count(dtype):
+    """The pack's layers are shared among threads: every count writes the same bytes
+    (and every value of the pack, whatever was in the buffer before)."""
+    from fastscore._ext import mlp as kernels
+
+    net = MLP((9, 40, 80, 33, 160, 9), dtype=dtype, rng=0)
+    if not net._pack_size:
+        pytest.skip("no packed micro-kernel on this CPU / build (BLAS path)")
+    packs = []
+    for n_threads, fill in ((1, 0.0), (2, np.nan), (3, 7.0), (16, -1.0)):
+        packed = np.full(net._pack.size, fill, dtype=dtype)
+        kernels.pack(net._net, net.params, packed, n_threads)
+        packs.append(packed)
+    assert not np.isnan(packs[1]).any()
+    for other in packs[1:]:
+        assert packs[0].tobytes() == other.tobytes()
+    with pytest.raises(RuntimeError, match="fs_mlp_pack"):       # an internal misuse
+        kernels.pack(net._net, net.params, packs[0], 0)
+
+
 def _reference_y(net, x):
     y, _ = ref.forward(net.params.astype(float), net.widths, net.activations,
                        x.astype(float), net.negative_slope)

@@ -140,8 +140,10 @@ cdef extern from "mlp_gemm.h":
         FS_MLP_GEMM_X86
 
     Py_ssize_t fs_mlp_pack_size(const fs_mlp_net *net, int real_size)
-    int fs_mlp_pack_f32(const fs_mlp_net *net, const float *params, float *packed) nogil
-    int fs_mlp_pack_f64(const fs_mlp_net *net, const double *params, double *packed) nogil
+    int fs_mlp_pack_f32(const fs_mlp_net *net, const float *params, float *packed,
+                        int n_threads) nogil
+    int fs_mlp_pack_f64(const fs_mlp_net *net, const double *params, double *packed,
+                        int n_threads) nogil
 
 
 cdef extern from "patches.h":

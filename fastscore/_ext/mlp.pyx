@@ -113,14 +113,14 @@ cdef inline const floating *cptr(const floating[::1] a) noexcept nogil:
     return &a[0]
 
 
-def pack(Net net, const floating[::1] params, floating[::1] packed):
-    """packed <- the micro-kernel's pack of params (Net.pack_size values)."""
+def pack(Net net, const floating[::1] params, floating[::1] packed, int n_threads=1):
+    """packed <- the micro-kernel's pack of params (Net.pack_size values), on n_threads."""
     cdef int status
     with nogil:
         if floating is float:
-            status = fs_mlp_pack_f32(&net.net, &params[0], &packed[0])
+            status = fs_mlp_pack_f32(&net.net, &params[0], &packed[0], n_threads)
         else:
-            status = fs_mlp_pack_f64(&net.net, &params[0], &packed[0])
+            status = fs_mlp_pack_f64(&net.net, &params[0], &packed[0], n_threads)
     check_status(status, "fs_mlp_pack")
 
 
