@@ -4,8 +4,8 @@
  *   FS_SIMD_VBYTES  bytes of the level's vector registers (FS_KDE_VBYTES here)
  *   FS_SIMD_SFX     name suffix of the body (names WFN(kde_x) -> kde_x_f32_v4)
  *   FS_SIMD_TARGET  the function attribute that compiles it for its level (or nothing)
- * Only WFN(kde_block) is a real function; the rest is always inlined into it, so compiled
- * for its target. */
+ * Only WFN(kde_block) is a real function; the rest (KFN) is always inlined into it and
+ * carries the same target attribute, so x86 intrinsics of that level may be used. */
 #if !defined(REAL) || !defined(FS_SIMD_VBYTES)
 #error "stamp kde_simd.tmpl.c from kde.tmpl.c through fs_simd_stamp.h"
 #endif
@@ -17,6 +17,7 @@
 #define VREALU WFN(fs_kde_vrealu)
 #define VUINT WFN(fs_kde_vuint)
 #define VMASK WFN(fs_kde_vmask)
+#define KFN FS_INLINE FS_SIMD_TARGET
 
 typedef REAL VREAL __attribute__((vector_size(FS_KDE_VBYTES)));
 typedef REAL VREALU __attribute__((vector_size(FS_KDE_VBYTES), aligned(sizeof(REAL))));
@@ -28,23 +29,40 @@ typedef FS_KDE_SINT VMASK __attribute__((vector_size(FS_KDE_VBYTES))); /* -1 / 0
 #define SELECT(m, a, b) ((VREAL)(((m) & (VMASK)(a)) | (~(m) & (VMASK)(b))))
 #define SPLAT(v) ((VREAL){0} + (REAL)(v))
 
-/* Lane-wise minimum, exactly a < b ? a : b per lane, in one of two forms, the faster one
- * per body as measured in the built extension (benchmarks/README.md, section build):
- *   lane loop       one vminps in the hot loops of the 64- and 32-byte bodies;
- *   compare+select  a compare and a blend, for the 16-byte baseline body.
- * FS_KDE_MIN_LANES = 0 / 1 forces one form in every body (measurement only). */
-#ifdef FS_KDE_MIN_LANES
-#define KDE_MIN_LANES FS_KDE_MIN_LANES
+/* x86 vector intrinsics of this body (KDE_X86: its vector type; none for other CPUs),
+ * used where GCC's generic vector code is fragile: a lane minimum written as a lane loop
+ * is one vminps in some inlining contexts and a scalar loop in others. */
+#if defined(FS_GCC_X86_64) && FS_KDE_VBYTES == 64
+#define KDE_X86 1
+#define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm512_min_ps((__m512)(a), (__m512)(b)) \
+                       : (VREAL)_mm512_min_pd((__m512d)(a), (__m512d)(b)))
+#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                          \
+    ? _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_LT_OQ) != 0                 \
+    : _mm512_cmp_pd_mask((__m512d)(a), (__m512d)(b), _CMP_LT_OQ) != 0)
+#elif defined(FS_GCC_X86_64) && FS_KDE_VBYTES == 32
+#define KDE_X86 1
+#define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm256_min_ps((__m256)(a), (__m256)(b)) \
+                       : (VREAL)_mm256_min_pd((__m256d)(a), (__m256d)(b)))
+#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                               \
+    ? _mm256_movemask_ps(_mm256_cmp_ps((__m256)(a), (__m256)(b), _CMP_LT_OQ)) != 0       \
+    : _mm256_movemask_pd(_mm256_cmp_pd((__m256d)(a), (__m256d)(b), _CMP_LT_OQ)) != 0)
+#elif defined(FS_GCC_X86_64) && FS_KDE_VBYTES == 16
+#define KDE_X86 1
+#define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm_min_ps((__m128)(a), (__m128)(b)) \
+                       : (VREAL)_mm_min_pd((__m128d)(a), (__m128d)(b)))
+#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                        \
+    ? _mm_movemask_ps(_mm_cmplt_ps((__m128)(a), (__m128)(b))) != 0               \
+    : _mm_movemask_pd(_mm_cmplt_pd((__m128d)(a), (__m128d)(b))) != 0)
 #else
-#define KDE_MIN_LANES (FS_KDE_VBYTES >= 32)
+#define KDE_X86 0
 #endif
-FS_INLINE VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
+
+/* Lane-wise minimum, exactly a < b ? a : b per lane (the semantics of x86 min: the
+ * second operand when the compare is false). */
+KFN VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
 {
-#if KDE_MIN_LANES
-    VREAL r;
-    for (ptrdiff_t l = 0; l < NL; ++l)
-        r[l] = (*a)[l] < (*b)[l] ? (*a)[l] : (*b)[l];
-    return r;
+#if KDE_X86
+    return KDE_MIN(*a, *b);
 #else
     return SELECT(*a < *b, *a, *b);
 #endif
@@ -54,7 +72,7 @@ FS_INLINE VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
  * exponent t is >= FS_KDE_TMIN, where the result is exactly +0. Needs t < BIAS + 1; tiles
  * that are kept have t <= FS_KDE_MARGIN (see kde_query_tile). The product is folded into
  * the range reduction (fused multiply-adds where the target has them). */
-FS_INLINE VREAL WFN(kde_exp2)(const VREAL *dm, const VREAL *nc1, const VREAL *dmax)
+KFN VREAL WFN(kde_exp2)(const VREAL *dm, const VREAL *nc1, const VREAL *dmax)
 {
     const REAL magic = (REAL)(1.5 * (double)((FS_KDE_UINT)1 << FS_KDE_MANT)) + FS_KDE_BIAS;
     const VREAL dmc = WFN(kde_min)(dm, dmax);
@@ -66,7 +84,21 @@ FS_INLINE VREAL WFN(kde_exp2)(const VREAL *dm, const VREAL *nc1, const VREAL *dm
     return FS_KDE_POLY(f, f2) * (VREAL)e;
 }
 
-FS_INLINE double WFN(kde_hmin)(const VREAL *vp)
+/* Whether some lane has a < b (ordered compare): a compare and a mask test. */
+KFN int WFN(kde_any_below)(const VREAL *a, const VREAL *b)
+{
+#if KDE_X86
+    return KDE_ANY_LT(*a, *b);
+#else
+    const VMASK m = *a < *b;
+    FS_KDE_SINT any = 0;
+    for (ptrdiff_t l = 0; l < NL; ++l)
+        any |= m[l];
+    return any != 0;
+#endif
+}
+
+KFN double WFN(kde_hmin)(const VREAL *vp)
 {
     const VREAL v = *vp;
     REAL m = v[0];
@@ -77,7 +109,7 @@ FS_INLINE double WFN(kde_hmin)(const VREAL *vp)
 
 /* Lane sums of one tile, widened to 8 doubles: lane l goes to double lane l % 8 (up to 8
  * lanes converted at a time and added; fewer than 8 lanes fill the first ones). */
-FS_INLINE fs_kde_vdbl WFN(kde_widen)(const VREAL *vp)
+KFN fs_kde_vdbl WFN(kde_widen)(const VREAL *vp)
 {
     enum { PART = NL < 8 ? NL : 8 };
     typedef REAL vpart __attribute__((vector_size(PART * sizeof(REAL))));
@@ -98,15 +130,18 @@ FS_INLINE fs_kde_vdbl WFN(kde_widen)(const VREAL *vp)
  * to the reference m2: returns dm = |x - q|^2 - m2 (m2 folded into the first partial sum,
  * so the difference costs nothing and keeps the precision of |x - q|^2) and updates the
  * lane minimum vmin. masked: lanes outside `valid` get dm = +inf. */
-FS_INLINE VREAL WFN(kde_dist)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
+KFN VREAL WFN(kde_dist)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
                                 const REAL *q, const VREAL *m2, const int masked,
                                 const VMASK *valid, VREAL *vmin)
 {
-    /* two interleaved partial sums: a shorter dependency chain */
-    const VREAL df0 = *(const VREALU *)x - q[0];
+    /* two interleaved partial sums: a shorter dependency chain. q - x (= -(x - q)
+     * exactly), not x - q: one instruction with x as memory operand, and the compiler does
+     * not keep these differences alive (spilled) for kde_accumulate, which recomputes
+     * x - q only for the rare vectors with a nonzero weight. */
+    const VREAL df0 = q[0] - *(const VREALU *)x;
     VREAL even = df0 * df0 - *m2, odd = SPLAT(0);
     for (ptrdiff_t k = 1; k < d; ++k) {
-        const VREAL df = *(const VREALU *)(x + k * ld) - q[k];
+        const VREAL df = q[k] - *(const VREALU *)(x + k * ld);
         if (k % 2)
             odd = k == 1 ? df * df : odd + df * df;
         else
@@ -121,12 +156,23 @@ FS_INLINE VREAL WFN(kde_dist)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
 
 /* Adds the weights w = 2^(-dm c1) of one vector into acc0 and, with with_score,
  * w (x - q) into acc[k]. nc1 = -c1, dmax: the exp2 clamp (see kde_exp2). */
-FS_INLINE void WFN(kde_accumulate)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
+KFN void WFN(kde_accumulate)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
                                      const REAL *q, const VREAL *dm, const VREAL *nc1,
                                      const VREAL *dmax, const int with_score,
                                      const int masked, const VMASK *valid, VREAL *acc0,
                                      VREAL *acc)
 {
+    /* Exact skip: a lane with dm >= dmax has weight exactly +0 (kde_exp2), and adding
+     * +0 or w (x - q) = +-0 leaves every sum bit-identical; on spread data most vectors
+     * are such (kde.tmpl.c, "Zero-weight vectors"). */
+    if (!WFN(kde_any_below)(dm, dmax))
+        return;
+#ifdef __GNUC__
+    /* Reload x and q here: without this barrier GCC keeps the loaded coordinates of the
+     * distance pass alive for this rare path and spills them on every vector (16 ymm
+     * registers in the v3 body). */
+    __asm__ volatile("" ::: "memory");
+#endif
     VREAL w = WFN(kde_exp2)(dm, nc1, dmax);
     if (masked)
         w = SELECT(*valid, w, SPLAT(0));
@@ -137,7 +183,7 @@ FS_INLINE void WFN(kde_accumulate)(const REAL *x, ptrdiff_t ld, const ptrdiff_t 
 }
 
 /* mode 0: minimum of dm only; mode 1: also the sums (see kde_accumulate). */
-FS_INLINE void WFN(kde_step)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+KFN void WFN(kde_step)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
                                const VREAL *nc1, const VREAL *m2, const int mode,
                                const VREAL *dmax, const int with_score, const int masked,
                                const VMASK *valid, VREAL *vmin, VREAL *acc0, VREAL *acc)
@@ -150,7 +196,7 @@ FS_INLINE void WFN(kde_step)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, con
 
 /* Two vectors with their independent distance computations ahead of the exponentials,
  * so the out-of-order window holds more independent work. */
-FS_INLINE void WFN(kde_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+KFN void WFN(kde_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
                                 const VREAL *nc1, const VREAL *m2, const int mode,
                                 const VREAL *dmax, const int with_score, VREAL *vmin,
                                 VREAL *acc0, VREAL *acc)
@@ -167,7 +213,7 @@ FS_INLINE void WFN(kde_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, co
 
 /* Vectors [0, nv) of a tile starting at x, with the n_special vectors sp[j] masked by
  * spm[j] (sp sorted ascending). */
-FS_INLINE void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+KFN void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
                                ptrdiff_t nv, const ptrdiff_t *sp, const VMASK *spm,
                                int n_special, const VREAL *nc1, const VREAL *m2,
                                const VREAL *dmax, const int mode,
@@ -195,7 +241,7 @@ FS_INLINE void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, con
  * *m2p the reference minimum of d2 (+inf before the first point), st[0] the lane sums of
  * w, st[1 + k] those of w (x_k - q_k). `self` is the left-out point, or -1. acc: d
  * vectors of scratch. */
-FS_INLINE void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
+KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
                                      ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self,
                                      const REAL *q, REAL c1, REAL dmax, double c1d,
                                      double *m2p, fs_kde_vdbl *st, VREAL *acc,
@@ -274,7 +320,7 @@ FS_INLINE void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t
 
 /* Queries [i0, i1) against training points [t0, t1); state of query i at
  * m2[i - i0], st + (i - i0) * (d + 1). */
-FS_INLINE void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
+KFN void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
                                        ptrdiff_t t0, ptrdiff_t t1, const REAL *queries,
                                        ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t exclude_start,
                                        REAL c1, REAL dmax, double c1d, double *m2,
@@ -346,7 +392,10 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
 #undef FS_KDE_TILES
 }
 
-#undef KDE_MIN_LANES
+#undef KDE_X86
+#undef KDE_MIN
+#undef KDE_ANY_LT
+#undef KFN
 #undef WFN
 #undef NL
 #undef VREAL
