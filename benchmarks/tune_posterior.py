@@ -3,7 +3,9 @@ benchmark's test images): a 76² Shepp–Logan rendering cropped to 64² and tra
 noise seeds ≠ those of bench_posterior.py. Prints PSNR of the posterior mean against the
 MAP estimate (HQS 30) for sampler variants given on the command line.
 
-    python benchmarks/tune_posterior.py --case ct --variants default map4x10
+    python benchmarks/tune_posterior.py --case ct --variants default map4x10 8x40/e1
+
+A variant ``<name>/e<ε>`` runs it with the step size ε.
 """
 
 import argparse
@@ -50,26 +52,27 @@ def main():
                        sigma_schedule=(top, max(noise / 4, 0.02)), x0=base).x
     p_map = metrics.psnr(x, est)
     print(f"# {args.case}: MAP {p_map:.2f} dB", flush=True)
-    for v in args.variants:
-        kw = {}
+    for variant in args.variants:
+        v, _, eps = variant.partition("/e")      # <variant>/e<ε>: the step size ε
+        kw = {"step_size": float(eps)} if eps else {}
         if v.startswith(("map", "start")):   # map|start<L>x<steps>[@top]: MAP or y/FBP
             spec, _, hi = v[3 if v.startswith("map") else 5:].partition("@")
             levels, steps = map(int, spec.split("x"))
             hi = float(hi) if hi else 2 * noise
-            kw = dict(x0=est if v.startswith("map") else base,
+            kw |= dict(x0=est if v.startswith("map") else base,
                       sigmas=np.geomspace(hi, max(noise / 4, 0.02), levels),
                       steps_per_sigma=steps)
         elif v.startswith("init"):                 # init<...>: the library's init="map"
-            kw = dict(options={}, init="map")
+            kw |= dict(options={}, init="map")
         elif v != "default":
             levels, steps = map(int, v.split("x"))
-            kw = dict(x0=base, steps_per_sigma=steps)
+            kw |= dict(x0=base, steps_per_sigma=steps)
         else:
-            kw = dict(x0=base)
+            kw |= dict(x0=base)
         t0 = time.perf_counter()
         out = posterior_sample(y, A, noise, prior, n_samples=args.chains, rng=7, **kw)
         cov = float(np.mean(np.abs(out.mean - x) <= 1.6448536 * out.std))
-        print(f"{args.case} {v}: mean {metrics.psnr(x, out.mean):.2f} dB "
+        print(f"{args.case} {variant}: mean {metrics.psnr(x, out.mean):.2f} dB "
               f"({metrics.psnr(x, out.mean) - p_map:+.2f} vs MAP), coverage {cov:.3f}, "
               f"{out.n_score_evals} evals, {time.perf_counter() - t0:.0f} s", flush=True)
 

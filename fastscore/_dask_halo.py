@@ -69,7 +69,8 @@ def halo(terms):
 
 
 def _axis_plan(n, a, b, lo, p, s, mode, tiling, origin):
-    """One axis of the window of chunk ``[a, b)`` (loaded from global index `lo` on).
+    """One axis of the window of chunk ``[a, b)`` (loaded from global index `lo` on; None:
+    nothing loaded, `read` gives image indices, wrapped modulo `n` for circular padding).
 
     Returns ``(read, direct, extra)``: the loaded-array index each window position reads
     (−1: a zero), the run ``(j0, j1, t0)`` of window positions ``[j0, j1)`` that are the
@@ -85,7 +86,7 @@ def _axis_plan(n, a, b, lo, p, s, mode, tiling, origin):
         w0 += (-(w0 + before)) % s                   # first corner of the image's grid
     u = np.arange(w0, max(w0, w1))
     if mode == "circular":                           # the halo holds the wrapped pixels
-        read = u - lo
+        read = np.mod(u, n) if lo is None else u - lo
     else:
         if mode == "reflect":
             period = max(2 * (n - 1), 1)
@@ -93,7 +94,7 @@ def _axis_plan(n, a, b, lo, p, s, mode, tiling, origin):
             source = np.where(v < n, v, period - v)
         else:
             source = np.where((u >= 0) & (u < n), u, -1)
-        read = np.where(source >= 0, source - lo, -1)
+        read = np.where(source >= 0, source - (0 if lo is None else lo), -1)
     first, last = max(a, w0), min(b, w1)
     direct = (first - w0, max(first, last) - w0, first - a)
     extra = []
@@ -105,10 +106,16 @@ def _axis_plan(n, a, b, lo, p, s, mode, tiling, origin):
 
 def _fold(arr, direct, extra, length, axis):
     """Adjoint of the window read along `axis`: chunk pixel t sums the window positions
-    that are it (`direct`) or mirror it (`extra`). A view when nothing folds."""
+    that are it (`direct`) or mirror it (`extra`). When the direct run is the whole chunk
+    (always, but for grids that leave chunk pixels uncovered) the mirrored positions are
+    added into it in place — `arr` is overwritten — and the result is a view of `arr`: no
+    chunk-sized copy. The sums are the same, in the same order."""
     j0, j1, t0 = direct
-    if not extra and t0 == 0 and j1 - j0 == length:
-        return arr[(slice(None),) * axis + (slice(j0, j1),)]
+    index = (slice(None),) * axis
+    if t0 == 0 and j1 - j0 == length:        # mirrored positions lie outside [j0, j1)
+        for j, t in extra:
+            arr[index + (j0 + t,)] += arr[index + (j,)]
+        return arr[index + (slice(j0, j1),)]
     moved = np.moveaxis(arr, axis, 0)
     out = np.zeros((length,) + moved.shape[1:], dtype=arr.dtype)
     out[t0:t0 + j1 - j0] = moved[j0:j1]
@@ -123,29 +130,46 @@ def _axis_counts(n, p, s, mode):
     return op.counts()[:, 0]
 
 
+def window_plans(term, starts, stops, lo, shape, origin):
+    """:func:`_axis_plan` of each axis for one PatchPrior and the chunk ``[starts,
+    stops)`` (`lo`: the global index of the loaded array's first element, or None)."""
+    return [_axis_plan(n, a, e, None if lo is None else lo[axis], p, s, term.padding,
+                       term.tiling, None if origin is None else origin[axis])
+            for axis, (n, a, e, p, s) in enumerate(
+                zip(shape, starts, stops, term._patch_shape, _strides(term)))]
+
+
 def term_score(term, loaded, starts, stops, lo, shape, sigma, weight, origin):
     """Score ``s(x; σ)`` of one PatchPrior on the chunk ``[starts, stops)`` of an image of
     `shape`, from `loaded` (the chunk with its halo, first element at global `lo`)."""
-    dtype = loaded.dtype
-    k = None
-    if term.intensity is not None:                   # calibrated (checked in patch_priors)
-        k, b = term.intensity.fixed[0]
-        loaded = (loaded - dtype.type(b)) / dtype.type(k)
-        sigma = None if sigma is None else sigma / k
-    strides = _strides(term)
-    plans = [_axis_plan(n, a, e, l, p, s, term.padding, term.tiling,
-                        None if origin is None else origin[axis])
-             for axis, (n, a, e, l, p, s) in enumerate(
-                 zip(shape, starts, stops, lo, term._patch_shape, strides))]
+    plans = window_plans(term, starts, stops, lo, shape, origin)
     reads = [read for read, _, _ in plans]
     if all(len(r) and r[0] >= 0 and np.array_equal(r, np.arange(r[0], r[0] + len(r)))
            for r in reads):                          # no padding to make: a view
         window = loaded[tuple(slice(r[0], r[0] + len(r)) for r in reads)]
+        owned = False
     else:
-        window = loaded[np.ix_(*[np.maximum(r, 0) for r in reads])]
-        for axis, r in enumerate(reads):
-            if np.any(r < 0):
-                window[(slice(None),) * axis + (r < 0,)] = 0
+        window, owned = loaded[np.ix_(*[np.maximum(r, 0) for r in reads])], True
+    return window_score(term, window, owned, plans, starts, stops, shape, sigma, weight)
+
+
+def window_score(term, window, owned, plans, starts, stops, shape, sigma, weight):
+    """:func:`term_score` from the term's window (``loaded[np.ix_(*reads)]`` of its
+    `plans`; `owned`: it may be overwritten, else it is left as it is)."""
+    dtype = window.dtype
+    k = None
+    if term.intensity is not None:                   # calibrated (checked in patch_priors)
+        k, b = term.intensity.fixed[0]
+        if owned:
+            window -= dtype.type(b)
+            window /= dtype.type(k)
+        else:
+            window = (window - dtype.type(b)) / dtype.type(k)
+        sigma = None if sigma is None else sigma / k
+    for axis, (read, _, _) in enumerate(plans):
+        if np.any(read < 0):                         # zero padding (after normalising)
+            window[(slice(None),) * axis + (read < 0,)] = 0
+    strides = _strides(term)
     if all(w >= p for w, p in zip(window.shape, term._patch_shape)):
         valid = PatchPrior(term.patch_score, term._patch_shape, stride=strides,
                            padding="valid", weight="sum", chunk_size=term.chunk_size,

@@ -1,7 +1,7 @@
 """Past one machine: large volumes, datasets and sharded KDE priors on Dask.
 
 Needs the optional extra ``pip install 'fastscore[dask]'`` (``dask[array]``,
-``distributed``, ``zarr``); ``import fastscore`` never imports it.
+``distributed``); ``import fastscore`` never imports it.
 
 - :func:`denoise_dask`: MAP denoising / inpainting (:func:`fastscore.map_estimate` with the
   :class:`~fastscore.operators.Identity` or :class:`~fastscore.operators.Mask` operator)
@@ -23,7 +23,6 @@ compute the global quantity once (``prior.calibrate``, ``estimate_noise_sigma``)
 it in.
 """
 
-import contextlib
 import os
 import shutil
 import sys
@@ -31,6 +30,7 @@ import sys
 import numpy as np
 
 from . import _dask_halo as _halo
+from ._dask_store import ChunkFiles
 from ._optional import import_optional
 from ._validation import (_working_dtype, check_choice, check_int, check_rng, check_scalar,
                           check_scale)
@@ -66,63 +66,60 @@ def _starts(chunks):
     return [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
 
 
-def _one_chunk_at_a_time(zarr):
-    """Zarr 3 decodes (encodes) the chunks of one read (write) concurrently, 10 by
-    default: 121 MiB of transient memory instead of 39 for a 132³ window read."""
-    config = getattr(zarr, "config", None)
-    return (config.set({"async.concurrency": 1}) if config is not None
-            else contextlib.nullcontext())
-
-
-def _read_window(path, starts, stops, depth, periodic, shape):
-    """The chunk ``[starts, stops)`` with its halo, read from a Zarr iterate: what
-    :func:`dask.array.overlap.overlap` would give (wrapped when `periodic`, else cut at the
-    image border)."""
-    zarr = import_optional("zarr", "dask")
-    z = zarr.open_array(path, mode="r")
-    with _one_chunk_at_a_time(zarr):
-        if periodic:
-            return np.asarray(z.oindex[tuple(np.arange(a - d, b + d) % n for a, b, d, n in
-                                             zip(starts, stops, depth, shape))])
-        return np.asarray(z[tuple(slice(a - d if a > 0 else 0, min(b + d, n))
-                                  for a, b, d, n in zip(starts, stops, depth, shape))])
+def _read_window(store, starts, stops, depth, periodic, shape):
+    """The chunk ``[starts, stops)`` with its halo, read from a stored iterate
+    (:class:`~fastscore._dask_store.ChunkFiles`): what :func:`dask.array.overlap.overlap`
+    would give (wrapped when `periodic`, else cut at the image border). Only the window's
+    rows are read from the neighbouring chunks' files."""
+    if periodic:
+        return store.read_indexed([np.arange(a - d, b + d) % n for a, b, d, n in
+                                   zip(starts, stops, depth, shape)])
+    return store.read([max(a - d, 0) for a, d in zip(starts, depth)],
+                      [min(b + d, n) for b, d, n in zip(stops, depth, shape)])
 
 
 def _block_step(loaded, y, mask, prior, *, paths, shape, starts, depth, periodic, sigma,
                 origins, method, params, block_id=None):
     """One iteration on one chunk: the patch-prior score from the chunk with its halo, then
     the pixelwise HQS data step or gradient step. `prior` is the whole image prior. With
-    `paths` the chunk with its halo, `y` and `mask` are read from those Zarr arrays (the
-    task then depends on no other task, so a worker holds only the chunks it works on)."""
+    `paths` the chunk with its halo, `y` and `mask` are read from those stored arrays
+    (:class:`~fastscore._dask_store.ChunkFiles`; the task then depends on no other task,
+    so a worker holds only the chunks it works on)."""
     terms = _halo.patch_priors(prior)
     lo_idx = [int(starts[a][block_id[a]]) for a in range(len(shape))]
     hi_idx = [int(starts[a][block_id[a] + 1]) for a in range(len(shape))]
-    if paths is not None:
-        loaded = _read_window(paths["x"], lo_idx, hi_idx, depth, periodic, shape)
-    lo = [a - (d if (periodic or a > 0) else 0) for a, d in zip(lo_idx, depth)]
-    core = tuple(slice(a - l, e - l) for a, e, l in zip(lo_idx, hi_idx, lo))
-    x = loaded[core]
-    dtype = x.dtype
     weight = None if method == "gradient" else "mean"
-    if len(shape) > len(terms[0]._patch_shape):          # a stack: each image on its own
-        s = np.stack([_halo.prior_score(terms, image, lo_idx[1:], hi_idx[1:], lo[1:],
-                                        shape[1:], sigma, weight, origins)
-                      for image in loaded])
+    if paths is not None and len(terms) == 1 and len(shape) == len(terms[0]._patch_shape):
+        s, x = _score_from_store(paths["x"], terms[0], lo_idx, hi_idx, shape, sigma,
+                                 weight, origins[0])
     else:
-        s = _halo.prior_score(terms, loaded, lo_idx, hi_idx, lo, shape, sigma, weight,
-                              origins)
+        if paths is not None:
+            loaded = _read_window(paths["x"], lo_idx, hi_idx, depth, periodic, shape)
+        lo = [a - (d if (periodic or a > 0) else 0) for a, d in zip(lo_idx, depth)]
+        x = loaded[tuple(slice(a - l, e - l) for a, e, l in zip(lo_idx, hi_idx, lo))]
+        if len(shape) > len(terms[0]._patch_shape):      # a stack: each image on its own
+            s = np.stack([_halo.prior_score(terms, image, lo_idx[1:], hi_idx[1:], lo[1:],
+                                            shape[1:], sigma, weight, origins)
+                          for image in loaded])
+        else:
+            s = _halo.prior_score(terms, loaded, lo_idx, hi_idx, lo, shape, sigma, weight,
+                                  origins)
+    dtype = x.dtype
     if paths is not None:                    # read after the score: not held during it
         flat = (0,) * len(shape)
         y = _read_window(paths["y"], lo_idx, hi_idx, flat, False, shape)
         mask = (None if paths.get("mask") is None else
                 _read_window(paths["mask"], lo_idx, hi_idx, flat, False, shape))
     inv_n2 = params["inv_n2"]
-    if method == "gradient":
-        lik = y - x if mask is None else (y - x * mask) * mask
-        lik *= dtype.type(inv_n2)                            # A*(y − A x)/σ_n²
-        lik += s
-        lik *= dtype.type(params["alpha"])
-        return lik + x                                       # x + α (lik + s)
+    if method == "gradient":                 # one slice at a time (temporaries of a slice)
+        for i in range(s.shape[0]):
+            lik = y[i] - x[i] if mask is None else (y[i] - x[i] * mask[i]) * mask[i]
+            lik *= dtype.type(inv_n2)                        # A*(y − A x)/σ_n²
+            lik += s[i]
+            lik *= dtype.type(params["alpha"])
+            lik += x[i]                                      # x + α (lik + s)
+            s[i] = lik
+        return s
     if method == "tweedie":                                  # prior.denoise(x, σ)
         s *= dtype.type(sigma) ** 2
         s += x
@@ -147,24 +144,46 @@ def _block_step(loaded, y, mask, prior, *, paths, shape, starts, depth, periodic
     return s
 
 
+def _score_from_store(stored, term, starts, stops, shape, sigma, weight, origin):
+    """The score of one PatchPrior on the chunk ``[starts, stops)`` and the chunk itself,
+    from a stored iterate: the term's window, padding included, is read straight from
+    the files (no clipped chunk-with-halo besides it, the one copy a border chunk would
+    otherwise need), and the chunk is a view of it unless the score overwrote it."""
+    plans = _halo.window_plans(term, starts, stops, None, shape, origin)
+    window = stored.read_indexed([read for read, _, _ in plans])
+    s = _halo.window_score(term, window, True, plans, starts, stops, shape, sigma,
+                           term.weight if weight is None else weight)
+    direct = [d for _, d, _ in plans]
+    if term.intensity is None and all(t0 == 0 and j1 - j0 == b - a for (j0, j1, t0), a, b
+                                      in zip(direct, starts, stops)):
+        return s, window[tuple(slice(j0, j1) for j0, j1, _ in direct)]
+    del window
+    return s, stored.read(starts, stops)
+
+
+def _block_lazy(*args, block_id=None, **kwargs):
+    """Lazy-graph mode: :func:`_block_step` with a result that owns its memory (a view
+    would keep its whole window alive while Dask holds the block)."""
+    s = _block_step(*args, block_id=block_id, **kwargs)
+    return s if s.base is None else s.copy()
+
+
 def _block_write(prior, *, paths, out, shape, starts, beta, block_id=None, **step):
     """Store mode: one iteration on one chunk (:func:`_block_step`, every input read from
-    Zarr) whose result is written into its region of ``out["x"]`` (with momentum also the
-    point ``x + β (x − x_prev)`` into ``out["point"]``) from inside the task. Returns a
+    the store) whose result is written as its chunk of ``out["x"]`` (with momentum also
+    the point ``x + β (x − x_prev)`` into ``out["point"]``) from inside the task. Returns a
     one-element token: no finished block waits in a worker's memory for a write task."""
-    zarr = import_optional("zarr", "dask")
     x = _block_step(None, None, None, prior, paths=paths, shape=shape, starts=starts,
                     block_id=block_id, **step)
-    region = tuple(slice(int(s[b]), int(s[b + 1])) for s, b in zip(starts, block_id))
-    with _one_chunk_at_a_time(zarr):
-        if "point" in out:                   # the operations of the lazy graph's point
-            point = np.asarray(zarr.open_array(paths["previous"], mode="r")[region])
-            np.subtract(x, point, out=point)
-            point *= x.dtype.type(beta)
-            point += x
-            zarr.open_array(out["point"], mode="r+")[region] = point
-            del point
-        zarr.open_array(out["x"], mode="r+")[region] = x
+    if "point" in out:                       # the operations of the lazy graph's point
+        region = [(int(s[b]), int(s[b + 1])) for s, b in zip(starts, block_id)]
+        point = paths["previous"].read([a for a, _ in region], [b for _, b in region])
+        np.subtract(x, point, out=point)
+        point *= x.dtype.type(beta)
+        point += x
+        out["point"].write_chunk(block_id, point)
+        del point
+    out["x"].write_chunk(block_id, x)
     return np.ones((1,) * len(shape), dtype=np.int8)
 
 
@@ -257,12 +276,14 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     rng : None, int or Generator
         Random shifts of a ``tiling="random_shift"`` prior.
     store : str or os.PathLike, optional
-        A directory: each iterate is written there as Zarr (needs ``zarr``) and read back
-        by the next iteration, so a worker holds a few chunks, never its share of the
-        volume: each block task reads its window from the store and writes its result
-        there itself (no block passes through the graph); the returned array reads the
-        last iterate. None builds one lazy graph of
-        all iterations (Dask keeps the iterates between steps in the workers' memory).
+        A directory: each iterate is written there (one ``.npy`` file per chunk, see
+        Notes) and read back by the next iteration, so a worker holds a few chunks, never
+        its share of the volume: each block task reads its window from the store and
+        writes its result there itself (no block passes through the graph); the returned
+        array reads the last iterate. It must be a directory every worker can read and
+        write (local, or a shared file system on a multi-machine cluster). None builds
+        one lazy graph of all iterations (Dask keeps the iterates between steps in the
+        workers' memory).
     callback : callable(step, n_steps), optional
         Called after each iteration is built (with `store`: computed and written).
     task_callback : callable(n_done, n_total), optional
@@ -276,13 +297,20 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
 
     Notes
     -----
+    Store layout: ``<store>/y_0/`` (the data; with a mask also ``x_0/`` and ``mask_0/``)
+    and the iterates ``x_<k>/`` (with momentum ``point_<k>/``), the two latest kept. Each
+    is a directory with ``chunks.json`` (shape, dtype, chunk sizes per axis) and one plain
+    uncompressed ``.npy`` file per chunk named by its block index (``0.1.2.npy``), written
+    to a temporary name and renamed into place (a rerun task rewrites it whole).
+
     Memory per block task with `store`: the chunk's window with its halo (≈ 1.1 chunk
     sizes at 128³), the prior score on the window and its fold onto the chunk, then the
     data chunk read after the score (≈ 3 chunk sizes at the peak), plus the prior's patch
     working set, bounded by ``prior.chunk_size`` (≈ 4 · chunk_size · patch_dim values: 13
     MiB for 3 × 3 × 3 float32 patches at the default 32 768; lower it with
-    ``PatchPrior(chunk_size=...)``). The iterates are stored uncompressed, so a read holds
-    one stored chunk's raw bytes besides its destination. The prior is sent to each worker
+    ``PatchPrior(chunk_size=...)``). A window read takes only the window's rows from the
+    neighbouring chunks' files, a few rows at a time (≤ 1 MiB), straight into the window;
+    writes go out a few rows at a time. The prior is sent to each worker
     once (one graph key). Complex images and priors other than patch priors are not
     chunked (``NotImplementedError``).
     """
@@ -312,8 +340,6 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
     depth, periodic = _halo.halo(terms)
     depth = (0,) * (y.ndim - k) + depth                      # no halo across a stack
     minimum = [d + 1 for d in depth]
-    if store is not None:            # a regular grid (Zarr chunks), short last chunks merged
-        y = y.rechunk(tuple(max(c[0], m) for c, m in zip(y.chunks, minimum)))
     y = _regular_chunks(y.astype(dtype), minimum)
     if mask is not None:
         m = mask if isinstance(mask, da.Array) else da.from_array(np.asarray(mask))
@@ -368,7 +394,7 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
         if store is None:                     # one halo exchange in the graph
             args = (da.overlap.overlap(point if momentum else x, depth=dict(enumerate(depth)),
                                        boundary=boundary), y, m)
-        else:                                 # each task reads its window from Zarr and
+        else:                                 # each task reads its window from disk and
             paths = dict(data, x=saved.get("point" if momentum else "x", saved["x"]),
                          previous=saved["x"])
             out = _create(store, step + 1, dict.fromkeys(
@@ -380,12 +406,12 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
                 chunks=tuple((1,) * len(c) for c in y.chunks), dtype=np.int8), tick)
             _remove(store, step - 1, out)
             saved = out
-            x = da.from_zarr(saved["x"], chunks=y.chunks)
+            x = da.from_array(saved["x"], chunks=y.chunks, name=False, asarray=False)
             if callback is not None:
                 callback(step, n_steps)
             continue
         x_new = da.map_blocks(
-            _block_step, *args, prior_key, paths=None, shape=shape, starts=starts,
+            _block_lazy, *args, prior_key, paths=None, shape=shape, starts=starts,
             depth=depth, periodic=periodic, sigma=sigma, origins=origins, method=method,
             params=params, chunks=y.chunks, dtype=dtype)
         if momentum:
@@ -397,41 +423,30 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
 
 
 def _create(store, step, dtypes, shape, chunks):
-    """Empty Zarr arrays ``store/<name>_<step>.zarr`` with the first dask chunk size as
-    Zarr chunks (each Zarr chunk then has one writer); their paths."""
-    zarr = import_optional("zarr", "dask")
+    """Empty arrays ``store/<name>_<step>/`` with the dask chunks as stored chunks (each
+    has one writer): :class:`~fastscore._dask_store.ChunkFiles` by name."""
     root = os.fspath(store)
-    os.makedirs(root, exist_ok=True)
-    paths = {}
-    for name, dtype in dtypes.items():
-        paths[name] = os.path.join(root, f"{name}_{step}.zarr")
-        layout = dict(shape=shape, dtype=dtype, chunks=tuple(c[0] for c in chunks))
-        if hasattr(zarr, "create_array"):       # Zarr 3. Uncompressed: a read holds the
-            zarr.create_array(paths[name], compressors=None, overwrite=True,  # raw bytes,
-                              **layout)           # not compressed + decoded copies
-        else:
-            zarr.open_array(paths[name], mode="w", compressor=None, **layout)
-    return paths
+    return {name: ChunkFiles.create(os.path.join(root, f"{name}_{step}"), shape, chunks,
+                                    dtype) for name, dtype in dtypes.items()}
 
 
 def _remove(store, step, keep):
     """Delete the iterates of `step` (no task reads them any more) but not `keep`'s."""
+    kept = {stored.path for stored in keep.values()}
     for name in ("x", "point"):
-        old = os.path.join(os.fspath(store), f"{name}_{step}.zarr")
-        if step > 0 and old not in keep.values() and os.path.isdir(old):
+        old = os.path.join(os.fspath(store), f"{name}_{step}")
+        if step > 0 and old not in kept and os.path.isdir(old):
             shutil.rmtree(old, ignore_errors=True)
 
 
 def _persist(store, step, arrays, chunks):
-    """Write dask arrays to new Zarr arrays ``store/<name>_<step>.zarr`` in one pass;
-    their paths."""
+    """Write dask arrays to new stored arrays ``store/<name>_<step>/`` in one pass (one
+    task per chunk); the :class:`~fastscore._dask_store.ChunkFiles` by name."""
     da = _dask_array()
-    zarr = import_optional("zarr", "dask")
     shape = next(iter(arrays.values())).shape
-    paths = _create(store, step, {k: v.dtype for k, v in arrays.items()}, shape, chunks)
-    targets = [zarr.open_array(paths[k], mode="r+") for k in arrays]
-    da.store(list(arrays.values()), targets, lock=False)
-    return paths
+    saved = _create(store, step, {k: v.dtype for k, v in arrays.items()}, shape, chunks)
+    da.store(list(arrays.values()), [saved[k] for k in arrays], lock=False)
+    return saved
 
 
 from ._dask_dataset import DatasetRun, reconstruct_many  # noqa: E402
