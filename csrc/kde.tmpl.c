@@ -127,7 +127,10 @@
 #define FS_KDE_QUERY_BLOCK 32
 #endif
 #ifndef FS_KDE_SPARSE_BUDGET
-#define FS_KDE_SPARSE_BUDGET 4            /* nonzero pairs before a tile is summed densely */
+#define FS_KDE_SPARSE_BUDGET 16           /* credit of a sparse pass (kde_pass) */
+#endif
+#ifndef FS_KDE_SPARSE_HIT
+#define FS_KDE_SPARSE_HIT 5               /* its cost per pair with a nonzero weight */
 #endif
 #ifndef FS_KDE_FAR_MAXD
 #define FS_KDE_FAR_MAXD 16                /* largest d with the far-point bound */

@@ -271,10 +271,14 @@ KFN int WFN(kde_far_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const
 /* Vectors [0, nv) of a tile starting at x, with the n_special vectors sp[j] masked by
  * spm[j] (sp sorted ascending). Mode 1 starts sparse (pairs of vectors skipped when every
  * weight is 0: by the far-point bound `far` with use_far, else after their distances)
- * and turns dense (every vector summed, no tests) once FS_KDE_SPARSE_BUDGET pairs had a
- * nonzero weight: the tests and their mispredicted branches cost more than they save on
- * data where many weights are nonzero. Which loop sums a vector changes nothing in the
- * result. */
+ * and turns dense (every vector summed, no tests) once the credit runs out: it starts at
+ * and is capped to FS_KDE_SPARSE_BUDGET, gains 1 per pair and loses FS_KDE_SPARSE_HIT per
+ * pair with a nonzero weight, so a pass stays sparse while fewer than about 1 pair in
+ * FS_KDE_SPARSE_HIT is summed. The tests and their mispredicted branches cost more than
+ * they save where many weights are nonzero. Which loop sums a vector changes nothing in
+ * the result. */
+#define KDE_CREDIT(credit, hit) \
+    (((credit) < FS_KDE_SPARSE_BUDGET ? (credit) + 1 : (credit)) - FS_KDE_SPARSE_HIT * (hit))
 KFN void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
                                ptrdiff_t nv, const ptrdiff_t *sp, const VMASK *spm,
                                int n_special, const VREAL *nc1, const VREAL *m2,
@@ -289,12 +293,12 @@ KFN void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REA
         const ptrdiff_t stop = j < n_special ? sp[j] : nv;
         if (use_far)
             for (; v + 1 < stop && budget > 0; v += 2)
-                budget -= WFN(kde_far_step2)(x + v * NL, ld, d, q, far, nc1, m2, dmax,
-                                             with_score, vmin, acc0, acc);
+                budget = KDE_CREDIT(budget, WFN(kde_far_step2)(x + v * NL, ld, d, q, far, nc1,
+                                    m2, dmax, with_score, vmin, acc0, acc));
         else
             for (; v + 1 < stop && budget > 0; v += 2)
-                budget -= WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, 1, dmax, with_score,
-                                         vmin, acc0, acc) > 0;
+                budget = KDE_CREDIT(budget, WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, 1,
+                                    dmax, with_score, vmin, acc0, acc) > 0);
         for (; v + 1 < stop; v += 2)
             WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, mode ? 2 : 0, dmax, with_score,
                            vmin, acc0, acc);
@@ -486,6 +490,7 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
 }
 
 #undef KDE_X86
+#undef KDE_CREDIT
 #undef KDE_MIN
 #undef KDE_ANY_LT
 #undef KFN
