@@ -66,9 +66,9 @@
  * Sparse and dense passes: each summing pass of a tile starts sparse (pairs of vectors
  * through the bound or the zero-weight test, branches that are nearly always taken) and
  * turns dense (every vector summed, no tests, as before these skips) for the rest of the
- * tile once FS_KDE_SPARSE_BUDGET pairs had a nonzero weight. The switch depends only on
- * the query and the tile, and either loop computes the same sums, so results still do not
- * depend on the thread count.
+ * tile once more than about 1 pair in FS_KDE_SPARSE_HIT had a nonzero weight (a credit,
+ * kde_pass). The switch depends only on the query and the tile, and either loop computes
+ * the same sums, so results still do not depend on the thread count.
  *
  * Tiling and threads: queries are split in blocks, blocks among threads (static
  * schedule); for a block, the training set is streamed tile by tile (a tile of
@@ -88,11 +88,11 @@
  * registers: 9 coordinates of q, 10 accumulators, the differences); the zero-weight skip,
  * q - x with x as memory operand, the far-point bound and x86 min / mask intrinsics (a
  * lane-loop minimum was scalarised by GCC in some inlining contexts) bring the sparse loop
- * to ~32 instructions per two vectors without spills, and d = 9 float32 on one core from
- * 1.14 to ~2.0 Gpair/s (v3) and 2.3 to ~3.3 (v4), benchmarks/README.md, section kde. On
- * dense data (sigma = 3 on the same data: every weight nonzero) the same build measured
- * ~0.9x the earlier kernel (the sparse start of each tile); 64 KiB tiles and a smaller
- * budget were tried there and did not help.
+ * to ~32 instructions per two vectors without spills: d = 9 float32, sigma = 0.1 on one
+ * core 1.8x (v3) and 1.45x (v4) the earlier kernel (benchmarks/README.md, section kde). On
+ * dense data (sigma = 3 on the same data: every weight nonzero) 0.81-0.94x (the sparse
+ * start of each tile, the bound's set-up); 64 KiB tiles, fixed budgets and a credit
+ * carried across tiles were tried and did not pay.
  *
  * SIMD bodies (kde_simd.tmpl.c): the code that touches vectors is stamped once per x86-64
  * level by fs_simd_stamp.h, with the vector width whose registers that level fills, and
