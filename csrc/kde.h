@@ -7,7 +7,8 @@
  *
  * Layout: the training set is packed once (fs_kde_pack_*) into a structure of arrays,
  * xt[k * ld + t] = X[t, k], t < T, zero padded up to ld = fs_kde_leading_dim_*(T), so the
- * kernel reads whole SIMD vectors of training points. Queries are plain rows (N, d).
+ * kernel reads whole SIMD vectors of training points, plus a row xt[d * ld + t] = |x_t|^2
+ * (the far-point bound of kde.tmpl.c). Queries are plain rows (N, d).
  *
  * Memory: O(N d + T d); the N x T kernel matrix is never formed. See kde.tmpl.c for the
  * algorithm (tiling, online log-sum-exp, SIMD exp, precision).

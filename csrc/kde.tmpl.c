@@ -39,6 +39,37 @@
  * d = 9, ~1e-7 at d = 1, 2 (bench_kde.py; bounds in tests/test_kde.py), dominated by the
  * float32 rounding of |x - q|^2 / (2 sigma^2), not by the sums.
  *
+ * Zero-weight vectors: a lane with dm >= dmax gets weight exactly +0 from kde_exp2, and
+ * adding +0 to acc0, or w (x - q) = +-0 to acc[k], leaves them bit-identical. So a SIMD
+ * vector of training points whose every lane has dm >= dmax is not summed at all (one
+ * compare and a mask test). On data whose spread is large next to sigma most vectors are
+ * such: standard-normal data, d = 9, sigma = 0.1 (bench_kde.py), ~2 % of 8-point and ~3 %
+ * of 16-point vectors hold a nonzero weight.
+ *
+ * Far vectors (d <= FS_KDE_FAR_MAXD): most of those vectors need not even have their
+ * distances formed. The pack keeps a row of squared norms n_t = |x_t|^2 (summed in double,
+ * rounded once), and per lane y = n_t (1 - rho) - 2 q.x_t costs d + 1 multiply-adds with
+ * x as memory operand (the exact distance costs d subtractions more). With
+ * g = (2d + 8) u / (1 - (2d + 8) u) (u the unit roundoff, twice the count of rounded
+ * operations in either evaluation), rho = 3 g + u and
+ *   b = (m2 + dmax + g |m2|) / (1 - g) - |q|^2 (1 - g), rounded up to REAL,
+ * y >= b implies |x - q|^2 >= (m2 + dmax + g |m2|) / (1 - g) in exact arithmetic (the
+ * rounding of y, of n_t and of the products is within g (|x|^2 + |q|^2), covered by rho
+ * |x|^2 and g |q|^2), which implies that the kernel's own rounded dm is >= dmax: weight
+ * exactly 0, and no new minimum (dm >= dmax > 0), so the lazy maximum is unaffected.
+ * Vectors with some lane y < b take the exact path. The bound is tight while sigma^2 is
+ * large next to rho |x|^2, i.e. data near the origin relative to its spread (~1e4 sigma for
+ * float32 at d = 9); for data far from the origin it skips nothing and only costs its d + 1
+ * operations. tests/test_kde.py compares on and off (GaussianKDE._skip_far) on offset data
+ * where a bound without these margins changes the score by O(1).
+ *
+ * Sparse and dense passes: each summing pass of a tile starts sparse (pairs of vectors
+ * through the bound or the zero-weight test, branches that are nearly always taken) and
+ * turns dense (every vector summed, no tests, as before these skips) for the rest of the
+ * tile once more than about 1 pair in FS_KDE_SPARSE_HIT had a nonzero weight (a credit,
+ * kde_pass). The switch depends only on the query and the tile, and either loop computes
+ * the same sums, so results still do not depend on the thread count.
+ *
  * Tiling and threads: queries are split in blocks, blocks among threads (static
  * schedule); for a block, the training set is streamed tile by tile (a tile of
  * FS_KDE_TILE_BYTES = 32 KiB of coordinates stays in L1) and every query of the block
@@ -52,6 +83,16 @@
  * these, measured on one core (Sapphire Rapids, d = 9, float32), gained 2-5 %; together
  * ~1.6 -> ~1.8 Gpair/s per core. Rejected after measuring: accumulating w x (centred data)
  * to free registers (slower and 2x less accurate), 16 or 64 KiB tiles, query blocks of 8.
+ * On an AMD EPYC (Zen, AVX-512; perf record without hardware counters) the v3 body of that
+ * loop spilled about 60 of its ~150 instructions per two vectors to the stack (16 ymm
+ * registers: 9 coordinates of q, 10 accumulators, the differences); the zero-weight skip,
+ * q - x with x as memory operand, the far-point bound and x86 min / mask intrinsics (a
+ * lane-loop minimum was scalarised by GCC in some inlining contexts) bring the sparse loop
+ * to ~32 instructions per two vectors without spills: d = 9 float32, sigma = 0.1 on one
+ * core 1.8x (v3) and 1.45x (v4) the earlier kernel (benchmarks/README.md, section kde). On
+ * dense data (sigma = 3 on the same data: every weight nonzero) 0.81-0.94x (the sparse
+ * start of each tile, the bound's set-up); 64 KiB tiles, fixed budgets and a credit
+ * carried across tiles were tried and did not pay.
  *
  * SIMD bodies (kde_simd.tmpl.c): the code that touches vectors is stamped once per x86-64
  * level by fs_simd_stamp.h, with the vector width whose registers that level fills, and
@@ -85,6 +126,15 @@
 #ifndef FS_KDE_QUERY_BLOCK
 #define FS_KDE_QUERY_BLOCK 32
 #endif
+#ifndef FS_KDE_SPARSE_BUDGET
+#define FS_KDE_SPARSE_BUDGET 16           /* credit of a sparse pass (kde_pass) */
+#endif
+#ifndef FS_KDE_SPARSE_HIT
+#define FS_KDE_SPARSE_HIT 5               /* its cost per pair with a nonzero weight */
+#endif
+#ifndef FS_KDE_FAR_MAXD
+#define FS_KDE_FAR_MAXD 16                /* largest d with the far-point bound */
+#endif
 #define FS_KDE_LOG2E 1.4426950408889634074
 #define FS_KDE_LOG_2PI 1.8378770664093454836
 /* 8 doubles: per-lane running sums of one query (unaligned type: the state lives in
@@ -113,6 +163,8 @@ FS_INLINE double fs_kde_hsum(const fs_kde_vdbl *p)
 #define FS_KDE_MANT 23
 #define FS_KDE_BIAS 127
 #define FS_KDE_TMIN (-127.0f)
+#define FS_KDE_UNIT 0x1p-24                /* unit roundoff */
+#define FS_KDE_TINY 0x1p-120               /* > the largest value FTZ flushes to 0 */
 #define FS_KDE_POLY(f, f2) /* Estrin: shorter dependency chain than Horner */ \
     ((1.0000000716546416382f + (f) * 0.69314696706526492761f) + (f2) * ( \
      (0.24022119723969178047f + (f) * 0.055507132728753911780f) + (f2) * ( \
@@ -123,6 +175,8 @@ FS_INLINE double fs_kde_hsum(const fs_kde_vdbl *p)
 #define FS_KDE_MANT 52
 #define FS_KDE_BIAS 1023
 #define FS_KDE_TMIN (-1023.0)
+#define FS_KDE_UNIT 0x1p-53
+#define FS_KDE_TINY 0x1p-1000
 #define FS_KDE_POLY(f, f2) /* Estrin in f^2 */ \
     (((1.0000000000000000661 + (f) * 0.69314718055994977510) + (f2) * ( \
       0.24022650695908767770 + (f) * 0.055504108664458831363)) + ((f2) * (f2)) * ( \
@@ -138,7 +192,7 @@ typedef void (*FS_FN(fs_kde_block_fn))(const REAL *xt, ptrdiff_t ld, ptrdiff_t n
                                        ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
                                        ptrdiff_t i1, ptrdiff_t exclude_start, REAL c1,
                                        REAL dmax, double c1d, double *m2, fs_kde_vdbl *st,
-                                       void *scratch, int with_score);
+                                       void *scratch, int with_score, int skip_far);
 #define FS_SIMD_TEMPLATE "kde_simd.tmpl.c"
 #include "fs_simd_stamp.h"
 
@@ -160,13 +214,22 @@ int FS_FN(fs_kde_pack)(const REAL *X, ptrdiff_t n_points, ptrdiff_t dim, REAL *o
         for (ptrdiff_t t = n_points; t < ld; ++t)
             o[t] = 0;
     }
+    REAL *norms = out + dim * ld;          /* |x_t|^2, summed in double, rounded once */
+    for (ptrdiff_t t = 0; t < n_points; ++t) {
+        double s = 0;
+        for (ptrdiff_t k = 0; k < dim; ++k)
+            s += (double)X[t * dim + k] * (double)X[t * dim + k];
+        norms[t] = (REAL)s;
+    }
+    for (ptrdiff_t t = n_points; t < ld; ++t)
+        norms[t] = 0;
     return FS_OK;
 }
 
 int FS_FN(fs_kde_score)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, ptrdiff_t dim,
                         const REAL *queries, ptrdiff_t n_queries, double sigma,
                         ptrdiff_t exclude_start, REAL *score, REAL *log_density,
-                        int n_threads)
+                        int skip_far, int n_threads)
 {
     if (n_threads < 1 || n_points < 1 || dim < 1 || ld < n_points || n_queries < 0
         || !(sigma > 0) || (exclude_start >= 0 && n_points < 2))
@@ -224,7 +287,7 @@ int FS_FN(fs_kde_score)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, ptrdif
             for (ptrdiff_t j = 0; j < i1 - i0; ++j)
                 m2[j] = (double)INFINITY;
             body(xt, ld, n_points, dim, queries, i0, i1, exclude_start, c1, dmax, c1d, m2, st,
-                 acc, with_score);
+                 acc, with_score, skip_far);
             for (ptrdiff_t i = i0; i < i1; ++i) {
                 const fs_kde_vdbl *s = st + (i - i0) * (dim + 1);
                 const double s0 = fs_kde_hsum(&s[0]);
@@ -253,4 +316,6 @@ cleanup:
 #undef FS_KDE_MANT
 #undef FS_KDE_BIAS
 #undef FS_KDE_TMIN
+#undef FS_KDE_UNIT
+#undef FS_KDE_TINY
 #undef FS_KDE_POLY

@@ -4,8 +4,8 @@
  *   FS_SIMD_VBYTES  bytes of the level's vector registers (FS_KDE_VBYTES here)
  *   FS_SIMD_SFX     name suffix of the body (names WFN(kde_x) -> kde_x_f32_v4)
  *   FS_SIMD_TARGET  the function attribute that compiles it for its level (or nothing)
- * Only WFN(kde_block) is a real function; the rest is always inlined into it, so compiled
- * for its target. */
+ * Only WFN(kde_block) is a real function; the rest (KFN) is always inlined into it and
+ * carries the same target attribute, so x86 intrinsics of that level may be used. */
 #if !defined(REAL) || !defined(FS_SIMD_VBYTES)
 #error "stamp kde_simd.tmpl.c from kde.tmpl.c through fs_simd_stamp.h"
 #endif
@@ -17,6 +17,7 @@
 #define VREALU WFN(fs_kde_vrealu)
 #define VUINT WFN(fs_kde_vuint)
 #define VMASK WFN(fs_kde_vmask)
+#define KFN FS_INLINE FS_SIMD_TARGET
 
 typedef REAL VREAL __attribute__((vector_size(FS_KDE_VBYTES)));
 typedef REAL VREALU __attribute__((vector_size(FS_KDE_VBYTES), aligned(sizeof(REAL))));
@@ -28,23 +29,40 @@ typedef FS_KDE_SINT VMASK __attribute__((vector_size(FS_KDE_VBYTES))); /* -1 / 0
 #define SELECT(m, a, b) ((VREAL)(((m) & (VMASK)(a)) | (~(m) & (VMASK)(b))))
 #define SPLAT(v) ((VREAL){0} + (REAL)(v))
 
-/* Lane-wise minimum, exactly a < b ? a : b per lane, in one of two forms, the faster one
- * per body as measured in the built extension (benchmarks/README.md, section build):
- *   lane loop       one vminps in the hot loops of the 64- and 32-byte bodies;
- *   compare+select  a compare and a blend, for the 16-byte baseline body.
- * FS_KDE_MIN_LANES = 0 / 1 forces one form in every body (measurement only). */
-#ifdef FS_KDE_MIN_LANES
-#define KDE_MIN_LANES FS_KDE_MIN_LANES
+/* x86 vector intrinsics of this body (KDE_X86: its vector type; none for other CPUs),
+ * used where GCC's generic vector code is fragile: a lane minimum written as a lane loop
+ * is one vminps in some inlining contexts and a scalar loop in others. */
+#if defined(FS_GCC_X86_64) && FS_KDE_VBYTES == 64
+#define KDE_X86 1
+#define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm512_min_ps((__m512)(a), (__m512)(b)) \
+                       : (VREAL)_mm512_min_pd((__m512d)(a), (__m512d)(b)))
+#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                          \
+    ? _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_LT_OQ) != 0                 \
+    : _mm512_cmp_pd_mask((__m512d)(a), (__m512d)(b), _CMP_LT_OQ) != 0)
+#elif defined(FS_GCC_X86_64) && FS_KDE_VBYTES == 32
+#define KDE_X86 1
+#define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm256_min_ps((__m256)(a), (__m256)(b)) \
+                       : (VREAL)_mm256_min_pd((__m256d)(a), (__m256d)(b)))
+#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                               \
+    ? _mm256_movemask_ps(_mm256_cmp_ps((__m256)(a), (__m256)(b), _CMP_LT_OQ)) != 0       \
+    : _mm256_movemask_pd(_mm256_cmp_pd((__m256d)(a), (__m256d)(b), _CMP_LT_OQ)) != 0)
+#elif defined(FS_GCC_X86_64) && FS_KDE_VBYTES == 16
+#define KDE_X86 1
+#define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm_min_ps((__m128)(a), (__m128)(b)) \
+                       : (VREAL)_mm_min_pd((__m128d)(a), (__m128d)(b)))
+#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                        \
+    ? _mm_movemask_ps(_mm_cmplt_ps((__m128)(a), (__m128)(b))) != 0               \
+    : _mm_movemask_pd(_mm_cmplt_pd((__m128d)(a), (__m128d)(b))) != 0)
 #else
-#define KDE_MIN_LANES (FS_KDE_VBYTES >= 32)
+#define KDE_X86 0
 #endif
-FS_INLINE VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
+
+/* Lane-wise minimum, exactly a < b ? a : b per lane (the semantics of x86 min: the
+ * second operand when the compare is false). */
+KFN VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
 {
-#if KDE_MIN_LANES
-    VREAL r;
-    for (ptrdiff_t l = 0; l < NL; ++l)
-        r[l] = (*a)[l] < (*b)[l] ? (*a)[l] : (*b)[l];
-    return r;
+#if KDE_X86
+    return KDE_MIN(*a, *b);
 #else
     return SELECT(*a < *b, *a, *b);
 #endif
@@ -54,7 +72,7 @@ FS_INLINE VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
  * exponent t is >= FS_KDE_TMIN, where the result is exactly +0. Needs t < BIAS + 1; tiles
  * that are kept have t <= FS_KDE_MARGIN (see kde_query_tile). The product is folded into
  * the range reduction (fused multiply-adds where the target has them). */
-FS_INLINE VREAL WFN(kde_exp2)(const VREAL *dm, const VREAL *nc1, const VREAL *dmax)
+KFN VREAL WFN(kde_exp2)(const VREAL *dm, const VREAL *nc1, const VREAL *dmax)
 {
     const REAL magic = (REAL)(1.5 * (double)((FS_KDE_UINT)1 << FS_KDE_MANT)) + FS_KDE_BIAS;
     const VREAL dmc = WFN(kde_min)(dm, dmax);
@@ -66,18 +84,34 @@ FS_INLINE VREAL WFN(kde_exp2)(const VREAL *dm, const VREAL *nc1, const VREAL *dm
     return FS_KDE_POLY(f, f2) * (VREAL)e;
 }
 
-FS_INLINE double WFN(kde_hmin)(const VREAL *vp)
+/* Whether some lane has a < b (ordered compare): a compare and a mask test. */
+KFN int WFN(kde_any_below)(const VREAL *a, const VREAL *b)
 {
-    const VREAL v = *vp;
-    REAL m = v[0];
-    for (ptrdiff_t l = 1; l < NL; ++l)
-        m = v[l] < m ? v[l] : m;
-    return (double)m;
+#if KDE_X86
+    return KDE_ANY_LT(*a, *b);
+#else
+    const VMASK m = *a < *b;
+    FS_KDE_SINT any = 0;
+    for (ptrdiff_t l = 0; l < NL; ++l)
+        any |= m[l];
+    return any != 0;
+#endif
+}
+
+KFN double WFN(kde_hmin)(const VREAL *vp)
+{
+    /* pairwise: halves of the vector folded (a tree of depth log2 NL, not a chain) */
+    REAL m[NL];
+    memcpy(m, vp, sizeof m);
+    for (ptrdiff_t h = NL / 2; h >= 1; h /= 2)
+        for (ptrdiff_t l = 0; l < h; ++l)
+            m[l] = m[l + h] < m[l] ? m[l + h] : m[l];
+    return (double)m[0];
 }
 
 /* Lane sums of one tile, widened to 8 doubles: lane l goes to double lane l % 8 (up to 8
  * lanes converted at a time and added; fewer than 8 lanes fill the first ones). */
-FS_INLINE fs_kde_vdbl WFN(kde_widen)(const VREAL *vp)
+KFN fs_kde_vdbl WFN(kde_widen)(const VREAL *vp)
 {
     enum { PART = NL < 8 ? NL : 8 };
     typedef REAL vpart __attribute__((vector_size(PART * sizeof(REAL))));
@@ -98,15 +132,18 @@ FS_INLINE fs_kde_vdbl WFN(kde_widen)(const VREAL *vp)
  * to the reference m2: returns dm = |x - q|^2 - m2 (m2 folded into the first partial sum,
  * so the difference costs nothing and keeps the precision of |x - q|^2) and updates the
  * lane minimum vmin. masked: lanes outside `valid` get dm = +inf. */
-FS_INLINE VREAL WFN(kde_dist)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
+KFN VREAL WFN(kde_dist)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
                                 const REAL *q, const VREAL *m2, const int masked,
                                 const VMASK *valid, VREAL *vmin)
 {
-    /* two interleaved partial sums: a shorter dependency chain */
-    const VREAL df0 = *(const VREALU *)x - q[0];
+    /* two interleaved partial sums: a shorter dependency chain. q - x (= -(x - q)
+     * exactly), not x - q: one instruction with x as memory operand; kde_accumulate reuses
+     * these differences when it sums every vector, and reloads them (after a compiler
+     * barrier) for the rare vectors with a nonzero weight of a sparse pass. */
+    const VREAL df0 = q[0] - *(const VREALU *)x;
     VREAL even = df0 * df0 - *m2, odd = SPLAT(0);
     for (ptrdiff_t k = 1; k < d; ++k) {
-        const VREAL df = *(const VREALU *)(x + k * ld) - q[k];
+        const VREAL df = q[k] - *(const VREALU *)(x + k * ld);
         if (k % 2)
             odd = k == 1 ? df * df : odd + df * df;
         else
@@ -120,37 +157,53 @@ FS_INLINE VREAL WFN(kde_dist)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
 }
 
 /* Adds the weights w = 2^(-dm c1) of one vector into acc0 and, with with_score,
- * w (x - q) into acc[k]. nc1 = -c1, dmax: the exp2 clamp (see kde_exp2). */
-FS_INLINE void WFN(kde_accumulate)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
+ * w (x - q) into acc[k]. nc1 = -c1, dmax: the exp2 clamp (see kde_exp2). test_zero:
+ * first test whether every weight is 0, and then return 0 (1: the vector was summed). */
+KFN int WFN(kde_accumulate)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
                                      const REAL *q, const VREAL *dm, const VREAL *nc1,
                                      const VREAL *dmax, const int with_score,
-                                     const int masked, const VMASK *valid, VREAL *acc0,
-                                     VREAL *acc)
+                                     const int masked, const VMASK *valid,
+                                     const int test_zero, VREAL *acc0, VREAL *acc)
 {
+    /* Exact skip: a lane with dm >= dmax has weight exactly +0 (kde_exp2), and adding
+     * +0 or w (x - q) = +-0 leaves every sum bit-identical; on spread data most vectors
+     * are such (kde.tmpl.c, "Zero-weight vectors"). */
+    if (test_zero) {
+        if (!WFN(kde_any_below)(dm, dmax))
+            return 0;
+#ifdef __GNUC__
+        /* Reload x and q here: without this barrier GCC keeps the loaded coordinates of
+         * the distance pass alive for this rare path and spills them on every vector (16
+         * ymm registers in the v3 body). */
+        __asm__ volatile("" ::: "memory");
+#endif
+    }
     VREAL w = WFN(kde_exp2)(dm, nc1, dmax);
     if (masked)
         w = SELECT(*valid, w, SPLAT(0));
     *acc0 += w;
     if (with_score)
         for (ptrdiff_t k = 0; k < d; ++k)
-            acc[k] += w * (*(const VREALU *)(x + k * ld) - q[k]);
+            acc[k] -= w * (q[k] - *(const VREALU *)(x + k * ld)); /* += w (x - q) exactly */
+    return 1;
 }
 
-/* mode 0: minimum of dm only; mode 1: also the sums (see kde_accumulate). */
-FS_INLINE void WFN(kde_step)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+/* mode 0: minimum of dm only; mode 1: also the sums (see kde_accumulate); mode 2: the
+ * sums without the zero-weight test. Returns the number of vectors summed. */
+KFN int WFN(kde_step)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
                                const VREAL *nc1, const VREAL *m2, const int mode,
                                const VREAL *dmax, const int with_score, const int masked,
                                const VMASK *valid, VREAL *vmin, VREAL *acc0, VREAL *acc)
 {
     const VREAL dm = WFN(kde_dist)(x, ld, d, q, m2, masked, valid, vmin);
-    if (mode == 1)
-        WFN(kde_accumulate)(x, ld, d, q, &dm, nc1, dmax, with_score, masked, valid, acc0,
-                              acc);
+    return mode >= 1 ? WFN(kde_accumulate)(x, ld, d, q, &dm, nc1, dmax, with_score, masked,
+                                           valid, mode == 1, acc0, acc)
+                     : 0;
 }
 
 /* Two vectors with their independent distance computations ahead of the exponentials,
  * so the out-of-order window holds more independent work. */
-FS_INLINE void WFN(kde_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+KFN int WFN(kde_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
                                 const VREAL *nc1, const VREAL *m2, const int mode,
                                 const VREAL *dmax, const int with_score, VREAL *vmin,
                                 VREAL *acc0, VREAL *acc)
@@ -158,31 +211,100 @@ FS_INLINE void WFN(kde_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, co
     const VMASK all = {0};
     const VREAL dm0 = WFN(kde_dist)(x, ld, d, q, m2, 0, &all, vmin);
     const VREAL dm1 = WFN(kde_dist)(x + NL, ld, d, q, m2, 0, &all, vmin);
-    if (mode == 1) {
-        WFN(kde_accumulate)(x, ld, d, q, &dm0, nc1, dmax, with_score, 0, &all, acc0, acc);
-        WFN(kde_accumulate)(x + NL, ld, d, q, &dm1, nc1, dmax, with_score, 0, &all, acc0,
-                              acc);
+    if (mode == 0)
+        return 0;
+    const int n0 = WFN(kde_accumulate)(x, ld, d, q, &dm0, nc1, dmax, with_score, 0, &all,
+                                       mode == 1, acc0, acc);
+    return n0 + WFN(kde_accumulate)(x + NL, ld, d, q, &dm1, nc1, dmax, with_score, 0, &all,
+                                    mode == 1, acc0, acc);
+}
+
+/* The exact far-point bound (kde.tmpl.c, "Far vectors"): y = |x|^2 (1 - rho) - 2 q.x per
+ * lane, from the norm row xt[d * ld + t] of the pack, in d + 1 multiply-adds with x as
+ * memory operand; every lane with y >= f->b has a kernel distance dm >= dmax, i.e. weight
+ * exactly 0, and is no new minimum. */
+typedef struct {
+    VREAL qm2[FS_KDE_FAR_MAXD];   /* -2 q_k (exact) */
+    VREAL a;                      /* 1 - rho */
+    VREAL b;                      /* threshold, rounded up */
+} WFN(kde_far);
+
+KFN VREAL WFN(kde_far_bound)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d,
+                             const WFN(kde_far) *f)
+{
+    VREAL even = *(const VREALU *)(x + d * ld) * f->a, odd = SPLAT(0);
+    for (ptrdiff_t k = 0; k < d; ++k) {
+        const VREAL p = f->qm2[k] * *(const VREALU *)(x + k * ld);
+        if (k % 2)
+            odd = k == 1 ? p : odd + p;
+        else
+            even += p;
     }
+    return d > 1 ? even + odd : even;
+}
+
+/* Two vectors through the bound; the exact step (distance, minimum, sums) only for a vector
+ * with some lane below the threshold. Results are those of kde_step on every vector;
+ * returns 1 when either vector was summed. */
+KFN int WFN(kde_far_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+                            const WFN(kde_far) *f, const VREAL *nc1, const VREAL *m2,
+                            const VREAL *dmax, const int with_score, VREAL *vmin,
+                            VREAL *acc0, VREAL *acc)
+{
+    const VREAL y0 = WFN(kde_far_bound)(x, ld, d, f);
+    const VREAL y1 = WFN(kde_far_bound)(x + NL, ld, d, f);
+    const VREAL y01 = WFN(kde_min)(&y0, &y1);
+    if (!WFN(kde_any_below)(&y01, &f->b))
+        return 0;
+#ifdef __GNUC__
+    __asm__ volatile("" ::: "memory");    /* see kde_accumulate */
+#endif
+    const VMASK all = {0};
+    if (WFN(kde_any_below)(&y0, &f->b))
+        WFN(kde_step)(x, ld, d, q, nc1, m2, 2, dmax, with_score, 0, &all, vmin, acc0, acc);
+    if (WFN(kde_any_below)(&y1, &f->b))
+        WFN(kde_step)(x + NL, ld, d, q, nc1, m2, 2, dmax, with_score, 0, &all, vmin, acc0,
+                      acc);
+    return 1;
 }
 
 /* Vectors [0, nv) of a tile starting at x, with the n_special vectors sp[j] masked by
- * spm[j] (sp sorted ascending). */
-FS_INLINE void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+ * spm[j] (sp sorted ascending). Mode 1 starts sparse (pairs of vectors skipped when every
+ * weight is 0: by the far-point bound `far` with use_far, else after their distances)
+ * and turns dense (every vector summed, no tests) once the credit runs out: it starts at
+ * and is capped to FS_KDE_SPARSE_BUDGET, gains 1 per pair and loses FS_KDE_SPARSE_HIT per
+ * pair with a nonzero weight, so a pass stays sparse while fewer than about 1 pair in
+ * FS_KDE_SPARSE_HIT is summed. The tests and their mispredicted branches cost more than
+ * they save where many weights are nonzero. Which loop sums a vector changes nothing in
+ * the result. */
+#define KDE_CREDIT(credit, hit) \
+    (((credit) < FS_KDE_SPARSE_BUDGET ? (credit) + 1 : (credit)) - FS_KDE_SPARSE_HIT * (hit))
+KFN void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
                                ptrdiff_t nv, const ptrdiff_t *sp, const VMASK *spm,
                                int n_special, const VREAL *nc1, const VREAL *m2,
                                const VREAL *dmax, const int mode,
-                               const int with_score, VREAL *vmin, VREAL *acc0, VREAL *acc)
+                               const int with_score, const int use_far,
+                               const WFN(kde_far) *far, VREAL *vmin, VREAL *acc0, VREAL *acc)
 {
     const VMASK all = {0};
     ptrdiff_t v = 0;
+    int budget = mode == 1 ? FS_KDE_SPARSE_BUDGET : 0;
     for (int j = 0; j <= n_special; ++j) {
         const ptrdiff_t stop = j < n_special ? sp[j] : nv;
+        if (use_far)
+            for (; v + 1 < stop && budget > 0; v += 2)
+                budget = KDE_CREDIT(budget, WFN(kde_far_step2)(x + v * NL, ld, d, q, far, nc1,
+                                    m2, dmax, with_score, vmin, acc0, acc));
+        else
+            for (; v + 1 < stop && budget > 0; v += 2)
+                budget = KDE_CREDIT(budget, WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, 1,
+                                    dmax, with_score, vmin, acc0, acc) > 0);
         for (; v + 1 < stop; v += 2)
-            WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, vmin, acc0,
-                             acc);
+            WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, mode ? 2 : 0, dmax, with_score,
+                           vmin, acc0, acc);
         for (; v < stop; ++v)
-            WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, 0, &all,
-                            vmin, acc0, acc);
+            WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode ? 2 : 0, dmax, with_score, 0,
+                          &all, vmin, acc0, acc);
         if (j < n_special) {
             WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, 1, &spm[j],
                             vmin, acc0, acc);
@@ -195,11 +317,11 @@ FS_INLINE void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, con
  * *m2p the reference minimum of d2 (+inf before the first point), st[0] the lane sums of
  * w, st[1 + k] those of w (x_k - q_k). `self` is the left-out point, or -1. acc: d
  * vectors of scratch. */
-FS_INLINE void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
+KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
                                      ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self,
                                      const REAL *q, REAL c1, REAL dmax, double c1d,
                                      double *m2p, fs_kde_vdbl *st, VREAL *acc,
-                                     const int with_score)
+                                     const int with_score, const int skip_far)
 {
     const ptrdiff_t n = t1 - t0, nv = (n + NL - 1) / NL;
     const REAL *x = xt + t0;
@@ -236,24 +358,44 @@ FS_INLINE void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t
         ++n_special;
     }
 
+    WFN(kde_far) far;
     VREAL vmin, acc0;
     if (*m2p == (double)INFINITY) {       /* first points of this query: find a reference */
         vmin = inf;
-        WFN(kde_pass)(x, ld, d, q, nv, sp, spm, n_special, &nc1, &zero, &vdmax, 0, 0,
-                        &vmin, &acc0, acc);
+        WFN(kde_pass)(x, ld, d, q, nv, sp, spm, n_special, &nc1, &zero, &vdmax, 0, 0, 0,
+                        &far, &vmin, &acc0, acc);
         *m2p = WFN(kde_hmin)(&vmin);
         if (*m2p == (double)INFINITY)
             return;                       /* every point of the tile was left out */
     }
+    /* the far-point bound (kde.tmpl.c, "Far vectors"), for d <= FS_KDE_FAR_MAXD */
+    const int use_far = skip_far && d <= FS_KDE_FAR_MAXD;
+    double qn = 0, gam = 0;
+    if (use_far) {
+        for (ptrdiff_t k = 0; k < d; ++k) {
+            far.qm2[k] = SPLAT(-2 * q[k]);
+            qn += (double)q[k] * (double)q[k];
+        }
+        gam = (double)(2 * d + 8) * FS_KDE_UNIT;
+        gam /= 1 - gam;
+        far.a = SPLAT(1 - (3 * gam + FS_KDE_UNIT));
+    }
     for (;;) {
         const VREAL vm2 = SPLAT((REAL)*m2p);
+        if (use_far) {
+            const double m2r = (double)(REAL)*m2p;
+            const double theta = (m2r + (double)dmax + gam * fabs(m2r)) / (1 - gam);
+            const double b = theta - qn * (1 - gam);
+            /* rounded up: b + 4 u |b| + tiny rounds to a REAL >= b (also under FTZ) */
+            far.b = SPLAT((REAL)(b + 4 * FS_KDE_UNIT * fabs(b) + FS_KDE_TINY));
+        }
         vmin = inf;
         acc0 = zero;
         if (with_score)
             for (ptrdiff_t k = 0; k < d; ++k)
                 acc[k] = zero;
         WFN(kde_pass)(x, ld, d, q, nv, sp, spm, n_special, &nc1, &vm2, &vdmax, 1,
-                        with_score, &vmin, &acc0, acc);
+                        with_score, use_far, &far, &vmin, &acc0, acc);
         const double tile_min = WFN(kde_hmin)(&vmin);     /* min |x - q|^2 - m2 */
         if (-tile_min * c1d > FS_KDE_MARGIN) {
             /* a point much nearer than the reference: rescale and sum the tile again */
@@ -274,16 +416,17 @@ FS_INLINE void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t
 
 /* Queries [i0, i1) against training points [t0, t1); state of query i at
  * m2[i - i0], st + (i - i0) * (d + 1). */
-FS_INLINE void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
+KFN void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
                                        ptrdiff_t t0, ptrdiff_t t1, const REAL *queries,
                                        ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t exclude_start,
                                        REAL c1, REAL dmax, double c1d, double *m2,
-                                       fs_kde_vdbl *st, VREAL *acc, const int with_score)
+                                       fs_kde_vdbl *st, VREAL *acc, const int with_score,
+                                       const int skip_far)
 {
     for (ptrdiff_t i = i0; i < i1; ++i)
         WFN(kde_query_tile)(xt, ld, d, t0, t1, exclude_start >= 0 ? exclude_start + i : -1,
                               queries + i * d, c1, dmax, c1d, m2 + (i - i0),
-                              st + (i - i0) * (d + 1), acc, with_score);
+                              st + (i - i0) * (d + 1), acc, with_score, skip_far);
 }
 
 /* Queries [i0, i1) against the whole training set, tile by tile (the tile depends only on
@@ -305,7 +448,7 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
                                           ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
                                           ptrdiff_t i1, ptrdiff_t exclude_start, REAL c1,
                                           REAL dmax, double c1d, double *m2, fs_kde_vdbl *st,
-                                          void *scratch, int with_score)
+                                          void *scratch, int with_score, int skip_far)
 {
     /* training tile: FS_KDE_TILE_BYTES of coordinates, in whole vectors */
     ptrdiff_t tile_vectors = FS_KDE_TILE_BYTES / (d * FS_KDE_VBYTES);
@@ -317,7 +460,7 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
     for (ptrdiff_t t0 = 0; t0 < n_points; t0 += tile)                                   \
         WFN(kde_block_tile_d)(xt, ld, D, t0, t0 + tile < n_points ? t0 + tile : n_points, \
                               queries, i0, i1, exclude_start, c1, dmax, c1d, m2, st, ACC, \
-                              WITH_SCORE)
+                              WITH_SCORE, skip_far)
 #define FS_KDE_CASE(D)                                                                  \
     case D:                                                                             \
         if (((FS_KDE_SPEC_SCORE >> D) & 1) && with_score) {                             \
@@ -346,7 +489,11 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
 #undef FS_KDE_TILES
 }
 
-#undef KDE_MIN_LANES
+#undef KDE_X86
+#undef KDE_CREDIT
+#undef KDE_MIN
+#undef KDE_ANY_LT
+#undef KFN
 #undef WFN
 #undef NL
 #undef VREAL

@@ -13,6 +13,10 @@
 
 #include "kde.h"
 
+#ifdef FS_GCC_X86_64
+#include <immintrin.h>   /* lane-mask tests of the SIMD bodies (kde_any_below) */
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64) || defined(__SSE2__)
 #include <xmmintrin.h>
 /* Flush denormal results to zero and read denormal inputs as zero (MXCSR FTZ | DAZ) on the

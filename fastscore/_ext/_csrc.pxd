@@ -62,11 +62,11 @@ cdef extern from "kde.h":
     int fs_kde_score_f32(const float *xt, Py_ssize_t ld, Py_ssize_t n_points, Py_ssize_t dim,
                          const float *queries, Py_ssize_t n_queries, double sigma,
                          Py_ssize_t exclude_start, float *score, float *log_density,
-                         int n_threads) nogil
+                         int skip_far, int n_threads) nogil
     int fs_kde_score_f64(const double *xt, Py_ssize_t ld, Py_ssize_t n_points,
                          Py_ssize_t dim, const double *queries, Py_ssize_t n_queries,
                          double sigma, Py_ssize_t exclude_start, double *score,
-                         double *log_density, int n_threads) nogil
+                         double *log_density, int skip_far, int n_threads) nogil
 
 
 cdef extern from "mlp.h":

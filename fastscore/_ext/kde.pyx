@@ -32,8 +32,8 @@ def pack(const floating[:, ::1] X, floating[:, ::1] out):
 
 def score(const floating[:, ::1] xt, Py_ssize_t n_points, const floating[:, ::1] queries,
           double sigma, Py_ssize_t exclude_start, floating[:, ::1] score_out,
-          floating[::1] log_density_out, int n_threads):
-    """score_out / log_density_out may be None (not computed)."""
+          floating[::1] log_density_out, bint skip_far, int n_threads):
+    """score_out / log_density_out may be None (not computed); xt from pack (d + 1 rows)."""
     cdef int status
     cdef floating *s = NULL
     cdef floating *l = NULL
@@ -43,11 +43,11 @@ def score(const floating[:, ::1] xt, Py_ssize_t n_points, const floating[:, ::1]
         l = &log_density_out[0]
     with nogil:
         if floating is float:
-            status = fs_kde_score_f32(&xt[0, 0], xt.shape[1], n_points, xt.shape[0],
+            status = fs_kde_score_f32(&xt[0, 0], xt.shape[1], n_points, xt.shape[0] - 1,
                                       &queries[0, 0], queries.shape[0], sigma, exclude_start,
-                                      s, l, n_threads)
+                                      s, l, skip_far, n_threads)
         else:
-            status = fs_kde_score_f64(&xt[0, 0], xt.shape[1], n_points, xt.shape[0],
+            status = fs_kde_score_f64(&xt[0, 0], xt.shape[1], n_points, xt.shape[0] - 1,
                                       &queries[0, 0], queries.shape[0], sigma, exclude_start,
-                                      s, l, n_threads)
+                                      s, l, skip_far, n_threads)
     check_status(status, "fs_kde_score")
