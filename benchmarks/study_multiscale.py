@@ -5,8 +5,9 @@
 
 Why: patch priors of DC-removed patches (the shipped mixtures) leave the noise below
 about one cycle per patch almost untouched (benchmarks/README.md, denoise: the error
-spectrum). The fusion denoises the 2×2-mean-pooled image (noise σ/2) with the same prior,
-recursively, and replaces the coarse band of the fine estimate by it:
+spectrum). The fusion (``fastscore.multiscale.MultiScaleFusion``) denoises the
+2×2-mean-pooled image (noise σ/2) with the same prior, recursively, and replaces the coarse
+band of the fine estimate by it:
 
     z_L(x; σ) = z(x; σ) + U G (z_{L−1}(D x; σ/2) − D z(x; σ)),    z_1 = z
 
@@ -20,7 +21,6 @@ import os
 import sys
 
 import numpy as np
-from scipy import ndimage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,37 +29,10 @@ from study_eval import noisy, validation_images
 from study_pretrained import load_model
 
 from fastscore.metrics import psnr
-from fastscore.multiscale import mean_pool
+from fastscore.multiscale import MultiScaleFusion
 from fastscore.operators import Identity
-from fastscore.prior import PatchPrior, _Prior
+from fastscore.prior import PatchPrior
 from fastscore.reconstruct import map_estimate
-
-
-class FusedDenoiser(_Prior):
-    """The fusion above as an image prior (2-D images, no batch axis)."""
-
-    def __init__(self, prior, levels, g):
-        self.prior, self.levels, self.g = prior, levels, g
-        self.sigma_min = prior.patch_score.sigma_min
-
-    def _check_x(self, x):
-        return np.asarray(x)
-
-    def fused(self, x, sigma, levels):
-        z = self.prior.denoise(x, sigma)
-        if levels == 1:
-            return z
-        diff = self.fused(mean_pool(x), sigma / 2, levels - 1) - mean_pool(z)
-        if self.g:
-            diff = ndimage.gaussian_filter(diff, self.g, mode="nearest")
-        up = ndimage.zoom(diff, 2, order=1, grid_mode=True, mode="nearest")
-        return z + up[:x.shape[0], :x.shape[1]].astype(x.dtype)
-
-    def score(self, x, sigma=None, *, rng=None, weight=None):
-        return (self.fused(x, sigma, self.levels) - x) / sigma ** 2
-
-    def lipschitz(self, image_shape, sigma):
-        return 1.0 / sigma ** 2
 
 
 def main():
@@ -68,7 +41,7 @@ def main():
     base = PatchPrior(model, model.patch_size)
     images = validation_images(data)
     for levels, g in ((1, 0.0), (2, 0.0), (2, 1.0), (3, 0.0), (3, 1.0)):
-        prior = FusedDenoiser(base, levels, g)
+        prior = MultiScaleFusion(base, levels, blur=g)
         cells = []
         for s in (0.05, 0.1, 0.2):
             values = []

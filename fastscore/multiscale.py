@@ -12,6 +12,9 @@ its score follows by the chain rule with the exact adjoint ``D_lᵀ``:
 (``n`` spatial axes: averaging ``2ⁿ`` pixels divides white noise by ``2^{n/2}``). With
 weights summing to one, Tweedie's step ``x + σ² s(x; σ)`` adds the levels' denoising
 corrections, each brought back to the fine grid, in those proportions.
+
+:class:`MultiScaleFusion` combines the levels' denoisers by frequency band instead: the
+coarse level's estimate replaces the coarse band of the fine one (see the class).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from numpy.typing import ArrayLike, NDArray
 from ._validation import as_float_array, check_int, check_scalar
 from .prior import _Prior
 
-__all__ = ["MultiScalePrior", "mean_pool", "mean_pool_adjoint"]
+__all__ = ["MultiScaleFusion", "MultiScalePrior", "mean_pool", "mean_pool_adjoint",
+           "upsample_linear"]
 
 
 def _spatial(arr, ndim):
@@ -41,6 +45,16 @@ def _counts(shape):
             per_axis[-1] = 1.0
         out = np.multiply.outer(out, per_axis)
     return out.reshape(tuple((n + 1) // 2 for n in shape))
+
+
+def _check_pyramid_input(x, ndim, levels):
+    """`x` as a float array with `ndim` spatial axes large enough for `levels` levels."""
+    arr = as_float_array(x, "x", finite=True)
+    if arr.ndim < ndim:
+        raise ValueError(f"`x` must have at least {ndim} axes; got shape {arr.shape}.")
+    if min(_spatial(arr, ndim)) < 2 ** (levels - 1):
+        raise ValueError(f"`x` of shape {arr.shape} is too small for {levels} levels.")
+    return arr
 
 
 def mean_pool(x: ArrayLike, ndim: int = 2) -> NDArray[Any]:
@@ -118,13 +132,7 @@ class MultiScalePrior(_Prior):
         self._noise_factor = 2.0 ** (self.ndim / 2.0)
 
     def _check_x(self, x):
-        arr = as_float_array(x, "x", finite=True)
-        if arr.ndim < self.ndim:
-            raise ValueError(f"`x` must have at least {self.ndim} axes; got shape {arr.shape}.")
-        if min(_spatial(arr, self.ndim)) < 2 ** (self.levels - 1):
-            raise ValueError(f"`x` of shape {arr.shape} is too small for {self.levels} "
-                             "levels.")
-        return arr
+        return _check_pyramid_input(x, self.ndim, self.levels)
 
     def _pyramid(self, arr):
         out = [arr]
@@ -167,3 +175,123 @@ class MultiScalePrior(_Prior):
 
     def __repr__(self) -> str:
         return f"MultiScalePrior({self.prior!r}, levels={self.levels}, weights={self.weights})"
+
+
+def upsample_linear(y: ArrayLike, shape: Sequence[int]) -> NDArray[Any]:
+    """``U y``: linear interpolation of a pooled grid (``⌈n/2⌉`` per axis) back to the
+    fine spatial `shape` (the last ``len(shape)`` axes; leading axes batch).
+
+    The coarse samples sit at the centres of their 2-pixel blocks (half-pixel grid), the
+    borders repeat the edge value; a constant maps to the same constant.
+    """
+    from scipy import ndimage
+
+    arr = as_float_array(y, "y", finite=True)
+    shape = tuple(int(n) for n in shape)
+    ndim = len(shape)
+    if _spatial(arr, ndim) != tuple((n + 1) // 2 for n in shape):
+        raise ValueError(f"`y` must end with the pooled shape of {shape}; got {arr.shape}.")
+    zoom = (1,) * (arr.ndim - ndim) + (2,) * ndim
+    up = ndimage.zoom(arr, zoom, order=1, grid_mode=True, mode="nearest")
+    crop = (Ellipsis,) + tuple(slice(0, n) for n in shape)
+    return np.ascontiguousarray(up[crop], dtype=arr.dtype)
+
+
+class MultiScaleFusion(_Prior):
+    """Denoiser fused across `levels` pyramid levels by frequency band.
+
+    With ``z(x; σ)`` the prior's Tweedie denoiser, ``D`` the 2-pixel mean
+    (:func:`mean_pool`), ``U`` linear up-sampling (:func:`upsample_linear`) and ``G`` a
+    Gaussian blur of `blur` coarse pixels,
+
+    .. math::  z_1 = z, \\qquad z_L(x; σ) = z(x; σ) + U G \\left(z_{L-1}(D x;\\ σ/2^{n/2})
+               - D z(x; σ)\\right)
+
+    (``n`` spatial axes): the coarse band of the fine estimate is replaced by the estimate
+    made at the coarse level, where the same noise is ``2^{n/2}`` times weaker and a patch
+    covers ``2ⁿ`` times the area. A prior of DC-removed patches cannot see noise below
+    about one cycle per patch; each level moves that limit down by an octave. The score is
+    ``(z_L(x; σ) − x)/σ²``, so HQS (``map_estimate(method="hqs")``) uses ``z_L`` as its
+    denoising step. ``levels=1`` is the prior itself. Measured on validation images:
+    ``benchmarks/README.md`` (denoise, multi-scale fusion).
+
+    Parameters
+    ----------
+    prior : image prior
+        Has ``denoise(x, sigma, *, rng=None)`` (every fastscore prior), used on every
+        level.
+    levels : int >= 1, default 3
+    blur : float >= 0, default 1.0
+        ``G``'s standard deviation in coarse pixels (0: no blur; without it the 2-pixel
+        structure of the coarse correction costs more than the band gains).
+    ndim : int, default 2
+        Spatial axes (leading axes are a batch).
+    """
+
+    def __init__(self, prior: Any, levels: int = 3, blur: float = 1.0, *,
+                 ndim: int = 2) -> None:
+        if not callable(getattr(prior, "denoise", None)):
+            raise TypeError(f"`prior` must have a method denoise(x, sigma); got "
+                            f"{type(prior).__name__}.")
+        self.prior = prior
+        self.levels = check_int(levels, "levels", low=1, high=8)
+        self.blur = float(check_scalar(blur, "blur", low=0))
+        self.ndim = check_int(ndim, "ndim", low=1, high=3)
+        self.sigma_min = getattr(prior, "sigma_min", None) or \
+            getattr(getattr(prior, "patch_score", None), "sigma_min", None)
+        self._noise_factor = 2.0 ** (self.ndim / 2.0)
+
+    def _check_x(self, x):
+        return _check_pyramid_input(x, self.ndim, self.levels)
+
+    def _fused(self, x, sigma, levels, rng):
+        z = np.asarray(self.prior.denoise(x, sigma, rng=rng), dtype=x.dtype)
+        if levels == 1:
+            return z
+        shape = _spatial(x, self.ndim)
+        diff = self._fused(mean_pool(x, self.ndim), sigma / self._noise_factor,
+                           levels - 1, rng) - mean_pool(z, self.ndim)
+        if self.blur:
+            from scipy import ndimage
+
+            spread = (0.0,) * (diff.ndim - self.ndim) + (self.blur,) * self.ndim
+            diff = ndimage.gaussian_filter(diff, spread, mode="nearest")
+        return z + upsample_linear(diff, shape)
+
+    def denoise(self, x: ArrayLike, sigma: float, *,
+                rng: int | np.random.Generator | None = None) -> NDArray[Any]:
+        """``z_L(x; σ)`` (the class formula); same shape and dtype as `x`."""
+        sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
+        arr = self._check_x(x)
+        return cast(NDArray[Any], self._fused(arr, sigma, self.levels, rng))
+
+    def score(self, x: ArrayLike, sigma: float | None = None, *,
+              rng: int | np.random.Generator | None = None,
+              weight: str | float | None = None) -> NDArray[Any]:
+        """``(z_L(x; σ) − x)/σ²``; `sigma` is required, `weight` must be None or "mean"
+        (the levels' denoisers average their patches)."""
+        if sigma is None:
+            raise ValueError("MultiScaleFusion.score needs `sigma` (its denoisers are "
+                             "noise-level dependent).")
+        if weight not in (None, "mean"):
+            raise ValueError(f"`weight` of MultiScaleFusion.score must be None or 'mean'; "
+                             f"got {weight!r}.")
+        arr = self._check_x(x)
+        fused = self.denoise(arr, sigma, rng=rng)
+        return ((fused - arr) / arr.dtype.type(sigma * sigma)).astype(arr.dtype, copy=False)
+
+    def lipschitz(self, image_shape: Sequence[int], sigma: float) -> float:
+        """A bound for the gradient method's step: every level's denoiser enters twice
+        (its estimate and, below the finest, the subtracted band; ``‖U G‖‖D‖ <= 1``), so
+        ``L_0(σ) + 2 Σ_{l>=1} L_l(σ_l)`` with the prior's own ``L_l``."""
+        shape = tuple(image_shape)
+        total = 0.0
+        for l in range(self.levels):
+            total += (1.0 if l == 0 else 2.0) * self.prior.lipschitz(
+                shape, sigma / self._noise_factor ** l)
+            shape = tuple((n + 1) // 2 for n in shape)
+        return total
+
+    def __repr__(self) -> str:
+        return (f"MultiScaleFusion({self.prior!r}, levels={self.levels}, "
+                f"blur={self.blur})")
