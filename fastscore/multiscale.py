@@ -276,8 +276,9 @@ class MultiScaleFusion(_Prior):
         if weight not in (None, "mean"):
             raise ValueError(f"`weight` of MultiScaleFusion.score must be None or 'mean'; "
                              f"got {weight!r}.")
+        sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
         arr = self._check_x(x)
-        fused = self.denoise(arr, sigma, rng=rng)
+        fused = self._fused(arr, sigma, self.levels, rng)         # validated once
         return ((fused - arr) / arr.dtype.type(sigma * sigma)).astype(arr.dtype, copy=False)
 
     def lipschitz(self, image_shape: Sequence[int], sigma: float) -> float:
