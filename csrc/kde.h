@@ -22,6 +22,10 @@
  * alignment of its element type, fastest at this one). */
 #define FS_KDE_ALIGN 64
 
+/* Points per group of the pack: each group has a box (fs_kde_pack), which the kernel
+ * tests before any of its points (kde.tmpl.c, "Group boxes"). */
+#define FS_KDE_GROUP 32
+
 #define FS_TEMPLATE "kde.tmpl.h"
 #include "fs_stamp.h"
 

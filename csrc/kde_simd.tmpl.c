@@ -36,23 +36,32 @@ typedef FS_KDE_SINT VMASK __attribute__((vector_size(FS_KDE_VBYTES))); /* -1 / 0
 #define KDE_X86 1
 #define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm512_min_ps((__m512)(a), (__m512)(b)) \
                        : (VREAL)_mm512_min_pd((__m512d)(a), (__m512d)(b)))
-#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                          \
-    ? _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_LT_OQ) != 0                 \
-    : _mm512_cmp_pd_mask((__m512d)(a), (__m512d)(b), _CMP_LT_OQ) != 0)
+#define KDE_MAX(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm512_max_ps((__m512)(a), (__m512)(b)) \
+                       : (VREAL)_mm512_max_pd((__m512d)(a), (__m512d)(b)))
+#define KDE_LT_BITS(a, b) (FS_REAL_IS_FLOAT                                         \
+    ? (uint64_t)_mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_LT_OQ)            \
+    : (uint64_t)_mm512_cmp_pd_mask((__m512d)(a), (__m512d)(b), _CMP_LT_OQ))
+#define KDE_ANY_LT(a, b) (KDE_LT_BITS(a, b) != 0)
 #elif defined(FS_GCC_X86_64) && FS_KDE_VBYTES == 32
 #define KDE_X86 1
 #define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm256_min_ps((__m256)(a), (__m256)(b)) \
                        : (VREAL)_mm256_min_pd((__m256d)(a), (__m256d)(b)))
-#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                               \
-    ? _mm256_movemask_ps(_mm256_cmp_ps((__m256)(a), (__m256)(b), _CMP_LT_OQ)) != 0       \
-    : _mm256_movemask_pd(_mm256_cmp_pd((__m256d)(a), (__m256d)(b), _CMP_LT_OQ)) != 0)
+#define KDE_MAX(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm256_max_ps((__m256)(a), (__m256)(b)) \
+                       : (VREAL)_mm256_max_pd((__m256d)(a), (__m256d)(b)))
+#define KDE_LT_BITS(a, b) (FS_REAL_IS_FLOAT                                                 \
+    ? (uint64_t)_mm256_movemask_ps(_mm256_cmp_ps((__m256)(a), (__m256)(b), _CMP_LT_OQ))    \
+    : (uint64_t)_mm256_movemask_pd(_mm256_cmp_pd((__m256d)(a), (__m256d)(b), _CMP_LT_OQ)))
+#define KDE_ANY_LT(a, b) (KDE_LT_BITS(a, b) != 0)
 #elif defined(FS_GCC_X86_64) && FS_KDE_VBYTES == 16
 #define KDE_X86 1
 #define KDE_MIN(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm_min_ps((__m128)(a), (__m128)(b)) \
                        : (VREAL)_mm_min_pd((__m128d)(a), (__m128d)(b)))
-#define KDE_ANY_LT(a, b) (FS_REAL_IS_FLOAT                                        \
-    ? _mm_movemask_ps(_mm_cmplt_ps((__m128)(a), (__m128)(b))) != 0               \
-    : _mm_movemask_pd(_mm_cmplt_pd((__m128d)(a), (__m128d)(b))) != 0)
+#define KDE_MAX(a, b) (FS_REAL_IS_FLOAT ? (VREAL)_mm_max_ps((__m128)(a), (__m128)(b)) \
+                       : (VREAL)_mm_max_pd((__m128d)(a), (__m128d)(b)))
+#define KDE_LT_BITS(a, b) (FS_REAL_IS_FLOAT                                       \
+    ? (uint64_t)_mm_movemask_ps(_mm_cmplt_ps((__m128)(a), (__m128)(b)))          \
+    : (uint64_t)_mm_movemask_pd(_mm_cmplt_pd((__m128d)(a), (__m128d)(b))))
+#define KDE_ANY_LT(a, b) (KDE_LT_BITS(a, b) != 0)
 #else
 #define KDE_X86 0
 #endif
@@ -65,6 +74,30 @@ KFN VREAL WFN(kde_min)(const VREAL *a, const VREAL *b)
     return KDE_MIN(*a, *b);
 #else
     return SELECT(*a < *b, *a, *b);
+#endif
+}
+
+/* Lane-wise maximum, a > b ? a : b per lane. */
+KFN VREAL WFN(kde_max)(const VREAL *a, const VREAL *b)
+{
+#if KDE_X86
+    return KDE_MAX(*a, *b);
+#else
+    return SELECT(*a > *b, *a, *b);
+#endif
+}
+
+/* Bit l set for every lane l with a < b (ordered compare). */
+KFN uint64_t WFN(kde_lt_bits)(const VREAL *a, const VREAL *b)
+{
+#if KDE_X86
+    return KDE_LT_BITS(*a, *b);
+#else
+    const VMASK m = *a < *b;
+    uint64_t bits = 0;
+    for (ptrdiff_t l = 0; l < NL; ++l)
+        bits |= (uint64_t)(m[l] != 0) << l;
+    return bits;
 #endif
 }
 
@@ -268,29 +301,31 @@ KFN int WFN(kde_far_step2)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const
     return 1;
 }
 
-/* Vectors [0, nv) of a tile starting at x, with the n_special vectors sp[j] masked by
- * spm[j] (sp sorted ascending). Mode 1 starts sparse (pairs of vectors skipped when every
- * weight is 0: by the far-point bound `far` with use_far, else after their distances)
- * and turns dense (every vector summed, no tests) once the credit runs out: it starts at
- * and is capped to FS_KDE_SPARSE_BUDGET, gains 1 per pair and loses FS_KDE_SPARSE_HIT per
- * pair with a nonzero weight, so a pass stays sparse while fewer than about 1 pair in
+/* Vectors [v, v_end) of a tile starting at x, with the n_special vectors sp[j] masked by
+ * spm[j] (sp sorted ascending; those outside the range are ignored). Mode 1 is sparse
+ * (pairs of vectors skipped when every weight is 0: by the far-point bound `far` with
+ * use_far, else after their distances) while the credit *budget is positive and dense
+ * (every vector summed, no tests) once it runs out: the credit starts at and is capped to
+ * FS_KDE_SPARSE_BUDGET (kde_pass), gains 1 per pair and loses FS_KDE_SPARSE_HIT per pair
+ * with a nonzero weight, so a pass stays sparse while fewer than about 1 pair in
  * FS_KDE_SPARSE_HIT is summed. The tests and their mispredicted branches cost more than
  * they save where many weights are nonzero. Which loop sums a vector changes nothing in
- * the result. */
+ * the result. Mode 0 (minimum only) runs with *budget = 0. */
 #define KDE_CREDIT(credit, hit) \
     (((credit) < FS_KDE_SPARSE_BUDGET ? (credit) + 1 : (credit)) - FS_KDE_SPARSE_HIT * (hit))
-KFN void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
-                               ptrdiff_t nv, const ptrdiff_t *sp, const VMASK *spm,
-                               int n_special, const VREAL *nc1, const VREAL *m2,
-                               const VREAL *dmax, const int mode,
-                               const int with_score, const int use_far,
-                               const WFN(kde_far) *far, VREAL *vmin, VREAL *acc0, VREAL *acc)
+KFN void WFN(kde_range)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+                        ptrdiff_t v, const ptrdiff_t v_end, const ptrdiff_t *sp,
+                        const VMASK *spm, int n_special, const VREAL *nc1, const VREAL *m2,
+                        const VREAL *dmax, const int mode, const int with_score,
+                        const int use_far, const WFN(kde_far) *far, int *budgetp,
+                        VREAL *restrict vmin, VREAL *restrict acc0, VREAL *restrict acc)
 {
     const VMASK all = {0};
-    ptrdiff_t v = 0;
-    int budget = mode == 1 ? FS_KDE_SPARSE_BUDGET : 0;
+    int budget = *budgetp;
     for (int j = 0; j <= n_special; ++j) {
-        const ptrdiff_t stop = j < n_special ? sp[j] : nv;
+        if (j < n_special && (sp[j] < v || sp[j] >= v_end))
+            continue;
+        const ptrdiff_t stop = j < n_special ? sp[j] : v_end;
         if (use_far)
             for (; v + 1 < stop && budget > 0; v += 2)
                 budget = KDE_CREDIT(budget, WFN(kde_far_step2)(x + v * NL, ld, d, q, far, nc1,
@@ -307,21 +342,170 @@ KFN void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REA
                           &all, vmin, acc0, acc);
         if (j < n_special) {
             WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, 1, &spm[j],
-                            vmin, acc0, acc);
+                          vmin, acc0, acc);
             ++v;
         }
     }
+    *budgetp = budget;
 }
 
-/* Adds training points [t0, t1) (t0 a multiple of NL) to the running state of one query:
- * *m2p the reference minimum of d2 (+inf before the first point), st[0] the lane sums of
- * w, st[1 + k] those of w (x_k - q_k). `self` is the left-out point, or -1. acc: d
- * vectors of scratch. */
-KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
-                                     ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self,
-                                     const REAL *q, REAL c1, REAL dmax, double c1d,
-                                     double *m2p, fs_kde_vdbl *st, VREAL *acc,
-                                     const int with_score, const int skip_far)
+/* One pass over the nv vectors of a tile (mode as in kde_range). With use_groups only the
+ * groups whose bit is set in `groups` (group j: vectors [j GV, (j + 1) GV)) are visited:
+ * the others hold no nonzero weight and no new minimum (kde.tmpl.c, "Group boxes"). */
+KFN void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REAL *q,
+                       ptrdiff_t nv, const ptrdiff_t *sp, const VMASK *spm, int n_special,
+                       const VREAL *nc1, const VREAL *m2, const VREAL *dmax, const int mode,
+                       const int with_score, const int use_far, const WFN(kde_far) *far,
+                       const int use_groups, uint64_t groups, VREAL *restrict vmin,
+                       VREAL *restrict acc0, VREAL *restrict acc)
+{
+    enum { GV = FS_KDE_GROUP / NL };
+    int budget = mode == 1 ? FS_KDE_SPARSE_BUDGET : 0;
+    const ptrdiff_t n_groups = (nv + GV - 1) / GV;
+    if (!use_groups || groups == (n_groups < 64 ? ((uint64_t)1 << n_groups) - 1 : ~(uint64_t)0)) {
+        const VMASK all = {0};
+        ptrdiff_t v = 0;
+        for (int j = 0; j <= n_special; ++j) {
+            const ptrdiff_t stop = j < n_special ? sp[j] : nv;
+            if (use_far)
+                for (; v + 1 < stop && budget > 0; v += 2)
+                    budget = KDE_CREDIT(budget, WFN(kde_far_step2)(x + v * NL, ld, d, q, far, nc1,
+                                        m2, dmax, with_score, vmin, acc0, acc));
+            else
+                for (; v + 1 < stop && budget > 0; v += 2)
+                    budget = KDE_CREDIT(budget, WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, 1,
+                                        dmax, with_score, vmin, acc0, acc) > 0);
+            for (; v + 1 < stop; v += 2)
+                WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, mode ? 2 : 0, dmax, with_score,
+                               vmin, acc0, acc);
+            for (; v < stop; ++v)
+                WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode ? 2 : 0, dmax, with_score, 0,
+                              &all, vmin, acc0, acc);
+            if (j < n_special) {
+                WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, 1, &spm[j],
+                                vmin, acc0, acc);
+                ++v;
+            }
+        }
+        return;
+    }
+    while (groups) {                      /* runs of consecutive groups */
+        const int first = __builtin_ctzll(groups);
+        const uint64_t rest = ~(groups >> first);
+        const int count = rest ? __builtin_ctzll(rest) : 64 - first;
+        const ptrdiff_t v0 = (ptrdiff_t)first * GV, v1 = (ptrdiff_t)(first + count) * GV;
+        WFN(kde_range)(x, ld, d, q, v0, v1 < nv ? v1 : nv, sp, spm, n_special, nc1, m2, dmax,
+                       mode, with_score, use_far, far, &budget, vmin, acc0, acc);
+        groups = first + count < 64 ? groups >> (first + count) << (first + count) : 0;
+    }
+}
+
+/* Lower bounds L_g (rounded as kde.tmpl.c, "Group boxes", says) of |x - q|^2 over the
+ * points of groups [g0, g0 + n_groups) from their boxes, into out (whole vectors; lanes
+ * past n_groups hold bounds of later groups or of the empty ones). */
+KFN void WFN(kde_group_bounds)(const REAL *lo, ptrdiff_t gld, const ptrdiff_t d,
+                               const REAL *q, ptrdiff_t g0, ptrdiff_t n_groups, VREAL *out)
+{
+    const REAL *hi = lo + d * gld;
+    const VREAL zero = SPLAT(0);
+    for (ptrdiff_t j = 0; j * NL < n_groups; ++j) {
+        VREAL even = zero, odd = zero;
+        for (ptrdiff_t k = 0; k < d; ++k) {
+            const VREAL below = *(const VREALU *)(lo + k * gld + g0 + j * NL) - q[k];
+            const VREAL above = q[k] - *(const VREALU *)(hi + k * gld + g0 + j * NL);
+            VREAL gap = WFN(kde_max)(&below, &above);
+            gap = WFN(kde_max)(&gap, &zero);
+            if (k % 2)
+                odd += gap * gap;
+            else
+                even += gap * gap;
+        }
+        out[j] = even + odd;
+    }
+}
+
+/* Bit j set for each group j < n_groups whose bound L is below the threshold bg. */
+KFN uint64_t WFN(kde_group_bits)(const VREAL *bounds, ptrdiff_t n_groups, const VREAL *bg)
+{
+    uint64_t bits = 0;
+    for (ptrdiff_t j = 0; j * NL < n_groups; ++j)
+        bits |= WFN(kde_lt_bits)(&bounds[j], bg) << (j * NL);
+    return n_groups < 64 ? bits & (((uint64_t)1 << n_groups) - 1) : bits;
+}
+
+/* A first reference for a query: the least |x - q|^2 (as kde_dist rounds it) over the
+ * points of the group with the least box bound, leaving out packed point `self` (-1:
+ * none). +inf when that group holds no other point. */
+FS_SIMD_TARGET __attribute__((noinline)) static double
+WFN(kde_group_start)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, const ptrdiff_t d,
+                     const REAL *q, ptrdiff_t self)
+{
+    const ptrdiff_t gld = FS_FN(fs_kde_group_ld)(n_points);
+    const ptrdiff_t n_groups = (n_points + FS_KDE_GROUP - 1) / FS_KDE_GROUP;
+    const REAL *lo = xt + (d + 1) * ld;
+    VREAL best = SPLAT((REAL)INFINITY), bounds[1];
+    VMASK best_at = {0}, at;
+    for (ptrdiff_t l = 0; l < NL; ++l)
+        at[l] = MASK_ELT(l);
+    for (ptrdiff_t g = 0; g < n_groups; g += NL) {
+        WFN(kde_group_bounds)(lo, gld, d, q, g, NL, bounds);
+        const VMASK lower = bounds[0] < best;      /* first group of a lane wins ties */
+        best = SELECT(lower, bounds[0], best);
+        best_at = (lower & at) | (~lower & best_at);
+        at += (VMASK){0} + MASK_ELT(NL);
+    }
+    ptrdiff_t g = -1;
+    REAL least = (REAL)INFINITY;
+    for (ptrdiff_t l = 0; l < NL; ++l)
+        if (best[l] < least || (best[l] == least && g >= 0 && best_at[l] < g)) {
+            least = best[l];
+            g = best_at[l];
+        }
+    if (g < 0)
+        return (double)INFINITY;
+    VREAL vmin = SPLAT((REAL)INFINITY);
+    const VREAL zero = SPLAT(0);
+    VMASK lane;
+    for (ptrdiff_t l = 0; l < NL; ++l)
+        lane[l] = MASK_ELT(l);
+    for (ptrdiff_t t = g * FS_KDE_GROUP; t < (g + 1) * FS_KDE_GROUP && t < n_points; t += NL) {
+        const VMASK valid = (lane + MASK_ELT(t) < MASK_ELT(n_points))
+                            & (lane + MASK_ELT(t) != MASK_ELT(self));
+        WFN(kde_dist)(xt + t, ld, d, q, &zero, 1, &valid, &vmin);
+    }
+    return WFN(kde_hmin)(&vmin);
+}
+
+/* The groups of packed points [t0, t0 + n) (t0 a multiple of FS_KDE_GROUP) whose boxes
+ * may hold a point with a nonzero weight for reference m2 (kde.tmpl.c, "Group boxes"), as
+ * bits (group j of the tile: bit j). Not inlined: it keeps the registers of the tile's
+ * pass free (measured: inlined, GCC spilled the pass's loop counters and sums). */
+FS_SIMD_TARGET __attribute__((noinline)) static uint64_t
+WFN(kde_tile_groups)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, const ptrdiff_t d,
+                     const REAL *q, ptrdiff_t t0, ptrdiff_t n, REAL dmax, double gam,
+                     double m2)
+{
+    const ptrdiff_t n_groups = (n + FS_KDE_GROUP - 1) / FS_KDE_GROUP;
+    VREAL bounds[64 / NL + 1];
+    WFN(kde_group_bounds)(xt + (d + 1) * ld, FS_FN(fs_kde_group_ld)(n_points), d, q,
+                          t0 / FS_KDE_GROUP, n_groups, bounds);
+    const double m2r = (double)(REAL)m2;
+    const double theta = (m2r + (double)dmax + gam * fabs(m2r)) / (1 - gam);
+    const double gam_box = (double)(d + 3) * FS_KDE_UNIT / (1 - (d + 3) * FS_KDE_UNIT);
+    const double bg = theta * (1 + gam_box);
+    const VREAL vbg = SPLAT((REAL)(bg + 4 * FS_KDE_UNIT * bg + FS_KDE_TINY));
+    return WFN(kde_group_bits)(bounds, n_groups, &vbg);
+}
+
+/* Adds training points [t0, t1) (t0 a multiple of FS_KDE_GROUP) to the running state of
+ * one query: *m2p the reference minimum of d2 (+inf before the first point), st[0] the lane
+ * sums of w, st[1 + k] those of w (x_k - q_k). `self` is the packed position of the
+ * left-out point, or -1. acc: d vectors of scratch. */
+KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
+                             const ptrdiff_t d, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self,
+                             const REAL *q, REAL c1, REAL dmax, double c1d, double *m2p,
+                             fs_kde_vdbl *st, VREAL *acc, const int with_score,
+                             const int skip_far)
 {
     const ptrdiff_t n = t1 - t0, nv = (n + NL - 1) / NL;
     const REAL *x = xt + t0;
@@ -359,32 +543,41 @@ KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
     }
 
     WFN(kde_far) far;
+    memset(&far, 0, sizeof far);
     VREAL vmin, acc0;
+    const int use_groups = skip_far;
+    if (*m2p == (double)INFINITY)         /* a near group gives the reference */
+        *m2p = WFN(kde_group_start)(xt, ld, n_points, d, q, self);
     if (*m2p == (double)INFINITY) {       /* first points of this query: find a reference */
         vmin = inf;
-        WFN(kde_pass)(x, ld, d, q, nv, sp, spm, n_special, &nc1, &zero, &vdmax, 0, 0, 0,
-                        &far, &vmin, &acc0, acc);
+        int no_credit = 0;
+        WFN(kde_range)(x, ld, d, q, 0, nv, sp, spm, n_special, &nc1, &zero, &vdmax, 0, 0, 0,
+                       &far, &no_credit, &vmin, &acc0, acc);
         *m2p = WFN(kde_hmin)(&vmin);
         if (*m2p == (double)INFINITY)
             return;                       /* every point of the tile was left out */
     }
     /* the far-point bound (kde.tmpl.c, "Far vectors"), for d <= FS_KDE_FAR_MAXD */
     const int use_far = skip_far && d <= FS_KDE_FAR_MAXD;
-    double qn = 0, gam = 0;
+    double qn = 0;
+    double gam = (double)(2 * d + 8) * FS_KDE_UNIT;
+    gam /= 1 - gam;
     if (use_far) {
         for (ptrdiff_t k = 0; k < d; ++k) {
             far.qm2[k] = SPLAT(-2 * q[k]);
             qn += (double)q[k] * (double)q[k];
         }
-        gam = (double)(2 * d + 8) * FS_KDE_UNIT;
-        gam /= 1 - gam;
         far.a = SPLAT(1 - (3 * gam + FS_KDE_UNIT));
     }
+    /* the groups that may hold a nonzero weight (kde.tmpl.c, "Group boxes"); when the
+     * reference m2 moves down below, the threshold does too, so these stay a superset */
+    const uint64_t groups = use_groups ? WFN(kde_tile_groups)(xt, ld, n_points, d, q, t0, n,
+                                                              dmax, gam, *m2p) : 0;
     for (;;) {
         const VREAL vm2 = SPLAT((REAL)*m2p);
+        const double m2r = (double)(REAL)*m2p;
+        const double theta = (m2r + (double)dmax + gam * fabs(m2r)) / (1 - gam);
         if (use_far) {
-            const double m2r = (double)(REAL)*m2p;
-            const double theta = (m2r + (double)dmax + gam * fabs(m2r)) / (1 - gam);
             const double b = theta - qn * (1 - gam);
             /* rounded up: b + 4 u |b| + tiny rounds to a REAL >= b (also under FTZ) */
             far.b = SPLAT((REAL)(b + 4 * FS_KDE_UNIT * fabs(b) + FS_KDE_TINY));
@@ -395,7 +588,7 @@ KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
             for (ptrdiff_t k = 0; k < d; ++k)
                 acc[k] = zero;
         WFN(kde_pass)(x, ld, d, q, nv, sp, spm, n_special, &nc1, &vm2, &vdmax, 1,
-                        with_score, use_far, &far, &vmin, &acc0, acc);
+                      with_score, use_far, &far, use_groups, groups, &vmin, &acc0, acc);
         const double tile_min = WFN(kde_hmin)(&vmin);     /* min |x - q|^2 - m2 */
         if (-tile_min * c1d > FS_KDE_MARGIN) {
             /* a point much nearer than the reference: rescale and sum the tile again */
@@ -416,17 +609,17 @@ KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
 
 /* Queries [i0, i1) against training points [t0, t1); state of query i at
  * m2[i - i0], st + (i - i0) * (d + 1). */
-KFN void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
-                                       ptrdiff_t t0, ptrdiff_t t1, const REAL *queries,
-                                       ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t exclude_start,
-                                       REAL c1, REAL dmax, double c1d, double *m2,
-                                       fs_kde_vdbl *st, VREAL *acc, const int with_score,
-                                       const int skip_far)
+KFN void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
+                               const ptrdiff_t d, ptrdiff_t t0, ptrdiff_t t1,
+                               const REAL *queries, ptrdiff_t i0, ptrdiff_t i1,
+                               const ptrdiff_t *selfs, REAL c1, REAL dmax, double c1d,
+                               double *m2, fs_kde_vdbl *st, VREAL *acc, const int with_score,
+                               const int skip_far)
 {
     for (ptrdiff_t i = i0; i < i1; ++i)
-        WFN(kde_query_tile)(xt, ld, d, t0, t1, exclude_start >= 0 ? exclude_start + i : -1,
-                              queries + i * d, c1, dmax, c1d, m2 + (i - i0),
-                              st + (i - i0) * (d + 1), acc, with_score, skip_far);
+        WFN(kde_query_tile)(xt, ld, n_points, d, t0, t1, selfs[i - i0], queries + i * d, c1,
+                            dmax, c1d, m2 + (i - i0), st + (i - i0) * (d + 1), acc,
+                            with_score, skip_far);
 }
 
 /* Queries [i0, i1) against the whole training set, tile by tile (the tile depends only on
@@ -446,21 +639,31 @@ KFN void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, const ptrdiff_t d,
 #endif
 FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
                                           ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
-                                          ptrdiff_t i1, ptrdiff_t exclude_start, REAL c1,
-                                          REAL dmax, double c1d, double *m2, fs_kde_vdbl *st,
+                                          ptrdiff_t i1, ptrdiff_t exclude_start,
+                                          const ptrdiff_t *where, REAL c1, REAL dmax,
+                                          double c1d, double *m2, fs_kde_vdbl *st,
                                           void *scratch, int with_score, int skip_far)
 {
-    /* training tile: FS_KDE_TILE_BYTES of coordinates, in whole vectors */
+    /* training tile: FS_KDE_TILE_BYTES of coordinates, in whole groups of whole vectors
+     * (at most 64 groups: FS_KDE_MAX_TILE_VECTORS NL <= 64 FS_KDE_GROUP) */
+    const ptrdiff_t gv = FS_KDE_GROUP / NL;
     ptrdiff_t tile_vectors = FS_KDE_TILE_BYTES / (d * FS_KDE_VBYTES);
     if (tile_vectors < FS_KDE_MIN_TILE_VECTORS) tile_vectors = FS_KDE_MIN_TILE_VECTORS;
     if (tile_vectors > FS_KDE_MAX_TILE_VECTORS) tile_vectors = FS_KDE_MAX_TILE_VECTORS;
+    tile_vectors = tile_vectors < gv ? gv : tile_vectors / gv * gv;
     const ptrdiff_t tile = tile_vectors * NL;
+    /* packed position of each query's left-out point (-1: none); i1 - i0 <= the block */
+    ptrdiff_t selfs[FS_KDE_QUERY_BLOCK];
+    for (ptrdiff_t i = i0; i < i1; ++i) {
+        const ptrdiff_t out = exclude_start >= 0 ? exclude_start + i : n_points;
+        selfs[i - i0] = out >= n_points ? -1 : where ? where[out] : out;
+    }
 
 #define FS_KDE_TILES(D, ACC, WITH_SCORE)                                                \
     for (ptrdiff_t t0 = 0; t0 < n_points; t0 += tile)                                   \
-        WFN(kde_block_tile_d)(xt, ld, D, t0, t0 + tile < n_points ? t0 + tile : n_points, \
-                              queries, i0, i1, exclude_start, c1, dmax, c1d, m2, st, ACC, \
-                              WITH_SCORE, skip_far)
+        WFN(kde_block_tile_d)(xt, ld, n_points, D, t0,                                \
+                              t0 + tile < n_points ? t0 + tile : n_points, queries, i0, i1, \
+                              selfs, c1, dmax, c1d, m2, st, ACC, WITH_SCORE, skip_far)
 #define FS_KDE_CASE(D)                                                                  \
     case D:                                                                             \
         if (((FS_KDE_SPEC_SCORE >> D) & 1) && with_score) {                             \
@@ -493,6 +696,8 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
 #undef KDE_CREDIT
 #undef KDE_MIN
 #undef KDE_ANY_LT
+#undef KDE_MAX
+#undef KDE_LT_BITS
 #undef KFN
 #undef WFN
 #undef NL

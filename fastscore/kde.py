@@ -28,6 +28,30 @@ def _aligned_empty(shape, dtype, align):
     return raw[offset:offset + n].reshape(shape)
 
 
+def _group_order(X, group):
+    """Order of the rows of `X` (an index array) in which every run of `group` consecutive
+    points, from the first, is spatially tight: k-d splits, level by level, of every segment
+    longer than `group` at a multiple of `group` from its start (about its middle), along
+    the segment's widest coordinate (the first on ties); equal values keep their row order
+    (stable sorts), so the order depends on `X` alone."""
+    n = X.shape[0]
+    order = np.arange(n, dtype=np.intp)
+    starts = np.zeros(1, dtype=np.intp)
+    while True:
+        sizes = np.diff(np.append(starts, n))
+        split = sizes > group
+        if not split.any():
+            return order
+        rows = X[order]
+        widest = np.argmax(np.maximum.reduceat(rows, starts, axis=0)
+                           - np.minimum.reduceat(rows, starts, axis=0), axis=1)
+        segment = np.repeat(np.arange(starts.size), sizes)
+        key = np.where(split[segment], rows[np.arange(n), widest[segment]], 0)
+        order = order[np.lexsort((key, segment))]
+        half = np.maximum(group, sizes // 2 // group * group)
+        starts = np.sort(np.concatenate([starts, (starts + half)[split]]))
+
+
 class GaussianKDE:
     """Score and log-density of a Gaussian kernel density estimate.
 
@@ -146,13 +170,19 @@ class GaussianKDE:
                 f"got shape {arr.shape}.")
         single = arr.dtype == np.float32
         ld = _kernels.leading_dim(n_points, single)
-        packed = _aligned_empty((n_dims + 1, ld), arr.dtype, _kernels.ALIGN)  # + norms
-        _kernels.pack(arr, packed)
+        packed = _aligned_empty((_kernels.packed_size(n_points, n_dims, single),),
+                                arr.dtype, _kernels.ALIGN)
+        order = _group_order(arr, _kernels.GROUP)       # packed point t is row order[t]
+        _kernels.pack(arr, order, packed, ld)
+        where = np.empty(n_points, dtype=np.intp)
+        where[order] = np.arange(n_points)
         arr.flags.writeable = False
         self.X_ = arr
         self.n_points_ = n_points
         self.n_dims_ = n_dims
         self._packed = packed
+        self._ld = ld
+        self._where = where
         self._absmax = float(np.max(np.abs(arr)))
         return self
 
@@ -208,8 +238,8 @@ class GaussianKDE:
         score = np.empty((n, self.n_dims_), dtype=dtype) if want_score else None
         log_density = np.empty(n, dtype=dtype) if want_log_density else None
         if n:
-            _kernels.score(self._packed, self.n_points_, arr, sigma,
-                           0 if self.exclude_self else -1, score, log_density,
+            _kernels.score(self._packed, self._ld, self.n_points_, arr, sigma,
+                           0 if self.exclude_self else -1, self._where, score, log_density,
                            self._skip_far, resolve_n_threads(self.n_threads))
         return score, log_density
 

@@ -52,21 +52,25 @@ cdef extern from "adam.h":
 cdef extern from "kde.h":
     enum:
         FS_KDE_ALIGN
+        FS_KDE_GROUP
 
     Py_ssize_t fs_kde_leading_dim_f32(Py_ssize_t n_points) nogil
     Py_ssize_t fs_kde_leading_dim_f64(Py_ssize_t n_points) nogil
-    int fs_kde_pack_f32(const float *X, Py_ssize_t n_points, Py_ssize_t dim, float *out,
-                        Py_ssize_t ld) nogil
-    int fs_kde_pack_f64(const double *X, Py_ssize_t n_points, Py_ssize_t dim, double *out,
-                        Py_ssize_t ld) nogil
+    Py_ssize_t fs_kde_packed_size_f32(Py_ssize_t n_points, Py_ssize_t dim) nogil
+    Py_ssize_t fs_kde_packed_size_f64(Py_ssize_t n_points, Py_ssize_t dim) nogil
+    int fs_kde_pack_f32(const float *X, Py_ssize_t n_points, Py_ssize_t dim,
+                        const Py_ssize_t *order, float *out, Py_ssize_t ld) nogil
+    int fs_kde_pack_f64(const double *X, Py_ssize_t n_points, Py_ssize_t dim,
+                        const Py_ssize_t *order, double *out, Py_ssize_t ld) nogil
     int fs_kde_score_f32(const float *xt, Py_ssize_t ld, Py_ssize_t n_points, Py_ssize_t dim,
                          const float *queries, Py_ssize_t n_queries, double sigma,
-                         Py_ssize_t exclude_start, float *score, float *log_density,
-                         int skip_far, int n_threads) nogil
+                         Py_ssize_t exclude_start, const Py_ssize_t *where, float *score,
+                         float *log_density, int skip_far, int n_threads) nogil
     int fs_kde_score_f64(const double *xt, Py_ssize_t ld, Py_ssize_t n_points,
                          Py_ssize_t dim, const double *queries, Py_ssize_t n_queries,
-                         double sigma, Py_ssize_t exclude_start, double *score,
-                         double *log_density, int skip_far, int n_threads) nogil
+                         double sigma, Py_ssize_t exclude_start, const Py_ssize_t *where,
+                         double *score, double *log_density, int skip_far,
+                         int n_threads) nogil
 
 
 cdef extern from "mlp.h":
