@@ -63,7 +63,10 @@
  * operations. tests/test_kde.py compares on and off (GaussianKDE._skip_far) on offset data
  * where a bound without these margins changes the score by O(1).
  *
- * Group boxes: the pack keeps, per group of FS_KDE_GROUP (32) consecutive packed points,
+ * Group boxes (v3 and baseline bodies; KDE_GROUPS in kde_simd.tmpl.c: with the group code
+ * in the v4 body GCC spilled the sums of its dense loop, 0.73x at sigma = 3, and there the
+ * bodies' far-point bound alone already meets its target): the pack keeps, per group of
+ * FS_KDE_GROUP (32) consecutive packed points,
  * the box [lo_k, hi_k] of their coordinates, and fastscore.kde packs the points in a k-d
  * order (GaussianKDE.fit, _group_order) that makes groups spatially tight; tiles are whole
  * groups. Per (query, tile), L_g = sum_k max(lo_k - q_k, q_k - hi_k, 0)^2 is a lower bound
@@ -80,8 +83,8 @@
  * origin. Standard-normal data, d = 9, sigma = 0.1, 20 000 points: ~40 % of the groups
  * pass (the rest is skipped without touching its points), and within them the far-point
  * bound and the exact path run as before. The first reference m2 of a query is the least
- * distance over the group with the least L over the whole set (kde_group_start), not the
- * first tile's: with a spatial order the first tile is usually far from the query, and its
+ * distance over the group with the least L over the whole set (kde_group_start; v4: the
+ * first tile's, as before), not the first tile's: with a spatial order the first tile is usually far from the query, and its
  * loose m2 would let most groups pass and force rescales. What the order changes: the
  * summation order of the sums (results change within float rounding against an
  * unordered pack); the result is still a function of X and the query alone (the order is

@@ -18,6 +18,13 @@
 #define VUINT WFN(fs_kde_vuint)
 #define VMASK WFN(fs_kde_vmask)
 #define KFN FS_INLINE FS_SIMD_TARGET
+/* Group boxes (kde.tmpl.c) in this body: not in the 64-byte one, whose dense passes GCC
+ * compiled with spilled sums once the group code was in the function (0.73x at sigma = 3
+ * against 1.2x at sigma = 0.1, benchmarks/README.md, section kde) */
+#ifndef KDE_GROUPS
+#define KDE_GROUPS (FS_KDE_VBYTES < 64)
+#define KDE_GROUPS_LOCAL 1
+#endif
 
 typedef REAL VREAL __attribute__((vector_size(FS_KDE_VBYTES)));
 typedef REAL VREALU __attribute__((vector_size(FS_KDE_VBYTES), aligned(sizeof(REAL))));
@@ -545,8 +552,8 @@ KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
     WFN(kde_far) far;
     memset(&far, 0, sizeof far);
     VREAL vmin, acc0;
-    const int use_groups = skip_far;
-    if (*m2p == (double)INFINITY)         /* a near group gives the reference */
+    const int use_groups = KDE_GROUPS && skip_far;
+    if (KDE_GROUPS && *m2p == (double)INFINITY)   /* a near group gives the reference */
         *m2p = WFN(kde_group_start)(xt, ld, n_points, d, q, self);
     if (*m2p == (double)INFINITY) {       /* first points of this query: find a reference */
         vmin = inf;
@@ -696,6 +703,10 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
 #undef KDE_CREDIT
 #undef KDE_MIN
 #undef KDE_ANY_LT
+#ifdef KDE_GROUPS_LOCAL
+#undef KDE_GROUPS
+#undef KDE_GROUPS_LOCAL
+#endif
 #undef KDE_MAX
 #undef KDE_LT_BITS
 #undef KFN
