@@ -92,6 +92,7 @@ def test_info_pretrained(capsys):
     code, out, _ = run(["info", "--pretrained"], capsys)
     assert code == 0
     assert [l.split()[0] for l in out.splitlines()] == ["natural", "phantom"]
+    assert all("fused over 3 levels" in l for l in out.splitlines())
     code, out, _ = run(["info", "--pretrained", "--json"], capsys)
     assert code == 0 and set(json.loads(out)) == {"natural", "phantom"}
     code, out, _ = run(["info", "natural", "--json"], capsys)
