@@ -5,7 +5,9 @@ seen in training or validation) and phantoms (Shepp–Logan 256², one disk, one
 at 256²; the phantom prior never saw any of them) at σ = 0.05, 0.1, 0.2.
 Rows: noisy; TV with the best weight per image; NL-means (scikit-image, best ``h``);
 BM3D (``bm3d``, ``sigma_psd=σ``); each pretrained prior by MAP (HQS with its shipped
-settings) and posterior mean (``--posterior``: 4 chains, σ = 0.1); the toy-rectangle
+settings: three-level fusion; and on one level, ``levels=1``) and posterior mean
+(``--posterior``: one level, the samplers need a density's score; 4 chains of the default
+sampler with its default steps, σ = 0.1); the toy-rectangle
 prior (the demo's recipe). Results are cached per (image, σ, method) in
 ``_cache/pretrained/denoise.jsonl`` (resumable).
 
@@ -93,33 +95,36 @@ def bm3d_denoise(y, sigma, clean=None):
 _PRIORS = {}
 
 
-def _prior(name):
-    if name not in _PRIORS:
+def _prior(name, levels=None):
+    key = (name, levels)
+    if key not in _PRIORS:
         if name == "toy":
             from bench_toy_budget import model_for
 
             from fastscore.prior import PatchPrior
-            _PRIORS[name] = PatchPrior(model_for(TOY_STEPS, (0.02, 0.5)), 3)
+            _PRIORS[key] = PatchPrior(model_for(TOY_STEPS, (0.02, 0.5)), 3)
         else:
-            _PRIORS[name] = pretrained.prior(name)
-    return _PRIORS[name]
+            _PRIORS[key] = pretrained.prior(name, levels=levels)
+    return _PRIORS[key]
 
 
-def prior_map(name):
+def prior_map(name, levels=None):
+    """MAP by HQS with the shipped settings (`levels=1`: without the fusion)."""
     def run(y, sigma, clean=None):
         options = pretrained.map_options(name, sigma) if name in pretrained.available() \
             else {"method": "hqs", "n_steps": 6}
         t0 = time.perf_counter()
-        z = map_estimate(y, Identity(y.shape), sigma, _prior(name), **options).x
+        z = map_estimate(y, Identity(y.shape), sigma, _prior(name, levels), **options).x
         return z, time.perf_counter() - t0
     return run
 
 
-def prior_posterior(name, n_samples=4, steps_per_sigma=3):
+def prior_posterior(name, n_samples=4):
+    """Posterior mean and std: the default sampler with its default ladder and steps."""
     def run(y, sigma, clean=None):
         t0 = time.perf_counter()
-        post = posterior_sample(y, Identity(y.shape), sigma, _prior(name),
-                                n_samples=n_samples, steps_per_sigma=steps_per_sigma, rng=0)
+        post = posterior_sample(y, Identity(y.shape), sigma, _prior(name, levels=1),
+                                n_samples=n_samples, rng=0)
         np.save(os.path.join(CACHE, f"std_{name}_{run.image}_{sigma}.npy"), post.std)
         np.save(os.path.join(CACHE, f"mean_{name}_{run.image}_{sigma}.npy"), post.mean)
         return post.mean, time.perf_counter() - t0
@@ -129,6 +134,8 @@ def prior_posterior(name, n_samples=4, steps_per_sigma=3):
 METHODS = {"TV (best weight)": tv, "NL-means (best h)": nl_means, "BM3D": bm3d_denoise,
            "natural prior, MAP (HQS)": prior_map("natural"),
            "phantom prior, MAP (HQS)": prior_map("phantom"),
+           "natural prior, one level, MAP (HQS)": prior_map("natural", levels=1),
+           "phantom prior, one level, MAP (HQS)": prior_map("phantom", levels=1),
            "toy-rectangle prior, MAP (HQS)": prior_map("toy")}
 POSTERIOR = {"natural prior, posterior mean": prior_posterior("natural"),
              "phantom prior, posterior mean": prior_posterior("phantom")}

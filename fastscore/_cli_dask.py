@@ -113,7 +113,8 @@ def denoise_on_dask(args, console, model, prior, dtype, sigma_of, check_dims, ge
     """``fastscore denoise --dask``: chunked HQS / gradient MAP, the result streamed to
     ``--out`` (.npy written chunk by chunk; .nii/.nii.gz assembled in memory). The noise
     level (``--sigma auto``) and the intensity calibration are global quantities: they are
-    computed once, on the central 128 pixels per axis (the central image of a stack)."""
+    computed once, on the central 128 pixels per axis (the central image of a stack). A
+    pretrained prior runs on one level (the multi-scale fusion is not chunked)."""
     from .distributed import denoise_dask
     from ._cli_models import map_options
 

@@ -13,6 +13,7 @@ __all__ = [
     "describe_model",
     "info_pretrained",
     "load_model",
+    "fused_prior",
     "make_prior",
     "map_options",
     "model_dtype",
@@ -57,10 +58,14 @@ def describe_model(model):
     net = getattr(model, "net", None)
     size = (f"{net.n_params} parameters ({net.dtype})" if net is not None
             else f"Gaussian mixture of {model.n_components} components")
+    from . import pretrained
+
     name = getattr(model, "pretrained_name", None)
+    fusion = pretrained.FUSION_OPTIONS.get(name, {}).get("levels", 1)
     return ((f"pretrained {name!r}, " if name else "")
             + f"patch {'x'.join(map(str, model.patch_size))}, {size}, sigma in "
-            f"[{model.sigma_min:g}, {model.sigma_max:g}]")
+            f"[{model.sigma_min:g}, {model.sigma_max:g}]"
+            + (f", denoising fused over {fusion} levels" if fusion > 1 else ""))
 
 
 def model_dtype(model):
@@ -85,6 +90,21 @@ def make_prior(model, args, intensity=None):
         return PatchPrior(model, model.patch_size, weight=args.weight,
                           tiling=getattr(args, "tiling", "overlap"), rng=args.seed,
                           intensity=intensity, **options)
+
+
+def fused_prior(model, prior, levels=None):
+    """`prior` fused over ``--levels`` pyramid levels
+    (:class:`fastscore.multiscale.MultiScaleFusion`); default: a shipped prior's
+    ``pretrained.FUSION_OPTIONS``, one level (`prior` itself) for any other model."""
+    from . import pretrained
+    from .multiscale import MultiScaleFusion
+
+    name = getattr(model, "pretrained_name", None)
+    if name in pretrained.available():
+        return pretrained.fused(name, prior, levels=levels)
+    if levels in (None, 1):
+        return prior
+    return MultiScaleFusion(prior, levels, ndim=len(model.patch_size))
 
 
 def noise_level(value, y, n_axes, console):

@@ -253,6 +253,9 @@ def build_parser(commands):
     p.add_argument("--intensity", choices=["auto", "none", "scale", "affine"], default="auto",
                    help="map the image to the training intensities, calibrated from it "
                    "(auto: affine when the model stores training statistics)")
+    p.add_argument("--levels", type=positive_int, default=None,
+                   help="pyramid levels of the prior's multi-scale fusion (default: a "
+                   "pretrained prior's setting, 3, else 1 = none; --dask runs 1)")
     prior_options(p)
     dask_options(p, "denoise chunk by chunk on a Dask cluster (the image is read and the "
                  "result written chunk by chunk for .npy; hqs or map only): local:N for N "

@@ -20,6 +20,7 @@ import numpy as np
 from ._cli_models import (
     DEFAULT_MODEL,
     describe_model,
+    fused_prior,
     info_pretrained,
     map_options,
     model_dtype,
@@ -132,7 +133,8 @@ def _cmd_demo(args, console):
     t0 = time.perf_counter()
     natural = _load_model(DEFAULT_MODEL, console)
     results["pretrained natural prior"] = (map_estimate(
-        noisy, A, noise, _prior(natural, argparse.Namespace(weight="mean", seed=args.seed)),
+        noisy, A, noise, fused_prior(natural, _prior(natural, argparse.Namespace(
+            weight="mean", seed=args.seed))),
         **map_options(natural, "hqs", noise)).x,
         time.perf_counter() - t0)
     t0 = time.perf_counter()
@@ -183,6 +185,9 @@ def _cmd_denoise(args, console):
     if args.dask:                                  # chunked, never the whole image in memory
         from ._cli_dask import denoise_on_dask
 
+        if args.levels not in (None, 1):
+            raise UsageError("--levels > 1 (the multi-scale fusion) does not run on --dask; "
+                             "--dask denoises on one level")
         prior = _prior(model, args, _denoising_intensity(model, args.intensity))
         sigma_of = lambda sample: check_noise_level(noise_level(         # noqa: E731
             args.sigma, sample, len(model.patch_size), console), "--sigma", dtype)
@@ -208,6 +213,12 @@ def _cmd_denoise(args, console):
     if prior.intensity is not None:       # (k, b) from the noisy image, fixed throughout
         with checking("intensity calibration"):
             prior.calibrate(y, sigma)
+    if args.method == "posterior":         # the samplers need the density's score
+        if args.levels not in (None, 1):
+            raise UsageError("--levels > 1 (the multi-scale fusion) is for hqs and map; "
+                             "--method posterior samples with one level")
+    else:
+        prior = fused_prior(model, prior, args.levels)
     A = Identity(y.shape if y.ndim == len(model.patch_size) else y.shape[1:])
     geometry = nifti_geometry(args.noisy)          # a NIfTI output keeps it
     t0 = time.perf_counter()

@@ -83,6 +83,20 @@ def test_denoise(model_path, noisy_path, tmp_path, method, capsys):
         assert load_image(tmp_path / "clean_std.npy").min() >= 0
 
 
+def test_denoise_levels_fuse_a_trained_model(model_path, noisy_path, tmp_path, capsys):
+    outs = []
+    for levels in ("1", "2"):
+        outs.append(tmp_path / f"l{levels}.npy")
+        code, _, err = run(["denoise", noisy_path, "--model", model_path, "--sigma", "0.1",
+                            "--out", outs[-1], "--levels", levels, "-q"], capsys)
+        assert code == 0, err
+    plain = tmp_path / "plain.npy"
+    assert run(["denoise", noisy_path, "--model", model_path, "--sigma", "0.1", "--out",
+                plain, "-q"], capsys)[0] == 0
+    np.testing.assert_array_equal(load_image(plain), load_image(outs[0]))   # default: 1
+    assert not np.allclose(load_image(outs[0]), load_image(outs[1]))
+
+
 @pytest.mark.parametrize("operator, extra", [
     ("mri", ["--acceleration", "2"]),
     ("ct", ["--angles", "8", "--image-shape", "16", "16"]),

@@ -280,7 +280,8 @@ def test_cli_denoise_dask_equals_in_memory(client, tmp_path, capsys):
     np.save(tmp_path / "noisy.npy", y.astype(np.float32))
     address = client.scheduler.address
     common = [str(tmp_path / "noisy.npy"), "--sigma", "0.1", "--steps", "3", "-q"]
-    assert main(["denoise", *common, "--out", str(tmp_path / "memory.npy")]) == 0
+    assert main(["denoise", *common, "--out", str(tmp_path / "memory.npy"), "--levels",
+                 "1"]) == 0
     capsys.readouterr()
     assert main(["denoise", *common[:-1], "--out", str(tmp_path / "dask.npy"), "--dask",
                  address, "--chunks", "16"]) == 0
@@ -292,8 +293,11 @@ def test_cli_denoise_dask_equals_in_memory(client, tmp_path, capsys):
     assert main(["denoise", *common, "--out", str(tmp_path / "p.npy"), "--dask", "local:0"]) == 2
     assert main(["denoise", *common, "--out", str(tmp_path / "p.npy"), "--dask", address,
                  "--method", "posterior"]) == 2
+    assert main(["denoise", *common, "--out", str(tmp_path / "p.npy"), "--dask", address,
+                 "--levels", "3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "local:N" in err[0] and "posterior" in err[1]
+    assert len(err) == 3 and "local:N" in err[0] and "posterior" in err[1]
+    assert "--levels" in err[2] and not os.path.exists(tmp_path / "p.npy")
 
 
 def test_cli_reconstruct_many_reports_and_resumes(client, tmp_path, capsys):

@@ -95,7 +95,7 @@ def test_batches_and_dtype():
 def test_removes_the_low_frequency_noise_a_dc_free_prior_keeps():
     """On a flat image, a prior of DC-removed 8×8 patches leaves the noise below one
     cycle per patch; two more levels remove much of it (fixed seeds)."""
-    prior = pretrained.prior("phantom", stride=4)
+    prior = pretrained.prior("phantom", stride=4, levels=1)
     rng = np.random.default_rng(5)
     y = 0.5 + 0.1 * rng.standard_normal((64, 64))
     err_one = np.mean((prior.denoise(y, 0.1) - 0.5) ** 2)
@@ -104,7 +104,7 @@ def test_removes_the_low_frequency_noise_a_dc_free_prior_keeps():
 
 
 def test_inside_map_estimate():
-    prior = MultiScaleFusion(pretrained.prior("phantom", stride=4), 2)
+    prior = pretrained.prior("phantom", stride=4, levels=2)
     rng = np.random.default_rng(6)
     x = np.zeros((48, 48))
     x[12:36, 10:30] = 1.0
@@ -124,9 +124,63 @@ def test_errors():
     with pytest.raises(ValueError, match="blur"):
         MultiScaleFusion(inner, 2, blur=-1.0)
     fused = MultiScaleFusion(inner, 3)
-    with pytest.raises(ValueError, match="too small"):
-        fused.denoise(np.zeros((3, 3)), 0.1)
+    with pytest.raises(ValueError, match="at least 2 axes"):
+        fused.denoise(np.zeros(8), 0.1)
     with pytest.raises(ValueError, match="sigma"):
         fused.score(np.zeros((8, 8)))
     with pytest.raises(ValueError, match="weight"):
         fused.score(np.zeros((8, 8)), 0.1, weight="sum")
+
+
+def test_levels_stop_where_the_image_is_smaller_than_a_patch():
+    inner = gaussian_prior()                       # 3×3 patches
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, (2, 5, 6))               # pooled (3, 3), then (2, 2) < 3: 2 levels
+    three, two, one = (MultiScaleFusion(inner, n).denoise(x, 0.1) for n in (3, 2, 1))
+    np.testing.assert_array_equal(three, two)
+    assert not np.allclose(two, one)
+    assert MultiScaleFusion(inner, 3).lipschitz((5, 6), 0.1) == \
+        MultiScaleFusion(inner, 2).lipschitz((5, 6), 0.1)
+    big = rng.uniform(0, 1, (12, 12))              # (6, 6), (3, 3): all 3 levels
+    assert not np.allclose(MultiScaleFusion(inner, 3).denoise(big, 0.1),
+                           MultiScaleFusion(inner, 2).denoise(big, 0.1))
+    natural = pretrained.prior("natural")          # 8×8 patches: a 16² image has 2 levels
+    small = rng.uniform(0, 1, (16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(natural.denoise(small, 0.1),
+                                  pretrained.prior("natural", levels=2).denoise(small, 0.1))
+    assert isinstance(pretrained.prior("natural", levels=1), PatchPrior)
+
+
+def test_lipschitz_bound_formula_and_holds():
+    """L = L_0 + (2 + σ² L_0 + σ_1² L') / σ²: 2/σ² and 4/σ² for a denoiser with L_0 = 0 on
+    two and three levels; and no difference quotient of the fused score exceeds it."""
+    ident = IdentityDenoiser()
+    assert MultiScaleFusion(ident, 2).lipschitz((16, 16), 0.1) == pytest.approx(2 / 0.01)
+    assert MultiScaleFusion(ident, 3).lipschitz((16, 16), 0.1) == pytest.approx(4 / 0.01)
+    assert MultiScaleFusion(ident, 1).lipschitz((16, 16), 0.1) == 0.0
+    fused = MultiScaleFusion(gaussian_prior(), 3)
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 1, (24, 24))
+    bound = fused.lipschitz(x.shape, 0.05)
+    base = fused.score(x, 0.05)
+    ratios = []
+    for _ in range(20):
+        v = rng.standard_normal(x.shape)
+        for _ in range(3):               # drift toward the largest response
+            v = fused.score(x + 1e-3 * v, 0.05) - base
+            v /= np.linalg.norm(v)
+        ratios.append(np.linalg.norm(fused.score(x + 1e-3 * v, 0.05) - base) / 1e-3)
+    assert max(ratios) <= bound
+    assert bound < 20 * fused.prior.lipschitz(x.shape, 0.05)
+
+
+def test_posterior_sample_refuses_the_fused_score():
+    from fastscore.reconstruct import posterior_sample
+
+    fused = MultiScaleFusion(gaussian_prior(), 2)
+    y = np.random.default_rng(9).uniform(0, 1, (12, 12))
+    with pytest.raises(TypeError, match="levels=1"):
+        posterior_sample(y, Identity(y.shape), 0.1, fused, n_samples=2)
+    out = posterior_sample(y, Identity(y.shape), 0.1, fused.prior, n_samples=2,
+                           steps_per_sigma=2, rng=0)
+    assert out.mean.shape == y.shape

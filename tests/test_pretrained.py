@@ -7,6 +7,7 @@ import pytest
 
 from fastscore import pretrained
 from fastscore.io import ModelFileError, read_model_file
+from fastscore.multiscale import MultiScaleFusion
 from fastscore.prior import PatchPrior
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
@@ -22,7 +23,10 @@ def test_available_and_load_each():
         v = rng.uniform(0, 1, (7, int(np.prod(model.patch_size)))).astype(np.float32)
         s = model.score(v, 0.1)
         assert s.shape == v.shape and s.dtype == np.float32 and np.all(np.isfinite(s))
-        assert isinstance(pretrained.prior(name), PatchPrior)
+        fused = pretrained.prior(name)
+        assert isinstance(fused, MultiScaleFusion) and isinstance(fused.prior, PatchPrior)
+        assert fused.levels == pretrained.FUSION_OPTIONS[name]["levels"]
+        assert fused.prior.stride == pretrained.PRIOR_OPTIONS[name]["stride"]
 
 
 def test_natural_prior_denoises_a_smooth_image():

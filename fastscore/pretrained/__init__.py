@@ -12,7 +12,8 @@
 
 Each is a patch score with ``score(patches, sigma)``, ``patch_size``, the noise range
 ``sigma_min``/``sigma_max`` and its ``invariances``; :func:`prior` wraps one in the
-:class:`fastscore.prior.PatchPrior` settings chosen on the validation images.
+settings chosen on the validation images: a :class:`fastscore.prior.PatchPrior` fused over
+three pyramid levels (:class:`fastscore.multiscale.MultiScaleFusion`).
 The training recipes, data, licences and measurements: ``docs/pretrained.md``,
 ``benchmarks/train_pretrained.py``, ``benchmarks/README.md`` (denoise).
 """
@@ -25,24 +26,31 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..score_model import PatchScoreModel
     from ..patch_gmm import GaussianMixturePatchScore
+    from ..multiscale import MultiScaleFusion
     from ..prior import PatchPrior
 
-__all__ = ["MAP_OPTIONS", "PRIOR_OPTIONS", "available", "load", "load_file", "map_options",
-           "path", "prior"]
+__all__ = ["FUSION_OPTIONS", "MAP_OPTIONS", "PRIOR_OPTIONS", "available", "fused", "load",
+           "load_file", "map_options", "path", "prior"]
 
 _NAMES = ("natural", "phantom")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: PatchPrior settings of each shipped prior (chosen on the validation images).
 PRIOR_OPTIONS = {"natural": {"stride": 2}, "phantom": {"stride": 2}}
-#: HQS denoising settings of each prior (chosen on the validation images): the number of
-#: iterations and the prior noise levels' geometric schedule as multiples of the noise σ
-#: (first, last); :func:`map_options` turns them into ``map_estimate`` arguments.
-MAP_OPTIONS = {"natural": {"n_steps": 6, "sigma_ratio": (2.0, 0.25)},
-               "phantom": {"n_steps": 12, "sigma_ratio": (2.0, 0.05)}}
+#: :class:`fastscore.multiscale.MultiScaleFusion` settings of each shipped prior (chosen on
+#: the validation images; ``levels=1`` is the single-level PatchPrior).
+FUSION_OPTIONS: dict[str, dict[str, Any]] = {"natural": {"levels": 3, "blur": 1.0},
+                                             "phantom": {"levels": 3, "blur": 1.0}}
+#: HQS denoising settings of each prior (chosen on the validation images, the same with
+#: and without the fusion): the number of iterations and the prior noise levels' geometric
+#: schedule as multiples of the noise σ (first, last); :func:`map_options` turns them into
+#: ``map_estimate`` arguments.
+MAP_OPTIONS: dict[str, dict[str, Any]] = {
+    "natural": {"n_steps": 6, "sigma_ratio": (2.0, 0.1)},
+    "phantom": {"n_steps": 8, "sigma_ratio": (2.0, 1 / 30)}}
 
 
-def map_options(name, noise_sigma):
+def map_options(name: str, noise_sigma: float) -> dict[str, Any]:
     """:func:`fastscore.reconstruct.map_estimate` keyword arguments to denoise an image of
     noise level `noise_sigma` with the shipped prior `name`: ``method="hqs"``,
     ``n_steps`` and ``sigma_schedule = (r0 σ, r1 σ)`` from :data:`MAP_OPTIONS`."""
@@ -122,11 +130,33 @@ def load(name: str) -> PatchScoreModel | GaussianMixturePatchScore:
     return model
 
 
-def prior(name: str, **options: Any) -> PatchPrior:
-    """:class:`fastscore.prior.PatchPrior` on the shipped prior `name` with its chosen
-    settings (`options` override them)."""
+def fused(name: str, prior: Any, *, levels: int | None = None,
+          blur: float | None = None) -> Any:
+    """`prior` (an image prior of the shipped model `name`, e.g. a calibrated
+    :class:`fastscore.prior.PatchPrior`) fused over pyramid levels with the settings of
+    :data:`FUSION_OPTIONS` (`levels`, `blur` override them); ``levels=1`` returns `prior`."""
+    from ..multiscale import MultiScaleFusion
+
+    options = dict(FUSION_OPTIONS[_check_name(name)])
+    if levels is not None:
+        options["levels"] = levels
+    if blur is not None:
+        options["blur"] = blur
+    if options["levels"] == 1:
+        return prior
+    return MultiScaleFusion(prior, **options)
+
+
+def prior(name: str, *, levels: int | None = None, blur: float | None = None,
+          **options: Any) -> PatchPrior | MultiScaleFusion:
+    """The shipped prior `name` with its chosen settings: a
+    :class:`fastscore.prior.PatchPrior` (:data:`PRIOR_OPTIONS`; `options` override them)
+    fused over pyramid levels by :class:`fastscore.multiscale.MultiScaleFusion`
+    (:data:`FUSION_OPTIONS`; `levels`, `blur` override them, ``levels=1``: the
+    PatchPrior itself)."""
     from ..prior import PatchPrior
 
     model = load(name)
-    return PatchPrior(model, model.patch_size, **{**PRIOR_OPTIONS[name], **options})
+    patch_prior = PatchPrior(model, model.patch_size, **{**PRIOR_OPTIONS[name], **options})
+    return fused(name, patch_prior, levels=levels, blur=blur)
 
