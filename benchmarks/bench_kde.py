@@ -27,6 +27,12 @@ ratios less.
     python benchmarks/bench_kde.py                 # the cases of the issue
     python benchmarks/bench_kde.py --quick         # small sizes, for CI
     python benchmarks/bench_kde.py --dtype float64
+    python benchmarks/bench_kde.py --against OLD.so   # this kernel against another build
+
+``--against`` times this tree's kernel and the KDE extension file of an earlier build (main's
+``fastscore/_ext/kde*.so`` copied aside; the packed layout before group boxes) on one
+thread, alternating in one process, by thread CPU time (median of ``--rounds``), d = 9,
+T = 20 000, at σ = 0.1, 0.5 and 3: ratios that a busy machine disturbs little.
 """
 
 import os
@@ -218,6 +224,41 @@ def run_case(dim, n_points, n_queries, dtype, threads, args, contenders, table, 
                            f"contender ({best[0]})")
 
 
+def compare_builds(path, rounds):
+    """Speed-up of this tree's kernel over the extension file `path` (see the docstring)."""
+    import importlib.util
+    import statistics
+
+    from fastscore._ext import kde as ours
+
+    spec = importlib.util.spec_from_file_location("fastscore._ext.kde", path)
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20_000, 9)).astype(np.float32)
+    Q = rng.standard_normal((2_000, 9)).astype(np.float32)
+    packed = np.zeros((10, other.leading_dim(X.shape[0], True)), np.float32)
+    other.pack(X, packed)
+    kde = GaussianKDE(BANDWIDTH).fit(X)
+    print(f"# body: {ours.simd_clone()} (other build: {other.simd_clone()})")
+    for sigma in (0.1, 0.5, 3.0):
+        q = Q if sigma < 0.3 else Q[:250]
+        out = np.empty_like(q)
+        runs = {
+            "other": lambda: other.score(packed, X.shape[0], q, sigma, -1, out, None, True, 1),
+            "ours": lambda: ours.score(kde._packed, kde._ld, X.shape[0], q, sigma, -1,
+                                       kde._where, out, None, True, 1)}
+        times = {name: [] for name in runs}
+        for r in range(rounds):
+            for name in (("other", "ours") if r % 2 == 0 else ("ours", "other")):
+                t0 = time.thread_time()
+                runs[name]()
+                times[name].append(time.thread_time() - t0)
+        a, b = (statistics.median(times[k]) for k in ("other", "ours"))
+        print(f"sigma={sigma}: other {a * 1e3:.1f} ms, ours {b * 1e3:.1f} ms, "
+              f"speed-up {a / b:.2f}x ({q.shape[0] * X.shape[0] / b / 1e9:.2f} Gpair/s)")
+
+
 def main():
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
@@ -227,7 +268,13 @@ def main():
                    help="time fastscore alone (profiling)")
     p.add_argument("--dims", type=int, nargs="+", default=[9, 2, 1],
                    help="cases to run, by dimension (default: 9 2 1)")
+    p.add_argument("--against", metavar="SO", default=None,
+                   help="time this kernel against another build's KDE extension file")
+    p.add_argument("--rounds", type=int, default=15, help="runs of each (with --against)")
     args = p.parse_args()
+    if args.against:
+        compare_builds(args.against, args.rounds)
+        return
     dtype = np.dtype(args.dtype)
     numba = try_import("numba")
     torch = try_import("torch")

@@ -105,10 +105,13 @@ class GaussianKDE:
     evaluation of the same data). Threads split the queries with a static schedule, so
     the result is identical for any thread count. float32 is about twice as fast as
     float64. Training points whose weight is exactly 0 in the kernel's arithmetic (more than
-    2¹²⁷ below the running maximum in float32, 2¹⁰²³ in float64) are skipped, found by a
-    rounding-safe bound from ``‖x‖²`` and ``q·x`` (d ≤ 16) before their distance is formed;
-    the result is identical to summing them, and the saving is large when σ is small next
-    to the spread of the data. A fitted KDE holds no scratch: :meth:`score` and
+    2¹²⁷ below the running maximum in float32, 2¹⁰²³ in float64) are skipped, found by
+    rounding-safe bounds (the coordinate box of each group of 32 training points, and
+    ``‖x‖²`` with ``q·x`` for d ≤ 16) before their distance is formed; the result is
+    identical to summing them, and the saving is large when σ is small next to the spread
+    of the data. :meth:`fit` orders the packed points so that the groups are spatially
+    tight (k-d splits, deterministic; a few level-wise sorts of ``X``): the result does
+    not depend on the row order of ``X`` beyond float rounding. A fitted KDE holds no scratch: :meth:`score` and
     :meth:`log_density` may be
     called from several Python threads at once (same results as serial calls); :meth:`fit`
     replaces the training set for every thread.
