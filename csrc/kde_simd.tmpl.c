@@ -369,31 +369,10 @@ KFN void WFN(kde_pass)(const REAL *x, ptrdiff_t ld, const ptrdiff_t d, const REA
     enum { GV = FS_KDE_GROUP / NL };
     int budget = mode == 1 ? FS_KDE_SPARSE_BUDGET : 0;
     const ptrdiff_t n_groups = (nv + GV - 1) / GV;
-    if (!use_groups || groups == (n_groups < 64 ? ((uint64_t)1 << n_groups) - 1 : ~(uint64_t)0)) {
-        const VMASK all = {0};
-        ptrdiff_t v = 0;
-        for (int j = 0; j <= n_special; ++j) {
-            const ptrdiff_t stop = j < n_special ? sp[j] : nv;
-            if (use_far)
-                for (; v + 1 < stop && budget > 0; v += 2)
-                    budget = KDE_CREDIT(budget, WFN(kde_far_step2)(x + v * NL, ld, d, q, far, nc1,
-                                        m2, dmax, with_score, vmin, acc0, acc));
-            else
-                for (; v + 1 < stop && budget > 0; v += 2)
-                    budget = KDE_CREDIT(budget, WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, 1,
-                                        dmax, with_score, vmin, acc0, acc) > 0);
-            for (; v + 1 < stop; v += 2)
-                WFN(kde_step2)(x + v * NL, ld, d, q, nc1, m2, mode ? 2 : 0, dmax, with_score,
-                               vmin, acc0, acc);
-            for (; v < stop; ++v)
-                WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode ? 2 : 0, dmax, with_score, 0,
-                              &all, vmin, acc0, acc);
-            if (j < n_special) {
-                WFN(kde_step)(x + v * NL, ld, d, q, nc1, m2, mode, dmax, with_score, 1, &spm[j],
-                                vmin, acc0, acc);
-                ++v;
-            }
-        }
+    const uint64_t every = n_groups < 64 ? ((uint64_t)1 << n_groups) - 1 : ~(uint64_t)0;
+    if (!use_groups || groups == every) {  /* one run: the pass as without groups */
+        WFN(kde_range)(x, ld, d, q, 0, nv, sp, spm, n_special, nc1, m2, dmax, mode,
+                       with_score, use_far, far, &budget, vmin, acc0, acc);
         return;
     }
     while (groups) {                      /* runs of consecutive groups */

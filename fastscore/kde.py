@@ -111,9 +111,9 @@ class GaussianKDE:
     identical to summing them, and the saving is large when σ is small next to the spread
     of the data. :meth:`fit` orders the packed points so that the groups are spatially
     tight (k-d splits, deterministic; a few level-wise sorts of ``X``): the result does
-    not depend on the row order of ``X`` beyond float rounding. A fitted KDE holds no scratch: :meth:`score` and
-    :meth:`log_density` may be
-    called from several Python threads at once (same results as serial calls); :meth:`fit`
+    not depend on the row order of ``X`` beyond float rounding. A fitted KDE holds no
+    scratch: :meth:`score` and :meth:`log_density` may be called from several Python
+    threads at once (same results as serial calls); :meth:`fit`
     replaces the training set for every thread.
 
     Examples
