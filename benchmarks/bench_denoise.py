@@ -5,7 +5,9 @@ seen in training or validation) and phantoms (Shepp–Logan 256², one disk, one
 at 256²; the phantom prior never saw any of them) at σ = 0.05, 0.1, 0.2.
 Rows: noisy; TV with the best weight per image; NL-means (scikit-image, best ``h``);
 BM3D (``bm3d``, ``sigma_psd=σ``); each pretrained prior by MAP (HQS with its shipped
-settings: three-level fusion; and on one level, ``levels=1``) and posterior mean (``--posterior``: 4 chains, σ = 0.1); the toy-rectangle
+settings: three-level fusion; and on one level, ``levels=1``) and posterior mean
+(``--posterior``: one level, the samplers need a density's score; 4 chains of the default
+sampler with its default steps, σ = 0.1); the toy-rectangle
 prior (the demo's recipe). Results are cached per (image, σ, method) in
 ``_cache/pretrained/denoise.jsonl`` (resumable).
 
@@ -117,11 +119,12 @@ def prior_map(name, levels=None):
     return run
 
 
-def prior_posterior(name, n_samples=4, steps_per_sigma=3):
+def prior_posterior(name, n_samples=4):
+    """Posterior mean and std: the default sampler with its default ladder and steps."""
     def run(y, sigma, clean=None):
         t0 = time.perf_counter()
-        post = posterior_sample(y, Identity(y.shape), sigma, _prior(name),
-                                n_samples=n_samples, steps_per_sigma=steps_per_sigma, rng=0)
+        post = posterior_sample(y, Identity(y.shape), sigma, _prior(name, levels=1),
+                                n_samples=n_samples, rng=0)
         np.save(os.path.join(CACHE, f"std_{name}_{run.image}_{sigma}.npy"), post.std)
         np.save(os.path.join(CACHE, f"mean_{name}_{run.image}_{sigma}.npy"), post.mean)
         return post.mean, time.perf_counter() - t0

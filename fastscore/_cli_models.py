@@ -58,10 +58,14 @@ def describe_model(model):
     net = getattr(model, "net", None)
     size = (f"{net.n_params} parameters ({net.dtype})" if net is not None
             else f"Gaussian mixture of {model.n_components} components")
+    from . import pretrained
+
     name = getattr(model, "pretrained_name", None)
+    fusion = pretrained.FUSION_OPTIONS.get(name, {}).get("levels", 1)
     return ((f"pretrained {name!r}, " if name else "")
             + f"patch {'x'.join(map(str, model.patch_size))}, {size}, sigma in "
-            f"[{model.sigma_min:g}, {model.sigma_max:g}]")
+            f"[{model.sigma_min:g}, {model.sigma_max:g}]"
+            + (f", denoising fused over {fusion} levels" if fusion > 1 else ""))
 
 
 def model_dtype(model):

@@ -213,7 +213,12 @@ def _cmd_denoise(args, console):
     if prior.intensity is not None:       # (k, b) from the noisy image, fixed throughout
         with checking("intensity calibration"):
             prior.calibrate(y, sigma)
-    prior = fused_prior(model, prior, args.levels)
+    if args.method == "posterior":         # the samplers need the density's score
+        if args.levels not in (None, 1):
+            raise UsageError("--levels > 1 (the multi-scale fusion) is for hqs and map; "
+                             "--method posterior samples with one level")
+    else:
+        prior = fused_prior(model, prior, args.levels)
     A = Identity(y.shape if y.ndim == len(model.patch_size) else y.shape[1:])
     geometry = nifti_geometry(args.noisy)          # a NIfTI output keeps it
     t0 = time.perf_counter()

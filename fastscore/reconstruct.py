@@ -365,6 +365,11 @@ def posterior_sample(y: ArrayLike, operator: LinearOperator, noise_sigma: float,
         otherwise the average of the samples. ``std``: pixelwise std of ``samples``.
         ``n_score_evals``: prior score evaluations per chain.
     """
+    if not getattr(prior, "density_score", True):
+        raise TypeError(f"`prior` {type(prior).__name__} has no density score (its score "
+                        "is a fused denoiser's residual, for map_estimate); sample with its "
+                        "single-level prior (`prior.prior`, or "
+                        "fastscore.pretrained.prior(name, levels=1)).")
     n_samples = check_int(n_samples, "n_samples", low=1)
     steps_per_sigma = check_int(steps_per_sigma, "steps_per_sigma", low=1)
     method = check_choice(method, "method", _METHODS)

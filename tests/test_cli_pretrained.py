@@ -62,6 +62,13 @@ def test_denoise_levels_are_the_library_fusion(noisy, tmp_path, capsys):
                            atol=1e-4)
 
 
+def test_denoise_posterior_samples_one_level(noisy, tmp_path, capsys):
+    code, _, err = run(["denoise", noisy, "--method", "posterior", "--samples", "2",
+                        "--sigma", "0.1", "--out", tmp_path / "m.npy", "-q"], capsys)
+    assert code == 0 and err == ""
+    assert np.load(tmp_path / "m_std.npy").shape == (40, 40)
+
+
 def test_denoise_bad_input(noisy, tmp_path, capsys):
     np.save(tmp_path / "flat.npy", np.full((32, 32), 0.25))
     code, _, err = run(["denoise", tmp_path / "flat.npy", "--out", tmp_path / "f.npy"], capsys)
@@ -75,12 +82,17 @@ def test_denoise_bad_input(noisy, tmp_path, capsys):
     assert code == 2 and "--sigma" in err
     code, _, err = run(["denoise", noisy, "--symmetrize", "--out", tmp_path / "y.npy"], capsys)
     assert code == 2 and "symmetrize" in err
+    code, _, err = run(["denoise", noisy, "--method", "posterior", "--levels", "2", "--out",
+                        tmp_path / "p.npy"], capsys)
+    assert code == 2 and "--levels" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p.npy").exists()
 
 
 def test_info_pretrained(capsys):
     code, out, _ = run(["info", "--pretrained"], capsys)
     assert code == 0
     assert [l.split()[0] for l in out.splitlines()] == ["natural", "phantom"]
+    assert all("fused over 3 levels" in l for l in out.splitlines())
     code, out, _ = run(["info", "--pretrained", "--json"], capsys)
     assert code == 0 and set(json.loads(out)) == {"natural", "phantom"}
     code, out, _ = run(["info", "natural", "--json"], capsys)

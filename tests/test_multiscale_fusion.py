@@ -149,3 +149,38 @@ def test_levels_stop_where_the_image_is_smaller_than_a_patch():
     np.testing.assert_array_equal(natural.denoise(small, 0.1),
                                   pretrained.prior("natural", levels=2).denoise(small, 0.1))
     assert isinstance(pretrained.prior("natural", levels=1), PatchPrior)
+
+
+def test_lipschitz_bound_formula_and_holds():
+    """L = L_0 + (2 + σ² L_0 + σ_1² L') / σ²: 2/σ² and 4/σ² for a denoiser with L_0 = 0 on
+    two and three levels; and no difference quotient of the fused score exceeds it."""
+    ident = IdentityDenoiser()
+    assert MultiScaleFusion(ident, 2).lipschitz((16, 16), 0.1) == pytest.approx(2 / 0.01)
+    assert MultiScaleFusion(ident, 3).lipschitz((16, 16), 0.1) == pytest.approx(4 / 0.01)
+    assert MultiScaleFusion(ident, 1).lipschitz((16, 16), 0.1) == 0.0
+    fused = MultiScaleFusion(gaussian_prior(), 3)
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 1, (24, 24))
+    bound = fused.lipschitz(x.shape, 0.05)
+    base = fused.score(x, 0.05)
+    ratios = []
+    for _ in range(20):
+        v = rng.standard_normal(x.shape)
+        for _ in range(3):               # drift toward the largest response
+            v = fused.score(x + 1e-3 * v, 0.05) - base
+            v /= np.linalg.norm(v)
+        ratios.append(np.linalg.norm(fused.score(x + 1e-3 * v, 0.05) - base) / 1e-3)
+    assert max(ratios) <= bound
+    assert bound < 20 * fused.prior.lipschitz(x.shape, 0.05)
+
+
+def test_posterior_sample_refuses_the_fused_score():
+    from fastscore.reconstruct import posterior_sample
+
+    fused = MultiScaleFusion(gaussian_prior(), 2)
+    y = np.random.default_rng(9).uniform(0, 1, (12, 12))
+    with pytest.raises(TypeError, match="levels=1"):
+        posterior_sample(y, Identity(y.shape), 0.1, fused, n_samples=2)
+    out = posterior_sample(y, Identity(y.shape), 0.1, fused.prior, n_samples=2,
+                           steps_per_sigma=2, rng=0)
+    assert out.mean.shape == y.shape

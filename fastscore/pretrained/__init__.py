@@ -39,14 +39,15 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 PRIOR_OPTIONS = {"natural": {"stride": 2}, "phantom": {"stride": 2}}
 #: :class:`fastscore.multiscale.MultiScaleFusion` settings of each shipped prior (chosen on
 #: the validation images; ``levels=1`` is the single-level PatchPrior).
-FUSION_OPTIONS = {"natural": {"levels": 3, "blur": 1.0},
-                  "phantom": {"levels": 3, "blur": 1.0}}
+FUSION_OPTIONS: dict[str, dict[str, Any]] = {"natural": {"levels": 3, "blur": 1.0},
+                                             "phantom": {"levels": 3, "blur": 1.0}}
 #: HQS denoising settings of each prior (chosen on the validation images, the same with
 #: and without the fusion): the number of iterations and the prior noise levels' geometric
 #: schedule as multiples of the noise σ (first, last); :func:`map_options` turns them into
 #: ``map_estimate`` arguments.
-MAP_OPTIONS = {"natural": {"n_steps": 6, "sigma_ratio": (2.0, 0.1)},
-               "phantom": {"n_steps": 8, "sigma_ratio": (2.0, 1 / 30)}}
+MAP_OPTIONS: dict[str, dict[str, Any]] = {
+    "natural": {"n_steps": 6, "sigma_ratio": (2.0, 0.1)},
+    "phantom": {"n_steps": 8, "sigma_ratio": (2.0, 1 / 30)}}
 
 
 def map_options(name: str, noise_sigma: float) -> dict[str, Any]:
