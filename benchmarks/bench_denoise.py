@@ -13,6 +13,7 @@ prior (the demo's recipe). Results are cached per (image, σ, method) in
 
     python benchmarks/bench_denoise.py                 # PSNR / SSIM table
     python benchmarks/bench_denoise.py --posterior     # + posterior means and std maps
+    python benchmarks/bench_denoise.py --posterior --only shepp_logan --methods phantom
     python benchmarks/bench_denoise.py --timing        # s / image on 1 and 2 threads
     python benchmarks/bench_denoise.py --figure        # benchmarks/denoise.png
 """
@@ -301,7 +302,9 @@ def main():
         return noise_table(images)
     if not args.table:
         if args.posterior:
-            measure(POSTERIOR, (0.1,), images, rows)
+            measure({k: v for k, v in POSTERIOR.items()
+                     if not args.methods or k.startswith(tuple(args.methods))},
+                    (0.1,), images, rows)
         elif args.timing:
             timing(images, rows)
         elif args.figure:

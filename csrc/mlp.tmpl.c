@@ -111,12 +111,15 @@ static REAL *FS_FN(pack_scratch)(const fs_mlp_net *net, const fs_mlp_pack_layout
                                  ptrdiff_t tile, int backward, REAL **gbuf)
 {
     const ptrdiff_t kmax = tile > net->max_width ? tile : net->max_width;
-    const ptrdiff_t na = lay->mr * kmax;
+    const ptrdiff_t na = (lay->mr * kmax + 15) / 16 * 16;
     const ptrdiff_t ng = backward ? tile * ((net->max_width + lay->nr - 1) / lay->nr *
                                             lay->nr) : 0;
-    REAL *buf = (REAL *)malloc(sizeof(REAL) * (size_t)(na + ng));
-    if (gbuf) *gbuf = buf ? buf + na : NULL;
-    return buf;
+    /* cache-line aligned, the packed tile of G (a B operand) included (na: whole 64-byte
+     * lines) */
+    void *buf = NULL;
+    if (posix_memalign(&buf, 64, sizeof(REAL) * (size_t)(na + ng))) buf = NULL;
+    if (gbuf) *gbuf = buf ? (REAL *)buf + na : NULL;
+    return (REAL *)buf;
 }
 
 int FS_FN(fs_mlp_forward)(const fs_mlp_net *net, const REAL *params, const REAL *packed,
@@ -209,7 +212,7 @@ static void FS_FN(tile_backward)(const fs_mlp_net *net, const REAL *params, ptrd
         t0 = prof ? fs_mlp_now() : 0.0;
         /* dW (k, m) row-major = col-major (m x k) += g^T (m x rows) a_l (rows x k) */
         if (packed) {  /* dW (k x m) [+]= a_l^T g, g packed in panels */
-            FS_FN(pack_panels)(gbuf, g, rows, m, m, 1, lay->nr);
+            FS_FN(pack_panels)(lay, gbuf, g, rows, m, m);
             FS_FN(pgemm)(lay, k, m, rows, A[l], k, 1, gbuf, gp + net->w_offset[l], m,
                          !first, NULL, FS_ACT_IDENTITY, (REAL)0, abuf);
         } else {
@@ -260,6 +263,13 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
     fs_mlp_pack_layout_of(net, (int)sizeof(REAL), &lay);
     if (lay.total == 0) packed = NULL;
     int failed = 0;
+    /* One thread with one tile per slot: the slots run in order on that thread, and slot
+     * s > 0, a single tile, can add its products straight into grad (the micro-kernel's
+     * beta = 1 store rounds acc + grad once, as adding the slot's partial sum, acc rounded
+     * once, does), so the partials and their reduction pass are skipped with the same
+     * bits. The packed path only (BLAS's beta = 1 need not round that way); the direct
+     * choice is the same on every thread (one), as the reduction below needs. */
+    const int direct_path = packed && n_threads == 1 && n_slots == n_tiles;
 
 #ifdef _OPENMP
 #pragma omp parallel num_threads(n_threads) reduction(| : failed)
@@ -273,6 +283,7 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
         REAL *abuf = packed ? FS_FN(pack_scratch)(net, &lay, tile, 1, &gbuf) : NULL;
         const REAL *pk = abuf ? packed : NULL;
         failed |= packed && !abuf;
+        const int direct = direct_path && pk;
         double *prof = FS_FN(thread_profile)(net);
         const double start = prof ? fs_mlp_now() : 0.0;
         /* a slot is summed by one thread in tile order: thread-count invariant */
@@ -280,8 +291,9 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
 #pragma omp for schedule(dynamic, 1)
 #endif
         for (int s = 0; s < n_slots; ++s) {
-            REAL *gp = s == 0 ? grad : partials + (ptrdiff_t)(s - 1) * np;
-            const int add_to_existing = s == 0 && accumulate;
+            /* direct: slot s > 0 adds into grad, not into its partial sum */
+            REAL *gp = s == 0 || direct ? grad : partials + (ptrdiff_t)(s - 1) * np;
+            const int add_to_existing = s == 0 ? accumulate : direct;
             double *bsum = dscratch + (ptrdiff_t)s * nb;
             for (ptrdiff_t j = 0; j < nb; ++j) bsum[j] = 0.0;
             const ptrdiff_t t0 = (ptrdiff_t)s * n_tiles / n_slots;
@@ -313,7 +325,7 @@ int FS_FN(fs_mlp_backward)(const fs_mlp_net *net, const REAL *params, const REAL
             }
         }
         /* implicit barrier; then grad += partials slot by slot, split over parameters */
-        if (n_slots > 1) {
+        if (n_slots > 1 && !direct) {
             const ptrdiff_t block = 4096;
             const ptrdiff_t n_blocks = (np + block - 1) / block;
 #ifdef _OPENMP

@@ -30,42 +30,37 @@
 #undef FS_GEMM_ME
 #endif
 
-/* out (panels of rows x nr) <- the (rows, cols) block src (element (p, j) at
- * src[p * rs + j * cs]), zero past column cols. */
-static void FS_FN(pack_panels)(REAL *FS_RESTRICT out, const REAL *FS_RESTRICT src,
-                               ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t rs, ptrdiff_t cs,
-                               ptrdiff_t nr)
+/* The level's vectorised pieces of the pack (mlp_gemm_isa.tmpl.c):
+ *   pack_panels     out <- the (rows, cols) block src (row stride rs) in panels of NR;
+ *   pack_equal      1 when panels hold the bytes pack_panels makes of src, else 0;
+ *   pack_transpose  the W^T panels of a k x m layer from its W panels. */
+#if FS_MLP_GEMM_X86
+#define FS_PACK_CALL(lay, name, args)                                                    \
+    ((lay)->level == FS_SIMD_V4 ? FS_CAT(name##_v4, FS_SFX) args                        \
+                                : FS_CAT(name##_v3, FS_SFX) args)
+#else
+#define FS_PACK_CALL(lay, name, args) ((void)(lay), 0)
+#endif
+
+static void FS_FN(pack_panels)(const fs_mlp_pack_layout *lay, REAL *FS_RESTRICT out,
+                               const REAL *FS_RESTRICT src, ptrdiff_t rows, ptrdiff_t cols,
+                               ptrdiff_t rs)
 {
-    const ptrdiff_t n_panels = (cols + nr - 1) / nr;
-    for (ptrdiff_t jp = 0; jp < n_panels; ++jp) {
-        REAL *FS_RESTRICT o = out + jp * rows * nr;
-        const ptrdiff_t j0 = jp * nr, w = cols - j0 < nr ? cols - j0 : nr;
-        for (ptrdiff_t p = 0; p < rows; ++p) {
-            const REAL *FS_RESTRICT s = src + p * rs + j0 * cs;
-            ptrdiff_t j = 0;
-            if (cs == 1)
-                for (; j < w; ++j) o[p * nr + j] = s[j];
-            else
-                for (; j < w; ++j) o[p * nr + j] = s[j * cs];
-            for (; j < nr; ++j) o[p * nr + j] = 0;
-        }
-    }
+    (void)FS_PACK_CALL(lay, pack, (out, src, rows, cols, rs));
+    (void)out; (void)src; (void)rows; (void)cols; (void)rs;
 }
 
-/* Part `part` of the pack: layer part / 3, piece part % 3 (W panels, bias, W^T panels). */
-static void FS_FN(pack_part)(const fs_mlp_net *net, const fs_mlp_pack_layout *lay,
-                             const REAL *params, REAL *packed, int part)
+/* Layer l of the pack: W panels and bias from params, then the W^T panels from the W
+ * panels just written, so that a pack whose W panels and biases equal params
+ * (fs_mlp_pack_matches) is the pack of params as a whole. */
+static void FS_FN(pack_layer)(const fs_mlp_net *net, const fs_mlp_pack_layout *lay,
+                              const REAL *params, REAL *packed, int l)
 {
-    const int l = part / 3;
     const ptrdiff_t k = net->width[l], m = net->width[l + 1];
-    const REAL *W = params + net->w_offset[l];
-    if (part % 3 == 0)
-        FS_FN(pack_panels)(packed + lay->fwd[l], W, k, m, m, 1, lay->nr);
-    else if (part % 3 == 1)
-        FS_FN(pack_panels)(packed + lay->bias[l], params + net->b_offset[l], 1, m, 0, 1,
-                           lay->nr);
-    else
-        FS_FN(pack_panels)(packed + lay->bwd[l], W, m, k, 1, m, lay->nr); /* W^T (m, k) */
+    FS_FN(pack_panels)(lay, packed + lay->fwd[l], params + net->w_offset[l], k, m, m);
+    FS_FN(pack_panels)(lay, packed + lay->bias[l], params + net->b_offset[l], 1, m, 0);
+    (void)FS_PACK_CALL(lay, pack_transpose, (packed + lay->bwd[l], packed + lay->fwd[l], k,
+                                             m));
 }
 
 int FS_FN(fs_mlp_pack)(const fs_mlp_net *net, const REAL *params, REAL *packed,
@@ -75,27 +70,45 @@ int FS_FN(fs_mlp_pack)(const fs_mlp_net *net, const REAL *params, REAL *packed,
     if (n_threads < 1) return FS_E_ARG;
     fs_mlp_pack_layout_of(net, (int)sizeof(REAL), &lay);
     if (lay.total == 0) return FS_OK;
-    const int n_parts = 3 * net->n_layers;
-    /* Largest layers first so that dynamic scheduling balances the threads; each part
-     * writes its own range of `packed` (the result does not depend on the schedule). */
-    int order[3 * FS_MLP_MAX_LAYERS];
-    for (int i = 0; i < n_parts; ++i) order[i] = i;
-    for (int i = 1; i < n_parts; ++i) {                     /* insertion sort by size */
+    const int L = net->n_layers;
+    /* Largest layers first so that dynamic scheduling balances the threads; each layer
+     * writes its own ranges of `packed` (the result does not depend on the schedule). */
+    int order[FS_MLP_MAX_LAYERS];
+    for (int i = 0; i < L; ++i) order[i] = i;
+    for (int i = 1; i < L; ++i) {                           /* insertion sort by size */
         const int v = order[i];
-        const ptrdiff_t sv = net->width[v / 3] * net->width[v / 3 + 1];
+        const ptrdiff_t sv = net->width[v] * net->width[v + 1];
         int j = i - 1;
-        while (j >= 0 && net->width[order[j] / 3] * net->width[order[j] / 3 + 1] < sv) {
+        while (j >= 0 && net->width[order[j]] * net->width[order[j] + 1] < sv) {
             order[j + 1] = order[j];
             --j;
         }
         order[j + 1] = v;
     }
-    if (n_threads > n_parts) n_threads = n_parts;
+    if (n_threads > L) n_threads = L;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_threads > 1)
-    for (int i = 0; i < n_parts; ++i)
-        FS_FN(pack_part)(net, &lay, params, packed, order[i]);
+    for (int i = 0; i < L; ++i)
+        FS_FN(pack_layer)(net, &lay, params, packed, order[i]);
     for (ptrdiff_t j = 0; j < net->max_width; ++j) packed[lay.zeros + j] = 0;
     return FS_OK;
+}
+
+int FS_FN(fs_mlp_pack_matches)(const fs_mlp_net *net, const REAL *params,
+                               const REAL *packed)
+{
+    fs_mlp_pack_layout lay;
+    fs_mlp_pack_layout_of(net, (int)sizeof(REAL), &lay);
+    if (lay.total == 0) return 0;
+    /* in the order of params (W_0, b_0, W_1, ...): a changed vector is found early */
+    for (int l = 0; l < net->n_layers; ++l) {
+        const ptrdiff_t k = net->width[l], m = net->width[l + 1];
+        if (!FS_PACK_CALL(&lay, pack_equal, (packed + lay.fwd[l], params + net->w_offset[l],
+                                              k, m, m)) ||
+            !FS_PACK_CALL(&lay, pack_equal, (packed + lay.bias[l],
+                                              params + net->b_offset[l], 1, m, 0)))
+            return 0;
+    }
+    return 1;
 }
 
 /* C (M x N, ldc) [+]= A B [+ bias, act] with B packed at lay's level (see the ISA file);
@@ -118,3 +131,5 @@ static void FS_FN(pgemm)(const fs_mlp_pack_layout *lay, ptrdiff_t M, ptrdiff_t N
     (void)c; (void)ldc; (void)beta1; (void)bias; (void)act; (void)slope; (void)abuf;
 #endif
 }
+
+#undef FS_PACK_CALL

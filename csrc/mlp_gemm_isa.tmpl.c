@@ -29,6 +29,15 @@ typedef int32_t GN(ivec) __attribute__((vector_size(FS_GEMM_VB), aligned(sizeof(
 typedef int64_t GN(ivec) __attribute__((vector_size(FS_GEMM_VB), aligned(sizeof(REAL))));
 #endif
 
+/* the bytes of a vector of REAL, read as integers (the bitwise comparison of a pack) */
+#if FS_REAL_IS_FLOAT
+typedef int32_t GN(bits)
+    __attribute__((vector_size(FS_GEMM_VB), aligned(sizeof(REAL)), may_alias));
+#else
+typedef int64_t GN(bits)
+    __attribute__((vector_size(FS_GEMM_VB), aligned(sizeof(REAL)), may_alias));
+#endif
+
 #if FS_REAL_IS_FLOAT
 /* fs_tanhf_approx (mlp.c) on a vector: the same clamp and 13/6 rational function. */
 GATTR static inline __attribute__((always_inline)) GN(vec) GN(tanh)(GN(vec) x)
@@ -191,6 +200,141 @@ GATTR static void GN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *a,
     }
 }
 
+/* Lane q of the two-operand shuffle that swaps bit `b` of the row index with bit `b` of
+ * the column index between rows i (bit b clear) and i | b of a GVL x GVL block: `hi`
+ * selects the new row i | b. Indices >= GVL pick from the second operand (row i | b). */
+#define GN_SWAP_LANE(q, b, hi)                                                \
+    ((hi) ? (((q) & (b)) ? GVL + (q) : ((q) | (b)))                           \
+          : (((q) & (b)) ? GVL + ((q) & ~(b)) : (q)))
+
+/* Stage `b` of an in-register transpose of r[0 .. GVL): between rows i (bit b clear) and
+ * i | b, swap bit b of the row index with bit b of the column index (constant shuffles). */
+GATTR static inline __attribute__((always_inline)) void GN(transpose_stage)(GN(vec) *r,
+                                                                            const int b)
+{
+    typedef GN(ivec) ivec;
+    ivec lo, hi;
+#pragma GCC unroll 16
+    for (int q = 0; q < (int)GVL; ++q) {
+        lo[q] = GN_SWAP_LANE(q, b, 0);
+        hi[q] = GN_SWAP_LANE(q, b, 1);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < (int)GVL; ++i)
+        if (!(i & b)) {
+            const GN(vec) a = r[i], c = r[i | b];
+            r[i] = __builtin_shuffle(a, c, lo);
+            r[i | b] = __builtin_shuffle(a, c, hi);
+        }
+}
+
+/* r[0 .. GVL) <- its transpose (r[i][q] -> r[q][i]): one stage per bit of the index. */
+GATTR static inline __attribute__((always_inline)) void GN(transpose)(GN(vec) *r)
+{
+    if (GVL >= 16) GN(transpose_stage)(r, 8);
+    if (GVL >= 8) GN(transpose_stage)(r, 4);
+    GN(transpose_stage)(r, 2);
+    GN(transpose_stage)(r, 1);
+}
+
+/* out (panels of rows x NR, zero past column cols) <- the (rows, cols) block of src with
+ * element (p, j) at src[p * rs + j]: full panels two vectors per row, an edge panel value
+ * by value (a copy: the same bytes as the definition in mlp_gemm.h). */
+GATTR static void GN(pack)(REAL *FS_RESTRICT out, const REAL *FS_RESTRICT src,
+                           ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t rs)
+{
+    typedef GN(vec) vec;
+    const ptrdiff_t n_panels = (cols + GNR - 1) / GNR;
+    for (ptrdiff_t jp = 0; jp < n_panels; ++jp) {
+        REAL *FS_RESTRICT o = out + jp * rows * GNR;
+        const REAL *FS_RESTRICT s = src + jp * GNR;
+        const ptrdiff_t w = cols - jp * GNR < GNR ? cols - jp * GNR : GNR;
+        if (w == GNR)
+            for (ptrdiff_t p = 0; p < rows; ++p) {
+                const vec v0 = *(const vec *)(s + p * rs);
+                const vec v1 = *(const vec *)(s + p * rs + GVL);
+                *(vec *)(o + p * GNR) = v0;
+                *(vec *)(o + p * GNR + GVL) = v1;
+            }
+        else
+            for (ptrdiff_t p = 0; p < rows; ++p)
+                for (ptrdiff_t j = 0; j < GNR; ++j)
+                    o[p * GNR + j] = j < w ? s[p * rs + j] : (REAL)0;
+    }
+}
+
+/* 1 when the panels at `packed` hold the bytes GN(pack) makes of the (rows, cols) block
+ * of src (row stride rs), else 0: a bitwise comparison (-0 differs from +0, a NaN equals
+ * only the same NaN), early out at the first panel that differs. */
+GATTR static int GN(pack_equal)(const REAL *packed, const REAL *src, ptrdiff_t rows,
+                                ptrdiff_t cols, ptrdiff_t rs)
+{
+    typedef GN(bits) bits;
+    const ptrdiff_t n_panels = (cols + GNR - 1) / GNR;
+    for (ptrdiff_t jp = 0; jp < n_panels; ++jp) {
+        const REAL *o = packed + jp * rows * GNR;
+        const REAL *s = src + jp * GNR;
+        const ptrdiff_t w = cols - jp * GNR < GNR ? cols - jp * GNR : GNR;
+        if (w == GNR) {
+            bits diff = (bits){0};
+            for (ptrdiff_t p = 0; p < rows; ++p)
+                diff |= (*(const bits *)(o + p * GNR) ^ *(const bits *)(s + p * rs)) |
+                        (*(const bits *)(o + p * GNR + GVL) ^
+                         *(const bits *)(s + p * rs + GVL));
+            for (ptrdiff_t q = 0; q < GVL; ++q)
+                if (diff[q]) return 0;
+        } else {
+            for (ptrdiff_t p = 0; p < rows; ++p)
+                if (memcmp(o + p * GNR, s + p * rs, sizeof(REAL) * (size_t)w)) return 0;
+        }
+    }
+    return 1;
+}
+
+/* bwd (W^T of a k x m layer in panels of m x NR, zero past column k) <- the transpose of
+ * fwd (W in panels of k x NR, zero past column m): block by block of NR x NR values,
+ * each contiguous on both sides (NR rows of an fwd panel -> NR rows of a bwd panel),
+ * transposed in registers as four GVL x GVL quarters. */
+GATTR static void GN(pack_transpose)(REAL *FS_RESTRICT bwd, const REAL *FS_RESTRICT fwd,
+                                     ptrdiff_t k, ptrdiff_t m)
+{
+    typedef GN(vec) vec;
+    const ptrdiff_t n_kp = (k + GNR - 1) / GNR, n_mp = (m + GNR - 1) / GNR;
+    for (ptrdiff_t jp = 0; jp < n_kp; ++jp) {        /* bwd panel: rows jp * NR of W */
+        const ptrdiff_t j0 = jp * GNR, wk = k - j0 < GNR ? k - j0 : GNR;
+        for (ptrdiff_t pp = 0; pp < n_mp; ++pp) {    /* fwd panel: columns pp * NR of W */
+            const REAL *FS_RESTRICT f = fwd + pp * k * GNR + j0 * GNR;
+            REAL *FS_RESTRICT o = bwd + jp * m * GNR + pp * GNR * GNR;
+            const ptrdiff_t wm = m - pp * GNR < GNR ? m - pp * GNR : GNR;
+            if (wk == GNR && wm == GNR) {
+                /* out row q: lo half = column q of fwd rows 0 .. GVL, hi half = rows
+                 * GVL .. NR; columns q < GVL from the lo vectors, the rest from hi */
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; ++h) {
+                    vec r0[GVL], r1[GVL];
+#pragma GCC unroll 16
+                    for (ptrdiff_t j = 0; j < GVL; ++j) {
+                        r0[j] = *(const vec *)(f + j * GNR + h * GVL);
+                        r1[j] = *(const vec *)(f + (GVL + j) * GNR + h * GVL);
+                    }
+                    GN(transpose)(r0);
+                    GN(transpose)(r1);
+#pragma GCC unroll 16
+                    for (ptrdiff_t q = 0; q < GVL; ++q) {
+                        *(vec *)(o + (h * GVL + q) * GNR) = r0[q];
+                        *(vec *)(o + (h * GVL + q) * GNR + GVL) = r1[q];
+                    }
+                }
+            } else {   /* edge block: only W's rows j < k, columns p < m */
+                for (ptrdiff_t q = 0; q < wm; ++q)
+                    for (ptrdiff_t j = 0; j < GNR; ++j)
+                        o[q * GNR + j] = j < wk ? f[j * GNR + q] : (REAL)0;
+            }
+        }
+    }
+}
+
+#undef GN_SWAP_LANE
 #undef GN_
 #undef GN__
 #undef GN

@@ -90,6 +90,45 @@ static void FS_LFN(bias_activate)(REAL *FS_RESTRICT z, ptrdiff_t rows, ptrdiff_t
     }
 }
 
+/* One row block of scale_by_derivative: rows r0 .. r0 + R of g (R = 4 or 1) scaled by
+ * EXPR(g, a, d) (the gradient times f', from the activation a or the stored derivative d)
+ * and row_scale, and added to bsum in row order, so that bsum is read and written once
+ * per R rows (the sums are the same, in the same order, as row by row). */
+#define FS_SCALE_ROWS(R, EXPR, USE_D)                                                    \
+    do {                                                                                 \
+        REAL *FS_RESTRICT g_[R];                                                         \
+        const REAL *FS_RESTRICT a_[R];                                                   \
+        const REAL *FS_RESTRICT d_[R];                                                   \
+        REAL s_[R];                                                                      \
+        for (int q_ = 0; q_ < R; ++q_) {                                                 \
+            g_[q_] = g + (r + q_) * w;                                                   \
+            a_[q_] = a + (r + q_) * w;                                                   \
+            d_[q_] = USE_D ? d + (r + q_) * w : NULL;                                    \
+            s_[q_] = row_scale ? row_scale[r + q_] : (REAL)1;                            \
+        }                                                                                \
+        for (ptrdiff_t j = 0; j < w; ++j) {                                              \
+            double sum_ = bsum[j];                                                       \
+            for (int q_ = 0; q_ < R; ++q_) {                                             \
+                const REAL gq_ = g_[q_][j], aq_ = a_[q_][j];                             \
+                const REAL dq_ = USE_D ? d_[q_][j] : (REAL)0;                            \
+                const REAL v_ = (EXPR) * s_[q_];                                         \
+                (void)aq_;                                                               \
+                (void)dq_;                                                               \
+                g_[q_][j] = v_;                                                          \
+                sum_ += (double)v_;                                                      \
+            }                                                                            \
+            bsum[j] = sum_;                                                              \
+        }                                                                                \
+    } while (0)
+
+/* all rows: blocks of 4, then one by one */
+#define FS_SCALE_ALL(EXPR, USE_D)                                                        \
+    do {                                                                                 \
+        ptrdiff_t r = 0;                                                                 \
+        for (; r + 4 <= rows; r += 4) FS_SCALE_ROWS(4, EXPR, USE_D);                     \
+        for (; r < rows; ++r) FS_SCALE_ROWS(1, EXPR, USE_D);                             \
+    } while (0)
+
 /* g[r, j] <- g[r, j] f'[r, j] * row_scale[r] (row_scale may be NULL) in place, and
  * bsum[j] += sum_r g[r, j] (double accumulation, rows in order). */
 FS_SIMD_TARGET
@@ -100,50 +139,27 @@ static void FS_LFN(scale_by_derivative)(REAL *FS_RESTRICT g, ptrdiff_t rows,
                                         const REAL *FS_RESTRICT row_scale,
                                         double *FS_RESTRICT bsum)
 {
-    for (ptrdiff_t r = 0; r < rows; ++r) {
-        REAL *FS_RESTRICT gr = g + r * w;
-        const REAL *FS_RESTRICT ar = a + r * w;
-        const REAL sr = row_scale ? row_scale[r] : (REAL)1;
-        switch (act) {
-        case FS_ACT_IDENTITY:
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = gr[j] * sr;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-            break;
-        case FS_ACT_RELU:
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = ar[j] > 0 ? gr[j] * sr : (REAL)0;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-            break;
-        case FS_ACT_LEAKY_RELU:
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = (ar[j] > 0 ? gr[j] : slope * gr[j]) * sr;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-            break;
-        case FS_ACT_TANH:
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = gr[j] * ((REAL)1 - ar[j] * ar[j]) * sr;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-            break;
-        default: {  /* SiLU, GELU: stored derivative */
-            const REAL *FS_RESTRICT dr = d + r * w;
-            for (ptrdiff_t j = 0; j < w; ++j) {
-                const REAL v = gr[j] * dr[j] * sr;
-                gr[j] = v;
-                bsum[j] += (double)v;
-            }
-        } break;
-        }
+    switch (act) {
+    case FS_ACT_IDENTITY:
+        FS_SCALE_ALL(gq_, 0);
+        break;
+    case FS_ACT_RELU:
+        FS_SCALE_ALL(aq_ > 0 ? gq_ : (REAL)0, 0);
+        break;
+    case FS_ACT_LEAKY_RELU:
+        FS_SCALE_ALL(aq_ > 0 ? gq_ : slope * gq_, 0);
+        break;
+    case FS_ACT_TANH:
+        FS_SCALE_ALL(gq_ * ((REAL)1 - aq_ * aq_), 0);
+        break;
+    default:  /* SiLU, GELU: stored derivative */
+        FS_SCALE_ALL(gq_ * dq_, 1);
+        break;
     }
 }
+
+#undef FS_SCALE_ALL
+#undef FS_SCALE_ROWS
 
 /* out[r, j] = f'(z[r, j]) for a (rows, w) block, from the activation's output a = f(z)
  * (identity 1, ReLU a > 0, leaky ReLU a > 0 ? 1 : slope, tanh 1 - a^2) or from the stored

@@ -66,6 +66,8 @@ def check_threads(n: int, name: str) -> int:
     """
     from ._validation import check_int
 
+    if type(n) is int and 0 < n <= MIN_THREAD_LIMIT:
+        return n        # always within the bound (checked on every kernel call: no syscall)
     n = check_int(n, name)
     if n == 0:
         raise ValueError(f"`{name}` must be a positive or negative integer, not 0.")

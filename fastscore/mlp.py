@@ -72,9 +72,17 @@ _MAX_SLOTS = 8          # gradient partial sums: min(n_tiles, _MAX_SLOTS) fixed 
 
 
 def _kernels():
-    from ._ext import mlp
+    # the compiled module, imported on first use and then kept (this runs on every pass:
+    # an import statement per call costs the import machinery's lookups each time)
+    global _KERNELS
+    if _KERNELS is None:
+        from ._ext import mlp
 
-    return mlp
+        _KERNELS = mlp
+    return _KERNELS
+
+
+_KERNELS = None
 
 
 # ----------------------------------------------------------------------- BLAS threads

@@ -38,6 +38,49 @@ _SCRIPT = textwrap.dedent("""
     from fastscore.nn import MLP
     from reference import mlp as ref
 
+    def panels(m, nr):
+        # (rows, cols) -> its panels of nr columns, zero-padded, flattened
+        cols = -(-m.shape[1] // nr) * nr
+        padded = np.zeros((m.shape[0], cols), m.dtype)
+        padded[:, :m.shape[1]] = m
+        return padded.reshape(m.shape[0], cols // nr, nr).transpose(1, 0, 2).ravel()
+
+    def check_pack_layout():
+        # the pack against its definition (mlp_gemm.h) built in NumPy, bit for bit, and
+        # pack_matches: True for its parameters, False after any one value changes (also
+        # +0 -> -0, and inside an edge panel); [] when this level has no pack
+        from fastscore._ext import mlp as kernels
+        failures = []
+        for dtype in (np.float32, np.float64):
+            for widths in {cases!r}[0][0], (37, 8, 16, 24, 7, 100), (1, 1):
+                net = MLP(widths, dtype=dtype, rng=3, n_threads=1)
+                lay = net._net.pack_layout(np.dtype(dtype).itemsize)
+                if not lay["total"]:
+                    return failures
+                rng = np.random.default_rng(4)
+                net.params[...] = rng.standard_normal(net.n_params)
+                net.params[::7] = 0.0
+                expected = np.zeros(lay["total"], dtype)
+                for l, (W, b) in enumerate(zip(net.weights, net.biases)):
+                    for key, block in (("fwd", W), ("bias", b[None, :]), ("bwd", W.T)):
+                        part = panels(block, lay["nr"])
+                        expected[lay[key][l]:lay[key][l] + part.size] = part
+                for n_threads in (1, 2):
+                    got = np.full(lay["total"], np.nan, dtype)
+                    kernels.pack(net._net, net.params, got, n_threads)
+                    if got.tobytes() != expected.tobytes():
+                        failures.append(("layout", str(dtype), widths, n_threads))
+                if not kernels.pack_matches(net._net, net.params, got):
+                    failures.append(("matches", str(dtype), widths))
+                zero = int(np.flatnonzero(net.params == 0)[-1])
+                for i in {{0, zero, net.n_params - 1, net.n_params // 2}}:
+                    changed = net.params.copy()
+                    changed[i] = -0.0 if changed[i] == 0 else np.nextafter(
+                        changed[i], np.inf, dtype=dtype)
+                    if kernels.pack_matches(net._net, changed, got):
+                        failures.append(("stale", str(dtype), widths, i))
+        return failures
+
     worst = {{}}
     packed = {{}}
     for dtype in (np.float32, np.float64):
@@ -71,7 +114,8 @@ _SCRIPT = textwrap.dedent("""
         gin = net.backward(g, input_grad=True)
         runs.append([y, net.grad.copy(), gin, net.predict(x)])
     same = all(np.array_equal(a, b) for r in runs[1:] for a, b in zip(runs[0], r))
-    print(json.dumps({{"worst": worst, "packed": packed, "threads_identical": same}}))
+    print(json.dumps({{"worst": worst, "packed": packed, "threads_identical": same,
+                      "layout": check_pack_layout()}}))
 """)
 
 
@@ -100,6 +144,7 @@ def test_each_simd_level_matches_reference(level):
         assert all(out["packed"].values()), out["packed"]
     if single_threaded_blas.available or any(out["packed"].values()):
         assert out["threads_identical"], level
+    assert out["layout"] == [], (level, out["layout"])
 
 
 def test_pack_matches_level_of_this_process():

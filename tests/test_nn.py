@@ -280,6 +280,28 @@ def test_thread_count_gives_identical_results(dtype, openmp_build):
             np.testing.assert_array_equal(a, b)   # bitwise, bias sums included
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [512, 1300])
+def test_one_tile_slots_add_into_grad_with_the_same_bits(dtype, n, openmp_build):
+    """With one tile per gradient slot (n <= 8 tiles), one thread adds each slot's
+    products straight into grad while more threads sum partials and reduce them: the
+    gradients (overwritten, accumulated, row-scaled) are the same bits."""
+    if not single_threaded_blas.available:
+        pytest.skip("the BLAS behind scipy cannot be pinned to one thread: one thread only")
+    x, g = _data(n, 9, dtype), _data(n, 9, dtype, seed=1)
+    scale = np.random.default_rng(3).uniform(0.5, 2, n).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        net = MLP(dtype=dtype, rng=2, n_threads=threads)
+        net.forward(x)
+        net.backward(g, row_scale=scale)
+        first = net.grad.copy()
+        net.backward(g[::-1].copy(), accumulate=True)
+        results.append((first, net.grad.copy()))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_blas_threads_restored_and_pinned_during_kernels():
     if not nn._blas.available:
         pytest.skip("no BLAS behind scipy whose process-wide thread count can be set")

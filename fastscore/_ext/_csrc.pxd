@@ -143,11 +143,27 @@ cdef extern from "mlp_gemm.h":
     enum:
         FS_MLP_GEMM_X86
 
+    ctypedef struct fs_mlp_pack_layout:
+        int level
+        Py_ssize_t nr
+        Py_ssize_t mr
+        Py_ssize_t fwd[FS_MLP_MAX_LAYERS]
+        Py_ssize_t bias[FS_MLP_MAX_LAYERS]
+        Py_ssize_t bwd[FS_MLP_MAX_LAYERS]
+        Py_ssize_t zeros
+        Py_ssize_t total
+
+    void fs_mlp_pack_layout_of(const fs_mlp_net *net, int real_size,
+                               fs_mlp_pack_layout *lay)
     Py_ssize_t fs_mlp_pack_size(const fs_mlp_net *net, int real_size)
     int fs_mlp_pack_f32(const fs_mlp_net *net, const float *params, float *packed,
                         int n_threads) nogil
     int fs_mlp_pack_f64(const fs_mlp_net *net, const double *params, double *packed,
                         int n_threads) nogil
+    int fs_mlp_pack_matches_f32(const fs_mlp_net *net, const float *params,
+                                const float *packed) nogil
+    int fs_mlp_pack_matches_f64(const fs_mlp_net *net, const double *params,
+                                const double *packed) nogil
 
 
 cdef extern from "patches.h":

@@ -4,7 +4,6 @@
 # one thread around these calls, since the kernels parallelise over row tiles themselves.
 
 from cython cimport floating
-from libc.string cimport memcmp
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from ._common cimport check_status
@@ -15,8 +14,9 @@ from ._csrc cimport (FS_MLP_GEMM_X86, FS_MLP_MAX_LAYERS, FS_SIMD_BASELINE, FS_ML
                      fs_mlp_forward_f64, fs_mlp_forward_scratch, fs_mlp_init,
                      fs_mlp_jacobian_diagonal_f32, fs_mlp_jacobian_diagonal_f64,
                      fs_mlp_jacobian_scratch, fs_mlp_net, fs_mlp_pack_f32, fs_mlp_pack_f64,
-                     fs_mlp_pack_size, fs_mlp_profile_enabled, fs_sgemm_fn,
-                     fs_simd_level)
+                     fs_mlp_pack_layout, fs_mlp_pack_layout_of, fs_mlp_pack_matches_f32,
+                     fs_mlp_pack_matches_f64, fs_mlp_pack_size, fs_mlp_profile_enabled,
+                     fs_sgemm_fn, fs_simd_level)
 
 include "_simd.pxi"
 
@@ -86,6 +86,18 @@ cdef class Net:
         process's SIMD level; 0 when the layer products go through BLAS."""
         return fs_mlp_pack_size(&self.net, real_size)
 
+    def pack_layout(self, int real_size):
+        """Where the pack's pieces start (mlp_gemm.h), for values of `real_size` bytes at
+        this process's level: {"nr": panel width, "fwd", "bias", "bwd": per layer offsets,
+        "zeros", "total"}; total 0 when the layer products go through BLAS."""
+        cdef fs_mlp_pack_layout lay
+        fs_mlp_pack_layout_of(&self.net, real_size, &lay)
+        cdef int l, n = self.net.n_layers
+        return {"nr": lay.nr, "fwd": [lay.fwd[l] for l in range(n)],
+                "bias": [lay.bias[l] for l in range(n)],
+                "bwd": [lay.bwd[l] for l in range(n)], "zeros": lay.zeros,
+                "total": lay.total}
+
     def forward_scratch(self, Py_ssize_t tile, int n_threads):
         return fs_mlp_forward_scratch(&self.net, tile, n_threads)
 
@@ -124,14 +136,15 @@ def pack(Net net, const floating[::1] params, floating[::1] packed, int n_thread
     check_status(status, "fs_mlp_pack")
 
 
-def same_values(const floating[::1] a, const floating[::1] b):
-    """True when a and b hold the same bytes (the staleness check of a pack)."""
-    cdef int diff
-    if a.shape[0] != b.shape[0]:
-        return False
+def pack_matches(Net net, const floating[::1] params, const floating[::1] packed):
+    """True when `packed` is the pack of `params`, bit for bit (the staleness check)."""
+    cdef int same
     with nogil:
-        diff = memcmp(&a[0], &b[0], <size_t>a.shape[0] * sizeof(floating))
-    return diff == 0
+        if floating is float:
+            same = fs_mlp_pack_matches_f32(&net.net, &params[0], &packed[0])
+        else:
+            same = fs_mlp_pack_matches_f64(&net.net, &params[0], &packed[0])
+    return same != 0
 
 
 def forward(Net net, const floating[::1] params, const floating[::1] packed,
