@@ -85,9 +85,8 @@ class GaussianKDE:
     rounding-safe bound from ``‖x‖²`` and ``q·x`` (d ≤ 16) before their distance is formed;
     the result is identical to summing them, and the saving is large when σ is small next
     to the spread of the data. A fitted KDE holds no scratch: :meth:`score` and
-    :meth:`log_density` may be
-    called from several Python threads at once (same results as serial calls); :meth:`fit`
-    replaces the training set for every thread.
+    :meth:`log_density` may be called from several Python threads at once (same results as
+    serial calls); :meth:`fit` replaces the training set for every thread.
 
     Examples
     --------
