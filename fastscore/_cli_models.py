@@ -54,12 +54,13 @@ def load_model(spec, console):
 
 
 def describe_model(model):
-    """One line: patch size, size of the model, noise range."""
+    """One line: patch size, size of the model, noise range (and a shipped prior's
+    fusion levels)."""
+    from . import pretrained
+
     net = getattr(model, "net", None)
     size = (f"{net.n_params} parameters ({net.dtype})" if net is not None
             else f"Gaussian mixture of {model.n_components} components")
-    from . import pretrained
-
     name = getattr(model, "pretrained_name", None)
     fusion = pretrained.FUSION_OPTIONS.get(name, {}).get("levels", 1)
     return ((f"pretrained {name!r}, " if name else "")
