@@ -88,11 +88,25 @@
  * usually far from the query, and its loose m2 would let most groups pass and force
  * rescales. Cost (v3, sigma = 0.1, perf): the group bits ~8 %, the start ~5 % of the time.
  * What the order changes: the summation order of the sums (results change within float
- * rounding against an
- * unordered pack); the result is still a function of X and the query alone (the order is
- * deterministic), identical for any thread count, and with skip_far on or off identical
- * for the specialised d (within rounding for the others, as before: GCC contracts the
- * generic loops differently in the two paths).
+ * rounding against an unordered pack); the result is still a function of X and the query
+ * alone (the order is deterministic), identical for any thread count, and with skip_far on
+ * or off identical for the specialised d (within rounding for the others, as before: GCC
+ * contracts the generic loops differently in the two paths).
+ *
+ * Group modes (kde_group_mode, kde_block): a query takes the group boxes (nearest-box
+ * first reference, group bits per tile) only when the box bound L of one of
+ * FS_KDE_MODE_SAMPLE groups spread over the pack reaches dmax, the least skip threshold;
+ * other queries take the tiles exactly as without groups (first reference from the first
+ * tile, no group code). Where sigma is large next to the spread of the data no group can
+ * be skipped (standard-normal data, d = 9: none at sigma >= 0.3; the sample test is true
+ * for 99 % of queries at sigma = 0.1, 58 % at 0.2, 3 % at 0.3, none at 0.5), and there
+ * the group tests (~5 % of a dense pass), the nearest-box start (~5 %) and, above all, the
+ * group code in the same function as the dense pass (GCC kept fewer of its sums in
+ * registers) cost 8-22 %: the tiles of a query in group mode run in a function of their
+ * own (kde_gtile_*, one per specialised d and mode), and the dense pass of the others is
+ * compiled as without groups. The mode is a function of the query and the pack alone,
+ * and does not depend on skip_far: results stay identical for any thread count and with
+ * skip_far on or off; the two modes differ only in the first reference m2 (rounding).
  *
  * Sparse and dense passes: each summing pass of a tile starts sparse (pairs of vectors
  * through the bound or the zero-weight test, branches that are nearly always taken) and
@@ -165,6 +179,9 @@
 #endif
 #ifndef FS_KDE_FAR_MAXD
 #define FS_KDE_FAR_MAXD 16                /* largest d with the far-point bound */
+#endif
+#ifndef FS_KDE_MODE_SAMPLE
+#define FS_KDE_MODE_SAMPLE 16             /* groups sampled by the group-mode test */
 #endif
 #define FS_KDE_LOG2E 1.4426950408889634074
 #define FS_KDE_LOG_2PI 1.8378770664093454836

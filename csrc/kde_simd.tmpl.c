@@ -486,12 +486,14 @@ WFN(kde_tile_groups)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, const ptr
 /* Adds training points [t0, t1) (t0 a multiple of FS_KDE_GROUP) to the running state of
  * one query: *m2p the reference minimum of d2 (+inf before the first point), st[0] the lane
  * sums of w, st[1 + k] those of w (x_k - q_k). `self` is the packed position of the
- * left-out point, or -1. acc: d vectors of scratch. */
+ * left-out point, or -1. acc: d vectors of scratch. use_groups (a constant at every call):
+ * visit only the groups of the tile whose boxes pass (kde.tmpl.c, "Group boxes"); 0 is the
+ * pass without any group code, the one the dense regimes run (kde_block_tile_d). */
 KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
                              const ptrdiff_t d, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self,
                              const REAL *q, REAL c1, REAL dmax, double c1d, double *m2p,
                              fs_kde_vdbl *st, VREAL *acc, const int with_score,
-                             const int skip_far)
+                             const int skip_far, const int use_groups)
 {
     const ptrdiff_t n = t1 - t0, nv = (n + NL - 1) / NL;
     const REAL *x = xt + t0;
@@ -531,9 +533,6 @@ KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
     WFN(kde_far) far;
     memset(&far, 0, sizeof far);
     VREAL vmin, acc0;
-    const int use_groups = KDE_GROUPS && skip_far;
-    if (KDE_GROUPS && *m2p == (double)INFINITY)   /* a near group gives the reference */
-        *m2p = WFN(kde_group_start)(xt, ld, n_points, d, q, self);
     if (*m2p == (double)INFINITY) {       /* first points of this query: find a reference */
         vmin = inf;
         int no_credit = 0;
@@ -593,19 +592,88 @@ KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
     }
 }
 
+/* Whether group boxes may skip anything for query q (kde.tmpl.c, "Group modes"): the
+ * largest box bound L over FS_KDE_MODE_SAMPLE groups spread over the pack (group
+ * j n_groups / FS_KDE_MODE_SAMPLE) reaches dmax, the least skip threshold. A choice of
+ * speed that depends on q and the pack alone: not exact arithmetic, any rounding will do. */
+FS_SIMD_TARGET __attribute__((noinline)) static int
+WFN(kde_group_mode)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, const ptrdiff_t d,
+                    const REAL *q, REAL dmax)
+{
+    const ptrdiff_t gld = FS_FN(fs_kde_group_ld)(n_points);
+    const ptrdiff_t n_groups = (n_points + FS_KDE_GROUP - 1) / FS_KDE_GROUP;
+    const REAL *lo = xt + (d + 1) * ld, *hi = lo + d * gld;
+    for (ptrdiff_t j = 0; j < FS_KDE_MODE_SAMPLE; ++j) {
+        const ptrdiff_t g = j * n_groups / FS_KDE_MODE_SAMPLE;
+        double bound = 0;
+        for (ptrdiff_t k = 0; k < d; ++k) {
+            const double below = (double)lo[k * gld + g] - q[k];
+            const double above = q[k] - (double)hi[k * gld + g];
+            const double gap = below > above ? below : above;
+            bound += gap > 0 ? gap * gap : 0;
+        }
+        if (bound >= (double)dmax)
+            return 1;
+    }
+    return 0;
+}
+
+/* One (query, tile) with the group boxes, not inlined into kde_block: with the group code
+ * in the same function GCC kept fewer of the dense pass's sums in registers (8-22 % slower
+ * at sigma = 0.5 and 3, benchmarks/README.md). One per specialised (d, with_score), each
+ * with accumulators of its own (a pointer to the caller's would make them escape there). */
+typedef void (*WFN(kde_gtile_fn))(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
+                                  ptrdiff_t d, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self,
+                                  const REAL *q, REAL c1, REAL dmax, double c1d, double *m2p,
+                                  fs_kde_vdbl *st, void *scratch, int with_score);
+#define KDE_GTILE(D, WS)                                                                  \
+    FS_SIMD_TARGET __attribute__((noinline, unused)) static void                          \
+    WFN(kde_gtile_##D##_##WS)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,           \
+                              ptrdiff_t d, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self,    \
+                              const REAL *q, REAL c1, REAL dmax, double c1d, double *m2p, \
+                              fs_kde_vdbl *st, void *scratch, int with_score)             \
+    {                                                                                     \
+        VREAL acc[D];                                                                     \
+        (void)d; (void)scratch; (void)with_score;                                         \
+        WFN(kde_query_tile)(xt, ld, n_points, D, t0, t1, self, q, c1, dmax, c1d, m2p, st, \
+                            acc, WS, 1, 1);                                               \
+    }
+KDE_GTILE(1, 0) KDE_GTILE(1, 1) KDE_GTILE(2, 0) KDE_GTILE(2, 1) KDE_GTILE(3, 0)
+KDE_GTILE(3, 1) KDE_GTILE(4, 0) KDE_GTILE(4, 1) KDE_GTILE(8, 0) KDE_GTILE(8, 1)
+KDE_GTILE(9, 0) KDE_GTILE(9, 1)
+#undef KDE_GTILE
+FS_SIMD_TARGET __attribute__((noinline, unused)) static void
+WFN(kde_gtile_any)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, ptrdiff_t d,
+                   ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t self, const REAL *q, REAL c1,
+                   REAL dmax, double c1d, double *m2p, fs_kde_vdbl *st, void *scratch,
+                   int with_score)
+{
+    WFN(kde_query_tile)(xt, ld, n_points, d, t0, t1, self, q, c1, dmax, c1d, m2p, st,
+                        (VREAL *)scratch, with_score, 1, 1);
+}
+
 /* Queries [i0, i1) against training points [t0, t1); state of query i at
- * m2[i - i0], st + (i - i0) * (d + 1). */
+ * m2[i - i0], st + (i - i0) * (d + 1). Query i takes the tile through its group boxes
+ * (gtile, with scratch: d vectors of the widest body) when gmode[i - i0] and skip_far,
+ * else by the pass without group code. */
 KFN void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
                                const ptrdiff_t d, ptrdiff_t t0, ptrdiff_t t1,
                                const REAL *queries, ptrdiff_t i0, ptrdiff_t i1,
-                               const ptrdiff_t *selfs, REAL c1, REAL dmax, double c1d,
+                               const ptrdiff_t *selfs, const unsigned char *gmode,
+                               WFN(kde_gtile_fn) gtile, void *scratch, REAL c1, REAL dmax,
+                               double c1d,
                                double *m2, fs_kde_vdbl *st, VREAL *acc, const int with_score,
                                const int skip_far)
 {
-    for (ptrdiff_t i = i0; i < i1; ++i)
-        WFN(kde_query_tile)(xt, ld, n_points, d, t0, t1, selfs[i - i0], queries + i * d, c1,
-                            dmax, c1d, m2 + (i - i0), st + (i - i0) * (d + 1), acc,
-                            with_score, skip_far);
+    for (ptrdiff_t i = i0; i < i1; ++i) {
+        if (KDE_GROUPS && skip_far && gmode[i - i0])
+            gtile(xt, ld, n_points, d, t0, t1, selfs[i - i0], queries + i * d, c1, dmax,
+                  c1d, m2 + (i - i0), st + (i - i0) * (d + 1), scratch, with_score);
+        else
+            WFN(kde_query_tile)(xt, ld, n_points, d, t0, t1, selfs[i - i0], queries + i * d,
+                                c1, dmax, c1d, m2 + (i - i0), st + (i - i0) * (d + 1), acc,
+                                with_score, skip_far, 0);
+    }
 }
 
 /* Queries [i0, i1) against the whole training set, tile by tile (the tile depends only on
@@ -644,22 +712,34 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
         const ptrdiff_t out = exclude_start >= 0 ? exclude_start + i : n_points;
         selfs[i - i0] = out >= n_points ? -1 : where ? where[out] : out;
     }
+    /* group mode of each query (kde.tmpl.c, "Group modes"), and then its first reference
+     * from the nearest box; not with skip_far off either, so both give the same sums */
+    unsigned char gmode[FS_KDE_QUERY_BLOCK] = {0};
+    if (KDE_GROUPS)
+        for (ptrdiff_t i = i0; i < i1; ++i) {
+            gmode[i - i0] = (unsigned char)WFN(kde_group_mode)(xt, ld, n_points, d,
+                                                               queries + i * d, dmax);
+            if (gmode[i - i0])
+                m2[i - i0] = WFN(kde_group_start)(xt, ld, n_points, d, queries + i * d,
+                                                  selfs[i - i0]);
+        }
 
-#define FS_KDE_TILES(D, ACC, WITH_SCORE)                                                \
+#define FS_KDE_TILES(D, ACC, WITH_SCORE, GTILE)                                         \
     for (ptrdiff_t t0 = 0; t0 < n_points; t0 += tile)                                   \
         WFN(kde_block_tile_d)(xt, ld, n_points, D, t0,                                \
                               t0 + tile < n_points ? t0 + tile : n_points, queries, i0, i1, \
-                              selfs, c1, dmax, c1d, m2, st, ACC, WITH_SCORE, skip_far)
+                              selfs, gmode, GTILE, scratch, c1, dmax, c1d, m2, st, ACC,   \
+                              WITH_SCORE, skip_far)
 #define FS_KDE_CASE(D)                                                                  \
     case D:                                                                             \
         if (((FS_KDE_SPEC_SCORE >> D) & 1) && with_score) {                             \
             VREAL acc[D];                                                               \
-            FS_KDE_TILES(D, acc, 1);                                                    \
+            FS_KDE_TILES(D, acc, 1, WFN(kde_gtile_##D##_1));                            \
             return;                                                                     \
         }                                                                               \
         if (((FS_KDE_SPEC_DENSITY >> D) & 1) && !with_score) {                          \
             VREAL acc[D];                                                               \
-            FS_KDE_TILES(D, acc, 0);                                                    \
+            FS_KDE_TILES(D, acc, 0, WFN(kde_gtile_##D##_0));                            \
             return;                                                                     \
         }                                                                               \
         break;
@@ -673,7 +753,7 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
     default:
         break;
     }
-    FS_KDE_TILES(d, (VREAL *)scratch, with_score);
+    FS_KDE_TILES(d, (VREAL *)scratch, with_score, WFN(kde_gtile_any));
 #undef FS_KDE_CASE
 #undef FS_KDE_TILES
 }

@@ -4,8 +4,11 @@ differences, far-away queries, leave-one-out, thread invariance, input handling,
 Tolerances: float64 matches the reference to 1e-9 relative (elementwise, with an absolute
 floor of 1e-12 times the largest score). float32 is compared with the float64 evaluation
 of the same float32 data by ``relative_score_error`` (max_i |s_i - r_i| / max(|r_i|, 1/σ)),
-at most 1e-5 for d <= 9 (measured ~4e-6 at d = 9, T = 1e5, σ = 0.1, where the float32
-rounding of |q - x|²/(2σ²) ~ 100 dominates) and 1e-4 for d = 25.
+at most 1e-5 for d = 1, 2 (measured ~1e-7), 2e-5 for d = 9 and 1e-4 for d = 25. At d = 9
+the float32 rounding of |q - x|²/(2σ²) ~ 100 dominates: with T = 2e4, σ = 0.1, the worst of
+256 standard-normal queries is 3e-6 to 1.2e-5 over seeds 0-11, for every SIMD body and for
+the pack in row order as in k-d order (the order only reshuffles which query is worst), so
+1e-5 would be near failing.
 """
 
 import numpy as np
@@ -45,7 +48,7 @@ def test_matches_reference_float64(dim, n_points):
     np.testing.assert_allclose(log_density, ref_log_density, rtol=1e-11, atol=1e-11)
 
 
-@pytest.mark.parametrize("dim, tol", [(1, 1e-5), (2, 1e-5), (9, 1e-5), (25, 1e-4)])
+@pytest.mark.parametrize("dim, tol", [(1, 1e-5), (2, 1e-5), (9, 2e-5), (25, 1e-4)])
 def test_matches_reference_float32(dim, tol):
     rng = np.random.default_rng(dim)
     X, Q = _data(rng, 20000, 64, dim, np.float32)
@@ -373,17 +376,16 @@ def test_group_order_is_a_deterministic_tight_permutation():
     assert np.array_equal(_group_order(X[:20], 32), np.arange(20))
 
 
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
-def test_row_order_changes_only_rounding(dtype, tol):
-    # the pack's order is a function of X: a permuted X gives another pack order, the same
-    # result up to the float summation order
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_order_does_not_change_results(dtype):
+    # the pack's k-d order depends on the point set alone (distinct coordinates): a permuted
+    # X packs into the same order and gives bit-identical results
     rng = np.random.default_rng(9)
     X, Q = _data(rng, 4000, 60, 9, dtype)
     perm = rng.permutation(4000)
     a = GaussianKDE(0.2).fit(X).score_and_log_density(Q)
     b = GaussianKDE(0.2).fit(X[perm]).score_and_log_density(Q)
-    assert relative_score_error(a[0], b[0].astype(np.float64), 0.2) < tol
-    np.testing.assert_allclose(a[1], b[1], rtol=tol)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 # Every SIMD body (forced through FASTSCORE_SIMD, one process each) on data where the group
@@ -398,6 +400,7 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from fastscore import GaussianKDE
 from fastscore._ext import kde as kernels
+from fastscore.kde import _group_order
 from reference.kde import kde_score_log_density, relative_score_error
 
 rng = np.random.default_rng(12)
@@ -426,7 +429,38 @@ for name, (X64, bandwidth) in cases.items():
                 key = f"{dtype} {name} exclude={exclude} skip={skip}"
                 worst[key] = [relative_score_error(s, ref[0], bandwidth),
                               float(np.max(np.abs(l - ref[1]) / np.maximum(np.abs(ref[1]), 1)))]
-print(json.dumps({"body": kernels.simd_clone(), "worst": worst}))
+
+# group modes (csrc/kde.tmpl.c, "Group modes"): queries near the middle of standard-normal
+# rows (no sampled box as far as the exp2 cut-off: the pass without group code, first
+# reference from the first tile) and queries 7 out along one axis (group boxes, first
+# reference from the nearest box), in one call; the same sums with and without the skips
+# and for any thread count (d = 9: a specialised body)
+X = rng.standard_normal((3000, 9))
+Q64 = np.concatenate([0.3 * rng.standard_normal((40, 9)),
+                      X[:40] + 7 * np.eye(9)[rng.integers(0, 9, 40)]])
+dmax = 127 * 2 * 0.3 ** 2 / np.log2(np.e)        # the exp2 cut-off distance
+ref = kde_score_log_density(X, Q64, 0.3)
+modes = {}
+for dtype in ("float32", "float64"):
+    Xd, Q = X.astype(dtype), Q64.astype(dtype)
+    packed = Xd[_group_order(Xd, kernels.GROUP)]
+    groups = [packed[g:g + kernels.GROUP] for g in range(0, 3000, kernels.GROUP)]
+    sample = [groups[j * len(groups) // 16] for j in range(16)]
+    bound = np.max([(np.maximum(np.maximum(g.min(axis=0) - Q, Q - g.max(axis=0)), 0) ** 2)
+                    .sum(axis=1) for g in sample], axis=0)
+    results = []
+    for skip, n_threads in ((True, 1), (True, 2), (False, 2)):
+        kde = GaussianKDE(0.3, n_threads=n_threads).fit(Xd)
+        kde._skip_far = skip
+        results.append(kde.score_and_log_density(Q))
+    s, l = results[0]
+    worst[f"{dtype} modes"] = [relative_score_error(s, ref[0], 0.3),
+                               float(np.max(np.abs(l - ref[1]) / np.maximum(np.abs(ref[1]), 1)))]
+    # [near queries in group mode, far ones not, all results bit-identical]
+    modes[dtype] = [int(np.sum(bound[:40] >= 0.99 * dmax)),
+                    int(np.sum(bound[40:] < 1.01 * dmax)),
+                    all(np.array_equal(a, b) for r in results[1:] for a, b in zip(r, results[0]))]
+print(json.dumps({"body": kernels.simd_clone(), "worst": worst, "modes": modes}))
 """
 
 
@@ -450,6 +484,7 @@ def test_group_skips_on_every_simd_body(level):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     # float32: rounding of |x - q|^2 / (2 sigma^2) (up to ~2e3 for the offset rows)
     tol = {"float32": 1e-4, "float64": 1e-9}
+    assert out["modes"] == {"float32": [0, 0, True], "float64": [0, 0, True]}, out["modes"]
     for key, (score_err, log_err) in out["worst"].items():
         assert score_err <= tol[key.split()[0]], (out["body"], key, score_err)
         assert log_err <= tol[key.split()[0]], (out["body"], key, log_err)
