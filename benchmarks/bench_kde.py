@@ -32,7 +32,7 @@ ratios less.
 ``--against`` times this tree's kernel and the KDE extension file of an earlier build (main's
 ``fastscore/_ext/kde*.so`` copied aside; the packed layout before group boxes) on one
 thread, alternating in one process, by thread CPU time (median of ``--rounds``), d = 9,
-T = 20 000, at σ = 0.1, 0.5 and 3: ratios that a busy machine disturbs little.
+T = 20 000, at σ = 0.1, 0.2, 0.5 and 3: ratios that a busy machine disturbs little.
 """
 
 import os
@@ -241,7 +241,7 @@ def compare_builds(path, rounds):
     other.pack(X, packed)
     kde = GaussianKDE(BANDWIDTH).fit(X)
     print(f"# body: {ours.simd_clone()} (other build: {other.simd_clone()})")
-    for sigma in (0.1, 0.5, 3.0):
+    for sigma in (0.1, 0.2, 0.5, 3.0):
         q = Q if sigma < 0.3 else Q[:250]
         out = np.empty_like(q)
         runs = {
