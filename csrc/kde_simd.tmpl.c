@@ -592,30 +592,47 @@ KFN void WFN(kde_query_tile)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
     }
 }
 
-/* Whether group boxes may skip anything for query q (kde.tmpl.c, "Group modes"): the
- * largest box bound L over FS_KDE_MODE_SAMPLE groups spread over the pack (group
- * j n_groups / FS_KDE_MODE_SAMPLE) reaches dmax, the least skip threshold. A choice of
- * speed that depends on q and the pack alone: not exact arithmetic, any rounding will do. */
-FS_SIMD_TARGET __attribute__((noinline)) static int
-WFN(kde_group_mode)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, const ptrdiff_t d,
-                    const REAL *q, REAL dmax)
+/* The group mode of queries [i0, i1) (kde.tmpl.c, "Group modes"): gmode[i - i0] = 1 when
+ * the box bound L of one of FS_KDE_MODE_SAMPLE groups spread over the pack (group
+ * j n_groups / FS_KDE_MODE_SAMPLE) exceeds dmax, the least skip threshold, and then
+ * m2[i - i0] = the first reference from the nearest box (kde_group_start). The sampled
+ * boxes are copied into whole vectors once per block (the last one repeated), so the test
+ * costs a few vector operations per query. A choice of speed that depends on the query and
+ * the pack alone, not exact arithmetic: any rounding will do. */
+FS_SIMD_TARGET __attribute__((noinline)) static void
+WFN(kde_group_modes)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, const ptrdiff_t d,
+                     const REAL *queries, ptrdiff_t i0, ptrdiff_t i1, REAL dmax,
+                     const ptrdiff_t *selfs, unsigned char *gmode, double *m2)
 {
+    enum { SV = (FS_KDE_MODE_SAMPLE + NL - 1) / NL };
     const ptrdiff_t gld = FS_FN(fs_kde_group_ld)(n_points);
     const ptrdiff_t n_groups = (n_points + FS_KDE_GROUP - 1) / FS_KDE_GROUP;
-    const REAL *lo = xt + (d + 1) * ld, *hi = lo + d * gld;
-    for (ptrdiff_t j = 0; j < FS_KDE_MODE_SAMPLE; ++j) {
-        const ptrdiff_t g = j * n_groups / FS_KDE_MODE_SAMPLE;
-        double bound = 0;
-        for (ptrdiff_t k = 0; k < d; ++k) {
-            const double below = (double)lo[k * gld + g] - q[k];
-            const double above = q[k] - (double)hi[k * gld + g];
-            const double gap = below > above ? below : above;
-            bound += gap > 0 ? gap * gap : 0;
+    VREAL box[2 * d * SV];                /* lo of dimension k at box[k SV], hi after d SV */
+    for (ptrdiff_t k = 0; k < 2 * d; ++k)
+        for (ptrdiff_t j = 0; j < SV * NL; ++j) {
+            const ptrdiff_t s = j < FS_KDE_MODE_SAMPLE ? j : FS_KDE_MODE_SAMPLE - 1;
+            box[k * SV + j / NL][j % NL] = xt[(d + 1) * ld + k * gld
+                                              + s * n_groups / FS_KDE_MODE_SAMPLE];
         }
-        if (bound >= (double)dmax)
-            return 1;
+    const VREAL zero = SPLAT(0), vdmax = SPLAT(dmax);
+    for (ptrdiff_t i = i0; i < i1; ++i) {
+        const REAL *q = queries + i * d;
+        int any = 0;
+        for (ptrdiff_t v = 0; v < SV; ++v) {
+            VREAL bound = zero;
+            for (ptrdiff_t k = 0; k < d; ++k) {
+                const VREAL below = box[k * SV + v] - q[k];
+                const VREAL above = q[k] - box[(d + k) * SV + v];
+                VREAL gap = WFN(kde_max)(&below, &above);
+                gap = WFN(kde_max)(&gap, &zero);
+                bound += gap * gap;
+            }
+            any |= WFN(kde_any_below)(&vdmax, &bound);
+        }
+        gmode[i - i0] = (unsigned char)any;
+        if (any)
+            m2[i - i0] = WFN(kde_group_start)(xt, ld, n_points, d, q, selfs[i - i0]);
     }
-    return 0;
 }
 
 /* One (query, tile) with the group boxes, not inlined into kde_block: with the group code
@@ -716,13 +733,7 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
      * from the nearest box; not with skip_far off either, so both give the same sums */
     unsigned char gmode[FS_KDE_QUERY_BLOCK] = {0};
     if (KDE_GROUPS)
-        for (ptrdiff_t i = i0; i < i1; ++i) {
-            gmode[i - i0] = (unsigned char)WFN(kde_group_mode)(xt, ld, n_points, d,
-                                                               queries + i * d, dmax);
-            if (gmode[i - i0])
-                m2[i - i0] = WFN(kde_group_start)(xt, ld, n_points, d, queries + i * d,
-                                                  selfs[i - i0]);
-        }
+        WFN(kde_group_modes)(xt, ld, n_points, d, queries, i0, i1, dmax, selfs, gmode, m2);
 
 #define FS_KDE_TILES(D, ACC, WITH_SCORE, GTILE)                                         \
     for (ptrdiff_t t0 = 0; t0 < n_points; t0 += tile)                                   \
