@@ -93,9 +93,9 @@
  * or off identical for the specialised d (within rounding for the others, as before: GCC
  * contracts the generic loops differently in the two paths).
  *
- * Group modes (kde_group_mode, kde_block): a query takes the group boxes (nearest-box
+ * Group modes (kde_group_modes, kde_block): a query takes the group boxes (nearest-box
  * first reference, group bits per tile) only when the box bound L of one of
- * FS_KDE_MODE_SAMPLE groups spread over the pack reaches dmax, the least skip threshold;
+ * FS_KDE_MODE_SAMPLE groups spread over the pack exceeds dmax, the least skip threshold;
  * other queries take the tiles exactly as without groups (first reference from the first
  * tile, no group code). Where sigma is large next to the spread of the data no group can
  * be skipped (standard-normal data, d = 9: none at sigma >= 0.3; the sample test is true
@@ -104,7 +104,12 @@
  * group code in the same function as the dense pass (GCC kept fewer of its sums in
  * registers) cost 8-22 %: the tiles of a query in group mode run in a function of their
  * own (kde_gtile_*, one per specialised d and mode), and the dense pass of the others is
- * compiled as without groups. The mode is a function of the query and the pack alone,
+ * compiled as without groups (inlined: a function of its own, kde_ptile_*, measured 3-13 %
+ * slower on v4 and no faster on v3; a second copy of the block's tile loop without the
+ * group-mode call, for blocks with no query in group mode, 12-15 % slower on v3). The sampled test costs a few vector operations per
+ * query (the sampled boxes are copied into vectors once per block; a scalar loop over the
+ * pack was 2-3 % of a dense call). In the v4 body the group mode, even so, cost 5-9 % of
+ * the dense pass (measured against the body without it), so that body still has none. The mode is a function of the query and the pack alone,
  * and does not depend on skip_far: results stay identical for any thread count and with
  * skip_far on or off; the two modes differ only in the first reference m2 (rounding).
  *
