@@ -130,11 +130,7 @@ KFN int WFN(kde_any_below)(const VREAL *a, const VREAL *b)
 #if KDE_X86
     return KDE_ANY_LT(*a, *b);
 #else
-    const VMASK m = *a < *b;
-    FS_KDE_SINT any = 0;
-    for (ptrdiff_t l = 0; l < NL; ++l)
-        any |= m[l];
-    return any != 0;
+    return WFN(kde_lt_bits)(a, b) != 0;
 #endif
 }
 
