@@ -115,7 +115,8 @@ def prior_map(name, levels=None):
         options = pretrained.map_options(name, sigma) if name in pretrained.available() \
             else {"method": "hqs", "n_steps": 6}
         t0 = time.perf_counter()
-        z = map_estimate(y, Identity(y.shape), sigma, _prior(name, levels), **options).x
+        z = map_estimate(y, Identity(y.shape), sigma, _prior(name, levels), rng=0,
+                         **options).x
         return z, time.perf_counter() - t0
     return run
 

@@ -4,8 +4,9 @@
     python benchmarks/study_multiscale.py phantom_gmm8_k32_n300k phantom 12 0.05
     python benchmarks/study_multiscale.py phantom_gmm8_k32_n300k phantom 10 0.1 2 3:1
 
-Optional: the patch stride (default 1) and the configurations as ``LEVELS:G`` pairs
-separated by commas (default ``1:0,2:0,2:1,3:0,3:1``). ``KEY1+KEY2[@STRIDE2]`` averages the
+Optional: the patch stride (default 1), the configurations as ``LEVELS:G`` pairs
+separated by commas (default ``1:0,2:0,2:1,3:0,3:1``) and the patch grid's tiling
+(default ``overlap``; ``shifted_overlap`` moves the grid between calls, seeded). ``KEY1+KEY2[@STRIDE2]`` averages the
 scores of two models (a product of experts, weights ½; the second one's patch stride
 STRIDE2, default the same).
 
@@ -55,11 +56,12 @@ def main():
     key, data, n_steps, end = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     stride = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     configs = sys.argv[6] if len(sys.argv) > 6 else "1:0,2:0,2:1,3:0,3:1"
+    tiling = sys.argv[7] if len(sys.argv) > 7 else "overlap"
     base = None
     for part in key.split("+"):
         name, _, own = part.partition("@")
         model = load_model(name)
-        prior = PatchPrior(model, model.patch_size, stride=int(own or stride))
+        prior = PatchPrior(model, model.patch_size, stride=int(own or stride), tiling=tiling)
         base = prior if base is None else Halves(base, prior)
     images = validation_images(data)
     for levels, g in (map(float, c.split(":")) for c in configs.split(",")):
@@ -71,11 +73,12 @@ def main():
             for name, x in images.items():
                 y = noisy(x, s, name)
                 z = map_estimate(y, Identity(y.shape), s, prior, method="hqs",
-                                 n_steps=n_steps, sigma_schedule=(2 * s, end * s)).x
+                                 n_steps=n_steps, sigma_schedule=(2 * s, end * s),
+                                 rng=0).x
                 values.append(psnr(x, z, 1.0))
             cells.append(f"{np.mean(values):.2f}")
-        print(f"| {key} | HQS {n_steps} → σ·{end:g}, stride {stride} | levels {levels}, "
-              f"g {g:g} | " + " | ".join(cells) + " |", flush=True)
+        print(f"| {key} | HQS {n_steps} → σ·{end:g}, stride {stride}, {tiling} | levels "
+              f"{levels}, g {g:g} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -89,20 +89,21 @@ def make_prior(model, args, intensity=None):
                                  "prior is not symmetrised)")
             model = model.with_invariances(symmetrize=True)
         return PatchPrior(model, model.patch_size, weight=args.weight,
-                          tiling=getattr(args, "tiling", "overlap"), rng=args.seed,
+                          tiling=getattr(args, "tiling", None) or "overlap", rng=args.seed,
                           intensity=intensity, **options)
 
 
-def fused_prior(model, prior, levels=None):
+def fused_prior(model, prior, levels=None, tiling=None):
     """`prior` fused over ``--levels`` pyramid levels
     (:class:`fastscore.multiscale.MultiScaleFusion`); default: a shipped prior's
-    ``pretrained.FUSION_OPTIONS``, one level (`prior` itself) for any other model."""
+    ``pretrained.FUSION_OPTIONS`` (its patch grid too, unless ``--tiling`` is given), one
+    level (`prior` itself) for any other model."""
     from . import pretrained
     from .multiscale import MultiScaleFusion
 
     name = getattr(model, "pretrained_name", None)
     if name in pretrained.available():
-        return pretrained.fused(name, prior, levels=levels)
+        return pretrained.fused(name, prior, levels=levels, tiling=tiling)
     if levels in (None, 1):
         return prior
     return MultiScaleFusion(prior, levels, ndim=len(model.patch_size))

@@ -136,8 +136,9 @@ def build_parser(commands):
     def prior_options(p):
         p.add_argument("--weight", type=_weight, default="mean",
                        help="prior weight: mean, sum, or a number beta > 0")
-        p.add_argument("--tiling", choices=["overlap", "random_shift"], default="overlap",
-                       help="how patches cover the image")
+        p.add_argument("--tiling", choices=["overlap", "shifted_overlap", "random_shift"],
+                       help="how patches cover the image (default: overlap; a pretrained "
+                            "prior's fused denoising: shifted_overlap)")
         p.add_argument("--symmetrize", action="store_true",
                        help="average the patch score over rotations/flips (8x the work)")
 

@@ -39,7 +39,7 @@ def patch_priors(prior):
             raise NotImplementedError(
                 f"chunked computation is defined for PatchPrior and sums of them; got a "
                 f"{type(term).__name__} term.")
-        if term.tiling == "overlap" and term.padding == "circular" and any(
+        if term.tiling != "random_shift" and term.padding == "circular" and any(
                 s != 1 for s in _strides(term)):
             raise NotImplementedError("chunked computation of circular padding needs "
                                       f"stride=1 with overlapping patches; got {term.stride}.")
@@ -79,7 +79,7 @@ def _axis_plan(n, a, b, lo, p, s, mode, tiling, origin):
     """
     before, padded, _ = _axis_layout(n, p, s, mode, origin)
     after = padded - before - n
-    periodic = mode == "circular" and tiling == "overlap"
+    periodic = mode == "circular" and tiling != "random_shift"
     w0, w1 = a - (p - 1), b + (p - 1)
     if not periodic:
         w0, w1 = max(w0, -before), min(w1, n + after)
@@ -98,7 +98,7 @@ def _axis_plan(n, a, b, lo, p, s, mode, tiling, origin):
     first, last = max(a, w0), min(b, w1)
     direct = (first - w0, max(first, last) - w0, first - a)
     extra = []
-    if mode == "reflect" and tiling == "overlap":
+    if mode == "reflect" and tiling != "random_shift":
         mirrored = (source != u) & (source >= a) & (source < b)
         extra = [(int(j), int(source[j] - a)) for j in np.flatnonzero(mirrored)]
     return read, direct, extra
@@ -124,9 +124,11 @@ def _fold(arr, direct, extra, length, axis):
     return np.moveaxis(out, 0, axis)
 
 
-def _axis_counts(n, p, s, mode):
-    """Whole-image covering counts along one axis (overlap tiling)."""
-    op = PatchOperator((n, 1), (p, 1), (s, 1), mode)
+def _axis_counts(n, p, s, mode, origin=None):
+    """Whole-image covering counts along one axis (overlap tilings; `origin`: the grid's
+    origin along it, None: centred)."""
+    op = PatchOperator((n, 1), (p, 1), (s, 1), mode,
+                       origin=None if origin is None else (origin, 0))
     return op.counts()[:, 0]
 
 
@@ -150,12 +152,14 @@ def term_score(term, loaded, starts, stops, lo, shape, sigma, weight, origin):
         owned = False
     else:
         window, owned = loaded[np.ix_(*[np.maximum(r, 0) for r in reads])], True
-    return window_score(term, window, owned, plans, starts, stops, shape, sigma, weight)
+    return window_score(term, window, owned, plans, starts, stops, shape, sigma, weight,
+                        origin)
 
 
-def window_score(term, window, owned, plans, starts, stops, shape, sigma, weight):
+def window_score(term, window, owned, plans, starts, stops, shape, sigma, weight, origin):
     """:func:`term_score` from the term's window (``loaded[np.ix_(*reads)]`` of its
-    `plans`; `owned`: it may be overwritten, else it is left as it is)."""
+    `plans`, on the grid of `origin`; `owned`: it may be overwritten, else it is left as
+    it is)."""
     dtype = window.dtype
     k = None
     if term.intensity is not None:                   # calibrated (checked in patch_priors)
@@ -180,9 +184,11 @@ def window_score(term, window, owned, plans, starts, stops, shape, sigma, weight
     for axis, (_, direct, extra) in enumerate(plans):
         total = _fold(total, direct, extra, stops[axis] - starts[axis], axis)
     if weight == "mean":
-        if term.tiling == "overlap":                 # the whole image's int64 counts, a
-            axes = [_axis_counts(n, p, s, term.padding)[a:e]    # slice at a time
-                    for n, a, e, p, s in zip(shape, starts, stops, term._patch_shape, strides)]
+        if term.tiling != "random_shift":            # the whole image's int64 counts, a
+            axes = [_axis_counts(n, p, s, term.padding,          # slice at a time
+                                 None if origin is None else origin[axis])[a:e]
+                    for axis, (n, a, e, p, s) in enumerate(
+                        zip(shape, starts, stops, term._patch_shape, strides))]
             inner = np.ones((), dtype=np.int64)
             for c in axes[1:]:
                 inner = np.multiply.outer(inner, c)

@@ -135,7 +135,7 @@ def _cmd_demo(args, console):
     results["pretrained natural prior"] = (map_estimate(
         noisy, A, noise, fused_prior(natural, _prior(natural, argparse.Namespace(
             weight="mean", seed=args.seed))),
-        **map_options(natural, "hqs", noise)).x,
+        rng=rng, **map_options(natural, "hqs", noise)).x,
         time.perf_counter() - t0)
     t0 = time.perf_counter()
     tv = [tune_tv_weight(y, c) for y, c in zip(noisy, test)]
@@ -218,7 +218,7 @@ def _cmd_denoise(args, console):
             raise UsageError("--levels > 1 (the multi-scale fusion) is for hqs and map; "
                              "--method posterior samples with one level")
     else:
-        prior = fused_prior(model, prior, args.levels)
+        prior = fused_prior(model, prior, args.levels, args.tiling)
     A = Identity(y.shape if y.ndim == len(model.patch_size) else y.shape[1:])
     geometry = nifti_geometry(args.noisy)          # a NIfTI output keeps it
     t0 = time.perf_counter()

@@ -152,7 +152,7 @@ def _score_from_store(stored, term, starts, stops, shape, sigma, weight, origin)
     plans = _halo.window_plans(term, starts, stops, None, shape, origin)
     window = stored.read_indexed([read for read, _, _ in plans])
     s = _halo.window_score(term, window, True, plans, starts, stops, shape, sigma,
-                           term.weight if weight is None else weight)
+                           term.weight if weight is None else weight, origin)
     direct = [d for _, d, _ in plans]
     if term.intensity is None and all(t0 == 0 and j1 - j0 == b - a for (j0, j1, t0), a, b
                                       in zip(direct, starts, stops)):
@@ -386,8 +386,7 @@ def denoise_dask(volume, prior, noise_sigma, *, method="hqs", n_steps=8, step_si
             task_callback(n_done[0], n_total)
     for step in range(n_steps):
         sigma = float(sigmas[step])
-        origins = [tuple(int(o) for o in rng.integers(0, t._patch_shape))
-                   if t.tiling == "random_shift" else None for t in terms]
+        origins = [t.draw_origin(rng) for t in terms]
         params = {"inv_n2": 1.0 / noise_sigma ** 2}
         if method == "gradient":
             params["alpha"] = fraction / (L_lik + prior.lipschitz(proxy, sigma))

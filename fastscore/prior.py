@@ -18,6 +18,8 @@ distribution, e.g. the TV pair prior); the learned one is
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 import numbers
 from typing import Any
@@ -53,6 +55,13 @@ class _Prior:
                                                              weight="mean")
 
 
+def _check_tiling(tiling, padding):
+    tiling = check_choice(tiling, "tiling", ("overlap", "shifted_overlap", "random_shift"))
+    if tiling != "overlap" and padding == "valid":
+        raise ValueError(f"`tiling={tiling!r}` needs a padded mode; got padding='valid'.")
+    return tiling
+
+
 class PatchPrior(_Prior):
     """Image prior from a patch score: ``s(x; σ) = w ⊙ Σ_q G_qᵀ s_V(G_q x; σ)``.
 
@@ -66,7 +75,7 @@ class PatchPrior(_Prior):
         Patch shape the patch score was made for: an int ``p`` means 2-D ``(p, p)``
         patches; a 3-tuple means volumes. Images of one more axis are a batch.
     stride : int or tuple of int, default 1
-        Step between overlapping patches (``tiling="overlap"`` only).
+        Step between overlapping patches (``tiling="overlap"`` or ``"shifted_overlap"``).
     padding : {"reflect", "zero", "circular", "valid"}, default "reflect"
     weight : "mean", "sum" or float > 0, default "mean"
         ``w``: "mean" divides by the number of patches covering each pixel (the patch
@@ -74,8 +83,11 @@ class PatchPrior(_Prior):
         marginal patch scores; pixels no patch covers, possible with "valid" padding and
         a stride, score 0); "sum" is ``w = 1`` (the plain MRF sum); a float β gives
         ``w = β``.
-    tiling : {"overlap", "random_shift"}, default "overlap"
-        "overlap": all patches at the given stride. "random_shift": non-overlapping
+    tiling : {"overlap", "shifted_overlap", "random_shift"}, default "overlap"
+        "overlap": all patches at the given stride. "shifted_overlap": the same patches on
+        a grid moved at each call by an offset drawn from `rng`, uniform in
+        ``[0, stride)`` per axis (cycle spinning: with a stride > 1 the block pattern of
+        the grid moves between the iterations of a reconstruction). "random_shift": non-overlapping
         patches on a grid whose origin is drawn afresh at each call from `rng` (PaDIS), so
         each pixel is scored by exactly one patch per call and block edges move around;
         padded pixels are read (reflected, wrapped or zero) but their scores dropped.
@@ -105,7 +117,8 @@ class PatchPrior(_Prior):
     -----
     Thread safety: :meth:`score`, :meth:`denoise` and the reconstructions built on them
     may share one prior (and its network) between Python threads and give the serial
-    results, provided each call with ``tiling="random_shift"`` passes its own `rng`
+    results, provided each call with a moving grid (``tiling="shifted_overlap"`` or
+    ``"random_shift"``) passes its own `rng`
     (the prior's default stream is shared, so the shifts would depend on the order of the
     calls); :meth:`calibrate` changes the prior for every thread.
 
@@ -134,9 +147,7 @@ class PatchPrior(_Prior):
                              f"use patch_size={tuple(declared)}.")
         self.stride = stride
         self.padding = check_choice(padding, "padding", ("reflect", "zero", "circular", "valid"))
-        self.tiling = check_choice(tiling, "tiling", ("overlap", "random_shift"))
-        if self.tiling == "random_shift" and self.padding == "valid":
-            raise ValueError("`tiling='random_shift'` needs a padded mode; got padding='valid'.")
+        self.tiling = _check_tiling(tiling, self.padding)
         if isinstance(weight, str):
             self.weight = check_choice(weight, "weight", ("mean", "sum"))
         else:
@@ -168,13 +179,21 @@ class PatchPrior(_Prior):
         self.intensity.calibrate(self._as_batch(arr), noise_sigma)
         return self
 
+    def with_tiling(self, tiling):
+        """A copy of this prior with another `tiling` (sharing its patch score, random
+        stream and intensity calibration)."""
+        other = copy.copy(self)
+        other.tiling = _check_tiling(tiling, self.padding)
+        other._operators, other._counts = {}, {}
+        return other
+
     # -- operators -----------------------------------------------------------------------
     def _operator(self, image_shape, mode, origin=None, channels=None):
         key = (image_shape, mode, origin, channels)
         if key not in self._operators:
-            if self.tiling == "overlap":
+            if self.tiling != "random_shift":
                 op = PatchOperator(image_shape, self.patch_size, self.stride, mode,
-                                   channels=channels, n_threads=self.n_threads)
+                                   origin=origin, channels=channels, n_threads=self.n_threads)
             else:
                 op = PatchOperator(image_shape, self.patch_size, self.patch_size, mode,
                                    origin=origin, channels=channels, n_threads=self.n_threads)
@@ -193,21 +212,42 @@ class PatchPrior(_Prior):
 
     def _operators_for(self, image_shape, rng, channels=None):
         """(gather operator, scatter operator) for one call."""
-        if self.tiling == "overlap":
-            G = self._operator(image_shape, self.padding, channels=channels)
+        origin = self.draw_origin(rng)
+        if self.tiling != "random_shift":
+            G = self._operator(image_shape, self.padding, origin, channels)
             return G, G
-        origin = tuple(int(o) for o in rng.integers(0, self._patch_shape))
         # same grid, two modes: read the padding as asked, drop the scores landing on it
         return (self._operator(image_shape, self.padding, origin, channels),
                 self._operator(image_shape, "zero", origin, channels))
 
-    def counts(self, image_shape):
-        """Number of overlapping patches covering each pixel (overlap tiling)."""
-        image_shape = tuple(image_shape)
-        if image_shape not in self._counts:
-            G = self._operator(image_shape, self.padding)
-            self._counts[image_shape] = G.counts()
-        return self._counts[image_shape]
+    def _origins(self):
+        """Per axis, the grid origins of ``tiling="shifted_overlap"``: the centred origin
+        ``(p − 1) // 2`` moved by each offset in ``[0, stride)`` (taken back by one stride
+        where it would leave ``[0, p)``)."""
+        strides = check_int_tuple(self.stride, "stride", len(self._patch_shape), low=1)
+        return [[o if o < p else o - step for o in range((p - 1) // 2, (p - 1) // 2
+                                                          + min(step, p))]
+                for p, step in zip(self._patch_shape, strides)]
+
+    def draw_origin(self, rng):
+        """The patch grid's origin for one call (what the chunked computation of
+        :mod:`fastscore.distributed` draws too): None for "overlap" (the centred grid),
+        uniform in ``[0, p)`` per axis for "random_shift", uniform over :meth:`_origins`
+        for "shifted_overlap"."""
+        if self.tiling == "overlap":
+            return None
+        if self.tiling == "random_shift":
+            return tuple(int(o) for o in rng.integers(0, self._patch_shape))
+        return tuple(axis[int(rng.integers(0, len(axis)))] for axis in self._origins())
+
+    def counts(self, image_shape, origin=None):
+        """Number of overlapping patches covering each pixel (overlap tilings; `origin`:
+        the grid origin of a shifted call, default the centred grid)."""
+        key = (tuple(image_shape), origin)
+        if key not in self._counts:
+            G = self._operator(key[0], self.padding, origin)
+            self._counts[key] = G.counts()
+        return self._counts[key]
 
     # -- the prior -----------------------------------------------------------------------
     def _patch_sum(self, arr, image_shape, sigma, rng, channels=None):
@@ -299,12 +339,12 @@ class PatchPrior(_Prior):
         return out
 
     def _score(self, arr, image_shape, sigma, rng, weight, channels=None):
-        total, _ = self._patch_sum(arr, image_shape, sigma, rng, channels)
+        total, gather = self._patch_sum(arr, image_shape, sigma, rng, channels)
         if weight == "mean":
-            if self.tiling == "overlap":
+            if self.tiling != "random_shift":
                 # pixels no patch covers ("valid" with a stride that does not fit the
                 # image) have a zero sum: their score is 0, as with weight="sum"
-                counts = self.counts(image_shape)
+                counts = self.counts(image_shape, gather.origin)
                 np.divide(total, counts, out=total, where=counts > 0, casting="unsafe")
         elif weight != "sum":
             total *= arr.dtype.type(weight)
@@ -345,13 +385,13 @@ class PatchPrior(_Prior):
             sigma = check_scalar(sigma, "sigma", low=0, low_inclusive=False)
         image_shape = self._image_shape(arr)
         rng = self._rng if rng is None else check_rng(rng)
+        gather, scatter = self._operators_for(image_shape, rng)
         if self.weight == "mean":
-            counts = self.counts(image_shape) if self.tiling == "overlap" else 1.0
-            vec = np.divide(vec, counts, where=np.asarray(counts) > 0,
-                            out=np.zeros_like(vec)) if self.tiling == "overlap" else vec
+            if self.tiling != "random_shift":
+                counts = self.counts(image_shape, gather.origin)
+                vec = np.divide(vec, counts, where=counts > 0, out=np.zeros_like(vec))
         elif self.weight != "sum":
             vec = vec * arr.dtype.type(self.weight)
-        gather, scatter = self._operators_for(image_shape, rng)
         n_images = arr.shape[0] if arr.ndim > len(image_shape) else 1
         out = np.zeros(arr.shape, dtype=arr.dtype)
         for start, stop in gather.chunks(self.chunk_size, n_images):
@@ -395,7 +435,9 @@ class PatchPrior(_Prior):
         if self.weight == "mean" or self.tiling == "random_shift":
             return L_patch
         w = 1.0 if self.weight == "sum" else self.weight
-        return w * float(self.counts(tuple(image_shape)).max()) * L_patch
+        origins = [None] if self.tiling == "overlap" else itertools.product(*self._origins())
+        return w * max(float(self.counts(tuple(image_shape), o).max())
+                       for o in origins) * L_patch
 
     def __repr__(self):
         intensity = "none" if self.intensity is None else self.intensity.mode

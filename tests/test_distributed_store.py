@@ -124,7 +124,8 @@ def _through_store(y, prior, chunks, tmp_path, monkeypatch, *, mask=None, **opti
     ("reflect", 1, "overlap"), ("zero", 1, "overlap"), ("circular", 1, "overlap"),
     ("valid", 1, "overlap"), ("reflect", (2, 3), "overlap"), ("zero", (2, 3), "overlap"),
     ("valid", (2, 3), "overlap"), ("reflect", 1, "random_shift"),
-    ("zero", 1, "random_shift"), ("circular", 1, "random_shift")])
+    ("zero", 1, "random_shift"), ("circular", 1, "random_shift"),
+    ("reflect", (2, 3), "shifted_overlap"), ("zero", (3, 2), "shifted_overlap")])
 def test_store_equals_in_memory_every_padding(padding, stride, tiling, tmp_path,
                                               monkeypatch):
     # 37 x 29 in 16 x 12 chunks (3 x 3, the last ones short): border and interior windows

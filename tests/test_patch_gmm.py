@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastscore.io import ModelFileError
-from fastscore.patch_gmm import GaussianMixturePatchScore, zero_mean_basis
+from fastscore.patch_gmm import _SPARSE_BELOW, GaussianMixturePatchScore, zero_mean_basis
 from fastscore.prior import PatchPrior
 
 
@@ -132,26 +132,29 @@ def test_in_a_patch_prior_denoises():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_threads_and_chunks_give_the_serial_result(dtype):
+@pytest.mark.parametrize("sigma, sparse", [(1.0, False), (0.02, True)])
+def test_threads_and_chunks_give_the_serial_result(dtype, sigma, sparse):
     """Several chunks on 1, 2 and 3 threads: bit-identical; and equal (within rounding) to
-    a per-component NumPy reference of the module formula, pruning included."""
+    a per-component NumPy reference of the module formula, pruning included — with most
+    (patch, component) pairs kept (the dense sum) and with few (the sparse one)."""
     g = mixture(seed=7, K=4, prune=1e-3)
     v = np.random.default_rng(8).standard_normal((1300, 9)).astype(dtype)   # 3 chunks
     runs = []
     for n in (1, 2, 3):
         g.n_threads = n
-        runs.append((g.score(v, 0.2), g.log_density(v, 0.2)))
+        runs.append((g.score(v, sigma), g.log_density(v, sigma)))
     for s, ld in runs[1:]:
         np.testing.assert_array_equal(s, runs[0][0])
         np.testing.assert_array_equal(ld, runs[0][1])
     c = v.astype(np.float64) @ g.basis
-    var = g.eigenvalues + 0.04
+    var = g.eigenvalues + sigma ** 2
     ys = [(c - g.means[k]) @ g.eigenvectors[k] for k in range(4)]
     e = np.stack([np.log(g.weights[k]) - 0.5 * np.log(2 * np.pi * var[k]).sum()
                   - 0.5 * np.sum(ys[k] ** 2 / var[k], axis=1) for k in range(4)], axis=1)
     lse = np.log(np.exp(e - e.max(1, keepdims=True)).sum(1)) + e.max(1)
     r = np.exp(e - lse[:, None])
     r[r <= 1e-3] = 0
+    assert (np.mean(r > 0) < _SPARSE_BELOW) == sparse        # the path this case takes
     expected = -sum((r[:, k, None] * ys[k] / var[k]) @ g.eigenvectors[k].T
                     for k in range(4)) @ g.basis.T
     tol = 1e-4 if dtype == np.float32 else 1e-10

@@ -27,6 +27,25 @@ def test_available_and_load_each():
         assert isinstance(fused, MultiScaleFusion) and isinstance(fused.prior, PatchPrior)
         assert fused.levels == pretrained.FUSION_OPTIONS[name]["levels"]
         assert fused.prior.stride == pretrained.PRIOR_OPTIONS[name]["stride"]
+        assert fused.prior.tiling == pretrained.FUSION_OPTIONS[name]["tiling"]
+        assert pretrained.prior(name, levels=1).tiling == "overlap"   # a density's score
+
+
+def test_fused_grid_moves_between_calls_and_is_seeded():
+    from fastscore.operators import Identity
+    from fastscore.reconstruct import map_estimate
+
+    y = np.random.default_rng(2).uniform(0.2, 0.8, (40, 36)).astype(np.float32)
+    opts = pretrained.map_options("phantom", 0.1)
+    moving = pretrained.prior("phantom")
+    fixed = pretrained.prior("phantom", tiling="overlap")
+    assert fixed.prior.tiling == "overlap"
+    a, b = (map_estimate(y, Identity(y.shape), 0.1, moving, rng=5, **opts).x
+            for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+    c = map_estimate(y, Identity(y.shape), 0.1, moving, rng=6, **opts).x
+    d = map_estimate(y, Identity(y.shape), 0.1, fixed, rng=5, **opts).x
+    assert not np.allclose(a, c, atol=1e-5) and not np.allclose(a, d, atol=1e-5)
 
 
 def test_natural_prior_denoises_a_smooth_image():

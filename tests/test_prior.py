@@ -107,6 +107,88 @@ def test_random_shift_moves_block_edges_and_is_seeded():
     assert any(not np.allclose(first[0], f) for f in first[1:])
 
 
+class LinearVJP(Linear):
+    def input_vjp(self, patches, sigma, v):
+        return v @ self.A.astype(v.dtype)
+
+
+def _random_linear(n, seed):
+    rng = np.random.default_rng(seed)
+    return LinearVJP(rng.standard_normal((n, n)), rng.standard_normal(n))
+
+
+def test_shifted_overlap_with_stride_one_is_the_fixed_grid():
+    score = _random_linear(9, 1)
+    x = image((11, 9), 2)
+    fixed = PatchPrior(score, 3, padding="reflect")
+    moving = PatchPrior(score, 3, padding="reflect", tiling="shifted_overlap", rng=4)
+    for _ in range(3):
+        np.testing.assert_array_equal(moving.score(x, 0.1), fixed.score(x, 0.1))
+
+
+@pytest.mark.parametrize("weight", ["mean", "sum"])
+def test_shifted_overlap_is_the_fixed_grid_of_a_zero_padded_image(weight):
+    # zero padding: the grid moved by (dy, dx) scores x as the centred grid scores x with
+    # dy zero rows and dx zero columns put before it (then cropped)
+    score = _random_linear(16, 3)
+    x = image((12, 11), 4)
+    moving = PatchPrior(score, 4, stride=2, padding="zero", weight=weight,
+                        tiling="shifted_overlap")
+    fixed = PatchPrior(score, 4, stride=2, padding="zero", weight=weight)
+    seen = set()
+    for seed in range(12):
+        dy, dx = (o - 1 for o in moving.draw_origin(np.random.default_rng(seed)))
+        seen.add((dy, dx))
+        want = fixed.score(np.pad(x, ((dy, 0), (dx, 0))), 0.1)[dy:, dx:]
+        np.testing.assert_allclose(moving.score(x, 0.1, rng=seed), want, rtol=1e-12,
+                                   atol=1e-12)
+    assert seen == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+def test_shifted_overlap_mean_weight_counts_every_grid(padding):
+    # a patch score of ones: the "mean" weighting divides by the counts of the grid used
+    ones = Linear(np.zeros((16, 16)), np.ones(16))
+    prior = PatchPrior(ones, 4, stride=(2, 3), padding=padding, tiling="shifted_overlap",
+                       rng=0)
+    assert len({prior.draw_origin(np.random.default_rng(s)) for s in range(30)}) == 6
+    for _ in range(8):
+        np.testing.assert_allclose(prior.score(image((13, 11), 5), 0.1), 1.0, rtol=1e-12)
+
+
+def test_shifted_overlap_vjp_is_the_adjoint_of_the_same_grid():
+    # a linear patch score: s(x + u) − s(x) = J u exactly, J the Jacobian on the drawn grid
+    score = _random_linear(16, 6)
+    prior = PatchPrior(score, 4, stride=(2, 3), padding="zero", tiling="shifted_overlap")
+    x, u, v = image((10, 9), 7), image((10, 9), 8), image((10, 9), 9)
+    for seed in range(4):
+        Ju = prior.score(x + u, 0.1, rng=seed) - prior.score(x, 0.1, rng=seed)
+        JTv = prior.score_vjp(x, 0.1, v, rng=seed)
+        np.testing.assert_allclose(np.vdot(JTv, u), np.vdot(v, Ju), rtol=1e-10)
+    with pytest.raises(NotImplementedError, match="tiling='overlap'"):
+        PatchPrior(score, 4, weight="sum", tiling="shifted_overlap").log_density(x)
+
+
+def test_shifted_overlap_lipschitz_bounds_every_grid():
+    prior = PatchPrior(identity_score(16), 4, stride=3, weight="sum", padding="reflect",
+                       tiling="shifted_overlap")
+    grids = [prior.counts((11, 10), o).max() for o in
+             [(a, b) for a in (1, 2, 3) for b in (1, 2, 3)]]
+    assert prior.lipschitz((11, 10), 0.1) == pytest.approx(max(grids) / 0.01)
+    assert max(grids) > prior.counts((11, 10)).max()  # a moved grid folds more at the edge
+
+
+def test_with_tiling_copies_the_prior():
+    prior = PatchPrior(_random_linear(9, 2), 3, stride=2)
+    moved = prior.with_tiling("shifted_overlap")
+    assert prior.tiling == "overlap" and moved.tiling == "shifted_overlap"
+    assert moved.patch_score is prior.patch_score and moved.stride == 2
+    with pytest.raises(ValueError, match="`tiling` must be one of"):
+        prior.with_tiling("moving")
+    with pytest.raises(ValueError, match="needs a padded mode"):
+        PatchPrior(_random_linear(9, 2), 3, padding="valid").with_tiling("shifted_overlap")
+
+
 def test_gaussian_patch_prior_matches_dense_quadratic():
     rng = np.random.default_rng(9)
     train = rng.standard_normal((5000, 4)) @ rng.standard_normal((4, 4)) + 0.3

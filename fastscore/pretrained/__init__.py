@@ -37,10 +37,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: PatchPrior settings of each shipped prior (chosen on the validation images).
 PRIOR_OPTIONS = {"natural": {"stride": 2}, "phantom": {"stride": 2}}
-#: :class:`fastscore.multiscale.MultiScaleFusion` settings of each shipped prior (chosen on
-#: the validation images; ``levels=1`` is the single-level PatchPrior).
-FUSION_OPTIONS: dict[str, dict[str, Any]] = {"natural": {"levels": 3, "blur": 1.0},
-                                             "phantom": {"levels": 3, "blur": 1.0}}
+#: :class:`fastscore.multiscale.MultiScaleFusion` settings of each shipped prior and the
+#: patch grid of the fused PatchPrior (chosen on the validation images; ``levels=1`` is
+#: the single-level PatchPrior on its fixed grid).
+FUSION_OPTIONS: dict[str, dict[str, Any]] = {
+    "natural": {"levels": 3, "blur": 1.0, "tiling": "shifted_overlap"},
+    "phantom": {"levels": 3, "blur": 1.0, "tiling": "shifted_overlap"}}
 #: HQS denoising settings of each prior (chosen on the validation images, the same with
 #: and without the fusion): the number of iterations and the prior noise levels' geometric
 #: schedule as multiples of the noise σ (first, last); :func:`map_options` turns them into
@@ -130,33 +132,41 @@ def load(name: str) -> PatchScoreModel | GaussianMixturePatchScore:
     return model
 
 
-def fused(name: str, prior: Any, *, levels: int | None = None,
-          blur: float | None = None) -> Any:
+def fused(name: str, prior: Any, *, levels: int | None = None, blur: float | None = None,
+          tiling: str | None = None) -> Any:
     """`prior` (an image prior of the shipped model `name`, e.g. a calibrated
     :class:`fastscore.prior.PatchPrior`) fused over pyramid levels with the settings of
-    :data:`FUSION_OPTIONS` (`levels`, `blur` override them); ``levels=1`` returns `prior`."""
+    :data:`FUSION_OPTIONS` (`levels`, `blur`, `tiling` override them); ``levels=1``
+    returns `prior`. A PatchPrior on the fixed grid (``tiling="overlap"``) takes the
+    fused tiling ("shifted_overlap": the grid moves between calls, drawn from the `rng`
+    of the reconstruction — pass one to ``map_estimate`` for a reproducible result)."""
     from ..multiscale import MultiScaleFusion
 
     options = dict(FUSION_OPTIONS[_check_name(name)])
-    if levels is not None:
-        options["levels"] = levels
-    if blur is not None:
-        options["blur"] = blur
+    for key, value in (("levels", levels), ("blur", blur), ("tiling", tiling)):
+        if value is not None:
+            options[key] = value
+    grid = options.pop("tiling")
     if options["levels"] == 1:
         return prior
+    if getattr(prior, "tiling", None) == "overlap" and grid != "overlap":
+        prior = prior.with_tiling(grid)
     return MultiScaleFusion(prior, **options)
 
 
 def prior(name: str, *, levels: int | None = None, blur: float | None = None,
-          **options: Any) -> PatchPrior | MultiScaleFusion:
+          tiling: str | None = None, **options: Any) -> PatchPrior | MultiScaleFusion:
     """The shipped prior `name` with its chosen settings: a
     :class:`fastscore.prior.PatchPrior` (:data:`PRIOR_OPTIONS`; `options` override them)
     fused over pyramid levels by :class:`fastscore.multiscale.MultiScaleFusion`
-    (:data:`FUSION_OPTIONS`; `levels`, `blur` override them, ``levels=1``: the
-    PatchPrior itself)."""
+    (:data:`FUSION_OPTIONS`; `levels`, `blur`, `tiling` override them, ``levels=1``: the
+    PatchPrior itself, on its fixed grid: the score of a density, for sampling).
+
+    The fused prior moves its patch grid between calls (see :func:`fused`): give
+    ``map_estimate`` an `rng` for a reproducible result."""
     from ..prior import PatchPrior
 
     model = load(name)
     patch_prior = PatchPrior(model, model.patch_size, **{**PRIOR_OPTIONS[name], **options})
-    return fused(name, patch_prior, levels=levels, blur=blur)
+    return fused(name, patch_prior, levels=levels, blur=blur, tiling=tiling)
 
