@@ -63,55 +63,58 @@
  * operations. tests/test_kde.py compares on and off (GaussianKDE._skip_far) on offset data
  * where a bound without these margins changes the score by O(1).
  *
- * Group boxes (v3 and baseline bodies; KDE_GROUPS in kde_simd.tmpl.c: with the group code
- * in the v4 body GCC spilled the sums of its dense loop, 0.73x at sigma = 3, and there the
- * bodies' far-point bound alone already meets its target): the pack keeps, per group of
- * FS_KDE_GROUP (32) consecutive packed points,
- * the box [lo_k, hi_k] of their coordinates, and fastscore.kde packs the points in a k-d
- * order (GaussianKDE.fit, _group_order) that makes groups spatially tight; tiles are whole
- * groups. Per (query, tile), L_g = sum_k max(lo_k - q_k, q_k - hi_k, 0)^2 is a lower bound
- * of |x - q|^2 over group g, formed in REAL with x as memory operand: each gap is rounded
- * once (relative error u, the sign kept), squared and summed in d + 2 more rounded steps
- * (fewer with fused multiply-adds; FTZ only lowers terms), so the computed L <= L_exact
- * (1 + gb), gb = (d + 3) u / (1 - (d + 3) u). A group is skipped when L >= theta (1 + gb),
- * rounded up, theta = (m2 + dmax + g |m2|) / (1 - g) as in "Far vectors": then every point
- * has |x - q|^2 >= theta exactly, weight exactly 0 and no new minimum. The bits are
- * computed once per (query, tile) with the reference m2 at the tile's start; a later
- * rescale only lowers m2 and theta, so the skipped groups stay skippable. Unlike the
- * norm-row bound there is no cancellation (the gaps are differences of coordinates), so
- * the margins are relative to L itself and the skip is as tight for data far from the
- * origin. Standard-normal data, d = 9, sigma = 0.1, 20 000 points: ~40 % of the groups
- * pass (the rest is skipped without touching its points), and within them the far-point
- * bound and the exact path run as before. The first reference m2 of a query is the least
- * distance over the group with the least L over the whole set (kde_group_start), not the
- * first tile's (v4: the first tile's, as before): with a spatial order the first tile is
- * usually far from the query, and its loose m2 would let most groups pass and force
- * rescales. Cost (v3, sigma = 0.1, perf): the group bits ~8 %, the start ~5 % of the time.
- * What the order changes: the summation order of the sums (results change within float
- * rounding against an unordered pack); the result is still a function of X and the query
- * alone (the order is deterministic), identical for any thread count, and with skip_far on
- * or off identical for the specialised d (within rounding for the others, as before: GCC
- * contracts the generic loops differently in the two paths).
+ * Group boxes (the group bits per tile in the v3 and baseline bodies only, KDE_GROUPS in
+ * kde_simd.tmpl.c: in the v4 body they made sigma = 0.2 slower; every body takes the
+ * nearest-box first reference, see "Group modes"): the pack keeps, per group of
+ * FS_KDE_GROUP (32) consecutive packed points, the box [lo_k, hi_k] of their coordinates,
+ * and fastscore.kde packs the points in a k-d order (GaussianKDE.fit, _group_order) that
+ * makes groups spatially tight; tiles are whole groups. Per (query, tile),
+ * L_g = sum_k max(lo_k - q_k, q_k - hi_k, 0)^2 is a lower bound of |x - q|^2 over group g,
+ * formed in REAL with x as memory operand: each gap is rounded once (relative error u, the
+ * sign kept), squared and summed in d + 2 more rounded steps (fewer with fused
+ * multiply-adds; FTZ only lowers terms), so the computed L <= L_exact (1 + gb),
+ * gb = (d + 3) u / (1 - (d + 3) u). A group is skipped when L >= theta (1 + gb), rounded
+ * up, theta = (m2 + dmax + g |m2|) / (1 - g) as in "Far vectors": then every point has |x -
+ * q|^2 >= theta exactly, weight exactly 0 and no new minimum. The bits are computed once
+ * per (query, tile) with the reference m2 at the tile's start; a later rescale only lowers
+ * m2 and theta, so the skipped groups stay skippable. Unlike the norm-row bound there is no
+ * cancellation (the gaps are differences of coordinates), so the margins are relative to L
+ * itself and the skip is as tight for data far from the origin. Standard-normal data, d =
+ * 9, sigma = 0.1, 20 000 points: ~40 % of the groups pass (the rest is skipped without
+ * touching its points), and within them the far-point bound and the exact path run as
+ * before. The first reference m2 of a query is the least distance over the group with the
+ * least L over the whole set (kde_group_start), not the first tile's: with a spatial order
+ * the first tile is usually far from the query, and its loose m2 would let most groups pass
+ * and force rescales. Cost (v3, sigma = 0.1, perf): the group bits ~8 %, the start ~5 % of
+ * the time. What the order changes: the summation order of the sums (results change within
+ * float rounding against an unordered pack); the result is still a function of X and the
+ * query alone (the order is deterministic), identical for any thread count, and with
+ * skip_far on or off identical for the specialised d (within rounding for the others, as
+ * before: GCC contracts the generic loops differently in the two paths).
  *
  * Group modes (kde_group_modes, kde_block): a query takes the group boxes (nearest-box
  * first reference, group bits per tile) only when the box bound L of one of
  * FS_KDE_MODE_SAMPLE groups spread over the pack exceeds dmax, the least skip threshold;
  * other queries take the tiles exactly as without groups (first reference from the first
- * tile, no group code). Where sigma is large next to the spread of the data no group can
- * be skipped (standard-normal data, d = 9: none at sigma >= 0.3; the sample test is true
- * for 99 % of queries at sigma = 0.1, 58 % at 0.2, 3 % at 0.3, none at 0.5), and there
- * the group tests (~5 % of a dense pass), the nearest-box start (~5 %) and, above all, the
+ * tile, no group code). Where sigma is large next to the spread of the data no group can be
+ * skipped (standard-normal data, d = 9: none at sigma >= 0.3; the sample test is true for
+ * 99 % of queries at sigma = 0.1, 58 % at 0.2, 3 % at 0.3, none at 0.5), and there the
+ * group tests (~5 % of a dense pass), the nearest-box start (~5 %) and, above all, the
  * group code in the same function as the dense pass (GCC kept fewer of its sums in
- * registers) cost 8-22 %: the tiles of a query in group mode run in a function of their
- * own (kde_gtile_*, one per specialised d and mode), and the dense pass of the others is
+ * registers) cost 8-22 %: the tiles of a query in group mode run in a function of their own
+ * (kde_gtile_*, one per specialised d and mode), and the dense pass of the others is
  * compiled as without groups (inlined: a function of its own, kde_ptile_*, measured 3-13 %
  * slower on v4 and no faster on v3; a second copy of the block's tile loop without the
- * group-mode call, for blocks with no query in group mode, 12-15 % slower on v3). The sampled test costs a few vector operations per
- * query (the sampled boxes are copied into vectors once per block; a scalar loop over the
- * pack was 2-3 % of a dense call). In the v4 body the group mode, even so, cost 5-9 % of
- * the dense pass (measured against the body without it), so that body still has none. The mode is a function of the query and the pack alone,
- * and does not depend on skip_far: results stay identical for any thread count and with
- * skip_far on or off; the two modes differ only in the first reference m2 (rounding).
+ * group-mode call, for blocks with no query in group mode, 12-15 % slower on v3; the tile
+ * loops are a function of their own, kde_block_tiles, apart from the group-mode call: in
+ * one function the v4 dense pass was 1-2 % slower). The sampled test costs a few vector
+ * operations per query (the sampled boxes are copied into vectors once per block; a scalar
+ * loop over the pack was 2-3 % of a dense call). The v4 body takes the mode's nearest-box
+ * first reference but no group bits (its tiles always run the pass without group code):
+ * with the k-d order, its first-tile reference was 3 % slower than main's unordered pack at
+ * sigma = 0.2, and the group bits 7 %. The mode is a function of the query and the pack
+ * alone, and does not depend on skip_far: results stay identical for any thread count and
+ * with skip_far on or off; the two modes differ only in the first reference m2 (rounding).
  *
  * Sparse and dense passes: each summing pass of a tile starts sparse (pairs of vectors
  * through the bound or the zero-weight test, branches that are nearly always taken) and

@@ -18,9 +18,9 @@
 #define VUINT WFN(fs_kde_vuint)
 #define VMASK WFN(fs_kde_vmask)
 #define KFN FS_INLINE FS_SIMD_TARGET
-/* Group boxes (kde.tmpl.c) in this body: not in the 64-byte one, whose dense passes GCC
- * compiled with spilled sums once the group code was in the function (0.73x at sigma = 3
- * against 1.2x at sigma = 0.1, benchmarks/README.md, section kde) */
+/* Group tiles (kde.tmpl.c, "Group boxes") in this body: not in the 64-byte one, where
+ * they made sigma = 0.2 slower (0.93x main's, against 0.99-1.01x with the group modes'
+ * nearest-box start alone, which every body has; benchmarks/README.md, section kde) */
 #ifndef KDE_GROUPS
 #define KDE_GROUPS (FS_KDE_VBYTES < 64)
 #define KDE_GROUPS_LOCAL 1
@@ -708,33 +708,15 @@ KFN void WFN(kde_block_tile_d)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
 #ifndef FS_KDE_SPEC_DENSITY
 #define FS_KDE_SPEC_DENSITY 0x31E
 #endif
-FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
-                                          ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
-                                          ptrdiff_t i1, ptrdiff_t exclude_start,
-                                          const ptrdiff_t *where, REAL c1, REAL dmax,
-                                          double c1d, double *m2, fs_kde_vdbl *st,
-                                          void *scratch, int with_score, int skip_far)
+/* The tiles of kde_block, in a function of its own: with the group-mode call in the same
+ * function GCC compiled the v4 dense pass 1-2 % slower. */
+FS_SIMD_TARGET __attribute__((noinline)) static void
+WFN(kde_block_tiles)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points, ptrdiff_t d,
+                     const REAL *queries, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t tile,
+                     const ptrdiff_t *selfs, const unsigned char *gmode, REAL c1, REAL dmax,
+                     double c1d, double *m2, fs_kde_vdbl *st, void *scratch, int with_score,
+                     int skip_far)
 {
-    /* training tile: FS_KDE_TILE_BYTES of coordinates, in whole groups of whole vectors
-     * (at most 64 groups: FS_KDE_MAX_TILE_VECTORS NL <= 64 FS_KDE_GROUP) */
-    const ptrdiff_t gv = FS_KDE_GROUP / NL;
-    ptrdiff_t tile_vectors = FS_KDE_TILE_BYTES / (d * FS_KDE_VBYTES);
-    if (tile_vectors < FS_KDE_MIN_TILE_VECTORS) tile_vectors = FS_KDE_MIN_TILE_VECTORS;
-    if (tile_vectors > FS_KDE_MAX_TILE_VECTORS) tile_vectors = FS_KDE_MAX_TILE_VECTORS;
-    tile_vectors = tile_vectors < gv ? gv : tile_vectors / gv * gv;
-    const ptrdiff_t tile = tile_vectors * NL;
-    /* packed position of each query's left-out point (-1: none); i1 - i0 <= the block */
-    ptrdiff_t selfs[FS_KDE_QUERY_BLOCK];
-    for (ptrdiff_t i = i0; i < i1; ++i) {
-        const ptrdiff_t out = exclude_start >= 0 ? exclude_start + i : n_points;
-        selfs[i - i0] = out >= n_points ? -1 : where ? where[out] : out;
-    }
-    /* group mode of each query (kde.tmpl.c, "Group modes"), and then its first reference
-     * from the nearest box; not with skip_far off either, so both give the same sums */
-    unsigned char gmode[FS_KDE_QUERY_BLOCK] = {0};
-    if (KDE_GROUPS)
-        WFN(kde_group_modes)(xt, ld, n_points, d, queries, i0, i1, dmax, selfs, gmode, m2);
-
 #define FS_KDE_TILES(D, ACC, WITH_SCORE, GTILE)                                         \
     for (ptrdiff_t t0 = 0; t0 < n_points; t0 += tile)                                   \
         WFN(kde_block_tile_d)(xt, ld, n_points, D, t0,                                \
@@ -767,6 +749,35 @@ FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_
     FS_KDE_TILES(d, (VREAL *)scratch, with_score, WFN(kde_gtile_any));
 #undef FS_KDE_CASE
 #undef FS_KDE_TILES
+}
+
+FS_SIMD_TARGET static void WFN(kde_block)(const REAL *xt, ptrdiff_t ld, ptrdiff_t n_points,
+                                          ptrdiff_t d, const REAL *queries, ptrdiff_t i0,
+                                          ptrdiff_t i1, ptrdiff_t exclude_start,
+                                          const ptrdiff_t *where, REAL c1, REAL dmax,
+                                          double c1d, double *m2, fs_kde_vdbl *st,
+                                          void *scratch, int with_score, int skip_far)
+{
+    /* training tile: FS_KDE_TILE_BYTES of coordinates, in whole groups of whole vectors
+     * (at most 64 groups: FS_KDE_MAX_TILE_VECTORS NL <= 64 FS_KDE_GROUP) */
+    const ptrdiff_t gv = FS_KDE_GROUP / NL;
+    ptrdiff_t tile_vectors = FS_KDE_TILE_BYTES / (d * FS_KDE_VBYTES);
+    if (tile_vectors < FS_KDE_MIN_TILE_VECTORS) tile_vectors = FS_KDE_MIN_TILE_VECTORS;
+    if (tile_vectors > FS_KDE_MAX_TILE_VECTORS) tile_vectors = FS_KDE_MAX_TILE_VECTORS;
+    tile_vectors = tile_vectors < gv ? gv : tile_vectors / gv * gv;
+    const ptrdiff_t tile = tile_vectors * NL;
+    /* packed position of each query's left-out point (-1: none); i1 - i0 <= the block */
+    ptrdiff_t selfs[FS_KDE_QUERY_BLOCK];
+    for (ptrdiff_t i = i0; i < i1; ++i) {
+        const ptrdiff_t out = exclude_start >= 0 ? exclude_start + i : n_points;
+        selfs[i - i0] = out >= n_points ? -1 : where ? where[out] : out;
+    }
+    /* group mode of each query (kde.tmpl.c, "Group modes"), and then its first reference
+     * from the nearest box; not with skip_far off either, so both give the same sums */
+    unsigned char gmode[FS_KDE_QUERY_BLOCK] = {0};
+    WFN(kde_group_modes)(xt, ld, n_points, d, queries, i0, i1, dmax, selfs, gmode, m2);
+    WFN(kde_block_tiles)(xt, ld, n_points, d, queries, i0, i1, tile, selfs, gmode, c1, dmax,
+                         c1d, m2, st, scratch, with_score, skip_far);
 }
 
 #undef KDE_X86
