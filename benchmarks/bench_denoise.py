@@ -157,8 +157,8 @@ def measure(methods, sigmas, images, rows):
             y = noisy(clean, sigma, name)
             entries = [("noisy", lambda y, s, c: (y, 0.0))] + list(methods.items())
             for method, fn in entries:
-                if any(r["image"] == name and r["sigma"] == sigma and r["method"] == method
-                       for r in rows):
+                if any(r.get("image") == name and r.get("sigma") == sigma
+                       and r["method"] == method for r in rows):
                     continue
                 fn.image = name
                 z, sec = fn(y, sigma, clean)

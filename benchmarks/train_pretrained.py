@@ -71,7 +71,7 @@ def train_gmm(images, *, patch=8, n_components=32, n_patches=200000, n_iter=30, 
 #: The shipped recipes (settings picked on the validation images, benchmarks/README.md).
 RECIPES = {
     "natural": {"data": "natural", "family": "gmm", "seed": 0,
-                "options": {"patch": 8, "n_components": 32, "n_patches": 300000,
+                "options": {"patch": 8, "n_components": 64, "n_patches": 600000,
                             "n_iter": 15}},
     "phantom": {"data": "phantom", "family": "gmm", "seed": 0,
                 "options": {"patch": 8, "n_components": 32, "n_patches": 300000,

@@ -62,11 +62,13 @@ def describe_model(model):
     size = (f"{net.n_params} parameters ({net.dtype})" if net is not None
             else f"Gaussian mixture of {model.n_components} components")
     name = getattr(model, "pretrained_name", None)
-    fusion = pretrained.FUSION_OPTIONS.get(name, {}).get("levels", 1)
+    fusion = pretrained.FUSION_OPTIONS.get(name, {})
+    grid = " (moving patch grid)" if fusion.get("tiling") == "shifted_overlap" else ""
     return ((f"pretrained {name!r}, " if name else "")
             + f"patch {'x'.join(map(str, model.patch_size))}, {size}, sigma in "
             f"[{model.sigma_min:g}, {model.sigma_max:g}]"
-            + (f", denoising fused over {fusion} levels" if fusion > 1 else ""))
+            + (f", denoising fused over {fusion['levels']} levels{grid}"
+               if fusion.get("levels", 1) > 1 else ""))
 
 
 def model_dtype(model):
