@@ -141,19 +141,18 @@ class GaussianMixturePatchScore:
         sigma = self.sigma_min if sigma is None else check_scalar(sigma, "sigma", low=0)
         return arr, float(sigma)
 
-    def _chunk(self, v, s2, want_score, Y, W):
+    def _chunk(self, v, inv, const, want_score, Y, W):
         """log p_σ(Bᵀv) (n,) and, if asked, the score s_V(v; σ) (n, d), of one chunk;
-        `Y`, `W`: scratch of at least (n, K·m) (reused: no page faults per chunk)."""
+        `inv` = 1/(λ_k + σ²) flattened (K·m,), `const` the components' log weights and
+        normalisers (K,); `Y`, `W`: scratch of at least (n, K·m) (reused: no page faults
+        per chunk)."""
         B, U_all, U_stack, muU = self._arrays(v.dtype)
         K, m = self.means.shape
-        var = self.eigenvalues + s2                                    # (K, m)
-        inv = (1.0 / var).astype(v.dtype)
-        const = np.log(self.weights) - 0.5 * np.sum(np.log(2 * np.pi * var), axis=1)
         n = v.shape[0]
         Y, W = Y[:n], W[:n]
         np.matmul(v @ B, U_all, out=Y)                                 # (n, K·m): y_k
         Y -= muU
-        np.multiply(Y, inv.reshape(-1), out=W)                         # y_k / (λ_k + σ²)
+        np.multiply(Y, inv, out=W)                                     # y_k / (λ_k + σ²)
         Y *= W
         maha = Y.reshape(n, K, m) @ np.ones(m, dtype=v.dtype)          # (n, K)
         e = const - 0.5 * maha                                         # float64
@@ -181,12 +180,15 @@ class GaussianMixturePatchScore:
         """:meth:`_chunk` over chunks of `_CHUNK` rows: (log p_σ (N,), score (N, d) or None).
         The products run on NumPy's BLAS threads (:func:`fastscore.set_num_threads` caps
         them)."""
+        var = self.eigenvalues + s2                                    # (K, m)
+        inv = (1.0 / var).astype(arr.dtype).reshape(-1)
+        const = np.log(self.weights) - 0.5 * np.sum(np.log(2 * np.pi * var), axis=1)
         lse = np.empty(arr.shape[0])
         out = np.empty_like(arr) if want_score else None
         scratch = [np.empty((min(_CHUNK, arr.shape[0]), self.means.size), dtype=arr.dtype)
                    for _ in range(2)]
         for lo in range(0, arr.shape[0], _CHUNK):
-            a, g = self._chunk(arr[lo:lo + _CHUNK], s2, want_score, *scratch)
+            a, g = self._chunk(arr[lo:lo + _CHUNK], inv, const, want_score, *scratch)
             lse[lo:lo + _CHUNK] = a
             if out is not None:
                 out[lo:lo + _CHUNK] = g
