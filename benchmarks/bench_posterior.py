@@ -11,7 +11,9 @@ Part 2 (calibration): coverage of the pixelwise 90% credible intervals
 of the posterior mean, score evaluations per chain and seconds — every sampler.
 
 Part 3 (posterior mean against MAP): 30-view parallel CT and Shepp–Logan denoising
-(σ 0.1): PSNR of the MAP estimate (HQS) and of every sampler's posterior mean.
+(σ 0.1, 0.2): PSNR of the MAP estimate (HQS) and of every sampler's posterior mean, with
+the Shepp–Logan-family model trained for 20 000 steps and the patch prior's weight per
+case (1/2 on CT, 1/9 in denoising), both chosen on validation images (tune_posterior.py).
 
 Part 4 (quality per unit of work): PSNR of the posterior mean and coverage against score
 evaluations per chain (steps_per_sigma swept) on denoising, MRI and CT; a table and
@@ -42,6 +44,11 @@ from fastscore.train import fit_patch_score
 CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cache")
 METHODS = ["preconditioned", "langevin", "hmc", "pc", "ode", "dps", "diffpir", "laplace"]
 Z90 = 1.6448536269514722
+#: The posterior-mean-against-MAP part: the model's Adam steps and the patch prior's
+#: weight per case, chosen on the validation images (tune_posterior.py ``--train-steps``,
+#: ``--weight``) by the posterior mean's PSNR.
+MAP_PART_STEPS = 20000
+MAP_PART_WEIGHTS = {"ct": 1 / 2, "den0.1": 1 / 9, "den0.2": 1 / 9}
 
 
 def trained_model(name, images, steps=1500):
@@ -53,15 +60,23 @@ def trained_model(name, images, steps=1500):
     return PatchScoreModel.load(path)
 
 
+def shepp_family():
+    """Renderings of Shepp–Logan at 80–256 px (the test images are 32² and 64²)."""
+    return [data.shepp_logan((s, s)).astype(np.float32) for s in (80, 96, 160, 192, 256)]
+
+
 def models(quick):
+    """The 3×3 models: 1500 Adam steps each, and ``"shepp-map"``, the Shepp–Logan family
+    trained for 20 000 steps, used by the posterior-mean-against-MAP part (the budget
+    chosen on validation, tune_posterior.py)."""
     steps = 300 if quick else 1500
     n = 300 if quick else 2000
     return {"rectangles": trained_model("rectangles", data.rectangles(
                 n, rng=0, dtype=np.float32), steps),
             "disks": trained_model("disks", data.disks(n, rng=1, dtype=np.float32), steps),
-            "shepp": trained_model("shepp-logan-family", [
-                data.shepp_logan((s, s)).astype(np.float32) for s in (80, 96, 160, 192, 256)],
-                steps)}
+            "shepp": trained_model("shepp-logan-family", shepp_family(), steps),
+            "shepp-map": trained_model("shepp-logan-family", shepp_family(),
+                                       300 if quick else MAP_PART_STEPS)}
 
 
 def network_gflop(model, n_pixels):
@@ -209,7 +224,6 @@ def map_vs_mean_study(table, models, quick, which=("ct", "den0.1", "den0.2")):
     0.2 → 0.02 (or 2σ_n → σ_n/4), 2 steps per level (laplace: its default MAP)."""
     size = 32 if quick else 64
     x = data.shepp_logan((size, size)).astype(np.float32)
-    prior = PatchPrior(models["shepp"], 3, weight=1 / 9)
     rng = np.random.default_rng(5)
     ct = ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))
     problems = [("ct", "CT 30 views σ0.02", ct, 0.02),
@@ -220,6 +234,7 @@ def map_vs_mean_study(table, models, quick, which=("ct", "den0.1", "den0.2")):
         if key not in which:
             continue
         base = A.fbp(y) if hasattr(A, "fbp") else y
+        prior = PatchPrior(models["shepp-map"], 3, weight=MAP_PART_WEIGHTS[key])
         top = max(0.2, 2 * noise)
         t0 = time.perf_counter()
         est = map_estimate(y, A, noise, prior, method="hqs", n_steps=30,

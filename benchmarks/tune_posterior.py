@@ -5,14 +5,18 @@ MAP estimate (HQS 30) for sampler variants given on the command line.
 
     python benchmarks/tune_posterior.py --case ct --variants default map4x10 8x40/e1
 
-A variant ``<name>/e<ε>`` runs it with the step size ε.
+A variant ``<name>/e<ε>`` runs it with the step size ε. ``--weight`` sets the patch prior's
+weight (default 1/9) and ``--train-steps`` the Shepp–Logan-family model's Adam steps
+(default 1500; cached in benchmarks/_cache), e.g.
+
+    python benchmarks/tune_posterior.py --case ct --train-steps 20000 --weight 0.5
 """
 
 import argparse
 import time
 
 import numpy as np
-from bench_posterior import models
+from bench_posterior import shepp_family, trained_model
 
 import fastscore
 from fastscore import data, metrics
@@ -42,9 +46,12 @@ def main():
     p.add_argument("--variants", nargs="+", default=["default"])
     p.add_argument("--chains", type=int, default=8)
     p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--weight", type=float, default=1 / 9, help="the patch prior's weight")
+    p.add_argument("--train-steps", type=int, default=1500, help="the model's Adam steps")
     args = p.parse_args()
     fastscore.set_num_threads(2)
-    prior = PatchPrior(models(False)["shepp"], 3, weight=1 / 9)
+    model = trained_model("shepp-logan-family", shepp_family(), args.train_steps)
+    prior = PatchPrior(model, 3, weight=args.weight)
     x = validation_image()
     A, y, noise, base = problem(args.case, x, args.seed)
     top = max(0.2, 2 * noise)
