@@ -74,7 +74,7 @@ RECIPES = {
                 "options": {"patch": 8, "n_components": 64, "n_patches": 600000,
                             "n_iter": 15}},
     "phantom": {"data": "phantom", "family": "gmm", "seed": 0,
-                "options": {"patch": 8, "n_components": 32, "n_patches": 300000,
+                "options": {"patch": 8, "n_components": 64, "n_patches": 600000,
                             "n_iter": 15}},
 }
 

@@ -36,7 +36,7 @@ _NAMES = ("natural", "phantom")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: PatchPrior settings of each shipped prior (chosen on the validation images).
-PRIOR_OPTIONS = {"natural": {"stride": 2}, "phantom": {"stride": 2}}
+PRIOR_OPTIONS = {"natural": {"stride": 2}, "phantom": {"stride": 3}}
 #: :class:`fastscore.multiscale.MultiScaleFusion` settings of each shipped prior and the
 #: patch grid of the fused PatchPrior (chosen on the validation images; ``levels=1`` is
 #: the single-level PatchPrior on its fixed grid).
