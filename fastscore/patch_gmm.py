@@ -115,23 +115,19 @@ class GaussianMixturePatchScore:
         self.training = dict(training or {})
         self.invariances = {"dc": True, "contrast": False, "symmetrize": False,
                             "intensity": "none"}
-        self._cast: dict[Any, Any] = {}
+        self._products: tuple[NDArray[np.float64], ...] | None = None
 
     # ---------------------------------------------------------------- evaluation
-    def _arrays(self, dtype):
-        """(B, [U_1 … U_K] (m, K·m), [U_1 … U_K]ᵀ stacked (K·m, m), (U_kᵀ μ_k)_k (K·m,))."""
-        if dtype not in self._cast:
-            t = np.dtype(dtype)
+    def _arrays(self):
+        """Float64, σ-free: ``B U`` (d, K·m) with the K eigenbases side by side, ``Uᵀ Bᵀ``
+        (K·m, d) stacked, and ``(U_kᵀ μ_k)_k`` (K·m,)."""
+        if self._products is None:          # one assignment: safe to fill from any thread
             K, m = self.means.shape
             U = self.eigenvectors
-            # y_k = U_kᵀ (c − μ_k) = c U_k − μ_k U_k for every k from one product
-            self._cast[dtype] = (self.basis.astype(t),
-                                 np.ascontiguousarray(U.transpose(1, 0, 2).reshape(m, K * m),
-                                                      dtype=t),
-                                 np.ascontiguousarray(U.transpose(0, 2, 1).reshape(K * m, m),
-                                                      dtype=t),
-                                 np.einsum("km,kmj->kj", self.means, U).reshape(-1).astype(t))
-        return self._cast[dtype]
+            self._products = (self.basis @ U.transpose(1, 0, 2).reshape(m, K * m),
+                              U.transpose(0, 2, 1).reshape(K * m, m) @ self.basis.T,
+                              np.einsum("km,kmj->kj", self.means, U).reshape(-1))
+        return self._products
 
     def _check(self, patches, sigma):
         arr = as_float_array(patches, "patches", ndim=2, finite=True)
@@ -141,20 +137,19 @@ class GaussianMixturePatchScore:
         sigma = self.sigma_min if sigma is None else check_scalar(sigma, "sigma", low=0)
         return arr, float(sigma)
 
-    def _chunk(self, v, inv, const, want_score, Y, W):
-        """log p_σ(Bᵀv) (n,) and, if asked, the score s_V(v; σ) (n, d), of one chunk;
-        `inv` = 1/(λ_k + σ²) flattened (K·m,), `const` the components' log weights and
-        normalisers (K,); `Y`, `W`: scratch of at least (n, K·m) (reused: no page faults
-        per chunk)."""
-        B, U_all, U_stack, muU = self._arrays(v.dtype)
+    def _chunk(self, v1, P, Q, const, want_score, Z, W):
+        """log p_σ(Bᵀv) (n,) and, if asked, the score s_V(v; σ) (n, d), of one chunk
+        ``v1 = [v, 1]`` (n, d + 1): one product gives the whitened coordinates
+        ``z_k = (U_kᵀ(Bᵀv − μ_k)) / sqrt(λ_k + σ²)`` of every component, ``z = v1 P``, and
+        the score is ``−Σ_k r_k z_k Q_k`` with ``Q_k = diag(1/sqrt(λ_k + σ²)) U_kᵀ Bᵀ``;
+        `const` holds the components' log weights and normalisers (K,); `Z`, `W`: scratch
+        of at least (n, K·m) (reused: no page faults per chunk)."""
         K, m = self.means.shape
-        n = v.shape[0]
-        Y, W = Y[:n], W[:n]
-        np.matmul(v @ B, U_all, out=Y)                                 # (n, K·m): y_k
-        Y -= muU
-        np.multiply(Y, inv, out=W)                                     # y_k / (λ_k + σ²)
-        Y *= W
-        maha = Y.reshape(n, K, m) @ np.ones(m, dtype=v.dtype)          # (n, K)
+        n = v1.shape[0]
+        Z, W = Z[:n], W[:n]
+        np.matmul(v1, P, out=Z)                                        # (n, K·m): z_k
+        np.square(Z, out=W)
+        maha = W.reshape(n, K, m) @ np.ones(m, dtype=Z.dtype)          # (n, K): ‖z_k‖²
         e = const - 0.5 * maha                                         # float64
         top = e.max(axis=1, keepdims=True)
         np.exp(e - top, out=e)
@@ -162,36 +157,46 @@ class GaussianMixturePatchScore:
         lse = (top + np.log(total))[:, 0]                              # log Σ_k exp e_k
         if not want_score:
             return lse, None
-        r = (e / total).astype(v.dtype)                                # responsibilities
+        r = (e / total).astype(Z.dtype)                                # responsibilities
         if self.prune > 0:
             r[r <= self.prune] = 0
-        W3 = W.reshape(n, K, m)
+        Z3 = Z.reshape(n, K, m)
         kept = r > 0
-        if kept.mean() >= _SPARSE_BELOW:                               # Σ_k U_k r_k w_k, dense
-            W3 *= r[:, :, None]
-            return lse, -((W @ U_stack) @ B.T)
-        g = np.zeros((n, m), dtype=v.dtype)                            # the kept pairs only
+        if kept.mean() >= _SPARSE_BELOW:                               # Σ_k r_k z_k Q_k, dense
+            np.multiply(Z3, r[:, :, None], out=W.reshape(n, K, m))
+            return lse, -(W @ Q)
+        g = np.zeros((n, Q.shape[1]), dtype=Z.dtype)                   # the kept pairs only
         for k in np.flatnonzero(kept.any(axis=0)):
             rows = np.flatnonzero(kept[:, k])
-            g[rows] += (W3[rows, k] * r[rows, k, None]) @ U_stack[k * m:(k + 1) * m]
-        return lse, -(g @ B.T)
+            g[rows] += (Z3[rows, k] * r[rows, k, None]) @ Q[k * m:(k + 1) * m]
+        return lse, -g
 
     def _chunks(self, arr, s2, want_score):
         """:meth:`_chunk` over chunks of `_CHUNK` rows: (log p_σ (N,), score (N, d) or None).
         The products run on NumPy's BLAS threads (:func:`fastscore.set_num_threads` caps
         them)."""
+        BU, UB, muU = self._arrays()
         var = self.eigenvalues + s2                                    # (K, m)
-        inv = (1.0 / var).astype(arr.dtype).reshape(-1)
+        scale = 1.0 / np.sqrt(var.reshape(-1))
+        d = self.patch_dim
+        P = np.empty((d + 1, scale.size), dtype=arr.dtype)             # [B U; −μU] / sqrt(var)
+        np.multiply(BU, scale, out=P[:d], casting="same_kind")
+        np.multiply(muU, -scale, out=P[d], casting="same_kind")
+        Q = (UB * scale[:, None]).astype(arr.dtype)
         const = np.log(self.weights) - 0.5 * np.sum(np.log(2 * np.pi * var), axis=1)
         lse = np.empty(arr.shape[0])
         out = np.empty_like(arr) if want_score else None
-        scratch = [np.empty((min(_CHUNK, arr.shape[0]), self.means.size), dtype=arr.dtype)
-                   for _ in range(2)]
+        rows = min(_CHUNK, arr.shape[0])
+        v1 = np.empty((rows, d + 1), dtype=arr.dtype)
+        v1[:, d] = 1
+        scratch = [np.empty((rows, scale.size), dtype=arr.dtype) for _ in range(2)]
         for lo in range(0, arr.shape[0], _CHUNK):
-            a, g = self._chunk(arr[lo:lo + _CHUNK], inv, const, want_score, *scratch)
-            lse[lo:lo + _CHUNK] = a
+            n = min(_CHUNK, arr.shape[0] - lo)
+            v1[:n, :d] = arr[lo:lo + n]
+            a, g = self._chunk(v1[:n], P, Q, const, want_score, *scratch)
+            lse[lo:lo + n] = a
             if out is not None:
-                out[lo:lo + _CHUNK] = g
+                out[lo:lo + n] = g
         return lse, out
 
     def score(self, patches: ArrayLike, sigma: float | None = None) -> NDArray[np.floating]:
