@@ -7,7 +7,7 @@ cost split into MAP, patch Hessians and sampling.
 
 Part 2 (calibration): coverage of the pixelwise 90% credible intervals
 ``mean ± 1.645 std`` (16 chains) over many noise realisations, for toy rectangles (16²,
-σ 0.1), disks (16², σ 0.1) and 4× Cartesian MRI of Shepp–Logan (32², σ_n 0.02), plus PSNR
+σ 0.1), disks (16², σ 0.1) and 4× Cartesian MRI of Shepp–Logan (64², σ_n 0.02), plus PSNR
 of the posterior mean, score evaluations per chain and seconds — every sampler.
 
 Part 3 (posterior mean against MAP): 30-view parallel CT and Shepp–Logan denoising
@@ -177,7 +177,10 @@ def run(method, y, A, noise, prior, x0, steps, rng, sigmas=None):
     return out, time.perf_counter() - t0
 
 
-def cases(models, quick):
+def cases(models, quick, mri_size=64):
+    """The calibration cases: rectangles and disks (16², σ 0.1) and 4× Cartesian MRI of
+    Shepp–Logan at `mri_size`² (σ_n 0.02; 32 in quick runs and in the work part: below
+    the model's training renderings of 80–256 px)."""
     rng = np.random.default_rng(11)
     n_toy = 4 if quick else 12
     out = []
@@ -188,7 +191,7 @@ def cases(models, quick):
         ys = [A.simulate(c, 0.1, rng=rng).astype(np.float32) for c in clean]
         out.append((name, clean, ys, A, 0.1, PatchPrior(models[fam], 3, weight=1 / 9), None,
                     None))
-    size = 32
+    size = 32 if quick else mri_size
     x = data.shepp_logan((size, size)).astype(np.float32)
     A = ops.MRI(ops.cartesian_mask(x.shape, 4, rng=0))
     reps = 2 if quick else 4
@@ -257,7 +260,8 @@ def map_vs_mean_study(table, models, quick, which=("ct", "den0.1", "den0.2")):
 
 def work_study(table, models, quick):
     rows = []
-    selected = [c for c in cases(models, quick) if c[0].startswith(("rectangles", "MRI"))]
+    selected = [c for c in cases(models, quick, mri_size=32)
+                if c[0].startswith(("rectangles", "MRI"))]
     size = 32
     x = data.shepp_logan((size, size)).astype(np.float32)
     ct = ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))

@@ -31,9 +31,15 @@ def validation_image():
 
 
 def problem(case, x, seed):
+    """(A, y, σ_n, start) of `case`: ``ct`` (30 views), ``mri4`` (4× Cartesian, σ_n 0.02,
+    zero-filled start) or ``den<σ>``."""
     if case == "ct":
         A = ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))
         noise = 0.02
+    elif case == "mri4":
+        A, noise = ops.MRI(ops.cartesian_mask(x.shape, 4, rng=seed)), 0.02
+        y = A.simulate(x, noise, rng=seed).astype(np.complex64)
+        return A, y, noise, A.adjoint(y).real.astype(np.float32)
     else:
         A, noise = ops.Identity(x.shape), float(case[3:])
     y = A.simulate(x, noise, rng=seed).astype(np.float32)
@@ -42,7 +48,7 @@ def problem(case, x, seed):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--case", default="ct")           # ct, den0.1, den0.2
+    p.add_argument("--case", default="ct")           # ct, mri4, den0.1, den0.2
     p.add_argument("--variants", nargs="+", default=["default"])
     p.add_argument("--chains", type=int, default=8)
     p.add_argument("--seed", type=int, default=1000)
