@@ -277,6 +277,22 @@ class GaussianMixturePatchScore:
                    training={"n_patches": int(X.shape[0]), "n_iter": n_steps, "reg": reg,
                              "log_likelihood": log_lik})
 
+    def sharpened(self, variance: float, *, floor: float = 1e-6) -> GaussianMixturePatchScore:
+        """The mixture with every component's covariance reduced by ``variance · I``:
+        eigenvalues ``max(λ − variance, floor)``, the rest unchanged.
+
+        The mixture of the clean patches when the training patches carried white noise of
+        that variance (the fitted ``C_k`` is then ``C_k^clean + variance · I``); also a
+        prior-strength setting chosen on validation images (the shipped "natural" prior).
+        """
+        variance = check_scalar(variance, "variance", low=0)
+        floor = check_scalar(floor, "floor", low=0, low_inclusive=False)
+        training = dict(self.training, sharpened=variance)
+        return type(self)(self.patch_size, self.means,
+                          np.maximum(self.eigenvalues - variance, floor), self.eigenvectors,
+                          self.weights, sigma_min=self.sigma_min, sigma_max=self.sigma_max,
+                          prune=self.prune, training=training)
+
     @property
     def n_params(self) -> int:
         """Stored numbers: means, eigenvalues, eigenvectors and weights."""

@@ -155,3 +155,20 @@ def test_chunks_match_a_per_component_reference(dtype, sigma, sparse):
     tol = 1e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(runs[0][0], expected, rtol=tol, atol=tol * np.abs(expected).max())
     np.testing.assert_allclose(runs[0][1], lse, rtol=tol)
+
+
+def test_sharpened_is_the_mixture_with_covariances_reduced():
+    g = mixture(K=1)
+    h = g.sharpened(5e-4)
+    C = g.eigenvectors[0] @ np.diag(g.eigenvalues[0]) @ g.eigenvectors[0].T
+    v = np.random.default_rng(6).standard_normal((4, 9))
+    sigma = 0.1
+    expected = -(np.linalg.solve(C - 5e-4 * np.eye(8) + sigma ** 2 * np.eye(8),
+                                 (v @ g.basis - g.means[0]).T)).T @ g.basis.T
+    np.testing.assert_allclose(h.score(v, sigma), expected, rtol=1e-9, atol=1e-12)
+    assert h.training["sharpened"] == 5e-4
+    np.testing.assert_array_equal(g.sharpened(0.0).eigenvalues, g.eigenvalues)
+    floored = g.sharpened(1.0, floor=1e-5).eigenvalues
+    np.testing.assert_array_equal(floored, np.full_like(floored, 1e-5))
+    with pytest.raises(ValueError, match="variance"):
+        g.sharpened(-1e-3)
