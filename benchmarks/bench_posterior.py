@@ -66,17 +66,13 @@ def shepp_family():
 
 
 def models(quick):
-    """The 3×3 models: 1500 Adam steps each, and ``"shepp-map"``, the Shepp–Logan family
-    trained for 20 000 steps, used by the posterior-mean-against-MAP part (the budget
-    chosen on validation, tune_posterior.py)."""
+    """The 3×3 models of the calibration, floor and work parts: 1500 Adam steps each."""
     steps = 300 if quick else 1500
     n = 300 if quick else 2000
     return {"rectangles": trained_model("rectangles", data.rectangles(
                 n, rng=0, dtype=np.float32), steps),
             "disks": trained_model("disks", data.disks(n, rng=1, dtype=np.float32), steps),
-            "shepp": trained_model("shepp-logan-family", shepp_family(), steps),
-            "shepp-map": trained_model("shepp-logan-family", shepp_family(),
-                                       300 if quick else MAP_PART_STEPS)}
+            "shepp": trained_model("shepp-logan-family", shepp_family(), steps)}
 
 
 def network_gflop(model, n_pixels):
@@ -220,13 +216,15 @@ def calibration_study(table, models, quick, steps, which=("rectangles", "disks",
                   f"PSNR {np.mean(psnr):.2f}", flush=True)
 
 
-def map_vs_mean_study(table, models, quick, which=("ct", "den0.1", "den0.2")):
+def map_vs_mean_study(table, quick, which=("ct", "den0.1", "den0.2")):
     """PSNR of the posterior mean against MAP on the 64² Shepp–Logan (the test image; the
     default sampler's settings were chosen on validation images, tune_posterior.py): the
     default sampler with its default ladder and steps; the others on a 10-level ladder
     0.2 → 0.02 (or 2σ_n → σ_n/4), 2 steps per level (laplace: its default MAP)."""
     size = 32 if quick else 64
     x = data.shepp_logan((size, size)).astype(np.float32)
+    model = trained_model("shepp-logan-family", shepp_family(),
+                          300 if quick else MAP_PART_STEPS)
     rng = np.random.default_rng(5)
     ct = ops.ParallelBeamCT(x.shape, np.linspace(0, np.pi, 30, endpoint=False))
     problems = [("ct", "CT 30 views σ0.02", ct, 0.02),
@@ -237,7 +235,7 @@ def map_vs_mean_study(table, models, quick, which=("ct", "den0.1", "den0.2")):
         if key not in which:
             continue
         base = A.fbp(y) if hasattr(A, "fbp") else y
-        prior = PatchPrior(models["shepp-map"], 3, weight=MAP_PART_WEIGHTS[key])
+        prior = PatchPrior(model, 3, weight=MAP_PART_WEIGHTS[key])
         top = max(0.2, 2 * noise)
         t0 = time.perf_counter()
         est = map_estimate(y, A, noise, prior, method="hqs", n_steps=30,
@@ -355,7 +353,7 @@ def main():
     if "map" in args.part:
         table = Table(["case", "method", "PSNR", "vs MAP", "coverage", "score evals/chain",
                        "s"])
-        map_vs_mean_study(table, trained, args.quick, args.cases)
+        map_vs_mean_study(table, args.quick, args.cases)
         print("\n## posterior mean against MAP\n" + table.render(), flush=True)
     if "work" in args.part:
         table = Table(["case", "method", "steps_per_sigma", "score evals/chain", "PSNR mean",
