@@ -46,6 +46,8 @@ MODELS = {
                                                   "n_patches": 600000, "n_iter": 15}),
     "phantom_gmm8_k64_n600k": ("phantom", "gmm", {"patch": 8, "n_components": 64,
                                                   "n_patches": 600000, "n_iter": 15}),
+    "natural_gmm8_k128_n600k": ("natural", "gmm", {"patch": 8, "n_components": 128,
+                                                   "n_patches": 600000, "n_iter": 15}),
     # the network families at a budget the quiet machine allows (~9 ms a step, one core)
     "natural_mlp5dc_40k": ("natural", "mlp", {"patch": 5, "steps": 40000, "dc": True}),
     "natural_mlp8dc_40k": ("natural", "mlp", {"patch": 8, "steps": 40000, "dc": True}),
@@ -54,6 +56,15 @@ MODELS = {
                                                     "n_patches": 300000, "n_iter": 15}),
     "natural+_gmm8_k64_n600k": ("natural+", "gmm", {"patch": 8, "n_components": 64,
                                                     "n_patches": 600000, "n_iter": 15}),
+    # sharper edges and flatter areas from the same photographs (study_natural_phantoms.py):
+    # "natural-pyramid" adds every image's 2× and 4× mean-pooled copies; "contrast" scales
+    # each patch by a random factor in [1/2, 2]
+    "natural-pyramid_gmm8_k64_n600k": ("natural-pyramid", "gmm",
+                                       {"patch": 8, "n_components": 64, "n_patches": 600000,
+                                        "n_iter": 15}),
+    "natural_gmm8_k64_n600k_contrast2": ("natural", "gmm",
+                                         {"patch": 8, "n_components": 64,
+                                          "n_patches": 600000, "n_iter": 15, "contrast": 2.0}),
 }
 
 
@@ -72,8 +83,8 @@ def train(key, seed=0):
         return
     os.makedirs(CACHE, exist_ok=True)
     data, family, opts = MODELS[key]
-    images = (tp.natural_images(more=data == "natural+") if data.startswith("natural")
-              else tp.phantom_images(seed))
+    images = (tp.natural_images(more=data == "natural+", pyramid=data == "natural-pyramid")
+              if data.startswith("natural") else tp.phantom_images(seed))
     t0 = time.perf_counter()
     model = (tp.train_mlp if family == "mlp" else tp.train_gmm)(images, seed=seed, **opts)
     model.save(path)

@@ -30,10 +30,24 @@ PACKAGE = os.path.join(os.path.dirname(HERE), "fastscore", "pretrained")
 HIDDEN = {3: DEFAULT_HIDDEN, 5: (128, 256, 256, 256, 128), 8: (256, 256, 256, 256)}
 
 
-def natural_images(more=False):
-    """The natural prior's training images (`more`: with ``TRAIN_MORE``)."""
+def natural_images(more=False, pyramid=False):
+    """The natural prior's training images (`more`: with ``TRAIN_MORE``; `pyramid`: with
+    each image's 2× and 4× mean-pooled copies that still hold 16 × 16 pixels, after all
+    the originals)."""
     from _pretrained_data import TRAIN, TRAIN_MORE, load
-    return load(TRAIN + TRAIN_MORE if more else TRAIN)
+
+    from fastscore.multiscale import mean_pool
+
+    images = load(TRAIN + TRAIN_MORE if more else TRAIN)
+    if not pyramid:
+        return images
+    pooled = []
+    for image in images:
+        for _ in range(2):
+            image = mean_pool(image)
+            if min(image.shape) >= 16:
+                pooled.append(np.ascontiguousarray(image, dtype=np.float32))
+    return images + pooled
 
 
 def phantom_images(seed=0, n=48, size=128):
@@ -57,14 +71,20 @@ def train_mlp(images, *, patch, steps, batch=512, sigmas=(0.01, 0.5), dc=False, 
 
 
 def train_gmm(images, *, patch=8, n_components=32, n_patches=200000, n_iter=30, seed=0,
-              sigma_range=(0.005, 1.0), sharpen=0.0):
+              sigma_range=(0.005, 1.0), sharpen=0.0, contrast=1.0):
     """Full-covariance Gaussian mixture of DC-removed patches, fitted by EM; `sharpen` > 0
-    then reduces every covariance by that variance (``sharpened``)."""
+    then reduces every covariance by that variance (``sharpened``); `contrast` > 1 scales
+    each patch by a factor drawn log-uniformly from [1/contrast, contrast] (seed + 1)."""
     from fastscore.data import extract_patches
     from fastscore.patch_gmm import GaussianMixturePatchScore
 
     patches = extract_patches(images, patch, n_patches, rng=seed, augment=True)
-    model = GaussianMixturePatchScore.fit(patches.astype(np.float64), patch, n_components,
+    patches = patches.astype(np.float64)
+    if contrast > 1:
+        log_c = np.log(contrast)
+        patches *= np.exp(np.random.default_rng(seed + 1).uniform(-log_c, log_c,
+                                                                   len(patches)))[:, None]
+    model = GaussianMixturePatchScore.fit(patches, patch, n_components,
                                           n_steps=n_iter, rng=seed, sigma_min=sigma_range[0],
                                           sigma_max=sigma_range[1])
     return model.sharpened(sharpen) if sharpen else model

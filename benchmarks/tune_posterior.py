@@ -54,10 +54,21 @@ def main():
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--weight", type=float, default=1 / 9, help="the patch prior's weight")
     p.add_argument("--train-steps", type=int, default=1500, help="the model's Adam steps")
+    p.add_argument("--end", type=float, help="the ladder's last σ (default: the sampler's, "
+                                             "max(σ_n/4, the model's σ_min))")
+    p.add_argument("--prior", help="a shipped prior's name instead of the Shepp–Logan-family "
+                                   "model (one level, its patch stride, fixed grid)")
     args = p.parse_args()
     fastscore.set_num_threads(2)
-    model = trained_model("shepp-logan-family", shepp_family(), args.train_steps)
-    prior = PatchPrior(model, 3, weight=args.weight)
+    if args.prior:
+        from fastscore import pretrained
+
+        model = pretrained.load(args.prior)
+        prior = PatchPrior(model, model.patch_size, weight=args.weight,
+                           **pretrained.PRIOR_OPTIONS[args.prior])
+    else:
+        model = trained_model("shepp-logan-family", shepp_family(), args.train_steps)
+        prior = PatchPrior(model, 3, weight=args.weight)
     x = validation_image()
     A, y, noise, base = problem(args.case, x, args.seed)
     top = max(0.2, 2 * noise)
@@ -82,6 +93,11 @@ def main():
             kw |= dict(x0=base, steps_per_sigma=steps)
         else:
             kw |= dict(x0=base)
+        if args.end and "sigmas" not in kw:        # the default ladder top, another end
+            top = 2 * noise if isinstance(A, ops.Identity) else None
+            if top is None:
+                raise SystemExit("--end is for the denoising cases")
+            kw["sigmas"] = np.geomspace(top, args.end, 8)
         t0 = time.perf_counter()
         out = posterior_sample(y, A, noise, prior, n_samples=args.chains, rng=7, **kw)
         cov = float(np.mean(np.abs(out.mean - x) <= 1.6448536 * out.std))
