@@ -71,6 +71,8 @@ def main():
         prior = PatchPrior(model, 3, weight=args.weight)
     x = validation_image()
     A, y, noise, base = problem(args.case, x, args.seed)
+    if args.end and not isinstance(A, ops.Identity):
+        p.error("--end is for the denoising cases (their ladder starts at 2σ_n)")
     top = max(0.2, 2 * noise)
     est = map_estimate(y, A, noise, prior, method="hqs", n_steps=30,
                        sigma_schedule=(top, max(noise / 4, 0.02)), x0=base).x
@@ -93,11 +95,8 @@ def main():
             kw |= dict(x0=base, steps_per_sigma=steps)
         else:
             kw |= dict(x0=base)
-        if args.end and "sigmas" not in kw:        # the default ladder top, another end
-            top = 2 * noise if isinstance(A, ops.Identity) else None
-            if top is None:
-                raise SystemExit("--end is for the denoising cases")
-            kw["sigmas"] = np.geomspace(top, args.end, 8)
+        if args.end and "sigmas" not in kw:        # the default ladder's top, another end
+            kw["sigmas"] = np.geomspace(2 * noise, args.end, 8)
         t0 = time.perf_counter()
         out = posterior_sample(y, A, noise, prior, n_samples=args.chains, rng=7, **kw)
         cov = float(np.mean(np.abs(out.mean - x) <= 1.6448536 * out.std))
