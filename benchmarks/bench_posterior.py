@@ -51,11 +51,12 @@ MAP_PART_STEPS = 20000
 MAP_PART_WEIGHTS = {"ct": 1 / 2, "den0.1": 1 / 9, "den0.2": 1 / 9}
 
 
-def trained_model(name, images, steps=1500):
+def trained_model(name, images, steps=1500, patch=3):
     os.makedirs(CACHE, exist_ok=True)
-    path = os.path.join(CACHE, f"post_{name}_{steps}.npz")
+    size = "" if patch == 3 else f"_p{patch}"
+    path = os.path.join(CACHE, f"post_{name}_{steps}{size}.npz")
     if not os.path.exists(path):
-        fit_patch_score(images, patch_size=3, n_steps=steps, sigma_range=(0.02, 0.5),
+        fit_patch_score(images, patch_size=patch, n_steps=steps, sigma_range=(0.02, 0.5),
                         rng=0, dtype=np.float32).save(path)
     return PatchScoreModel.load(path)
 

@@ -54,6 +54,8 @@ def main():
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--weight", type=float, default=1 / 9, help="the patch prior's weight")
     p.add_argument("--train-steps", type=int, default=1500, help="the model's Adam steps")
+    p.add_argument("--patch", type=int, default=3, help="the Shepp–Logan-family model's "
+                                                        "patch size")
     p.add_argument("--end", type=float, help="the ladder's last σ (default: the sampler's, "
                                              "max(σ_n/4, the model's σ_min))")
     p.add_argument("--prior", help="a shipped prior's name instead of the Shepp–Logan-family "
@@ -67,8 +69,9 @@ def main():
         prior = PatchPrior(model, model.patch_size, weight=args.weight,
                            **pretrained.PRIOR_OPTIONS[args.prior])
     else:
-        model = trained_model("shepp-logan-family", shepp_family(), args.train_steps)
-        prior = PatchPrior(model, 3, weight=args.weight)
+        model = trained_model("shepp-logan-family", shepp_family(), args.train_steps,
+                              args.patch)
+        prior = PatchPrior(model, args.patch, weight=args.weight)
     x = validation_image()
     A, y, noise, base = problem(args.case, x, args.seed)
     if args.end and not isinstance(A, ops.Identity):
